@@ -1,0 +1,153 @@
+"""Persistent state of workflows: instances, execution pointers, events, subscriptions."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+
+def new_id() -> str:
+    """A fresh random identifier (UUID4 hex, 32 characters)."""
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    """The current wall-clock time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class WorkflowStatus(enum.StrEnum):
+    """Where a workflow instance stands."""
+
+    RUNNABLE = "RUNNABLE"
+    SUSPENDED = "SUSPENDED"
+    COMPLETE = "COMPLETE"
+    TERMINATED = "TERMINATED"
+
+
+class PointerStatus(enum.StrEnum):
+    """Where one execution pointer (one visit of a step) stands."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETE = "COMPLETE"
+    SKIPPED = "SKIPPED"
+    SLEEPING = "SLEEPING"
+    WAITING_FOR_EVENT = "WAITING_FOR_EVENT"
+    FAILED = "FAILED"
+    COMPENSATED = "COMPENSATED"
+    CANCELLED = "CANCELLED"
+    PENDING_PREDECESSOR = "PENDING_PREDECESSOR"
+
+
+@attrs.define(kw_only=True)
+class ExecutionPointer:
+    """One visit of one step of a workflow instance.
+
+    ``scope`` lists the ids of the enclosing container pointers, innermost first.
+    ``sequence`` orders pointers by creation; ``end_sequence`` by completion, and is
+    what compensation uses to run in reverse completion order (never timestamps).
+    """
+
+    id: str = attrs.field(factory=new_id)
+    step_id: int
+    step_name: str | None = None
+    status: PointerStatus = PointerStatus.PENDING
+    active: bool = True
+    sleep_until: datetime | None = None
+    persistence_data: Any = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    event_name: str | None = None
+    event_key: str | None = None
+    event_published: bool = False
+    event_data: Any = None
+    retry_count: int = 0
+    children: list[str] = attrs.field(factory=list)
+    context_item: Any = None
+    predecessor_id: str | None = None
+    outcome: Any = None
+    scope: list[str] = attrs.field(factory=list)
+    sequence: int = 0
+    end_sequence: int | None = None
+    extension: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.define(kw_only=True)
+class WorkflowInstance:
+    """A running (or finished) workflow: its status, data and execution pointers."""
+
+    id: str = attrs.field(factory=new_id)
+    definition_id: str
+    version: int
+    description: str | None = None
+    reference: str | None = None
+    status: WorkflowStatus = WorkflowStatus.RUNNABLE
+    data: Any = None
+    execution_pointers: list[ExecutionPointer] = attrs.field(factory=list)
+    next_execution: datetime | None = None
+    create_time: datetime = attrs.field(factory=utcnow)
+    complete_time: datetime | None = None
+    fingerprint: str | None = None
+
+    def pointer(self, pointer_id: str) -> ExecutionPointer:
+        """The pointer with this id (``KeyError`` if absent)."""
+        for p in self.execution_pointers:
+            if p.id == pointer_id:
+                return p
+        raise KeyError(pointer_id)
+
+
+@attrs.define(kw_only=True)
+class Event:
+    """An external event published to the host, kept until delivered."""
+
+    id: str = attrs.field(factory=new_id)
+    name: str
+    key: str
+    data: Any = None
+    time: datetime = attrs.field(factory=utcnow)
+    processed: bool = False
+
+
+@attrs.define(kw_only=True)
+class EventSubscription:
+    """A workflow pointer waiting for an event named ``event_name`` with ``event_key``.
+
+    It accepts events whose time is at or after ``as_of``.
+    """
+
+    id: str = attrs.field(factory=new_id)
+    workflow_id: str
+    step_id: int
+    pointer_id: str
+    event_name: str
+    event_key: str
+    as_of: datetime
+    terminated: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class ExecutionError:
+    """One recorded failure of a step (or of the workflow as a whole)."""
+
+    workflow_id: str
+    pointer_id: str | None
+    time: datetime
+    message: str
+
+
+@attrs.frozen(kw_only=True)
+class ScheduledCommand:
+    """A command to run at ``execute_time`` (for example: process a workflow)."""
+
+    name: str
+    data: str
+    execute_time: datetime
+
+    PROCESS_WORKFLOW = "ProcessWorkflow"
+    PROCESS_EVENT = "ProcessEvent"

@@ -1,0 +1,187 @@
+"""JSON storage of workflow data that round-trips Python values exactly.
+
+Plain JSON values are stored as they are. Other supported values are stored as a
+tagged object ``{"$wfe": <tag>, ...}`` so they come back as the same type:
+``Decimal`` (as its exact string), ``datetime``, ``date``, ``time``, ``timedelta``,
+``UUID``, ``Enum`` members, attrs instances (nested at any depth), tuples, sets,
+frozensets and bytes. A dict that itself has a ``"$wfe"`` key is wrapped, so no user
+value is ever mistaken for a tag. Anything else (functions, open files, NaN, dicts
+with non-string keys, ...) is rejected with a :class:`DataSerializationError` that
+names the path of the offending field, for example ``data.items[2].price``.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import importlib
+import json
+import math
+import uuid
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from ._errors import DataSerializationError
+
+TAG = "$wfe"
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _resolve(name: str, path: str) -> type:
+    module_name, _, qual = name.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qual.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise DataSerializationError(
+            f"stored value at {path} names type {name!r}, which cannot be imported", path
+        ) from exc
+    if not isinstance(obj, type):
+        raise DataSerializationError(f"stored value at {path}: {name!r} is not a type", path)
+    return obj
+
+
+def to_jsonable(value: Any, path: str = "data") -> Any:
+    """Convert ``value`` into plain JSON values, tagging what JSON cannot hold."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, enum.Enum):
+        return {TAG: "enum", "type": _qualname(type(value)), "v": to_jsonable(value.value, path)}
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise DataSerializationError(
+                f"cannot store {value!r} at {path}: only finite floats can be stored", path
+            )
+        return value
+    if isinstance(value, Decimal):
+        return {TAG: "decimal", "v": str(value)}
+    if isinstance(value, datetime):
+        return {TAG: "datetime", "v": value.isoformat()}
+    if isinstance(value, date):
+        return {TAG: "date", "v": value.isoformat()}
+    if isinstance(value, time):
+        return {TAG: "time", "v": value.isoformat()}
+    if isinstance(value, timedelta):
+        return {TAG: "timedelta", "d": value.days, "s": value.seconds, "us": value.microseconds}
+    if isinstance(value, uuid.UUID):
+        return {TAG: "uuid", "v": str(value)}
+    if isinstance(value, bytes | bytearray):
+        return {TAG: "bytes", "v": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise DataSerializationError(
+                    f"cannot store dict key {k!r} at {path}: keys must be strings", path
+                )
+            out[k] = to_jsonable(v, f"{path}.{k}" if k.isidentifier() else f"{path}[{k!r}]")
+        if TAG in out:
+            return {TAG: "dict", "v": out}
+        return out
+    if isinstance(value, list):
+        return [to_jsonable(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, tuple | set | frozenset):
+        tag = "tuple" if isinstance(value, tuple) else type(value).__name__
+        if tag not in ("tuple", "set", "frozenset"):
+            raise DataSerializationError(
+                f"cannot store {type(value).__name__} at {path}: not a supported type", path
+            )
+        items = value if isinstance(value, tuple) else sorted(value, key=repr)
+        return {TAG: tag, "v": [to_jsonable(v, f"{path}[{i}]") for i, v in enumerate(items)]}
+    if attrs.has(type(value)):
+        fields = {}
+        for f in attrs.fields(type(value)):
+            if not f.init:
+                continue
+            fields[f.name] = to_jsonable(getattr(value, f.name), f"{path}.{f.name}")
+        return {TAG: "attrs", "type": _qualname(type(value)), "v": fields}
+    raise DataSerializationError(
+        f"cannot store {type(value).__module__}.{type(value).__qualname__} at {path}: "
+        "workflow data may hold JSON values, Decimal, datetime, date, time, timedelta, "
+        "UUID, Enum, bytes, tuples, sets and attrs classes",
+        path,
+    )
+
+
+def from_jsonable(obj: Any, path: str = "data") -> Any:
+    """Inverse of :func:`to_jsonable`."""
+    if isinstance(obj, list):
+        return [from_jsonable(v, f"{path}[{i}]") for i, v in enumerate(obj)]
+    if not isinstance(obj, dict):
+        return obj
+    tag = obj.get(TAG)
+    if tag is None:
+        return {k: from_jsonable(v, f"{path}.{k}") for k, v in obj.items()}
+    v = obj.get("v")
+    match tag:
+        case "decimal":
+            return Decimal(v)
+        case "datetime":
+            return datetime.fromisoformat(v)
+        case "date":
+            return date.fromisoformat(v)
+        case "time":
+            return time.fromisoformat(v)
+        case "timedelta":
+            return timedelta(days=obj["d"], seconds=obj["s"], microseconds=obj["us"])
+        case "uuid":
+            return uuid.UUID(v)
+        case "bytes":
+            return base64.b64decode(v)
+        case "dict":
+            return {k: from_jsonable(x, f"{path}.{k}") for k, x in v.items()}
+        case "tuple":
+            return tuple(from_jsonable(x, f"{path}[{i}]") for i, x in enumerate(v))
+        case "set":
+            return {from_jsonable(x, f"{path}[{i}]") for i, x in enumerate(v)}
+        case "frozenset":
+            return frozenset(from_jsonable(x, f"{path}[{i}]") for i, x in enumerate(v))
+        case "enum":
+            return _resolve(obj["type"], path)(from_jsonable(v, path))
+        case "attrs":
+            cls = _resolve(obj["type"], path)
+            kwargs = {k: from_jsonable(x, f"{path}.{k}") for k, x in v.items()}
+            names = {f.name: f.alias for f in attrs.fields(cls) if f.init}
+            return cls(**{names.get(k, k): x for k, x in kwargs.items() if k in names})
+    raise DataSerializationError(f"stored value at {path} has unknown tag {tag!r}", path)
+
+
+def dumps(value: Any, path: str = "data") -> str:
+    """Serialise ``value`` to a JSON string (see module docs)."""
+    return json.dumps(to_jsonable(value, path), separators=(",", ":"), allow_nan=False)
+
+
+def loads(text: str | None, path: str = "data") -> Any:
+    """Deserialise a string produced by :func:`dumps`; ``None`` stays ``None``."""
+    if text is None:
+        return None
+    return from_jsonable(json.loads(text), path)
+
+
+def restore(value: Any, data_type: type | None) -> Any:
+    """Coerce deserialised ``value`` to ``data_type`` (attrs class or dict) when it differs.
+
+    Used when a definition's data type is an attrs class but the stored data is a plain
+    dict (for example data given as a dict to ``start_workflow``).
+    """
+    if data_type is None or value is None or isinstance(value, data_type):
+        return value
+    if attrs.has(data_type) and isinstance(value, dict):
+        names = {f.name: f.alias for f in attrs.fields(data_type) if f.init}
+        unknown = sorted(set(value) - set(names))
+        if unknown:
+            raise DataSerializationError(
+                f"data for {data_type.__qualname__} has unknown field(s) {', '.join(unknown)}",
+                f"data.{unknown[0]}",
+            )
+        return data_type(**{names[k]: v for k, v in value.items()})
+    return value
