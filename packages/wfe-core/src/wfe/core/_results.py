@@ -53,9 +53,7 @@ class ExecutionResult:
         return cls(proceed=False, branch_values=tuple(values), persistence_data=data)
 
     @classmethod
-    def wait_for_event(
-        cls, name: str, key: str, as_of: datetime | None = None
-    ) -> ExecutionResult:
+    def wait_for_event(cls, name: str, key: str, as_of: datetime | None = None) -> ExecutionResult:
         """Park the step until an event ``name``/``key`` at or after ``as_of`` arrives."""
         return cls(proceed=False, event_name=name, event_key=key, event_as_of=as_of)
 

@@ -121,7 +121,7 @@ def from_jsonable(obj: Any, path: str = "data") -> Any:
     tag = obj.get(TAG)
     if tag is None:
         return {k: from_jsonable(v, f"{path}.{k}") for k, v in obj.items()}
-    v = obj.get("v")
+    v: Any = obj.get("v")
     match tag:
         case "decimal":
             return Decimal(v)

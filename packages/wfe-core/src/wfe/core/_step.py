@@ -66,7 +66,9 @@ class StepBody:
         raise NotImplementedError(f"{type(self).__qualname__} must implement run()")
 
 
-StepFunction = Callable[[StepExecutionContext], "ExecutionResult | None | Awaitable[ExecutionResult | None]"]
+StepFunction = Callable[
+    [StepExecutionContext], "ExecutionResult | Awaitable[ExecutionResult | None] | None"
+]
 
 
 class FunctionStep(StepBody):

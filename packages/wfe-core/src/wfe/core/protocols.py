@@ -299,6 +299,21 @@ class SearchIndex(AsyncProvider, Protocol):
 
 
 @runtime_checkable
+class ProvidesCompanions(Protocol):
+    """Optional: a persistence provider that can also serve locks, queues and search
+    from the same store. The host uses these when no lock/queue/search provider is
+    configured. Each returns a new, not yet entered provider (or ``None``) sharing
+    the persistence provider's database; it is entered after the persistence
+    provider and left before it."""
+
+    def default_locks(self) -> DistributedLockProvider | None: ...
+
+    def default_queues(self) -> QueueProvider | None: ...
+
+    def default_search(self) -> SearchIndex | None: ...
+
+
+@runtime_checkable
 class LifecycleEventPublisher(Protocol):
     """Receives lifecycle events in the order they happen on one host."""
 
@@ -312,6 +327,7 @@ __all__ = [
     "LifecycleEventPublisher",
     "Page",
     "PersistenceProvider",
+    "ProvidesCompanions",
     "QueueItem",
     "QueueKind",
     "QueueProvider",
@@ -319,4 +335,3 @@ __all__ = [
     "SearchIndex",
     "SearchResult",
 ]
-
