@@ -1,5 +1,10 @@
 """wfe.core: models, provider protocols, builder, primitives and executor of wfe."""
 
+from ._builder import ContainerBuilder as ContainerBuilder
+from ._builder import ParallelBuilder as ParallelBuilder
+from ._builder import StepBuilder as StepBuilder
+from ._builder import WhenBuilder as WhenBuilder
+from ._builder import WorkflowBuilder as WorkflowBuilder
 from ._clock import Clock as Clock
 from ._clock import SystemClock as SystemClock
 from ._clock import TrioClock as TrioClock
@@ -46,6 +51,7 @@ from ._step import WorkflowStep as WorkflowStep
 __all__ = [
     "Clock",
     "ConfigurationError",
+    "ContainerBuilder",
     "DataSerializationError",
     "DefinitionDriftError",
     "DefinitionError",
@@ -60,12 +66,14 @@ __all__ = [
     "InputMapping",
     "LifecycleEvent",
     "OutputMapping",
+    "ParallelBuilder",
     "PointerStatus",
     "ProviderError",
     "ProviderNotFoundError",
     "ScheduledCommand",
     "StaleLeaseError",
     "StepBody",
+    "StepBuilder",
     "StepCompleted",
     "StepError",
     "StepExecutionContext",
@@ -74,6 +82,8 @@ __all__ = [
     "SystemClock",
     "TrioClock",
     "WfeError",
+    "WhenBuilder",
+    "WorkflowBuilder",
     "WorkflowCompleted",
     "WorkflowDefinition",
     "WorkflowError",

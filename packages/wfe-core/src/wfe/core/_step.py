@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
 
@@ -19,6 +19,19 @@ LogSink = Callable[[str, str], None]
 
 def _discard_log(stream: str, line: str) -> None:
     return None
+
+
+class WorkflowServices(Protocol):
+    """What the host offers step bodies that start other workflows."""
+
+    async def start_child(
+        self,
+        definition_id: str,
+        version: int | None,
+        data: Any,
+        child_id: str,
+        parent_id: str,
+    ) -> str: ...
 
 
 @attrs.define(kw_only=True)
@@ -38,6 +51,8 @@ class StepExecutionContext:
     persistence_data: Any = None
     log_sink: LogSink = _discard_log
     branch_complete: Callable[[], bool] = lambda: True
+    lookup_pointer: Callable[[str], ExecutionPointer | None] = lambda _id: None
+    services: WorkflowServices | None = None
 
     @property
     def data(self) -> Any:
