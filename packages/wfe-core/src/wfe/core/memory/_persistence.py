@@ -1,0 +1,331 @@
+"""The in-memory store of record: complete, copy-safe, for tests and single-process use."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+import attrs
+import trio
+
+from .._errors import ProviderError, StaleLeaseError, WorkflowNotFoundError
+from .._models import (
+    Event,
+    EventSubscription,
+    ExecutionError,
+    ExecutionPointer,
+    ScheduledCommand,
+    WorkflowInstance,
+    WorkflowStatus,
+)
+from ._locks import LockTable, MemoryLockProvider
+from ._queue import MemoryQueueProvider, QueueState
+from ._records import StoredEvent, StoredInstance, StoredPointer, instance_row
+from ._search import MemorySearchIndex, SearchState
+
+
+class MemoryPersistenceProvider:
+    """A :class:`~wfe.core.protocols.PersistenceProvider` that keeps everything in memory.
+
+    Values are stored as JSON text (see :mod:`wfe.core._serialization`), so returned
+    objects never alias stored ones and unstorable data is refused when written. Its
+    companions (:meth:`default_locks`, :meth:`default_queues`, :meth:`default_search`)
+    share this provider's state, so several hosts given the same object coordinate as
+    they would through a shared database.
+    """
+
+    def __init__(self, *, visibility_timeout: float = 30.0) -> None:
+        self._instances: dict[str, StoredInstance] = {}
+        self._events: dict[str, StoredEvent] = {}
+        self._unprocessed: dict[str, None] = {}  # ordered set of unprocessed event ids
+        self._subscriptions: dict[str, EventSubscription] = {}
+        self._subscription_order: dict[str, int] = {}
+        self._errors: dict[str, list[ExecutionError]] = {}
+        self._commands: dict[tuple[str, str], ScheduledCommand] = {}
+        self._counter = itertools.count()
+        self._lock_table = LockTable()
+        self._queue_state = QueueState(visibility_timeout=visibility_timeout)
+        self._search_state = SearchState()
+
+    @classmethod
+    def from_url(cls, url: str = "memory://", **options: Any) -> MemoryPersistenceProvider:
+        """Entry-point factory for the ``memory`` scheme (the URL carries nothing)."""
+        return cls(**options)
+
+    async def __aenter__(self) -> Self:
+        await self.ensure_store_exists()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await trio.lowlevel.checkpoint()
+
+    # -- companions ------------------------------------------------------------------
+
+    def default_locks(self) -> MemoryLockProvider:
+        """A lock provider (with its own owner id) over this store's lock table."""
+        return MemoryLockProvider.sharing(self._lock_table)
+
+    def default_queues(self) -> MemoryQueueProvider:
+        """A queue provider over this store's queues."""
+        return MemoryQueueProvider.sharing(self._queue_state)
+
+    def default_search(self) -> MemorySearchIndex:
+        """A search index over this store's index."""
+        return MemorySearchIndex.sharing(self._search_state)
+
+    # -- workflows -------------------------------------------------------------------
+
+    async def ensure_store_exists(self) -> None:
+        """Nothing to create in memory; safe to call any number of times."""
+        await trio.lowlevel.checkpoint()
+
+    async def create_workflow(self, instance: WorkflowInstance) -> str:
+        """Store a new instance with all its pointers; returns its id."""
+        await trio.lowlevel.checkpoint()
+        if instance.id in self._instances:
+            raise ProviderError(f"workflow {instance.id!r} already exists")
+        row, data = instance_row(instance)
+        stored = StoredInstance(row=row, data=data)
+        stored.pointers = self._store_pointers(stored, instance.execution_pointers)
+        self._instances[instance.id] = stored
+        return instance.id
+
+    async def persist_workflow(
+        self,
+        instance: WorkflowInstance,
+        pointers: Sequence[ExecutionPointer] | None = None,
+        *,
+        subscriptions: Sequence[EventSubscription] = (),
+        fencing_token: int | None = None,
+    ) -> None:
+        """Save the instance row and ``pointers`` (all when ``None``) and create
+        ``subscriptions``, all or nothing; refuse a write under a stale lease."""
+        await trio.lowlevel.checkpoint()
+        stored = self._instances.get(instance.id)
+        if stored is None:
+            raise WorkflowNotFoundError(f"no workflow instance with id {instance.id!r}")
+        highest = stored.fencing_token
+        if fencing_token is not None and highest is not None and fencing_token < highest:
+            raise StaleLeaseError(
+                f"write to workflow {instance.id!r} refused: fencing token "
+                f"{fencing_token} is older than {highest} (lease lost)"
+            )
+        # Everything that can fail (serialisation) happens before any change is made.
+        row, data = instance_row(instance)
+        listed = instance.execution_pointers if pointers is None else pointers
+        updates = self._store_pointers(stored, listed)
+        subs = [attrs.evolve(s) for s in subscriptions]
+        stored.row = row
+        stored.data = data
+        stored.pointers.update(updates)
+        if fencing_token is not None:
+            stored.fencing_token = max(fencing_token, highest or fencing_token)
+        for sub in subs:
+            self._add_subscription(sub)
+
+    def _store_pointers(
+        self, stored: StoredInstance, pointers: Sequence[ExecutionPointer]
+    ) -> dict[str, StoredPointer]:
+        out: dict[str, StoredPointer] = {}
+        for p in pointers:
+            old = stored.pointers.get(p.id) or out.get(p.id)
+            insertion = old.insertion if old is not None else next(self._counter)
+            out[p.id] = StoredPointer.from_pointer(p, insertion)
+        return out
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowInstance:
+        """The instance with its pointers in stored order."""
+        await trio.lowlevel.checkpoint()
+        stored = self._instances.get(workflow_id)
+        if stored is None:
+            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id!r}")
+        return stored.to_instance()
+
+    async def get_workflows(self, workflow_ids: Sequence[str]) -> list[WorkflowInstance]:
+        """The instances that exist among ``workflow_ids``, in the order asked."""
+        await trio.lowlevel.checkpoint()
+        return [self._instances[i].to_instance() for i in workflow_ids if i in self._instances]
+
+    async def get_runnable_instances(self, as_of: datetime) -> list[str]:
+        """Ids of RUNNABLE instances due at ``as_of``, earliest due first."""
+        await trio.lowlevel.checkpoint()
+        due = [
+            s.row
+            for s in self._instances.values()
+            if s.row.status is WorkflowStatus.RUNNABLE
+            and s.row.next_execution is not None
+            and s.row.next_execution <= as_of
+        ]
+        due.sort(key=lambda r: r.next_execution or as_of)
+        return [r.id for r in due]
+
+    async def list_workflows(
+        self,
+        *,
+        status: WorkflowStatus | None = None,
+        definition_id: str | None = None,
+        skip: int = 0,
+        take: int = 100,
+    ) -> list[WorkflowInstance]:
+        """Instances filtered by status/definition, newest first, without pointers."""
+        await trio.lowlevel.checkpoint()
+        rows = [
+            s
+            for s in self._instances.values()
+            if (status is None or s.row.status == status)
+            and (definition_id is None or s.row.definition_id == definition_id)
+        ]
+        rows.reverse()  # equal create times: most recently stored first
+        rows.sort(key=lambda s: s.row.create_time, reverse=True)
+        return [s.to_instance(with_pointers=False) for s in rows[skip : skip + take]]
+
+    # -- events ----------------------------------------------------------------------
+
+    async def create_event(self, event: Event) -> str:
+        """Store a new event; returns its id."""
+        await trio.lowlevel.checkpoint()
+        if event.id in self._events:
+            raise ProviderError(f"event {event.id!r} already exists")
+        self._events[event.id] = StoredEvent.from_event(event)
+        if not event.processed:
+            self._unprocessed[event.id] = None
+        return event.id
+
+    async def get_event(self, event_id: str) -> Event:
+        """The event; :class:`ProviderError` if absent."""
+        await trio.lowlevel.checkpoint()
+        stored = self._events.get(event_id)
+        if stored is None:
+            raise ProviderError(f"no event with id {event_id!r}")
+        return stored.to_event()
+
+    async def get_runnable_events(self, as_of: datetime) -> list[str]:
+        """Unprocessed due events that an open subscription would accept, earliest first."""
+        await trio.lowlevel.checkpoint()
+        open_subs: dict[tuple[str, str], datetime] = {}
+        for sub in self._subscriptions.values():
+            if not sub.terminated:
+                k = (sub.event_name, sub.event_key)
+                open_subs[k] = min(sub.as_of, open_subs.get(k, sub.as_of))
+        found = []
+        for event_id in self._unprocessed:
+            e = self._events[event_id].event
+            earliest = open_subs.get((e.name, e.key))
+            if e.time <= as_of and earliest is not None and earliest <= e.time:
+                found.append(e)
+        found.sort(key=lambda e: e.time)
+        return [e.id for e in found]
+
+    async def get_pending_events(
+        self, event_name: str, event_key: str, as_of: datetime
+    ) -> list[Event]:
+        """Unprocessed events with this name and key at or after ``as_of``, earliest first."""
+        await trio.lowlevel.checkpoint()
+        found = [
+            self._events[i]
+            for i in self._unprocessed
+            if self._events[i].event.name == event_name
+            and self._events[i].event.key == event_key
+            and self._events[i].event.time >= as_of
+        ]
+        found.sort(key=lambda s: s.event.time)
+        return [s.to_event() for s in found]
+
+    async def mark_event_processed(self, event_id: str) -> None:
+        """Flag the event as delivered (unknown ids are ignored)."""
+        await trio.lowlevel.checkpoint()
+        stored = self._events.get(event_id)
+        if stored is not None:
+            self._events[event_id] = attrs.evolve(
+                stored, event=attrs.evolve(stored.event, processed=True)
+            )
+            self._unprocessed.pop(event_id, None)
+
+    async def mark_event_unprocessed(self, event_id: str) -> None:
+        """Flag the event as pending again (unknown ids are ignored)."""
+        await trio.lowlevel.checkpoint()
+        stored = self._events.get(event_id)
+        if stored is not None:
+            self._events[event_id] = attrs.evolve(
+                stored, event=attrs.evolve(stored.event, processed=False)
+            )
+            self._unprocessed[event_id] = None
+
+    # -- subscriptions ---------------------------------------------------------------
+
+    def _add_subscription(self, sub: EventSubscription) -> None:
+        if sub.id not in self._subscription_order:
+            self._subscription_order[sub.id] = next(self._counter)
+        self._subscriptions[sub.id] = sub
+
+    async def create_subscription(self, subscription: EventSubscription) -> str:
+        """Store a subscription on its own; returns its id."""
+        await trio.lowlevel.checkpoint()
+        self._add_subscription(attrs.evolve(subscription))
+        return subscription.id
+
+    async def get_subscriptions(
+        self, event_name: str, event_key: str, as_of: datetime
+    ) -> list[EventSubscription]:
+        """Open subscriptions with this name and key from ``as_of`` or earlier, oldest first."""
+        await trio.lowlevel.checkpoint()
+        found = [
+            s
+            for s in self._subscriptions.values()
+            if not s.terminated
+            and s.event_name == event_name
+            and s.event_key == event_key
+            and s.as_of <= as_of
+        ]
+        found.sort(key=lambda s: (s.as_of, self._subscription_order[s.id]))
+        return [attrs.evolve(s) for s in found]
+
+    async def terminate_subscription(self, subscription_id: str) -> None:
+        """Close a subscription; unknown or closed ones are left alone."""
+        await trio.lowlevel.checkpoint()
+        sub = self._subscriptions.get(subscription_id)
+        if sub is not None:
+            self._subscriptions[subscription_id] = attrs.evolve(sub, terminated=True)
+
+    async def get_subscription(self, subscription_id: str) -> EventSubscription | None:
+        """The subscription (open or closed), or ``None``."""
+        await trio.lowlevel.checkpoint()
+        sub = self._subscriptions.get(subscription_id)
+        return None if sub is None else attrs.evolve(sub)
+
+    # -- errors and commands ---------------------------------------------------------
+
+    async def persist_errors(self, errors: Sequence[ExecutionError]) -> None:
+        """Append execution errors."""
+        await trio.lowlevel.checkpoint()
+        for error in errors:
+            self._errors.setdefault(error.workflow_id, []).append(error)
+
+    async def get_errors(self, workflow_id: str) -> list[ExecutionError]:
+        """Errors recorded for a workflow, oldest first."""
+        await trio.lowlevel.checkpoint()
+        return sorted(self._errors.get(workflow_id, []), key=lambda e: e.time)
+
+    async def schedule_command(self, command: ScheduledCommand) -> None:
+        """Store a command; one with the same name and data already stored is kept."""
+        await trio.lowlevel.checkpoint()
+        self._commands.setdefault((command.name, command.data), command)
+
+    async def take_due_commands(self, as_of: datetime) -> list[ScheduledCommand]:
+        """Remove and return the commands due at ``as_of``, earliest first."""
+        await trio.lowlevel.checkpoint()
+        due = sorted(
+            (c for c in self._commands.values() if c.execute_time <= as_of),
+            key=lambda c: c.execute_time,
+        )
+        for c in due:
+            del self._commands[(c.name, c.data)]
+        return due
