@@ -1,0 +1,163 @@
+"""Conversions between wfe models and SQLite rows.
+
+Times become integer microseconds since the epoch (UTC; a naive datetime is read as
+UTC) so SQL compares them exactly; they come back timezone-aware UTC. Workflow data and
+pointer fields are JSON from ``wfe.core._serialization``, which round-trips Decimal,
+datetime, attrs classes and the rest exactly.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+
+from wfe.core import (
+    Event,
+    EventSubscription,
+    ExecutionPointer,
+    PointerStatus,
+    WorkflowInstance,
+    WorkflowStatus,
+)
+from wfe.core._serialization import dumps, loads
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+# Pointer fields kept in the JSON body (id and sequence have columns of their own).
+_POINTER_FIELDS = tuple(
+    f.name for f in attrs.fields(ExecutionPointer) if f.name not in ("id", "sequence")
+)
+_POINTER_KNOWN = frozenset(_POINTER_FIELDS)
+
+
+def to_us(value: datetime) -> int:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _US
+
+
+def to_us_opt(value: datetime | None) -> int | None:
+    return None if value is None else to_us(value)
+
+
+def from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def from_us_opt(value: int | None) -> datetime | None:
+    return None if value is None else from_us(value)
+
+
+def pointer_row(workflow_id: str, pointer: ExecutionPointer) -> tuple[str, str, int, str]:
+    """``(id, workflow_id, sequence, body)`` for the ``pointers`` table."""
+    body: dict[str, Any] = {name: getattr(pointer, name) for name in _POINTER_FIELDS}
+    body["status"] = pointer.status.value
+    return (
+        pointer.id,
+        workflow_id,
+        pointer.sequence,
+        dumps(body, f"pointer {pointer.id}"),
+    )
+
+
+def pointer_from_row(pointer_id: str, sequence: int, body: str) -> ExecutionPointer:
+    fields: dict[str, Any] = loads(body, f"pointer {pointer_id}")
+    # Keys a newer release added are ignored; fields it lacks take their defaults.
+    kwargs = {k: v for k, v in fields.items() if k in _POINTER_KNOWN}
+    kwargs["status"] = PointerStatus(kwargs.get("status", PointerStatus.PENDING))
+    return ExecutionPointer(id=pointer_id, sequence=sequence, **kwargs)
+
+
+WORKFLOW_COLUMNS = (
+    "id, definition_id, version, description, reference, status, data, "
+    "next_execution, create_time, complete_time, fingerprint"
+)
+
+
+def workflow_params(instance: WorkflowInstance) -> tuple[Any, ...]:
+    """Values for :data:`WORKFLOW_COLUMNS`, in order."""
+    return (
+        instance.id,
+        instance.definition_id,
+        instance.version,
+        instance.description,
+        instance.reference,
+        WorkflowStatus(instance.status).value,
+        dumps(instance.data),
+        to_us_opt(instance.next_execution),
+        to_us(instance.create_time),
+        to_us_opt(instance.complete_time),
+        instance.fingerprint,
+    )
+
+
+def workflow_from_row(
+    row: tuple[Any, ...], pointers: list[ExecutionPointer] | None = None
+) -> WorkflowInstance:
+    """A :class:`WorkflowInstance` from a row of :data:`WORKFLOW_COLUMNS`."""
+    return WorkflowInstance(
+        id=row[0],
+        definition_id=row[1],
+        version=row[2],
+        description=row[3],
+        reference=row[4],
+        status=WorkflowStatus(row[5]),
+        data=loads(row[6]),
+        execution_pointers=[] if pointers is None else pointers,
+        next_execution=from_us_opt(row[7]),
+        create_time=from_us(row[8]),
+        complete_time=from_us_opt(row[9]),
+        fingerprint=row[10],
+    )
+
+
+EVENT_COLUMNS = "id, name, key, data, time, processed"
+
+
+def event_params(ev: Event) -> tuple[Any, ...]:
+    return (ev.id, ev.name, ev.key, dumps(ev.data), to_us(ev.time), int(ev.processed))
+
+
+def event_from_row(row: tuple[Any, ...]) -> Event:
+    return Event(
+        id=row[0],
+        name=row[1],
+        key=row[2],
+        data=loads(row[3]),
+        time=from_us(row[4]),
+        processed=bool(row[5]),
+    )
+
+
+SUBSCRIPTION_COLUMNS = (
+    "id, workflow_id, step_id, pointer_id, event_name, event_key, as_of, terminated"
+)
+
+
+def subscription_params(sub: EventSubscription) -> tuple[Any, ...]:
+    return (
+        sub.id,
+        sub.workflow_id,
+        sub.step_id,
+        sub.pointer_id,
+        sub.event_name,
+        sub.event_key,
+        to_us(sub.as_of),
+        int(sub.terminated),
+    )
+
+
+def subscription_from_row(row: tuple[Any, ...]) -> EventSubscription:
+    return EventSubscription(
+        id=row[0],
+        workflow_id=row[1],
+        step_id=row[2],
+        pointer_id=row[3],
+        event_name=row[4],
+        event_key=row[5],
+        as_of=from_us(row[6]),
+        terminated=bool(row[7]),
+    )

@@ -1,0 +1,318 @@
+"""One SQLite database shared by the persistence, lock, queue and search providers.
+
+Every provider call is ONE hop into a worker thread (``trio.to_thread.run_sync``) that
+runs a whole transaction on a raw DBAPI connection: a thread hop costs ~200-370 µs and
+SQLAlchemy's statement path ~330 µs per transaction (TECH-NOTES.md), so neither is paid
+per statement. SQLAlchemy's engine owns connection set-up (pragmas in a ``connect``
+hook, ``BEGIN IMMEDIATE`` in a ``begin`` hook) and the schema migrations.
+
+Writes go through one connection behind ``CapacityLimiter(1)`` and start with
+``BEGIN IMMEDIATE`` (a deferred ``BEGIN`` fails with "database is locked" under
+concurrent writers even with a busy timeout). Reads of a file use a small pool of
+their own connections (WAL lets them run beside the writer). ``:memory:`` is one
+connection, so reads and writes share its single limiter.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy.exc
+import trio
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.pool import NullPool, PoolProxiedConnection, StaticPool
+
+from wfe.core import ConfigurationError, ProviderError, WfeError
+
+from ._schema import migrate
+
+T = TypeVar("T")
+
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_URL_FORMS = "sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite://:memory:"
+
+
+def parse_url(url: str) -> Path | None:
+    """The database file named by a ``sqlite:`` URL, or ``None`` for ``:memory:``."""
+    if not isinstance(url, str) or not url.startswith("sqlite:"):
+        raise ConfigurationError(f"not a SQLite URL: {url!r}; expected {_URL_FORMS}")
+    rest = url[len("sqlite:") :]
+    if rest in ("//:memory:", "///:memory:", "//"):
+        return None
+    if not rest.startswith("///") or rest == "///":
+        raise ConfigurationError(f"SQLite URL {url!r} names no file; expected {_URL_FORMS}")
+    if "?" in rest:
+        raise ConfigurationError(
+            f"SQLite URL {url!r} has a query string; pass options as keyword arguments"
+        )
+    return Path(rest[3:])
+
+
+def wall_us() -> int:
+    """Wall-clock microseconds since the epoch: what lease and visibility rows hold,
+    so every process sharing the file reads the same clock."""
+    return time.time_ns() // 1000
+
+
+class Database:
+    """A reference-counted SQLite database: opened by the first provider entered,
+    closed when the last one leaves. Also carries the in-process queue wake-ups."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout: float = 5.0,
+        create_parents: bool = False,
+        read_connections: int = 4,
+        visibility_timeout: float = 30.0,
+        poll_interval: float = 0.05,
+    ) -> None:
+        if synchronous.upper() not in _SYNCHRONOUS:
+            raise ConfigurationError(
+                f"synchronous={synchronous!r} is not one of {', '.join(_SYNCHRONOUS)}"
+            )
+        for name, value in (
+            ("busy_timeout", busy_timeout),
+            ("visibility_timeout", visibility_timeout),
+            ("poll_interval", poll_interval),
+        ):
+            if not value > 0:
+                raise ConfigurationError(f"{name} must be positive, got {value!r}")
+        if read_connections < 1:
+            raise ConfigurationError(f"read_connections must be >= 1, got {read_connections!r}")
+        self.path = None if path is None else path.absolute()
+        self.label = ":memory:" if self.path is None else str(self.path)
+        self.synchronous = synchronous.upper()
+        self.busy_timeout = busy_timeout
+        self.create_parents = create_parents
+        self.read_connections = read_connections
+        # Options the queue companion inherits.
+        self.visibility_timeout = visibility_timeout
+        self.poll_interval = poll_interval
+        self._users = 0
+        self._open_lock = trio.Lock()
+        self._engine: Engine | None = None
+        self._writer: PoolProxiedConnection | None = None
+        self._readers: list[PoolProxiedConnection] = []
+        self._all_readers: list[PoolProxiedConnection] = []
+        self._readers_lock = threading.Lock()
+        self._write_limiter = trio.CapacityLimiter(1)
+        # ``:memory:`` is one connection: its reads queue behind the writer.
+        self._read_limiter = (
+            self._write_limiter if self.path is None else trio.CapacityLimiter(read_connections)
+        )
+        self._wakeups: dict[str, trio.Event] = {}
+
+    @property
+    def is_memory(self) -> bool:
+        return self.path is None
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def acquire(self) -> None:
+        """Open the database if this is its first user."""
+        async with self._open_lock:
+            if self._users == 0:
+                await trio.to_thread.run_sync(self._open, limiter=self._write_limiter)
+            self._users += 1
+
+    async def release(self) -> None:
+        """Close the database when its last user leaves."""
+        async with self._open_lock:
+            if self._users == 0:
+                return
+            self._users -= 1
+            if self._users == 0:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self._close, limiter=self._write_limiter)
+                self._wakeups.clear()
+
+    def _check_path(self, path: Path) -> None:
+        parent = path.parent
+        if not parent.is_dir():
+            if not self.create_parents:
+                raise ConfigurationError(
+                    f"cannot open SQLite store {path}: directory {parent} does not exist "
+                    "(create it, or pass create_parents=True)"
+                )
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot create directory {parent} for SQLite store {path}: {exc}"
+                ) from exc
+        if path.exists():
+            st = path.stat()
+            if stat.S_ISDIR(st.st_mode):
+                raise ConfigurationError(f"cannot open SQLite store {path}: it is a directory")
+            # Mode bits, not os.access: as root, access() says yes to a 0o444 file.
+            writable = st.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+            if not writable or not os.access(path, os.W_OK):
+                raise ConfigurationError(
+                    f"cannot open SQLite store {path}: the file is read-only; a workflow "
+                    "store must be writable (check its permissions)"
+                )
+
+    def _make_engine(self) -> Engine:
+        if self.path is None:
+            engine = create_engine(
+                "sqlite://",
+                poolclass=StaticPool,
+                connect_args={"check_same_thread": False},
+            )
+        else:
+            engine = create_engine(
+                f"sqlite:///{self.path}",
+                poolclass=NullPool,  # connections are pooled here, one per role
+                connect_args={"check_same_thread": False, "timeout": self.busy_timeout},
+            )
+        wal = self.path is not None
+        busy_ms = int(self.busy_timeout * 1000)
+        synchronous = self.synchronous
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+            # Autocommit at the driver: transactions are begun explicitly
+            # (pysqlite's implicit transactions lost concurrent updates).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            try:
+                cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
+                if wal:
+                    cur.execute("PRAGMA journal_mode = WAL")
+                cur.execute(f"PRAGMA synchronous = {synchronous}")
+                cur.execute("PRAGMA foreign_keys = ON")
+            finally:
+                cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+
+    def _open(self) -> None:
+        if self.path is not None:
+            self._check_path(self.path)
+        engine = self._make_engine()
+        try:
+            with engine.begin() as conn:
+                migrate(conn, self.label)
+            self._writer = engine.raw_connection()
+        except WfeError:
+            engine.dispose()
+            raise
+        except (sqlalchemy.exc.SQLAlchemyError, sqlite3.Error) as exc:
+            engine.dispose()
+            cause = getattr(exc, "orig", None) or exc
+            raise ConfigurationError(
+                f"cannot open SQLite store {self.label}: {cause} "
+                "(is it a SQLite database, and is its directory writable?)"
+            ) from exc
+        self._engine = engine
+
+    def _close(self) -> None:
+        with self._readers_lock:
+            readers, self._readers, self._all_readers = self._all_readers, [], []
+        for conn in readers:
+            conn.close()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- transactions ---------------------------------------------------------------
+
+    def _driver(self, proxied: PoolProxiedConnection | None) -> sqlite3.Connection:
+        if proxied is None:
+            raise ProviderError(f"SQLite store {self.label} is not open: use `async with`")
+        conn = proxied.driver_connection
+        assert isinstance(conn, sqlite3.Connection)
+        return conn
+
+    def _transact(self, conn: sqlite3.Connection, begin: str, fn: Callable[..., T]) -> T:
+        try:
+            conn.execute(begin)
+            try:
+                result = fn(conn)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise ProviderError(f"SQLite store {self.label}: {exc}") from exc
+
+    def _write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return self._transact(self._driver(self._writer), "BEGIN IMMEDIATE", fn)
+
+    def _read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self.path is None:
+            return self._transact(self._driver(self._writer), "BEGIN", fn)
+        if self._engine is None:
+            raise ProviderError(f"SQLite store {self.label} is not open: use `async with`")
+        with self._readers_lock:
+            proxied = self._readers.pop() if self._readers else None
+        if proxied is None:
+            try:
+                proxied = self._engine.raw_connection()
+            except sqlalchemy.exc.SQLAlchemyError as exc:
+                raise ProviderError(f"SQLite store {self.label}: {exc}") from exc
+            with self._readers_lock:
+                self._all_readers.append(proxied)
+        try:
+            return self._transact(self._driver(proxied), "BEGIN", fn)
+        finally:
+            with self._readers_lock:
+                self._readers.append(proxied)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE`` transaction, in a worker thread.
+
+        Not abandoned on cancellation: the transaction finishes (commits or rolls back)
+        before the caller sees the ``Cancelled``, so a write is all or nothing."""
+        return await trio.to_thread.run_sync(self._write_sync, fn, limiter=self._write_limiter)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` in one read transaction (a consistent snapshot)."""
+        return await trio.to_thread.run_sync(self._read_sync, fn, limiter=self._read_limiter)
+
+    async def migrate(self) -> None:
+        """Create missing tables (idempotent)."""
+
+        def run() -> None:
+            if self._engine is None:
+                raise ProviderError(f"SQLite store {self.label} is not open: use `async with`")
+            with self._engine.begin() as conn:
+                migrate(conn, self.label)
+
+        await trio.to_thread.run_sync(run, limiter=self._write_limiter)
+
+    # -- in-process queue wake-ups ------------------------------------------------------
+
+    def wakeup(self, kind: str) -> trio.Event:
+        """The event the next enqueue of ``kind`` in this process sets. Take it before
+        looking at the table, so an enqueue in between is not missed."""
+        ev = self._wakeups.get(kind)
+        if ev is None:
+            ev = self._wakeups[kind] = trio.Event()
+        return ev
+
+    def notify(self, kind: str) -> None:
+        ev = self._wakeups.pop(kind, None)
+        if ev is not None:
+            ev.set()

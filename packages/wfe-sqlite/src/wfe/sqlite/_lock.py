@@ -1,0 +1,112 @@
+"""Expiring leases with fencing tokens in a SQLite table, shared by every process on the file."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import sqlite3
+from datetime import timedelta
+
+from wfe.core import ConfigurationError
+from wfe.core.protocols import Lease
+
+from . import _codec as c
+from ._base import SqliteProvider, open_database
+from ._database import Database, wall_us
+
+
+class SqliteLockProvider(SqliteProvider):
+    """Exclusive leases on named resources, stored in the ``locks`` table.
+
+    Expiry uses wall-clock time written in the row, so processes sharing the file agree
+    on it. Each resource's row keeps its token counter after release, so fencing tokens
+    grow strictly with every acquisition, across processes and restarts.
+    """
+
+    _owner: str
+
+    def __init__(
+        self,
+        url: str = "sqlite://:memory:",
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout: float = 5.0,
+        create_parents: bool = False,
+    ) -> None:
+        self._share(
+            open_database(
+                url,
+                synchronous=synchronous,
+                busy_timeout=busy_timeout,
+                create_parents=create_parents,
+            )
+        )
+
+    def _share(self, db: Database) -> None:
+        super()._share(db)
+        # Names this provider in lease rows (useful when inspecting the file).
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+    async def acquire(self, resource: str, ttl: timedelta) -> Lease | None:
+        """A lease on ``resource`` for ``ttl``, or ``None`` while another live lease
+        holds it. Never waits for the holder."""
+        ttl_us = _ttl_us(ttl)
+        owner = self._owner
+
+        def run(conn: sqlite3.Connection) -> Lease | None:
+            now = wall_us()
+            row = conn.execute(
+                "SELECT owner, token, expires_at FROM locks WHERE resource = ?", (resource,)
+            ).fetchone()
+            if row is not None and row[0] is not None and row[2] > now:
+                return None
+            token = 1 if row is None else row[1] + 1
+            expires = now + ttl_us
+            conn.execute(
+                "INSERT INTO locks (resource, owner, token, expires_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (resource) DO UPDATE SET owner = excluded.owner, "
+                "token = excluded.token, expires_at = excluded.expires_at",
+                (resource, owner, token, expires),
+            )
+            return Lease(
+                resource=resource,
+                owner=owner,
+                fencing_token=token,
+                ttl=ttl,
+                expires_at=c.from_us(expires),
+            )
+
+        return await self._db.write(run)
+
+    async def renew(self, lease: Lease) -> bool:
+        """Extend a still-held lease by its ``ttl``; ``False`` (and no change) when it
+        expired, was released or was taken over."""
+        ttl_us = _ttl_us(lease.ttl)
+
+        def run(conn: sqlite3.Connection) -> bool:
+            now = wall_us()
+            cur = conn.execute(
+                "UPDATE locks SET expires_at = ? WHERE resource = ? AND owner = ? "
+                "AND token = ? AND expires_at > ?",
+                (now + ttl_us, lease.resource, lease.owner, lease.fencing_token, now),
+            )
+            return cur.rowcount == 1
+
+        return await self._db.write(run)
+
+    async def release(self, lease: Lease) -> None:
+        """Give the lease up; harmless when it is no longer held by its owner."""
+        await self._db.write(
+            lambda conn: conn.execute(
+                "UPDATE locks SET owner = NULL, expires_at = 0 "
+                "WHERE resource = ? AND owner = ? AND token = ?",
+                (lease.resource, lease.owner, lease.fencing_token),
+            )
+        )
+
+
+def _ttl_us(ttl: timedelta) -> int:
+    if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
+        raise ConfigurationError(f"lease ttl must be a positive timedelta, got {ttl!r}")
+    return ttl // timedelta(microseconds=1)

@@ -1,0 +1,163 @@
+"""At-least-once work queues in a SQLite table, with a visibility timeout and ack."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+
+import trio
+
+from wfe.core import ConfigurationError
+from wfe.core.protocols import QueueItem, QueueKind
+
+from ._base import SqliteProvider, open_database
+from ._database import wall_us
+
+
+class SqliteQueueProvider(SqliteProvider):
+    """Queues per :class:`~wfe.core.protocols.QueueKind` in the ``queue_items`` table.
+
+    A dequeued row stays in the table, invisible for ``visibility_timeout`` seconds,
+    until acked; if its taker dies it is delivered again. Each delivery carries a fresh
+    random receipt, so an old receipt cannot ack a redelivery. Enqueueing an id that is
+    already waiting is coalesced. A dequeue wakes at once on an enqueue from this
+    process (through providers sharing the database) and polls every
+    ``poll_interval`` seconds for other processes' enqueues.
+    """
+
+    def __init__(
+        self,
+        url: str = "sqlite://:memory:",
+        *,
+        visibility_timeout: float = 30.0,
+        poll_interval: float = 0.05,
+        synchronous: str = "NORMAL",
+        busy_timeout: float = 5.0,
+        create_parents: bool = False,
+    ) -> None:
+        self._share(
+            open_database(
+                url,
+                synchronous=synchronous,
+                busy_timeout=busy_timeout,
+                create_parents=create_parents,
+                visibility_timeout=visibility_timeout,
+                poll_interval=poll_interval,
+            )
+        )
+
+    @property
+    def visibility_timeout(self) -> float:
+        """Seconds a dequeued item stays invisible before it is delivered again."""
+        return self._db.visibility_timeout
+
+    async def enqueue(self, kind: QueueKind, item_id: str) -> None:
+        """Add ``item_id`` to ``kind`` (coalesced with a waiting copy)."""
+        kind_value = _kind(kind)
+        await self._db.write(
+            lambda conn: conn.execute(
+                "INSERT OR IGNORE INTO queue_items (kind, item_id, receipt, visible_at) "
+                "VALUES (?, ?, NULL, 0)",
+                (kind_value, item_id),
+            )
+        )
+        self._db.notify(kind_value)
+
+    async def dequeue(self, kind: QueueKind, timeout: float) -> QueueItem | None:
+        """The oldest visible item of ``kind``, waiting up to ``timeout`` seconds;
+        ``None`` when none came. Cancelling it loses no item."""
+        kind_enum = QueueKind(_kind(kind))
+        if not timeout >= 0:
+            raise ConfigurationError(f"dequeue timeout must be >= 0 seconds, got {timeout!r}")
+        deadline = trio.current_time() + timeout
+        db = self._db
+        vt_us = max(1, round(db.visibility_timeout * 1_000_000))
+
+        def take(conn: sqlite3.Connection) -> tuple[tuple[int, str, str] | None, int | None]:
+            now = wall_us()
+            row = conn.execute(
+                "SELECT id, item_id FROM queue_items WHERE kind = ? AND visible_at <= ? "
+                "ORDER BY id LIMIT 1",
+                (kind_enum.value, now),
+            ).fetchone()
+            if row is None:
+                # When the earliest in-flight item becomes visible again.
+                nxt = conn.execute(
+                    "SELECT min(visible_at) FROM queue_items WHERE kind = ?",
+                    (kind_enum.value,),
+                ).fetchone()
+                return None, nxt[0]
+            token = secrets.token_hex(8)
+            conn.execute(
+                "UPDATE queue_items SET receipt = ?, visible_at = ? WHERE id = ?",
+                (token, now + vt_us, row[0]),
+            )
+            return (row[0], row[1], token), None
+
+        while True:
+            wakeup = db.wakeup(kind_enum.value)
+            taken, next_visible = await db.write(take)
+            if taken is not None:
+                row_id, item_id, token = taken
+                item = QueueItem(kind=kind_enum, item_id=item_id, receipt=f"{row_id}:{token}")
+                try:
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                except trio.Cancelled:
+                    # Cancelled while the row was being taken: put it back at once.
+                    with trio.CancelScope(shield=True):
+                        await self._put_back(item)
+                    raise
+                return item
+            remaining = deadline - trio.current_time()
+            if remaining <= 0:
+                return None
+            # Other processes are only seen by polling; in memory nobody else writes.
+            wait = remaining if db.is_memory else min(remaining, db.poll_interval)
+            if next_visible is not None:
+                wait = min(wait, max(0.0, (next_visible - wall_us()) / 1_000_000))
+            with trio.move_on_after(wait):
+                await wakeup.wait()
+
+    async def ack(self, item: QueueItem) -> None:
+        """Finish a delivery; acking twice or with a superseded receipt is harmless."""
+        parsed = _parse_receipt(item.receipt)
+        if parsed is None:
+            return
+        await self._db.write(
+            lambda conn: conn.execute(
+                "DELETE FROM queue_items WHERE id = ? AND receipt = ?", parsed
+            )
+        )
+
+    async def _put_back(self, item: QueueItem) -> None:
+        """Make a delivery visible again (or drop it when a waiting copy exists)."""
+        parsed = _parse_receipt(item.receipt)
+        if parsed is None:
+            return
+
+        def run(conn: sqlite3.Connection) -> None:
+            cur = conn.execute(
+                "UPDATE OR IGNORE queue_items SET receipt = NULL, visible_at = 0 "
+                "WHERE id = ? AND receipt = ?",
+                parsed,
+            )
+            if cur.rowcount == 0:
+                conn.execute("DELETE FROM queue_items WHERE id = ? AND receipt = ?", parsed)
+
+        await self._db.write(run)
+        self._db.notify(item.kind.value)
+
+
+def _kind(kind: QueueKind) -> str:
+    try:
+        return QueueKind(kind).value
+    except ValueError:
+        known = ", ".join(k.value for k in QueueKind)
+        raise ConfigurationError(f"unknown queue kind {kind!r}; expected one of {known}") from None
+
+
+def _parse_receipt(receipt: str) -> tuple[int, str] | None:
+    row_id, sep, token = receipt.partition(":")
+    if not sep or not row_id.isdigit():
+        return None
+    return int(row_id), token

@@ -1,0 +1,181 @@
+"""Full-text search over workflow instances with SQLite's FTS5."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from wfe.core import ConfigurationError, WorkflowInstance, WorkflowStatus
+from wfe.core._serialization import TAG, dumps, loads, to_jsonable
+from wfe.core.protocols import Page, SearchFilters, SearchResult
+
+from . import _codec as c
+from ._base import SqliteProvider, open_database
+
+_DOC_COLUMNS = (
+    "id, definition_id, version, status, reference, description, create_time, complete_time, data"
+)
+
+
+def data_text(data: Any) -> str:
+    """The searchable words of workflow data: its string, number and boolean values
+    (not its keys, nor the type tags the serialiser adds)."""
+    words: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if TAG in value:
+                walk(value.get("v"))
+            else:
+                for v in value.values():
+                    walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif value is not None:
+            words.append(str(value))
+
+    walk(to_jsonable(data))
+    return " ".join(words)
+
+
+def fts_query(terms: str) -> str | None:
+    """An FTS5 query matching every whitespace-separated term as a (prefix) phrase,
+    or ``None`` when ``terms`` holds no words.
+
+    Each term is quoted as an FTS5 string (``"`` doubled), so operators, brackets,
+    column filters and stray quotes in user input are plain text and cannot raise.
+    Terms without a letter or digit tokenize to nothing and are dropped."""
+    parts = [
+        '"' + term.replace('"', '""') + '"*'
+        for term in terms.split()
+        if any(ch.isalnum() for ch in term)
+    ]
+    return " ".join(parts) if parts else None
+
+
+class SqliteSearchIndex(SqliteProvider):
+    """Search over reference, description, definition id, status and data text.
+
+    Terms are matched case-insensitively, every term must match, and a term also
+    matches words it is a prefix of (``inv`` finds ``invoice``).
+    """
+
+    def __init__(
+        self,
+        url: str = "sqlite://:memory:",
+        *,
+        synchronous: str = "NORMAL",
+        busy_timeout: float = 5.0,
+        create_parents: bool = False,
+    ) -> None:
+        self._share(
+            open_database(
+                url,
+                synchronous=synchronous,
+                busy_timeout=busy_timeout,
+                create_parents=create_parents,
+            )
+        )
+
+    async def index(self, instance: WorkflowInstance) -> None:
+        """Add ``instance`` to the index, replacing its earlier entry."""
+        status = WorkflowStatus(instance.status).value
+        doc = (
+            instance.id,
+            instance.definition_id,
+            instance.version,
+            status,
+            instance.reference,
+            instance.description,
+            c.to_us(instance.create_time),
+            c.to_us_opt(instance.complete_time),
+            dumps(instance.data),
+        )
+        text = (
+            instance.reference or "",
+            instance.description or "",
+            instance.definition_id,
+            status,
+            data_text(instance.data),
+        )
+
+        def run(conn: sqlite3.Connection) -> None:
+            (rowid,) = conn.execute(
+                f"INSERT INTO search_documents ({_DOC_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "definition_id = excluded.definition_id, version = excluded.version, "
+                "status = excluded.status, reference = excluded.reference, "
+                "description = excluded.description, create_time = excluded.create_time, "
+                "complete_time = excluded.complete_time, data = excluded.data "
+                "RETURNING rowid",
+                doc,
+            ).fetchone()
+            conn.execute("DELETE FROM search_fts WHERE rowid = ?", (rowid,))
+            conn.execute(
+                "INSERT INTO search_fts "
+                "(rowid, reference, description, definition_id, status, data) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (rowid, *text),
+            )
+
+        await self._db.write(run)
+
+    async def search(
+        self,
+        terms: str,
+        filters: SearchFilters | None = None,
+        skip: int = 0,
+        take: int = 100,
+    ) -> Page:
+        """The page of matches ``skip`` .. ``skip + take``, newest first, and the total."""
+        if skip < 0 or take < 0:
+            raise ConfigurationError(f"skip and take must not be negative, got {skip} and {take}")
+        where: list[str] = []
+        params: list[Any] = []
+        query = fts_query(terms)
+        if query is not None:
+            where.append("rowid IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)")
+            params.append(query)
+        f = filters or SearchFilters()
+        for clause, value in (
+            ("status = ?", None if f.status is None else WorkflowStatus(f.status).value),
+            ("definition_id = ?", f.definition_id),
+            ("reference = ?", f.reference),
+            ("create_time >= ?", c.to_us_opt(f.created_from)),
+            ("create_time <= ?", c.to_us_opt(f.created_to)),
+            ("complete_time >= ?", c.to_us_opt(f.completed_from)),
+            ("complete_time <= ?", c.to_us_opt(f.completed_to)),
+        ):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
+
+        def run(conn: sqlite3.Connection) -> tuple[int, list[tuple[Any, ...]]]:
+            (total,) = conn.execute(
+                f"SELECT count(*) FROM search_documents{cond}", params
+            ).fetchone()
+            rows = conn.execute(
+                f"SELECT {_DOC_COLUMNS} FROM search_documents{cond} "
+                "ORDER BY create_time DESC, rowid DESC LIMIT ? OFFSET ?",
+                [*params, take, skip],
+            ).fetchall()
+            return total, rows
+
+        total, rows = await self._db.read(run)
+        return Page(items=[_result(r) for r in rows], total=total)
+
+
+def _result(row: tuple[Any, ...]) -> SearchResult:
+    return SearchResult(
+        id=row[0],
+        definition_id=row[1],
+        version=row[2],
+        status=WorkflowStatus(row[3]),
+        reference=row[4],
+        description=row[5],
+        create_time=c.from_us(row[6]),
+        complete_time=c.from_us_opt(row[7]),
+        data=loads(row[8]),
+    )
