@@ -210,6 +210,8 @@ class WorkflowDefinition:
     data_type: type | None = None
     default_error_behavior: ErrorBehavior | None = None
     description: str | None = None
+    data_validator: Callable[[Any], None] | None = None
+    """Called by ``start_workflow`` with the initial data; raises to reject it."""
 
     def step(self, step_id: int) -> WorkflowStep:
         """The step with this id."""

@@ -1,0 +1,294 @@
+"""One host's hold on one workflow instance: run its runnable pointers until idle.
+
+While the host holds the instance (its lease), finished steps are checkpointed and
+their successors started without a queue round trip. Runnable pointers run
+concurrently in a nursery, bounded per instance. A successor never starts before
+the checkpoint that created it has been persisted.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import Any
+
+import trio
+
+from .._lifecycle import LifecycleEvent, StepStarted
+from .._models import (
+    Event,
+    EventSubscription,
+    ExecutionError,
+    ExecutionPointer,
+    PointerStatus,
+    WorkflowStatus,
+)
+from .._results import ExecutionResult
+from .._step import StepBody, StepExecutionContext
+from ._env import ExecutorEnv
+from ._failure import handle_failure
+from ._outcomes import check_cancellations, check_complete, process_result
+from ._state import InstanceState
+
+
+class InstanceRun:
+    """Executes one instance while its lease is held; see module docs."""
+
+    def __init__(self, env: ExecutorEnv, state: InstanceState, fencing_token: int | None) -> None:
+        self.env = env
+        self.state = state
+        self.instance = state.instance
+        self.fencing_token = fencing_token
+        self.accepting = True
+        self.running: dict[str, trio.CancelScope] = {}
+        self.new_subscriptions: list[EventSubscription] = []
+        self.closed_subscriptions: list[str] = []
+        self.errors: list[ExecutionError] = []
+        self.after_flush: list[LifecycleEvent] = []
+        self.instance_dirty = False
+        self._inflight: set[str] = set()
+        self._flush_lock = trio.Lock()
+        self._limiter = trio.CapacityLimiter(max(1, env.max_parallel_steps))
+        self._nursery: trio.Nursery | None = None
+        self._idle = trio.Event()
+        self._sleep_scope: trio.CancelScope | None = None
+        self._waker_scope: trio.CancelScope | None = None
+        self._waker_at: datetime | None = None
+
+    # -- helpers used by result processing and failure handling -------------------
+
+    def now(self) -> datetime:
+        return self.env.clock.now()
+
+    def publish_after_flush(self, event: LifecycleEvent) -> None:
+        self.after_flush.append(event)
+
+    def lifecycle_fields(self) -> dict[str, Any]:
+        i = self.instance
+        return {
+            "workflow_instance_id": i.id,
+            "definition_id": i.definition_id,
+            "version": i.version,
+            "reference": i.reference,
+            "time": self.now(),
+        }
+
+    def cancel_running(self, pointer_id: str) -> None:
+        scope = self.running.get(pointer_id)
+        if scope is not None and trio.lowlevel.current_task() is not None:
+            scope.cancel()
+
+    def stop_others(self, current: ExecutionPointer | None) -> None:
+        """The workflow ended: cancel every other running step."""
+        for pid, scope in self.running.items():
+            if current is None or pid != current.id:
+                scope.cancel()
+
+    # -- main loop ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until nothing is runnable now (or within the hold window), then flush."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                while True:
+                    self._idle = trio.Event()
+                    self._changed()
+                    if self.running:
+                        await self._idle.wait()
+                        continue
+                    if self.instance.status is not WorkflowStatus.RUNNABLE:
+                        break
+                    now = self.now()
+                    wake = self.state.next_wake(now)
+                    if wake is None or wake - now > self.env.hold_window:
+                        break
+                    await self._flush()
+                    with trio.CancelScope() as cs:
+                        self._sleep_scope = cs
+                        await self.env.clock.sleep_until(wake)
+                    self._sleep_scope = None
+                self.accepting = False
+                if self._waker_scope is not None:
+                    self._waker_scope.cancel()
+        finally:
+            self.accepting = False
+        await self._flush()
+
+    def _changed(self) -> None:
+        """Something changed: apply cancel conditions, finish the workflow, start work."""
+        check_cancellations(self)
+        check_complete(self)
+        self._schedule()
+        if not self.running:
+            self._idle.set()
+
+    def _schedule(self) -> None:
+        if self._nursery is None or self.instance.status is not WorkflowStatus.RUNNABLE:
+            return
+        now = self.now()
+        dirty = self.state.dirty
+        earliest: datetime | None = None
+        for pid in list(self.state.active):
+            if pid in self.running or pid in dirty or pid in self._inflight:
+                continue
+            p = self.state.pointers[pid]
+            if self.state.is_runnable(p, now):
+                self.running[pid] = trio.CancelScope()
+                self._nursery.start_soon(self._run_pointer, p)
+            elif p.sleep_until is not None and (earliest is None or p.sleep_until < earliest):
+                earliest = p.sleep_until
+        wake_sooner = self._waker_at is None or (earliest is not None and earliest < self._waker_at)
+        if self.running and earliest is not None and wake_sooner:
+            if self._waker_scope is not None:
+                self._waker_scope.cancel()
+            self._waker_at = earliest
+            self._nursery.start_soon(self._waker, earliest)
+
+    async def _waker(self, when: datetime) -> None:
+        with trio.CancelScope() as cs:
+            self._waker_scope = cs
+            await self.env.clock.sleep_until(when)
+            self._waker_at = None
+            self._waker_scope = None
+            self._changed()
+
+    async def _run_pointer(self, p: ExecutionPointer) -> None:
+        scope = self.running[p.id]
+        try:
+            with scope:
+                async with self._limiter:
+                    await self._execute(p)
+        finally:
+            del self.running[p.id]
+        await self._flush()
+        self._changed()
+
+    async def _execute(self, p: ExecutionPointer) -> None:
+        state = self.state
+        step = state.step(p)
+        now = self.now()
+        if p.start_time is None:
+            p.start_time = now
+            self.env.publish(
+                StepStarted(
+                    **self.lifecycle_fields(),
+                    step_id=step.id,
+                    step_name=step.display_name,
+                    pointer_id=p.id,
+                )
+            )
+        p.status = PointerStatus.RUNNING
+        state.touch(p)
+        body = step.make_body()
+        ctx = StepExecutionContext(
+            workflow=self.instance,
+            step=step,
+            pointer=p,
+            item=p.context_item,
+            persistence_data=p.persistence_data,
+            branch_complete=lambda: state.branch_complete(p.id),
+            lookup_pointer=state.pointers.get,
+            services=self.env.services,
+        )
+        if self.env.log_sink is not None:
+            ctx.log_sink = self.env.log_sink
+        try:
+            for mapping in step.inputs:
+                mapping.apply(body, self.instance.data, ctx)
+            result = await self._invoke(body, ctx)
+            if result is None:
+                result = ExecutionResult.next()
+            elif not isinstance(result, ExecutionResult):
+                raise TypeError(
+                    f"step {step.display_name!r} returned {type(result).__qualname__}; "
+                    "expected ExecutionResult or None"
+                )
+            if result.proceed:
+                for out in step.outputs:
+                    out.apply(body, self.instance.data)
+        except Exception as exc:
+            if self.instance.status is WorkflowStatus.RUNNABLE and p.end_time is None:
+                handle_failure(self, p, step, exc)
+            return
+        if self.instance.status is WorkflowStatus.RUNNABLE and p.end_time is None:
+            process_result(self, p, step, result)
+
+    async def _invoke(self, body: StepBody, ctx: StepExecutionContext) -> ExecutionResult | None:
+        middleware = self.env.step_middleware
+
+        async def call(i: int) -> ExecutionResult | None:
+            if i == len(middleware):
+                outcome: Any = body.run(ctx)
+                if inspect.isawaitable(outcome):
+                    outcome = await outcome
+                return outcome  # type: ignore[no-any-return]
+            return await middleware[i](ctx, body, lambda: call(i + 1))
+
+        if not middleware:
+            return await call(0)
+        nested: Awaitable[ExecutionResult | None] = call(0)
+        return await nested
+
+    # -- persistence -------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        """Persist every change made so far (one transaction), then publish its events."""
+        async with self._flush_lock:
+            state = self.state
+            if not (state.dirty or self.new_subscriptions or self.errors or self.instance_dirty):
+                return
+            pointers = list(state.dirty.values())
+            self._inflight = set(state.dirty)
+            state.dirty = {}
+            subs, self.new_subscriptions = self.new_subscriptions, []
+            errors, self.errors = self.errors, []
+            closed, self.closed_subscriptions = self.closed_subscriptions, []
+            events, self.after_flush = self.after_flush, []
+            self.instance_dirty = False
+            inst = self.instance
+            inst.next_execution = (
+                state.next_wake(self.now()) if inst.status is WorkflowStatus.RUNNABLE else None
+            )
+            persistence = self.env.persistence
+            try:
+                await persistence.persist_workflow(
+                    inst, pointers, subscriptions=subs, fencing_token=self.fencing_token
+                )
+                if errors:
+                    await persistence.persist_errors(errors)
+                for sub_id in closed:
+                    await persistence.terminate_subscription(sub_id)
+            finally:
+                self._inflight = set()
+            for event in events:
+                self.env.publish(event)
+            if subs:
+                await self.env.on_subscribed(subs)
+            if inst.status in (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED):
+                await self.env.on_finished(inst)
+
+    # -- external input ----------------------------------------------------------
+
+    async def deliver_event(self, pointer_id: str, event: Event) -> bool:
+        """Hand an event to a waiting pointer of this (held) instance.
+
+        Returns ``False`` when this run no longer accepts input (the caller then goes
+        through the store); ``True`` once the delivery is persisted or moot.
+        """
+        if not self.accepting:
+            return False
+        p = self.state.pointers.get(pointer_id)
+        if p is None or p.status is not PointerStatus.WAITING_FOR_EVENT or p.event_published:
+            return True
+        p.event_published = True
+        p.event_data = event.data
+        p.status = PointerStatus.PENDING
+        self.state.activate(p)
+        await self._flush()
+        if self._sleep_scope is not None:
+            self._sleep_scope.cancel()
+        if self.accepting:
+            self._changed()
+        return True
