@@ -1,0 +1,522 @@
+"""The contract every :class:`~wfe.core.protocols.PersistenceProvider` must pass."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import trio
+
+from .._errors import DataSerializationError, StaleLeaseError, WfeError, WorkflowNotFoundError
+from .._models import (
+    Event,
+    EventSubscription,
+    ExecutionError,
+    PointerStatus,
+    ScheduledCommand,
+    WorkflowInstance,
+    WorkflowStatus,
+    new_id,
+)
+from ..protocols import PersistenceProvider
+from ._samples import T0, SampleData, expect_raises, make_instance, make_pointer, unique_word
+
+
+def _subscription(
+    instance: WorkflowInstance, name: str, key: str, as_of: Any = T0
+) -> EventSubscription:
+    pointer = instance.execution_pointers[-1]
+    return EventSubscription(
+        workflow_id=instance.id,
+        step_id=pointer.step_id,
+        pointer_id=pointer.id,
+        event_name=name,
+        event_key=key,
+        as_of=as_of,
+    )
+
+
+def _ids(items: list[Any]) -> list[str]:
+    return [item.id for item in items]
+
+
+class PersistenceContract:
+    """Contract tests for a persistence provider.
+
+    Subclass it as ``TestXxx`` and supply an async generator fixture ``persistence``
+    yielding an entered provider. The tests tolerate data left by other tests in the
+    same store: each uses fresh ids, names and definition ids.
+    """
+
+    # -- workflows -------------------------------------------------------------------
+
+    async def test_ensure_store_exists_is_idempotent(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        await persistence.ensure_store_exists()
+        await persistence.ensure_store_exists()
+        instance = make_instance()
+        await persistence.create_workflow(instance)
+        await persistence.ensure_store_exists()
+        assert await persistence.get_workflow(instance.id) == instance
+
+    async def test_created_workflow_comes_back_equal(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        instance = make_instance(
+            pointers=3,
+            data={"a": 1},
+            reference="ref",
+            description="desc",
+            next_execution=T0,
+        )
+        instance.fingerprint = "fp-1"
+        assert await persistence.create_workflow(instance) == instance.id
+        got = await persistence.get_workflow(instance.id)
+        assert got == instance, f"stored {instance!r}\nread back {got!r}"
+
+    async def test_get_workflow_of_unknown_id_raises_not_found(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        with expect_raises(WorkflowNotFoundError, "get_workflow of an unknown id"):
+            await persistence.get_workflow(new_id())
+
+    async def test_get_workflows_returns_existing_and_skips_missing(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        a, b = make_instance(pointers=2), make_instance(pointers=1)
+        await persistence.create_workflow(a)
+        await persistence.create_workflow(b)
+        got = await persistence.get_workflows([a.id, new_id(), b.id])
+        assert sorted(_ids(got)) == sorted([a.id, b.id])
+        assert {w.id: w for w in got} == {a.id: a, b.id: b}
+        assert await persistence.get_workflows([]) == []
+
+    async def test_returned_instances_are_copies(self, persistence: PersistenceProvider) -> None:
+        instance = make_instance(pointers=2, data={"items": [1, 2]})
+        await persistence.create_workflow(instance)
+        instance.data["items"].append(3)
+        instance.execution_pointers[0].scope.append("mutated")
+        got = await persistence.get_workflow(instance.id)
+        assert got.data == {"items": [1, 2]}
+        assert "mutated" not in got.execution_pointers[0].scope
+        got.data["items"].append(4)
+        got.execution_pointers[1].status = PointerStatus.FAILED
+        again = await persistence.get_workflow(instance.id)
+        assert again.data == {"items": [1, 2]}
+        assert again.execution_pointers[1].status is PointerStatus.PENDING
+
+    async def test_pointers_come_back_in_sequence_order(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        instance = make_instance(pointers=12)
+        expected = [p.id for p in instance.execution_pointers]
+        random.Random(7).shuffle(instance.execution_pointers)
+        await persistence.create_workflow(instance)
+        got = await persistence.get_workflow(instance.id)
+        assert [p.id for p in got.execution_pointers] == expected, "pointers out of order"
+        assert [p.sequence for p in got.execution_pointers] == list(range(12))
+        for earlier, later in itertools.pairwise(got.execution_pointers):
+            assert later.scope == [earlier.id], "scope lost or reordered"
+
+    async def test_persist_writes_only_listed_pointers(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        instance = make_instance(pointers=3)
+        await persistence.create_workflow(instance)
+        stored_first = attrs.evolve(instance.execution_pointers[0])
+        p0, p1, p2 = instance.execution_pointers
+        p0.status = PointerStatus.FAILED  # changed locally but not listed: must not be written
+        p2.status = PointerStatus.COMPLETE
+        p2.active = False
+        p2.outcome = "done"
+        p2.end_sequence = 3
+        p3 = make_pointer(3, scope=[p2.id, p1.id], predecessor_id=p2.id)
+        instance.execution_pointers.append(p3)
+        instance.status = WorkflowStatus.SUSPENDED
+        await persistence.persist_workflow(instance, [p2, p3])
+        got = await persistence.get_workflow(instance.id)
+        assert got.status is WorkflowStatus.SUSPENDED
+        assert [p.id for p in got.execution_pointers] == [p0.id, p1.id, p2.id, p3.id]
+        assert got.execution_pointers[0] == stored_first, "an unlisted pointer was written"
+        assert got.execution_pointers[1] == p1
+        assert got.execution_pointers[2] == p2
+        assert got.execution_pointers[3] == p3
+        assert got.execution_pointers[3].scope == [p2.id, p1.id]
+
+    async def test_persist_without_pointer_list_writes_all_pointers(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        instance = make_instance(pointers=2)
+        await persistence.create_workflow(instance)
+        for p in instance.execution_pointers:
+            p.retry_count = 5
+        instance.execution_pointers.append(make_pointer(2))
+        await persistence.persist_workflow(instance)
+        assert await persistence.get_workflow(instance.id) == instance
+
+    async def test_many_persists_keep_every_pointer_correct(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        instance = make_instance(pointers=1)
+        await persistence.create_workflow(instance)
+        for step in range(1, 40):
+            last = instance.execution_pointers[-1]
+            last.status = PointerStatus.COMPLETE
+            last.active = False
+            last.end_sequence = step
+            last.persistence_data = {"step": step}
+            new = make_pointer(step, predecessor_id=last.id)
+            instance.execution_pointers.append(new)
+            await persistence.persist_workflow(instance, [last, new])
+        assert await persistence.get_workflow(instance.id) == instance
+
+    async def test_workflow_data_round_trips_exactly(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        data = SampleData()
+        instance = make_instance(data=data)
+        await persistence.create_workflow(instance)
+        got = await persistence.get_workflow(instance.id)
+        assert got.data == data
+        assert isinstance(got.data, SampleData)
+        assert isinstance(got.data.total, Decimal)
+        assert got.data is not data
+        instance.data = {"plain": [1, 2.5, "x", None, True], "nested": {"k": Decimal("1.000")}}
+        await persistence.persist_workflow(instance, [])
+        got = await persistence.get_workflow(instance.id)
+        assert got.data == instance.data
+        assert str(got.data["nested"]["k"]) == "1.000"
+
+    async def test_pointer_values_round_trip_exactly(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        instance = make_instance(pointers=1)
+        p = instance.execution_pointers[0]
+        p.persistence_data = {"cursor": Decimal("10.5"), "seen": {"a", "b"}}
+        p.event_data = SampleData()
+        p.context_item = ("item", 3)
+        p.outcome = T0
+        p.event_name, p.event_key, p.event_published = "evt", "key", True
+        p.sleep_until = T0 + timedelta(minutes=5)
+        p.children = ["c1", "c2"]
+        p.extension = {"parallel_limit": 4, "child": {"id": "x"}}
+        await persistence.create_workflow(instance)
+        got = await persistence.get_workflow(instance.id)
+        assert got.execution_pointers[0] == p
+
+    async def test_unstorable_data_is_rejected_and_nothing_changes(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        bad = make_instance(data={"fn": lambda: None})
+        with expect_raises(DataSerializationError, "create_workflow with a lambda in data"):
+            await persistence.create_workflow(bad)
+        with expect_raises(WorkflowNotFoundError, "get_workflow after a refused create"):
+            await persistence.get_workflow(bad.id)
+        instance = make_instance(pointers=1, data={"ok": 1})
+        await persistence.create_workflow(instance)
+        stored = await persistence.get_workflow(instance.id)
+        instance.status = WorkflowStatus.COMPLETE
+        instance.data = {"items": [1, 2, {"fn": print}]}
+        sub = _subscription(instance, unique_word(), "k")
+        with expect_raises(DataSerializationError, "persist_workflow with unstorable data") as e:
+            await persistence.persist_workflow(instance, subscriptions=[sub])
+        assert getattr(e[0], "path", None) == "data.items[2].fn"
+        assert await persistence.get_workflow(instance.id) == stored
+        assert await persistence.get_subscription(sub.id) is None
+        instance.data = {"ok": 2}
+        instance.execution_pointers[0].persistence_data = object()
+        with expect_raises(DataSerializationError, "persist_workflow with unstorable pointer"):
+            await persistence.persist_workflow(instance)
+        assert await persistence.get_workflow(instance.id) == stored
+
+    async def test_runnable_instances_by_time_and_status(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        due = make_instance(next_execution=T0)
+        later = make_instance(next_execution=T0 + timedelta(hours=1))
+        never = make_instance(next_execution=None)
+        suspended = make_instance(next_execution=T0, status=WorkflowStatus.SUSPENDED)
+        complete = make_instance(next_execution=T0, status=WorkflowStatus.COMPLETE)
+        for w in (due, later, never, suspended, complete):
+            await persistence.create_workflow(w)
+        runnable = set(await persistence.get_runnable_instances(T0))
+        assert due.id in runnable
+        assert not runnable & {later.id, never.id, suspended.id, complete.id}
+        runnable = set(await persistence.get_runnable_instances(T0 + timedelta(hours=2)))
+        assert {due.id, later.id} <= runnable
+        due.next_execution = None
+        await persistence.persist_workflow(due, [])
+        assert due.id not in await persistence.get_runnable_instances(T0 + timedelta(hours=2))
+
+    async def test_list_workflows_filters_newest_first_and_pages(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        definition = unique_word("def")
+        made = []
+        for i in range(5):
+            status = WorkflowStatus.COMPLETE if i % 2 else WorkflowStatus.RUNNABLE
+            w = make_instance(
+                definition_id=definition,
+                status=status,
+                pointers=2,
+                create_time=T0 + timedelta(minutes=i),
+            )
+            await persistence.create_workflow(w)
+            made.append(w)
+        await persistence.create_workflow(make_instance(definition_id=unique_word("other")))
+        newest_first = [w.id for w in reversed(made)]
+        listed = await persistence.list_workflows(definition_id=definition)
+        assert _ids(listed) == newest_first
+        assert all(w.execution_pointers == [] for w in listed), "list_workflows loads pointers"
+        assert listed[0].create_time == made[-1].create_time
+        page = await persistence.list_workflows(definition_id=definition, skip=1, take=2)
+        assert _ids(page) == newest_first[1:3]
+        complete = await persistence.list_workflows(
+            definition_id=definition, status=WorkflowStatus.COMPLETE
+        )
+        assert _ids(complete) == [made[3].id, made[1].id]
+        anywhere = await persistence.list_workflows(status=WorkflowStatus.COMPLETE, take=10_000)
+        assert {made[3].id, made[1].id} <= set(_ids(anywhere))
+        assert made[0].id not in _ids(anywhere)
+
+    async def test_concurrent_persists_of_different_instances(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        instances = [make_instance(pointers=1, data={"n": i}) for i in range(30)]
+
+        async def run(instance: WorkflowInstance) -> None:
+            await persistence.create_workflow(instance)
+            for step in range(1, 4):
+                last = instance.execution_pointers[-1]
+                last.status = PointerStatus.COMPLETE
+                new = make_pointer(step)
+                instance.execution_pointers.append(new)
+                instance.data = {"n": instance.data["n"], "step": step}
+                await persistence.persist_workflow(instance, [last, new])
+
+        async with trio.open_nursery() as nursery:
+            for instance in instances:
+                nursery.start_soon(run, instance)
+        got = await persistence.get_workflows([w.id for w in instances])
+        assert {w.id: w for w in got} == {w.id: w for w in instances}
+
+    # -- fencing ---------------------------------------------------------------------
+
+    async def test_stale_fencing_token_is_refused_and_changes_nothing(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        instance = make_instance(pointers=1, data={"v": 0})
+        await persistence.create_workflow(instance)
+        instance.data = {"v": 1}
+        await persistence.persist_workflow(instance, fencing_token=7)
+        stored = await persistence.get_workflow(instance.id)
+        instance.data = {"v": 2}
+        instance.execution_pointers[0].status = PointerStatus.FAILED
+        sub = _subscription(instance, unique_word(), "k")
+        with expect_raises(StaleLeaseError, "persist_workflow with an older fencing token"):
+            await persistence.persist_workflow(instance, subscriptions=[sub], fencing_token=6)
+        assert await persistence.get_workflow(instance.id) == stored
+        assert await persistence.get_subscription(sub.id) is None
+
+    async def test_same_or_newer_fencing_token_is_accepted(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        instance = make_instance(pointers=1, data={"v": 0})
+        await persistence.create_workflow(instance)
+        for token, value in ((3, 1), (3, 2), (9, 3)):
+            instance.data = {"v": value}
+            await persistence.persist_workflow(instance, [], fencing_token=token)
+            assert (await persistence.get_workflow(instance.id)).data == {"v": value}
+        with expect_raises(StaleLeaseError, "persist_workflow after a newer token was seen"):
+            await persistence.persist_workflow(instance, [], fencing_token=3)
+        instance.data = {"v": 4}
+        await persistence.persist_workflow(instance, [])  # unfenced writes are not refused
+        assert (await persistence.get_workflow(instance.id)).data == {"v": 4}
+
+    # -- subscriptions ---------------------------------------------------------------
+
+    async def test_subscriptions_are_created_with_persist_workflow(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        instance = make_instance(pointers=1)
+        await persistence.create_workflow(instance)
+        name = unique_word()
+        sub = _subscription(instance, name, "key-1", T0)
+        instance.execution_pointers[0].status = PointerStatus.WAITING_FOR_EVENT
+        await persistence.persist_workflow(
+            instance, instance.execution_pointers, subscriptions=[sub]
+        )
+        assert await persistence.get_subscription(sub.id) == sub
+        assert await persistence.get_subscriptions(name, "key-1", T0) == [sub]
+        got = await persistence.get_workflow(instance.id)
+        assert got.execution_pointers[0].status is PointerStatus.WAITING_FOR_EVENT
+
+    async def test_get_subscriptions_by_name_key_and_as_of_oldest_first(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        instance = make_instance(pointers=1)
+        await persistence.create_workflow(instance)
+        name = unique_word()
+        late = _subscription(instance, name, "k", T0 + timedelta(minutes=10))
+        early = _subscription(instance, name, "k", T0)
+        other_key = _subscription(instance, name, "other", T0)
+        other_name = _subscription(instance, unique_word(), "k", T0)
+        for sub in (late, early, other_key, other_name):
+            assert await persistence.create_subscription(sub) == sub.id
+        assert await persistence.get_subscriptions(name, "k", T0 - timedelta(seconds=1)) == []
+        assert await persistence.get_subscriptions(name, "k", T0) == [early]
+        found = await persistence.get_subscriptions(name, "k", T0 + timedelta(hours=1))
+        assert found == [early, late]
+        await persistence.terminate_subscription(early.id)
+        found = await persistence.get_subscriptions(name, "k", T0 + timedelta(hours=1))
+        assert found == [late]
+        closed = await persistence.get_subscription(early.id)
+        assert closed is not None
+        assert closed.terminated
+
+    async def test_terminating_unknown_or_closed_subscription_is_harmless(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        await persistence.terminate_subscription(new_id())
+        assert await persistence.get_subscription(new_id()) is None
+        instance = make_instance()
+        await persistence.create_workflow(instance)
+        sub = _subscription(instance, unique_word(), "k")
+        await persistence.create_subscription(sub)
+        await persistence.terminate_subscription(sub.id)
+        await persistence.terminate_subscription(sub.id)
+        closed = await persistence.get_subscription(sub.id)
+        assert closed is not None
+        assert closed.terminated
+
+    # -- events ----------------------------------------------------------------------
+
+    async def test_created_event_comes_back_equal(self, persistence: PersistenceProvider) -> None:
+        event = Event(name=unique_word(), key="k", data=SampleData(), time=T0)
+        assert await persistence.create_event(event) == event.id
+        got = await persistence.get_event(event.id)
+        assert got == event
+        assert got.data is not event.data
+
+    async def test_get_event_of_unknown_id_raises(self, persistence: PersistenceProvider) -> None:
+        with expect_raises(WfeError, "get_event of an unknown id"):
+            await persistence.get_event(new_id())
+
+    async def test_runnable_events_need_an_open_subscription(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        name = unique_word()
+        event = Event(name=name, key="k", data=1, time=T0)
+        await persistence.create_event(event)
+        far = T0 + timedelta(days=1)
+        assert event.id not in await persistence.get_runnable_events(far), "no subscriber yet"
+        instance = make_instance()
+        await persistence.create_workflow(instance)
+        too_late = _subscription(instance, name, "k", T0 + timedelta(seconds=1))
+        wrong_key = _subscription(instance, name, "other", T0)
+        await persistence.create_subscription(too_late)
+        await persistence.create_subscription(wrong_key)
+        assert event.id not in await persistence.get_runnable_events(far)
+        sub = _subscription(instance, name, "k", T0 - timedelta(seconds=1))
+        await persistence.persist_workflow(instance, [], subscriptions=[sub])
+        assert event.id in await persistence.get_runnable_events(far)
+        assert event.id in await persistence.get_runnable_events(T0)
+        early = T0 - timedelta(microseconds=1)
+        assert event.id not in await persistence.get_runnable_events(early), "not due yet"
+        await persistence.terminate_subscription(sub.id)
+        assert event.id not in await persistence.get_runnable_events(far)
+
+    async def test_runnable_events_are_earliest_first_and_exclude_processed(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        name = unique_word()
+        instance = make_instance()
+        await persistence.create_workflow(instance)
+        await persistence.create_subscription(_subscription(instance, name, "k", T0))
+        second = Event(name=name, key="k", time=T0 + timedelta(seconds=2))
+        first = Event(name=name, key="k", time=T0 + timedelta(seconds=1))
+        done = Event(name=name, key="k", time=T0 + timedelta(seconds=3), processed=True)
+        for e in (second, first, done):
+            await persistence.create_event(e)
+        runnable = await persistence.get_runnable_events(T0 + timedelta(days=1))
+        ours = [i for i in runnable if i in {first.id, second.id, done.id}]
+        assert ours == [first.id, second.id]
+
+    async def test_pending_events_by_name_key_and_as_of_earliest_first(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        name = unique_word()
+        events = [
+            Event(name=name, key="k", data=i, time=T0 + timedelta(seconds=s))
+            for i, s in enumerate((5, -5, 0, 10))
+        ]
+        events.append(Event(name=name, key="other", time=T0))
+        events.append(Event(name=name, key="k", time=T0 + timedelta(seconds=1), processed=True))
+        for e in events:
+            await persistence.create_event(e)
+        pending = await persistence.get_pending_events(name, "k", T0)
+        assert [e.data for e in pending] == [2, 0, 3]
+        assert _ids(await persistence.get_pending_events(name, "k", T0 - timedelta(hours=1))) == [
+            events[1].id,
+            events[2].id,
+            events[0].id,
+            events[3].id,
+        ]
+        assert await persistence.get_pending_events(name, "k", T0 + timedelta(hours=1)) == []
+
+    async def test_mark_event_processed_and_unprocessed(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        name = unique_word()
+        event = Event(name=name, key="k", time=T0)
+        await persistence.create_event(event)
+        await persistence.mark_event_processed(event.id)
+        assert (await persistence.get_event(event.id)).processed
+        assert await persistence.get_pending_events(name, "k", T0) == []
+        await persistence.mark_event_processed(event.id)
+        await persistence.mark_event_unprocessed(event.id)
+        assert not (await persistence.get_event(event.id)).processed
+        assert _ids(await persistence.get_pending_events(name, "k", T0)) == [event.id]
+
+    # -- errors and commands ---------------------------------------------------------
+
+    async def test_execution_errors_are_appended_and_listed_oldest_first(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        instance = make_instance()
+        await persistence.create_workflow(instance)
+        pointer_id = instance.execution_pointers[0].id
+        e2 = ExecutionError(
+            workflow_id=instance.id, pointer_id=pointer_id, time=T0 + timedelta(1), message="b"
+        )
+        e1 = ExecutionError(workflow_id=instance.id, pointer_id=None, time=T0, message="a")
+        await persistence.persist_errors([e2])
+        await persistence.persist_errors([e1])
+        await persistence.persist_errors([])
+        assert await persistence.get_errors(instance.id) == [e1, e2]
+        assert await persistence.get_errors(new_id()) == []
+
+    async def test_scheduled_commands_are_taken_once_when_due(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        tag = unique_word()
+        late = ScheduledCommand(name="Cmd", data=f"{tag}-late", execute_time=T0)
+        early = ScheduledCommand(
+            name="Cmd", data=f"{tag}-early", execute_time=T0 - timedelta(minutes=1)
+        )
+        future = ScheduledCommand(
+            name="Cmd", data=f"{tag}-future", execute_time=T0 + timedelta(hours=1)
+        )
+        for c in (late, early, future, late):
+            await persistence.schedule_command(c)
+        taken = [c for c in await persistence.take_due_commands(T0) if c.data.startswith(tag)]
+        assert taken == [early, late], "due commands missing, repeated or out of order"
+        again = await persistence.take_due_commands(T0)
+        assert not [c for c in again if c.data.startswith(tag)], "a command was taken twice"
+        rest = await persistence.take_due_commands(T0 + timedelta(days=1))
+        assert [c for c in rest if c.data.startswith(tag)] == [future]
