@@ -45,10 +45,11 @@ def fts_query(terms: str) -> str | None:
 
     Each term is quoted as an FTS5 string (``"`` doubled), so operators, brackets,
     column filters and stray quotes in user input are plain text and cannot raise.
-    Terms without a letter or digit tokenize to nothing and are dropped."""
+    Terms without a letter or digit tokenize to nothing and are dropped; NUL, which
+    would end the FTS5 string early, separates terms like a space."""
     parts = [
         '"' + term.replace('"', '""') + '"*'
-        for term in terms.split()
+        for term in terms.replace("\x00", " ").split()
         if any(ch.isalnum() for ch in term)
     ]
     return " ".join(parts) if parts else None

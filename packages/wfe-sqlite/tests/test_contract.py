@@ -1,0 +1,26 @@
+"""The shared provider contract suites, on a file database and on ``:memory:``.
+
+Fixtures come from ``conftest.py``: each runs once with a file in ``tmp_path`` and
+once with ``sqlite://:memory:``, where the lock, queue and search index are companions
+of the persistence provider sharing its single database.
+"""
+
+from __future__ import annotations
+
+from wfe.core.testing import LockContract, PersistenceContract, QueueContract, SearchContract
+
+
+class TestSqlitePersistenceContract(PersistenceContract):
+    pass
+
+
+class TestSqliteLockContract(LockContract):
+    pass
+
+
+class TestSqliteQueueContract(QueueContract):
+    visibility_timeout = 0.5
+
+
+class TestSqliteSearchContract(SearchContract):
+    pass
