@@ -23,7 +23,8 @@ async def test_is_a_lock_provider(locks: SqliteLockProvider) -> None:
 
 async def test_a_held_resource_is_refused_without_waiting(locks: SqliteLockProvider) -> None:
     lease = await locks.acquire("wf-1", TTL)
-    assert lease is not None and lease.resource == "wf-1"
+    assert lease is not None
+    assert lease.resource == "wf-1"
     with trio.fail_after(1):
         assert await locks.acquire("wf-1", TTL) is None
     assert await locks.acquire("wf-2", TTL) is not None
@@ -44,7 +45,8 @@ async def test_an_expired_lease_frees_the_resource(locks: SqliteLockProvider) ->
     assert old is not None
     await trio.sleep(0.15)
     new = await locks.acquire("r", TTL)
-    assert new is not None and new.fencing_token > old.fencing_token
+    assert new is not None
+    assert new.fencing_token > old.fencing_token
     assert not await locks.renew(old)
     await locks.release(old)  # must not release the new holder
     assert await locks.acquire("r", TTL) is None
@@ -85,7 +87,8 @@ async def test_providers_on_one_file_exclude_each_other(tmp_path: Path) -> None:
         assert await b.acquire("r", TTL) is None
         await a.release(la)
         lb = await b.acquire("r", TTL)
-        assert lb is not None and lb.fencing_token == la.fencing_token + 1
+        assert lb is not None
+        assert lb.fencing_token == la.fencing_token + 1
 
 
 async def test_tokens_keep_growing_after_reopening(tmp_path: Path) -> None:
@@ -96,7 +99,8 @@ async def test_tokens_keep_growing_after_reopening(tmp_path: Path) -> None:
         await a.release(first)
     async with SqliteLockProvider(url) as a:
         second = await a.acquire("r", TTL)
-        assert second is not None and second.fencing_token > first.fencing_token
+        assert second is not None
+        assert second.fencing_token > first.fencing_token
 
 
 async def test_concurrent_acquirers_get_one_lease(locks: SqliteLockProvider) -> None:

@@ -279,7 +279,8 @@ async def test_subscriptions_by_name_key_and_as_of(persistence: SqlitePersistenc
     await persistence.terminate_subscription(earlier.id)
     await persistence.terminate_subscription("unknown")
     closed = await persistence.get_subscription(earlier.id)
-    assert closed is not None and closed.terminated
+    assert closed is not None
+    assert closed.terminated
     assert await persistence.get_subscription("unknown") is None
     assert await persistence.get_subscriptions("e", "k", T0) == []
 

@@ -29,7 +29,9 @@ async def test_fifo_per_kind_and_kinds_are_isolated(queues: SqliteQueueProvider)
     assert got == ["a", "b", "c"]
     assert await queues.dequeue(W, 0) is None
     item = await queues.dequeue(E, 0)
-    assert item is not None and item.kind is E and item.item_id == "e"
+    assert item is not None
+    assert item.kind is E
+    assert item.item_id == "e"
 
 
 async def test_enqueueing_a_waiting_id_is_coalesced(queues: SqliteQueueProvider) -> None:
@@ -41,7 +43,8 @@ async def test_enqueueing_a_waiting_id_is_coalesced(queues: SqliteQueueProvider)
     # Taken (not waiting) ids are enqueued afresh: the taker may have read old state.
     await queues.enqueue(W, "x")
     again = await queues.dequeue(W, 0)
-    assert again is not None and again.item_id == "x"
+    assert again is not None
+    assert again.item_id == "x"
 
 
 async def test_unacked_item_is_delivered_again_with_a_new_receipt(
@@ -55,7 +58,8 @@ async def test_unacked_item_is_delivered_again_with_a_new_receipt(
         assert await q.dequeue(W, 0) is None
         with trio.fail_after(2):
             second = await q.dequeue(W, 1)
-        assert second is not None and second.item_id == "x"
+        assert second is not None
+        assert second.item_id == "x"
         assert second.receipt != first.receipt
         await q.ack(first)  # the old receipt acks nothing
         await trio.sleep(0.25)
@@ -79,9 +83,11 @@ async def test_dequeue_wakes_at_once_on_enqueue_in_process(
     queues: SqliteQueueProvider,
 ) -> None:
     got: list[QueueItem | None] = []
+    arrived = trio.Event()
 
     async def consumer() -> None:
         got.append(await queues.dequeue(W, 10))
+        arrived.set()
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(consumer)
@@ -89,10 +95,10 @@ async def test_dequeue_wakes_at_once_on_enqueue_in_process(
         start = trio.current_time()
         await queues.enqueue(W, "now")
         with trio.fail_after(5):
-            while not got:
-                await trio.sleep(0.001)
+            await arrived.wait()
         elapsed = trio.current_time() - start
-    assert got[0] is not None and got[0].item_id == "now"
+    assert got[0] is not None
+    assert got[0].item_id == "now"
     assert elapsed < 0.04
 
 
@@ -107,7 +113,8 @@ async def test_cancelled_dequeue_loses_no_item(queues: SqliteQueueProvider) -> N
         await queues.dequeue(W, 10)
     await queues.enqueue(W, "kept")
     item = await queues.dequeue(W, 0)
-    assert item is not None and item.item_id == "kept"
+    assert item is not None
+    assert item.item_id == "kept"
 
 
 async def test_other_provider_on_the_file_is_seen_by_polling(tmp_path: Path) -> None:
@@ -118,14 +125,16 @@ async def test_other_provider_on_the_file_is_seen_by_polling(tmp_path: Path) -> 
         trio.open_nursery() as nursery,
     ):
         got: list[QueueItem | None] = []
+        arrived = trio.Event()
 
         async def take() -> None:
             got.append(await consumer.dequeue(W, 5))
+            arrived.set()
 
         nursery.start_soon(take)
         await trio.sleep(0.05)
         await producer.enqueue(W, "remote")
         with trio.fail_after(1):
-            while not got:
-                await trio.sleep(0.005)
-    assert got[0] is not None and got[0].item_id == "remote"
+            await arrived.wait()
+    assert got[0] is not None
+    assert got[0].item_id == "remote"

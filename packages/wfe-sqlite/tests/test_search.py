@@ -78,8 +78,11 @@ def test_any_text_becomes_a_valid_query(terms: str) -> None:
 
 def test_data_text_holds_values_not_keys_or_tags() -> None:
     text = data_text({"secret_key": "visible", "n": Decimal("1.5"), "when": T0})
-    assert "visible" in text and "1.5" in text and "2024-05-01" in text
-    assert "secret_key" not in text and "$wfe" not in text
+    assert "visible" in text
+    assert "1.5" in text
+    assert "2024-05-01" in text
+    assert "secret_key" not in text
+    assert "$wfe" not in text
 
 
 async def test_filters_narrow_results(search_index: SqliteSearchIndex) -> None:
