@@ -41,6 +41,7 @@ class InstanceRun:
         self.instance = state.instance
         self.fencing_token = fencing_token
         self.accepting = True
+        self.draining = False
         self.running: dict[str, trio.CancelScope] = {}
         self.new_subscriptions: list[EventSubscription] = []
         self.closed_subscriptions: list[str] = []
@@ -98,7 +99,7 @@ class InstanceRun:
                     if self.running:
                         await self._idle.wait()
                         continue
-                    if self.instance.status is not WorkflowStatus.RUNNABLE:
+                    if self.draining or self.instance.status is not WorkflowStatus.RUNNABLE:
                         break
                     now = self.now()
                     wake = self.state.next_wake(now)
@@ -125,7 +126,11 @@ class InstanceRun:
             self._idle.set()
 
     def _schedule(self) -> None:
-        if self._nursery is None or self.instance.status is not WorkflowStatus.RUNNABLE:
+        if (
+            self._nursery is None
+            or self.draining
+            or self.instance.status is not WorkflowStatus.RUNNABLE
+        ):
             return
         now = self.now()
         dirty = self.state.dirty

@@ -1,0 +1,392 @@
+"""The host's background work: queue consumers, the runnable poller, timers, leases."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from wfe.core import (
+    DefinitionDriftError,
+    DefinitionNotFoundError,
+    Event,
+    EventSubscription,
+    ExecutionError,
+    PointerStatus,
+    StaleLeaseError,
+    WfeError,
+    WorkflowError,
+    WorkflowInstance,
+    WorkflowNotFoundError,
+    WorkflowStatus,
+)
+from wfe.core._executor import ExecutorEnv, InstanceRun, InstanceState
+from wfe.core.primitives import CHILD_FINISHED_EVENT
+from wfe.core.protocols import Lease, QueueItem, QueueKind
+
+from ._timers import TimerWheel
+
+if TYPE_CHECKING:
+    from ._host import WorkflowHost
+
+log = logging.getLogger("wfe.host")
+
+_DEQUEUE_TIMEOUT = 1.0
+_EVENT_RETRY = timedelta(milliseconds=200)
+_MAX_BACKOFF = 300.0
+
+
+class Dispatcher:
+    """Runs inside the host's nursery; see module docs."""
+
+    def __init__(self, host: WorkflowHost) -> None:
+        self.host = host
+        self.runs: dict[str, InstanceRun] = {}
+        self._workflow_limiter = trio.CapacityLimiter(host.config.max_concurrent_workflows)
+        self._event_limiter = trio.CapacityLimiter(max(1, host.config.event_workers))
+        self._service_scope = trio.CancelScope()
+        self._work: trio.Nursery | None = None
+        self._draining = False
+        self._runs_done = trio.Event()
+        self._backoff: dict[str, int] = {}
+        self._wf_timers = TimerWheel(host.clock, self._wake_workflow)
+        self._event_timers = TimerWheel(host.clock, self._wake_event)
+        self.env = ExecutorEnv(
+            persistence=host.persistence,
+            clock=host.clock,
+            publish=host._publish,
+            log_sink=host.config.log_sink,
+            services=self,
+            step_middleware=host.config.step_middleware,
+            max_parallel_steps=host.config.max_parallel_steps,
+            on_subscribed=self.on_subscribed,
+            on_finished=self.on_finished,
+        )
+
+    @staticmethod
+    def lock_name(workflow_id: str) -> str:
+        return f"wfe:workflow:{workflow_id}"
+
+    # -- serving --------------------------------------------------------------
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as work:
+            self._work = work
+            with self._service_scope:
+                async with trio.open_nursery() as services:
+                    await services.start(self._wf_timers.serve)
+                    await services.start(self._event_timers.serve)
+                    services.start_soon(self._consume, QueueKind.WORKFLOW, self._workflow_limiter)
+                    services.start_soon(self._consume, QueueKind.EVENT, self._event_limiter)
+                    if self.host.search_index is not None:
+                        services.start_soon(self._consume, QueueKind.INDEX, trio.CapacityLimiter(1))
+                    services.start_soon(self._poll)
+                    task_status.started()
+            # Services stopped (draining): let in-flight work finish in `work`.
+
+    async def drain(self, grace: timedelta) -> None:
+        """Stop taking work; wait up to ``grace`` for in-flight steps; then stop."""
+        self._draining = True
+        self._service_scope.cancel()
+        for run in list(self.runs.values()):
+            run.draining = True
+            run._changed()
+        with trio.move_on_after(grace.total_seconds()):
+            if self.runs:
+                await self._runs_done.wait()
+        if self._work is not None:
+            self._work.cancel_scope.cancel()
+
+    async def _consume(self, kind: QueueKind, limiter: trio.CapacityLimiter) -> None:
+        queues = self.host.queues
+        assert self._work is not None
+        while True:
+            token = object()
+            await limiter.acquire_on_behalf_of(token)
+            try:
+                item = await queues.dequeue(kind, _DEQUEUE_TIMEOUT)
+            except BaseException:
+                limiter.release_on_behalf_of(token)
+                raise
+            if item is None:
+                limiter.release_on_behalf_of(token)
+                continue
+            self._work.start_soon(self._handle, item, limiter, token)
+
+    async def _handle(self, item: QueueItem, limiter: trio.CapacityLimiter, token: object) -> None:
+        # The consumer took a slot before dequeuing (so it never takes work it cannot
+        # start); the slot is given back here.
+        try:
+            if item.kind is QueueKind.WORKFLOW:
+                await self.process_workflow(item.item_id)
+            elif item.kind is QueueKind.EVENT:
+                await self.process_event(item.item_id)
+            else:
+                await self._index(item.item_id)
+        except (WorkflowNotFoundError, StaleLeaseError) as exc:
+            log.info("queue item %s %s dropped: %s", item.kind, item.item_id, exc)
+        except WfeError:
+            log.exception("processing %s %s failed", item.kind, item.item_id)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.host.queues.ack(item)
+            limiter.release_on_behalf_of(token)
+
+    async def _poll(self) -> None:
+        host = self.host
+        while True:
+            now = host.clock.now()
+            with contextlib.suppress(WfeError):
+                for wid in await host.persistence.get_runnable_instances(now):
+                    if wid not in self.runs:
+                        await host.queues.enqueue(QueueKind.WORKFLOW, wid)
+                for eid in await host.persistence.get_runnable_events(now):
+                    await host.queues.enqueue(QueueKind.EVENT, eid)
+            await host.clock.sleep_until(now + host.config.poll_interval)
+
+    async def _wake_workflow(self, workflow_id: str) -> None:
+        if workflow_id not in self.runs:
+            await self.host.queues.enqueue(QueueKind.WORKFLOW, workflow_id)
+
+    async def _wake_event(self, event_id: str) -> None:
+        await self.host.queues.enqueue(QueueKind.EVENT, event_id)
+
+    async def request_index(self, workflow_id: str) -> None:
+        if self.host.search_index is not None:
+            await self.host.queues.enqueue(QueueKind.INDEX, workflow_id)
+
+    async def _index(self, workflow_id: str) -> None:
+        index = self.host.search_index
+        if index is not None:
+            await index.index(await self.host.persistence.get_workflow(workflow_id))
+
+    # -- leases -----------------------------------------------------------------
+
+    async def _renew(self, lease: Lease, scope: trio.CancelScope) -> None:
+        locks = self.host.locks
+        interval = max(lease.ttl.total_seconds() / 3, 0.01)
+        while True:
+            await trio.sleep(interval)
+            if not await locks.renew(lease):
+                log.warning("lost the lease on %s; stopping its run", lease.resource)
+                scope.cancel()
+                return
+
+    async def _release(self, lease: Lease) -> None:
+        with trio.CancelScope(shield=True), contextlib.suppress(WfeError):
+            await self.host.locks.release(lease)
+
+    # -- workflows ----------------------------------------------------------------
+
+    async def process_workflow(self, workflow_id: str) -> None:
+        if workflow_id in self.runs or self._draining:
+            return
+        host = self.host
+        lease = await host.locks.acquire(self.lock_name(workflow_id), host.config.lease_ttl)
+        if lease is None:
+            return
+        try:
+            with trio.CancelScope() as scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._renew, lease, scope)
+                    await self._execute(workflow_id, lease)
+                    nursery.cancel_scope.cancel()
+        finally:
+            await self._release(lease)
+
+    async def _execute(self, workflow_id: str, lease: Lease) -> None:
+        host = self.host
+        instance = await host.persistence.get_workflow(workflow_id)
+        if instance.status is not WorkflowStatus.RUNNABLE:
+            return
+        now = host.clock.now()
+        if instance.next_execution is None:
+            return
+        if instance.next_execution > now:
+            self._wf_timers.schedule(workflow_id, instance.next_execution)
+            return
+        definition = host.registry.get(instance.definition_id, instance.version)
+        problem: WfeError | None = None
+        if definition is None:
+            problem = DefinitionNotFoundError(
+                f"workflow {workflow_id}: no definition {instance.definition_id!r} version "
+                f"{instance.version} is registered on this host; register it, the workflow "
+                "is retried with backoff"
+            )
+        elif instance.fingerprint and instance.fingerprint != definition.fingerprint:
+            problem = DefinitionDriftError(
+                f"workflow {workflow_id}: definition {definition.id!r} version "
+                f"{definition.version} has a different step graph than the one this instance "
+                "was started with; register the original graph or give the new one a new version"
+            )
+        else:
+            for p in instance.execution_pointers:
+                if p.step_id >= len(definition.steps):
+                    problem = DefinitionDriftError(
+                        f"workflow {workflow_id}: step {p.step_id} is missing from "
+                        f"definition {definition.id!r} version {definition.version}"
+                    )
+                    break
+        if problem is not None or definition is None:
+            await self._defer(instance, lease, str(problem))
+            return
+        self._backoff.pop(workflow_id, None)
+        run = InstanceRun(self.env, InstanceState(instance, definition), lease.fencing_token)
+        self.runs[workflow_id] = run
+        try:
+            await run.run()
+        finally:
+            del self.runs[workflow_id]
+            if self._draining and not self.runs:
+                self._runs_done.set()
+        await self.request_index(workflow_id)
+        if instance.status is WorkflowStatus.RUNNABLE and instance.next_execution is not None:
+            self._wf_timers.schedule(workflow_id, instance.next_execution)
+
+    async def _defer(self, instance: WorkflowInstance, lease: Lease, message: str) -> None:
+        """Record an error and retry later with exponential backoff (never spin)."""
+        host = self.host
+        attempt = self._backoff.get(instance.id, 0) + 1
+        self._backoff[instance.id] = attempt
+        now = host.clock.now()
+        delay = timedelta(seconds=min(2.0**attempt, _MAX_BACKOFF))
+        instance.next_execution = now + delay
+        await host.persistence.persist_workflow(instance, [], fencing_token=lease.fencing_token)
+        await host.persistence.persist_errors(
+            [ExecutionError(workflow_id=instance.id, pointer_id=None, time=now, message=message)]
+        )
+        host._publish(
+            WorkflowError(
+                workflow_instance_id=instance.id,
+                definition_id=instance.definition_id,
+                version=instance.version,
+                reference=instance.reference,
+                time=now,
+                message=message,
+            )
+        )
+        self._wf_timers.schedule(instance.id, instance.next_execution)
+
+    async def on_finished(self, instance: WorkflowInstance) -> None:
+        """A workflow ended: tell a parent waiting on it (sub-workflow)."""
+        host = self.host
+        subs = await host.persistence.get_subscriptions(
+            CHILD_FINISHED_EVENT, instance.id, host.clock.now()
+        )
+        if subs:
+            await host.publish_event(
+                CHILD_FINISHED_EVENT,
+                instance.id,
+                {"status": instance.status.value, "data": instance.data},
+            )
+
+    async def start_child(
+        self,
+        definition_id: str,
+        version: int | None,
+        data: Any,
+        child_id: str,
+        parent_id: str,
+    ) -> str:
+        """Create a child workflow (idempotent by id); it is queued once the parent's
+        subscription to its end is stored (see :meth:`on_subscribed`)."""
+        host = self.host
+        with contextlib.suppress(WorkflowNotFoundError):
+            await host.persistence.get_workflow(child_id)
+            return child_id
+        return await host.start_workflow(
+            definition_id,
+            version,
+            data,
+            reference=f"child of {parent_id}",
+            workflow_id=child_id,
+            enqueue=False,
+        )
+
+    async def on_subscribed(self, subs: list[EventSubscription]) -> None:
+        """New waits: hand them an already pending event; start awaited children."""
+        host = self.host
+        for sub in subs:
+            if sub.event_name == CHILD_FINISHED_EVENT:
+                await host.queues.enqueue(QueueKind.WORKFLOW, sub.event_key)
+            pending = await host.persistence.get_pending_events(
+                sub.event_name, sub.event_key, sub.as_of
+            )
+            if pending:
+                await host.queues.enqueue(QueueKind.EVENT, pending[0].id)
+
+    # -- events -------------------------------------------------------------------
+
+    async def process_event(self, event_id: str) -> None:
+        host = self.host
+        persistence = host.persistence
+        event = await persistence.get_event(event_id)
+        if event.processed:
+            return
+        lease = await host.locks.acquire(
+            f"wfe:event:{event.name}:{event.key}", host.config.lease_ttl
+        )
+        if lease is None:
+            self._event_timers.schedule(event_id, host.clock.now() + _EVENT_RETRY)
+            return
+        try:
+            event = await persistence.get_event(event_id)
+            if event.processed:
+                return
+            subs = await persistence.get_subscriptions(event.name, event.key, event.time)
+            delivered = blocked = False
+            for sub in subs:
+                pending = await persistence.get_pending_events(event.name, event.key, sub.as_of)
+                if pending and pending[0].id != event.id:
+                    # This subscription takes the earliest eligible event first.
+                    await host.queues.enqueue(QueueKind.EVENT, pending[0].id)
+                    continue
+                if await self._deliver(sub, event):
+                    await persistence.terminate_subscription(sub.id)
+                    delivered = True
+                else:
+                    blocked = True
+            if blocked:
+                self._event_timers.schedule(event_id, host.clock.now() + _EVENT_RETRY)
+            elif delivered:
+                await persistence.mark_event_processed(event_id)
+        finally:
+            await self._release(lease)
+
+    async def _deliver(self, sub: EventSubscription, event: Event) -> bool:
+        host = self.host
+        run = self.runs.get(sub.workflow_id)
+        if run is not None and await run.deliver_event(sub.pointer_id, event):
+            await host.queues.enqueue(QueueKind.WORKFLOW, sub.workflow_id)
+            return True
+        lease = await host.locks.acquire(self.lock_name(sub.workflow_id), host.config.lease_ttl)
+        if lease is None:
+            return False
+        try:
+            try:
+                instance = await host.persistence.get_workflow(sub.workflow_id)
+            except WorkflowNotFoundError:
+                return True
+            pointer = next((p for p in instance.execution_pointers if p.id == sub.pointer_id), None)
+            if (
+                pointer is None
+                or pointer.status is not PointerStatus.WAITING_FOR_EVENT
+                or pointer.event_published
+            ):
+                return True
+            pointer.event_published = True
+            pointer.event_data = event.data
+            pointer.status = PointerStatus.PENDING
+            pointer.active = True
+            if instance.status is WorkflowStatus.RUNNABLE:
+                instance.next_execution = host.clock.now()
+            await host.persistence.persist_workflow(
+                instance, [pointer], fencing_token=lease.fencing_token
+            )
+        finally:
+            await self._release(lease)
+        await host.queues.enqueue(QueueKind.WORKFLOW, sub.workflow_id)
+        return True

@@ -1,0 +1,466 @@
+"""The workflow host: runs workflows from a store, on trio, inside ``async with``."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+import attrs
+import trio
+
+from wfe.core import (
+    ConfigurationError,
+    Event,
+    ExecutionError,
+    ExecutionPointer,
+    LifecycleEvent,
+    PointerStatus,
+    WfeError,
+    WorkflowInstance,
+    WorkflowResumed,
+    WorkflowStarted,
+    WorkflowStatus,
+    WorkflowSuspended,
+    WorkflowTerminated,
+    WorkflowTimeoutError,
+)
+from wfe.core import _serialization as serialization
+from wfe.core.discovery import load_provider
+from wfe.core.memory import MemorySearchIndex
+from wfe.core.protocols import (
+    DistributedLockProvider,
+    Lease,
+    Page,
+    PersistenceProvider,
+    ProvidesCompanions,
+    QueueKind,
+    QueueProvider,
+    SearchFilters,
+    SearchIndex,
+)
+
+from ._config import HostConfig
+from ._dispatch import Dispatcher
+from ._hub import LifecycleHub
+from ._registry import DefinitionRegistry
+
+_LOCK_RETRY = 0.05
+
+
+class WorkflowHost:
+    """Runs registered workflows against a store; use it as ``async with host:``.
+
+    While entered, the host consumes the workflow, event and index queues, polls the
+    store for due work (so nothing is lost when a queue item is), and wakes sleeping
+    workflows on time. Leaving drains in-flight steps (up to the grace period) and
+    releases leases.
+    """
+
+    def __init__(self, config: HostConfig) -> None:
+        self.config = config
+        self.registry = DefinitionRegistry()
+        for d in config.definitions:
+            self.registry.register(d)
+        self.clock = config.clock
+        self.persistence: PersistenceProvider = None  # type: ignore[assignment]
+        self.locks: DistributedLockProvider = None  # type: ignore[assignment]
+        self.queues: QueueProvider = None  # type: ignore[assignment]
+        self.search_index: SearchIndex | None = None
+        self._hub = LifecycleHub(config.lifecycle_history)
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._nursery: trio.Nursery | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._status_changed = trio.Event()
+        self._publish_send: trio.MemorySendChannel[LifecycleEvent] | None = None
+
+    # -- lifecycle --------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._stack is not None:
+            raise ConfigurationError("this WorkflowHost is already running")
+        stack = contextlib.AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            await self._open_providers(stack)
+            self._nursery = await stack.enter_async_context(trio.open_nursery())
+            self._dispatcher = Dispatcher(self)
+            if self.config.publishers:
+                send, receive = trio.open_memory_channel[LifecycleEvent](math.inf)
+                self._publish_send = send
+                self._nursery.start_soon(self._forward_lifecycle, receive)
+            await self._nursery.start(self._dispatcher.serve)
+        except BaseException:
+            await stack.__aexit__(None, None, None)
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
+        try:
+            if self._dispatcher is not None:
+                await self._dispatcher.drain(self.config.grace_period)
+            if self._publish_send is not None:
+                await self._publish_send.aclose()
+            self._hub.close()
+            if self._nursery is not None:
+                self._nursery.cancel_scope.cancel()
+        finally:
+            await stack.__aexit__(exc_type, exc, tb)
+
+    async def _open_providers(self, stack: contextlib.AsyncExitStack) -> None:
+        cfg = self.config
+        persistence = load_provider("wfe.persistence", cfg.persistence, **cfg.persistence_options)
+        self.persistence = await stack.enter_async_context(persistence)  # type: ignore[arg-type]
+        await self.persistence.ensure_store_exists()
+        companions = persistence if isinstance(persistence, ProvidesCompanions) else None
+
+        async def open_one(group: str, spec: Any, options: dict[str, Any], fallback: Any) -> Any:
+            provider: Any = fallback if spec is None else load_provider(group, spec, **options)
+            if provider is None:
+                return None
+            return await stack.enter_async_context(provider)
+
+        self.locks = await open_one(
+            "wfe.locks",
+            cfg.locks,
+            cfg.locks_options,
+            (companions.default_locks() if companions else None)
+            or load_provider("wfe.locks", "memory"),
+        )
+        self.queues = await open_one(
+            "wfe.queues",
+            cfg.queues,
+            cfg.queues_options,
+            (companions.default_queues() if companions else None)
+            or load_provider("wfe.queues", "memory"),
+        )
+        self.search_index = await open_one(
+            "wfe.search",
+            cfg.search,
+            cfg.search_options,
+            (companions.default_search() if companions else None) or MemorySearchIndex(),
+        )
+
+    async def _forward_lifecycle(self, receive: trio.MemoryReceiveChannel[LifecycleEvent]) -> None:
+        async with receive:
+            async for event in receive:
+                for publisher in self.config.publishers:
+                    with contextlib.suppress(Exception):
+                        await publisher.publish(event)
+
+    def _publish(self, event: LifecycleEvent) -> None:
+        """Publish a lifecycle event, in order, without blocking."""
+        self._hub.publish(event)
+        if self._publish_send is not None:
+            with contextlib.suppress(trio.ClosedResourceError):
+                self._publish_send.send_nowait(event)
+        if (
+            isinstance(
+                event, WorkflowStarted | WorkflowSuspended | WorkflowResumed | WorkflowTerminated
+            )
+            or type(event).__name__ == "WorkflowCompleted"
+        ):
+            self._status_changed.set()
+            self._status_changed = trio.Event()
+
+    def _require_running(self) -> Dispatcher:
+        if self._dispatcher is None or self._stack is None:
+            raise ConfigurationError("the host is not running: use it inside 'async with host:'")
+        return self._dispatcher
+
+    # -- definitions --------------------------------------------------------------
+
+    def register(self, definition: Any) -> None:
+        """Register a workflow definition (or a compiled YAML workflow)."""
+        self.registry.register(definition)
+
+    # -- starting and events ----------------------------------------------------
+
+    async def start_workflow(
+        self,
+        definition_id: str,
+        version: int | None = None,
+        data: Any = None,
+        reference: str | None = None,
+        *,
+        workflow_id: str | None = None,
+        enqueue: bool = True,
+    ) -> str:
+        """Create an instance of a registered definition and queue it; returns its id.
+
+        Data that cannot be stored is rejected here with :class:`DataSerializationError`
+        naming the offending field; nothing is stored then.
+        """
+        dispatcher = self._require_running()
+        definition = self.registry.find(definition_id, version)
+        data_type = definition.data_type
+        if data is None and data_type is not None:
+            data = data_type()
+        data = serialization.restore(data, data_type)
+        if definition.data_validator is not None:
+            definition.data_validator(data)
+        serialization.dumps(data)
+        now = self.clock.now()
+        first = definition.steps[0]
+        instance = WorkflowInstance(
+            definition_id=definition.id,
+            version=definition.version,
+            description=definition.description,
+            reference=reference,
+            data=data,
+            next_execution=now if enqueue else now + self.config.lease_ttl,
+            create_time=now,
+            fingerprint=definition.fingerprint,
+            execution_pointers=[
+                ExecutionPointer(step_id=first.id, step_name=first.name, sequence=1)
+            ],
+        )
+        if workflow_id is not None:
+            instance.id = workflow_id
+        await self.persistence.create_workflow(instance)
+        self._publish(WorkflowStarted(**_fields(instance, now)))
+        if enqueue:
+            await self.queues.enqueue(QueueKind.WORKFLOW, instance.id)
+        await dispatcher.request_index(instance.id)
+        return instance.id
+
+    async def publish_event(
+        self,
+        event_name: str,
+        event_key: Any,
+        event_data: Any = None,
+        effective_date: datetime | None = None,
+    ) -> str:
+        """Store an event and deliver it to every workflow waiting for ``name``/``key``.
+
+        An event nobody waits for yet stays pending for the next matching ``wait_for``.
+        """
+        self._require_running()
+        serialization.dumps(event_data, "event_data")
+        event = Event(
+            name=event_name,
+            key=str(event_key),
+            data=event_data,
+            time=effective_date or self.clock.now(),
+        )
+        await self.persistence.create_event(event)
+        await self.queues.enqueue(QueueKind.EVENT, event.id)
+        return event.id
+
+    # -- control ------------------------------------------------------------------
+
+    async def _with_instance(self, workflow_id: str, change: Any) -> bool:
+        """Apply ``change(instance) -> list[pointer] | None`` under the workflow's lease."""
+        dispatcher = self._require_running()
+        deadline = trio.current_time() + self.config.lease_ttl.total_seconds()
+        while True:
+            run = dispatcher.runs.get(workflow_id)
+            if run is not None and run.accepting:
+                result = change(run.instance)
+                if result is None:
+                    return False
+                for p in result:
+                    run.state.touch(p)
+                run.instance_dirty = True
+                await run._flush()
+                run._changed()
+                return True
+            lease = await self.locks.acquire(
+                dispatcher.lock_name(workflow_id), self.config.lease_ttl
+            )
+            if lease is not None:
+                break
+            if trio.current_time() > deadline:
+                raise WfeError(f"workflow {workflow_id} is busy on another host; try again")
+            await trio.sleep(_LOCK_RETRY)
+        try:
+            instance = await self.persistence.get_workflow(workflow_id)
+            result = change(instance)
+            if result is None:
+                return False
+            await self.persistence.persist_workflow(
+                instance, result, fencing_token=lease.fencing_token
+            )
+            return True
+        finally:
+            await self._release(lease)
+
+    async def _release(self, lease: Lease) -> None:
+        with trio.CancelScope(shield=True):
+            await self.locks.release(lease)
+
+    async def suspend_workflow(self, workflow_id: str) -> bool:
+        """Stop scheduling a RUNNABLE workflow's steps; ``True`` if it was suspended."""
+
+        def change(instance: WorkflowInstance) -> list[ExecutionPointer] | None:
+            if instance.status is not WorkflowStatus.RUNNABLE:
+                return None
+            instance.status = WorkflowStatus.SUSPENDED
+            return []
+
+        done = await self._with_instance(workflow_id, change)
+        if done:
+            instance = await self.persistence.get_workflow(workflow_id)
+            self._publish(WorkflowSuspended(**_fields(instance, self.clock.now())))
+        return done
+
+    async def resume_workflow(self, workflow_id: str) -> bool:
+        """Make a SUSPENDED workflow runnable again; a failed step runs again."""
+        now = self.clock.now()
+
+        def change(instance: WorkflowInstance) -> list[ExecutionPointer] | None:
+            if instance.status is not WorkflowStatus.SUSPENDED:
+                return None
+            instance.status = WorkflowStatus.RUNNABLE
+            instance.next_execution = now
+            changed = []
+            for p in instance.execution_pointers:
+                if p.end_time is None and p.status is PointerStatus.FAILED:
+                    p.status = PointerStatus.PENDING
+                    p.retry_count = 0
+                    p.sleep_until = None
+                    p.active = True
+                    changed.append(p)
+            return changed
+
+        done = await self._with_instance(workflow_id, change)
+        if done:
+            instance = await self.persistence.get_workflow(workflow_id)
+            self._publish(WorkflowResumed(**_fields(instance, now)))
+            await self.queues.enqueue(QueueKind.WORKFLOW, workflow_id)
+        return done
+
+    async def terminate_workflow(self, workflow_id: str) -> bool:
+        """End a workflow that has not finished; ``True`` if it was terminated."""
+        now = self.clock.now()
+        dispatcher = self._require_running()
+        run = dispatcher.runs.get(workflow_id)
+        if run is not None and run.accepting:
+            from wfe.core._executor._outcomes import finish_workflow
+
+            if run.instance.status in (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED):
+                return False
+            finish_workflow(run, WorkflowStatus.TERMINATED)
+            await run._flush()
+            run._changed()
+            return True
+
+        closed: list[str] = []
+
+        def change(instance: WorkflowInstance) -> list[ExecutionPointer] | None:
+            if instance.status in (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED):
+                return None
+            instance.status = WorkflowStatus.TERMINATED
+            instance.complete_time = now
+            instance.next_execution = None
+            changed = []
+            for p in instance.execution_pointers:
+                if p.end_time is None:
+                    if p.extension.get("subscription_id") and not p.event_published:
+                        closed.append(str(p.extension["subscription_id"]))
+                    p.status = PointerStatus.CANCELLED
+                    p.active = False
+                    p.end_time = now
+                    changed.append(p)
+            return changed
+
+        done = await self._with_instance(workflow_id, change)
+        if done:
+            for sub_id in closed:
+                await self.persistence.terminate_subscription(sub_id)
+            instance = await self.persistence.get_workflow(workflow_id)
+            self._publish(WorkflowTerminated(**_fields(instance, now)))
+            await dispatcher.on_finished(instance)
+        return done
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowInstance:
+        """The instance, with its data restored to the definition's data type."""
+        instance = await self.persistence.get_workflow(workflow_id)
+        definition = self.registry.get(instance.definition_id, instance.version)
+        if definition is not None:
+            instance.data = serialization.restore(instance.data, definition.data_type)
+        return instance
+
+    async def get_errors(self, workflow_id: str) -> list[ExecutionError]:
+        """Every error recorded for the workflow, oldest first."""
+        return await self.persistence.get_errors(workflow_id)
+
+    async def wait_for_workflow(
+        self, workflow_id: str, timeout: float | timedelta | None = None
+    ) -> WorkflowInstance:
+        """Wait until the workflow is no longer RUNNABLE (complete, terminated or
+        suspended) and return it; :class:`WorkflowTimeoutError` after ``timeout`` s."""
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        deadline = math.inf if seconds is None else trio.current_time() + seconds
+        while True:
+            changed = self._status_changed
+            instance = await self.get_workflow(workflow_id)
+            if instance.status is not WorkflowStatus.RUNNABLE:
+                return instance
+            if trio.current_time() >= deadline:
+                raise WorkflowTimeoutError(
+                    f"workflow {workflow_id} still {instance.status.value} after {seconds} s"
+                )
+            with trio.move_on_at(min(deadline, trio.current_time() + 0.25)):
+                await changed.wait()
+
+    async def search(
+        self,
+        terms: str = "",
+        filters: SearchFilters | Mapping[str, Any] | None = None,
+        skip: int = 0,
+        take: int = 100,
+    ) -> Page:
+        """Full-text search over workflows (reference, description, definition, status, data)."""
+        if self.search_index is None:
+            raise ConfigurationError("no search index is configured")
+        if filters is not None and not isinstance(filters, SearchFilters):
+            try:
+                filters = SearchFilters(**dict(filters))
+            except TypeError as exc:
+                names = ", ".join(f.name for f in attrs.fields(SearchFilters))
+                raise ConfigurationError(f"unknown search filter: {exc}; use {names}") from exc
+        return await self.search_index.search(terms, filters, skip, take)
+
+    async def lifecycle_events(self, *, replay: bool = True) -> AsyncIterator[LifecycleEvent]:
+        """Lifecycle events in order: the recent history (with ``replay``), then live ones,
+        until the host stops."""
+        async for event in self._hub.iterate(replay):
+            yield event
+
+    async def list_workflows(
+        self,
+        *,
+        status: WorkflowStatus | None = None,
+        definition_id: str | None = None,
+        skip: int = 0,
+        take: int = 100,
+    ) -> list[WorkflowInstance]:
+        """Stored workflows, newest first (without pointers)."""
+        return await self.persistence.list_workflows(
+            status=status, definition_id=definition_id, skip=skip, take=take
+        )
+
+
+def _fields(instance: WorkflowInstance, now: datetime) -> dict[str, Any]:
+    return {
+        "workflow_instance_id": instance.id,
+        "definition_id": instance.definition_id,
+        "version": instance.version,
+        "reference": instance.reference,
+        "time": now,
+    }
