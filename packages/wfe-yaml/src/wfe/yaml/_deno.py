@@ -298,6 +298,8 @@ async def _supervise(
     if channel.error is not None:
         raise error_from_record(channel.error, script_url=launch.script_url, display=launch.display)
     returncode = process.returncode if process.returncode is not None else -signal.SIGKILL
-    if returncode != 0 or not channel.ready.is_set():
+    if returncode != 0:
         raise crash_error(returncode, stderr_tail)
+    if not channel.ready.is_set():
+        raise DenoStepError("Deno exited before wfe's prelude started", kind="crash")
     return dict(channel.outputs)

@@ -61,6 +61,13 @@ def _check_env_names(
             raise DefinitionError(f"permissions.env: {name!r} is not a variable name")
 
 
+def _check_bool(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise DefinitionError(
+            f"permissions.{attribute.name}: expected true or false, got {value!r}"
+        )
+
+
 @attrs.frozen(kw_only=True)
 class DenoPermissions:
     """What a Deno step may do; everything not listed is denied.
@@ -79,8 +86,8 @@ class DenoPermissions:
         default=(), converter=_strings, validator=_no_commas("path")
     )
     env: tuple[str, ...] = attrs.field(default=(), converter=_strings, validator=_check_env_names)
-    run: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-    dynamic_import: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    run: bool = attrs.field(default=False, validator=_check_bool)
+    dynamic_import: bool = attrs.field(default=False, validator=_check_bool)
 
     def allows_url(self, url: str) -> bool:
         """Whether ``url``'s host (with or without its port) is listed in ``net``."""

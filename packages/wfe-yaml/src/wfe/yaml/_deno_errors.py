@@ -22,6 +22,11 @@ _GRANT_HINTS = {
 _RUN_AGAIN = re.compile(r",? run again with the --allow-(\w+) flag\.?")
 _REQUIRES = re.compile(r"Requires (\w+) access to")
 _NAMED_ERROR = re.compile(r"^\w*Error: ")
+# Refusals Deno phrases as load errors rather than NotCapable; they are sandbox denials.
+_NO_REMOTE = re.compile(
+    r'A remote specifier was requested: "([^"]+)", but --no-remote is specified\.?'
+)
+_NO_NPM = re.compile(r"npm specifiers were requested; but --no-npm is specified")
 
 
 class DenoStepError(StepError):
@@ -46,6 +51,19 @@ class DenoStepError(StepError):
         self.kind: DenoErrorKind = kind
         self.line = line
         self.column = column
+
+
+def _sandbox_refusal(message: str) -> str | None:
+    """Rewrite a load error that is really a sandbox denial; None if it is not one."""
+    remote = _NO_REMOTE.search(message)
+    if remote is not None:
+        return (
+            f"importing remote code from {remote.group(1)} is not allowed ("
+            f"{_GRANT_HINTS['import']})"
+        )
+    if _NO_NPM.search(message):
+        return "npm packages are not available to Deno steps (vendor the code as a local module)"
+    return None
 
 
 def _permission_hint(message: str) -> str:
@@ -73,9 +91,10 @@ def error_from_record(record: dict[str, Any], *, script_url: str, display: str) 
     stack = str(record.get("stack") or "")
     line, column = _locate((stack, str(record.get("message") or "")), script_url)
     where = f" ({display} line {line}, column {column})" if line is not None else ""
-    if record.get("permission") or _REQUIRES.search(message):
+    refusal = _sandbox_refusal(message)
+    if refusal is not None or record.get("permission") or _REQUIRES.search(message):
         return DenoStepError(
-            f"Deno step denied by its sandbox: {_permission_hint(message)}{where}",
+            f"Deno step denied by its sandbox: {refusal or _permission_hint(message)}{where}",
             kind="permission",
             line=line,
             column=column,
