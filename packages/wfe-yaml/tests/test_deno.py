@@ -531,6 +531,23 @@ async def test_file_step_runs_with_working_dir(deno_dir: Path, tmp_path: Path) -
     assert outputs == {"answer": 42}
 
 
+async def test_process_runs_in_working_dir(deno_dir: Path, tmp_path: Path) -> None:
+    """Relative permission paths and file names resolve against ``working_dir``."""
+    (tmp_path / "input.txt").write_text("relative")
+    outputs = await run(
+        "Wfe.setOutput('text', Deno.readTextFileSync('input.txt'));",
+        deno_dir,
+        working_dir=str(tmp_path),
+        permissions=DenoPermissions(read=("input.txt",)),
+    )
+    assert outputs == {"text": "relative"}
+
+
+async def test_missing_working_dir_is_a_clear_error(deno_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(DenoStepError, match=r"working_dir .* is not a directory"):
+        await run("1", deno_dir, working_dir=str(tmp_path / "nope"))
+
+
 async def test_missing_file_is_a_clear_error(deno_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(DenoStepError) as caught:
         await run_deno(

@@ -129,6 +129,11 @@ class _Launch:
 def _prepare(config: DenoConfig, workdir: Path, deno_dir: Path, channel: Path) -> _Launch:
     """Write the entry module (and an inline script) and build argv and env."""
     cwd = Path(config.working_dir) if config.working_dir else Path.cwd()
+    if not cwd.is_dir():
+        raise DenoStepError(
+            f"the Deno step's working_dir {config.working_dir!r} is not a directory",
+            kind="exception",
+        )
     if config.file is not None:
         script_path = _resolve(config.file, cwd)
         if not script_path.is_file():
@@ -256,12 +261,8 @@ async def _supervise(
             env=launch.env,
             start_new_session=True,  # its own process group, killed as one
         )
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, PermissionError) as exc:
         raise missing_error(f"cannot start {launch.argv[0]}: {exc.strerror}") from exc
-    except NotADirectoryError as exc:
-        raise DenoStepError(
-            f"working_dir {str(launch.cwd)!r} is not a directory", kind="exception"
-        ) from exc
     stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL)
     try:
         with trio.CancelScope() as deadline:
