@@ -48,12 +48,35 @@ def _resolve(name: str, path: str) -> type:
     return obj
 
 
+_importable: dict[type, bool] = {}
+
+
+def _check_importable(cls: type, path: str) -> str:
+    """The class's import name; rejected when loading could not find the class again."""
+    name = _qualname(cls)
+    ok = _importable.get(cls)
+    if ok is None:
+        try:
+            ok = _resolve(name, path) is cls
+        except DataSerializationError:
+            ok = False
+        _importable[cls] = ok
+    if not ok:
+        raise DataSerializationError(
+            f"cannot store {cls.__qualname__} at {path}: the class must be importable as "
+            f"{name!r} to be loaded again (define it at module level, not inside a function)",
+            path,
+        )
+    return name
+
+
 def to_jsonable(value: Any, path: str = "data") -> Any:
     """Convert ``value`` into plain JSON values, tagging what JSON cannot hold."""
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, enum.Enum):
-        return {TAG: "enum", "type": _qualname(type(value)), "v": to_jsonable(value.value, path)}
+        name = _check_importable(type(value), path)
+        return {TAG: "enum", "type": name, "v": to_jsonable(value.value, path)}
     if isinstance(value, int):
         return value
     if isinstance(value, float):
@@ -103,7 +126,7 @@ def to_jsonable(value: Any, path: str = "data") -> Any:
             if not f.init:
                 continue
             fields[f.name] = to_jsonable(getattr(value, f.name), f"{path}.{f.name}")
-        return {TAG: "attrs", "type": _qualname(type(value)), "v": fields}
+        return {TAG: "attrs", "type": _check_importable(type(value), path), "v": fields}
     raise DataSerializationError(
         f"cannot store {type(value).__module__}.{type(value).__qualname__} at {path}: "
         "workflow data may hold JSON values, Decimal, datetime, date, time, timedelta, "

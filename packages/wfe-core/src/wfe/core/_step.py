@@ -106,7 +106,12 @@ class FunctionStep(StepBody):
 def function_step(fn: StepFunction) -> type[FunctionStep]:
     """Wrap a plain function into a :class:`StepBody` subclass."""
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", "function")
-    return type(f"FunctionStep[{name}]", (FunctionStep,), {"fn": staticmethod(fn)})
+    short = getattr(fn, "__name__", "function")
+    return type(
+        f"FunctionStep[{name}]",
+        (FunctionStep,),
+        {"fn": staticmethod(fn), "default_name": short},
+    )
 
 
 @attrs.frozen
@@ -184,7 +189,8 @@ class WorkflowStep:
 
     @property
     def display_name(self) -> str:
-        return self.name or self.external_id or self.body.__qualname__
+        default = getattr(self.body, "default_name", None)
+        return self.name or self.external_id or default or self.body.__name__
 
     def make_body(self) -> StepBody:
         """A fresh body instance for one run."""

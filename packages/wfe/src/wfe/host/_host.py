@@ -436,11 +436,10 @@ class WorkflowHost:
                 raise ConfigurationError(f"unknown search filter: {exc}; use {names}") from exc
         return await self.search_index.search(terms, filters, skip, take)
 
-    async def lifecycle_events(self, *, replay: bool = True) -> AsyncIterator[LifecycleEvent]:
+    def lifecycle_events(self, *, replay: bool = True) -> AsyncIterator[LifecycleEvent]:
         """Lifecycle events in order: the recent history (with ``replay``), then live ones,
         until the host stops."""
-        async for event in self._hub.iterate(replay):
-            yield event
+        return self._hub.iterate(replay)
 
     async def list_workflows(
         self,

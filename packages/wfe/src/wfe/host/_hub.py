@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
 
 import trio
 
@@ -29,14 +28,33 @@ class LifecycleHub:
         self._closed = True
         self._changed.set()
 
-    async def iterate(self, replay: bool = True) -> AsyncIterator[LifecycleEvent]:
-        position = self._count - len(self._events) if replay else self._count
+    def iterate(self, replay: bool = True) -> LifecycleIterator:
+        """An iterator over events (from the kept history with ``replay``), then live."""
+        start = self._count - len(self._events) if replay else self._count
+        return LifecycleIterator(self, start)
+
+
+class LifecycleIterator:
+    """Async iterator over a hub's events; ends when the hub closes. Breaking out of
+    ``async for`` early is fine (it holds no resources)."""
+
+    def __init__(self, hub: LifecycleHub, position: int) -> None:
+        self._hub = hub
+        self._position = position
+
+    def __aiter__(self) -> LifecycleIterator:
+        return self
+
+    async def __anext__(self) -> LifecycleEvent:
+        hub = self._hub
         while True:
-            first = self._count - len(self._events)
-            position = max(position, first)
-            while position < self._count:
-                yield self._events[position - (self._count - len(self._events))]
-                position += 1
-            if self._closed:
-                return
-            await self._changed.wait()
+            first = hub._count - len(hub._events)
+            self._position = max(self._position, first)
+            if self._position < hub._count:
+                event = hub._events[self._position - first]
+                self._position += 1
+                await trio.lowlevel.checkpoint()
+                return event
+            if hub._closed:
+                raise StopAsyncIteration
+            await hub._changed.wait()
