@@ -138,7 +138,7 @@ async def test_unknown_definition_is_a_clear_error(host_factory: HostFactory) ->
     """Starting an unregistered definition names it and what is registered."""
     definition = WorkflowBuilder(dict).start_with(lambda ctx: None).build("known", 1)
     async with host_factory(definition) as host:
-        with pytest.raises(DefinitionNotFoundError, match="'nope'.*known v1"):
+        with pytest.raises(DefinitionNotFoundError, match=r"'nope'.*known v1"):
             await host.start_workflow("nope")
         with pytest.raises(DefinitionNotFoundError, match="known v2"):
             await host.start_workflow("known", 2)
@@ -175,7 +175,7 @@ async def test_instance_of_unregistered_definition_is_retried_with_backoff(
 
 
 async def test_unstorable_data_rejected_with_field_path(host_factory: HostFactory) -> None:
-    """Data that cannot be stored is rejected by start_workflow, naming the field; nothing stored."""
+    """start_workflow rejects unstorable data, naming the field; nothing is stored."""
     definition = WorkflowBuilder(dict).start_with(lambda ctx: None).build("bad-data", 1)
     async with host_factory(definition) as host:
         with pytest.raises(DataSerializationError, match=r"data\.items\[1\]\.fn") as info:
