@@ -138,3 +138,21 @@ async def test_other_provider_on_the_file_is_seen_by_polling(tmp_path: Path) -> 
             await arrived.wait()
     assert got[0] is not None
     assert got[0].item_id == "remote"
+
+
+async def test_a_delivery_put_back_is_visible_at_once(queues: SqliteQueueProvider) -> None:
+    """What a dequeue cancelled mid-take does with the row it took."""
+    await queues.enqueue(W, "x")
+    taken = await queues.dequeue(W, 0)
+    assert taken is not None
+    await queues._put_back(taken)
+    again = await queues.dequeue(W, 0)
+    assert again is not None
+    assert again.item_id == "x"
+    # With a waiting copy enqueued meanwhile, the put-back delivery merges into it.
+    await queues.enqueue(W, "x")
+    await queues._put_back(again)
+    last = await queues.dequeue(W, 0)
+    assert last is not None
+    await queues.ack(last)
+    assert await queues.dequeue(W, 0) is None
