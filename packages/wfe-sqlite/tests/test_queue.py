@@ -7,7 +7,7 @@ from pathlib import Path
 import trio
 
 from wfe.core.protocols import QueueItem, QueueKind, QueueProvider
-from wfe.sqlite import SqliteQueueProvider
+from wfe.sqlite import SqlitePersistenceProvider, SqliteQueueProvider
 
 W, E = QueueKind.WORKFLOW, QueueKind.EVENT
 
@@ -79,27 +79,28 @@ async def test_acked_item_is_not_delivered_again(queues: SqliteQueueProvider) ->
     assert await queues.dequeue(W, queues.visibility_timeout + 0.2) is None
 
 
-async def test_dequeue_wakes_at_once_on_enqueue_in_process(
-    queues: SqliteQueueProvider,
-) -> None:
+async def test_dequeue_wakes_at_once_on_enqueue_in_process(tmp_path: Path) -> None:
+    """A companion's enqueue wakes a waiting dequeue long before the next poll."""
+    store = SqlitePersistenceProvider(f"sqlite:///{tmp_path / 'q.db'}", poll_interval=5.0)
     got: list[QueueItem | None] = []
     arrived = trio.Event()
+    async with store, store.default_queues() as consumer, store.default_queues() as producer:
 
-    async def consumer() -> None:
-        got.append(await queues.dequeue(W, 10))
-        arrived.set()
+        async def consume() -> None:
+            got.append(await consumer.dequeue(W, 10))
+            arrived.set()
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(consumer)
-        await trio.sleep(0.05)
-        start = trio.current_time()
-        await queues.enqueue(W, "now")
-        with trio.fail_after(5):
-            await arrived.wait()
-        elapsed = trio.current_time() - start
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(consume)
+            await trio.sleep(0.1)  # the consumer is waiting by now
+            start = trio.current_time()
+            await producer.enqueue(W, "now")
+            with trio.fail_after(4):
+                await arrived.wait()
+            elapsed = trio.current_time() - start
     assert got[0] is not None
     assert got[0].item_id == "now"
-    assert elapsed < 0.04
+    assert elapsed < 1.0
 
 
 async def test_dequeue_returns_none_after_its_timeout(queues: SqliteQueueProvider) -> None:
