@@ -1,0 +1,137 @@
+"""Pin the public names, so API changes show up in review."""
+
+from __future__ import annotations
+
+import wfe.core
+import wfe.core.discovery
+import wfe.core.memory
+import wfe.core.protocols
+import wfe.core.testing
+
+CORE_SUBSET = [
+    "Clock",
+    "ConfigurationError",
+    "DataSerializationError",
+    "DefinitionDriftError",
+    "DefinitionError",
+    "DefinitionNotFoundError",
+    "ErrorBehavior",
+    "Event",
+    "EventSubscription",
+    "ExecutionError",
+    "ExecutionPointer",
+    "ExecutionResult",
+    "LifecycleEvent",
+    "PointerStatus",
+    "ProviderError",
+    "ProviderNotFoundError",
+    "ScheduledCommand",
+    "StaleLeaseError",
+    "StepBody",
+    "StepCompleted",
+    "StepError",
+    "StepExecutionContext",
+    "StepStarted",
+    "SystemClock",
+    "TrioClock",
+    "WfeError",
+    "WorkflowCompleted",
+    "WorkflowDefinition",
+    "WorkflowError",
+    "WorkflowInstance",
+    "WorkflowNotFoundError",
+    "WorkflowResumed",
+    "WorkflowStarted",
+    "WorkflowStatus",
+    "WorkflowStep",
+    "WorkflowSuspended",
+    "WorkflowTerminated",
+]
+
+
+def _public(module: object) -> list[str]:
+    return sorted(n for n in dir(module) if not n.startswith("_"))
+
+
+def test_core_exports_at_least_the_model_and_error_names() -> None:
+    missing = sorted(set(CORE_SUBSET) - set(wfe.core.__all__))
+    assert missing == []
+    assert all(hasattr(wfe.core, name) for name in wfe.core.__all__)
+
+
+def test_memory_exports() -> None:
+    assert sorted(wfe.core.memory.__all__) == [
+        "MemoryLifecycleEventPublisher",
+        "MemoryLockProvider",
+        "MemoryPersistenceProvider",
+        "MemoryQueueProvider",
+        "MemorySearchIndex",
+    ]
+    assert [n for n in _public(wfe.core.memory) if n[0].isupper()] == sorted(
+        wfe.core.memory.__all__
+    )
+
+
+def test_protocols_exports() -> None:
+    assert sorted(wfe.core.protocols.__all__) == [
+        "AsyncProvider",
+        "DistributedLockProvider",
+        "Lease",
+        "LifecycleEventPublisher",
+        "Page",
+        "PersistenceProvider",
+        "ProvidesCompanions",
+        "QueueItem",
+        "QueueKind",
+        "QueueProvider",
+        "SearchFilters",
+        "SearchIndex",
+        "SearchResult",
+    ]
+
+
+def test_testing_exports() -> None:
+    expected = [
+        "LockContract",
+        "PersistenceContract",
+        "QueueContract",
+        "SampleColor",
+        "SampleData",
+        "SampleLine",
+        "SearchContract",
+        "T0",
+        "expect_raises",
+        "make_instance",
+        "make_pointer",
+        "unique_word",
+    ]
+    assert sorted(wfe.core.testing.__all__) == expected
+    assert [n for n in _public(wfe.core.testing) if n in expected or n[0].isupper()] == expected
+
+
+def test_testing_does_not_need_pytest() -> None:
+    """Provider packages may import the suites without pytest installed."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(wfe.core.testing.__file__).parent
+    for source in folder.glob("*.py"):
+        tree = ast.parse(source.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                module = getattr(node, "module", None) or ""
+                assert "pytest" not in names, source
+                assert not module.startswith("pytest"), source
+
+
+def test_discovery_exports() -> None:
+    assert sorted(wfe.core.discovery.__all__) == [
+        "DISTRIBUTIONS",
+        "EXPECTED_PROTOCOLS",
+        "clear_cache",
+        "installed_schemes",
+        "load_entry_point",
+        "load_provider",
+        "scheme_of",
+    ]

@@ -1,0 +1,123 @@
+"""The persistent model classes: defaults, identity, and lookups."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import attrs
+import pytest
+
+from wfe.core import (
+    Event,
+    EventSubscription,
+    ExecutionError,
+    ExecutionPointer,
+    PointerStatus,
+    ScheduledCommand,
+    WorkflowInstance,
+    WorkflowStatus,
+)
+from wfe.core._models import new_id, utcnow
+from wfe.core.protocols import Lease, QueueItem, QueueKind, SearchFilters
+from wfe.core.testing import T0, make_instance
+
+
+def test_new_ids_are_unique_32_char_hex() -> None:
+    ids = {new_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_utcnow_is_timezone_aware_utc() -> None:
+    assert utcnow().tzinfo is UTC
+
+
+def test_statuses_are_their_names() -> None:
+    assert [s.value for s in WorkflowStatus] == ["RUNNABLE", "SUSPENDED", "COMPLETE", "TERMINATED"]
+    assert PointerStatus("WAITING_FOR_EVENT") is PointerStatus.WAITING_FOR_EVENT
+    assert len(PointerStatus) == 10
+
+
+def test_new_instance_defaults() -> None:
+    before = utcnow()
+    instance = WorkflowInstance(definition_id="d", version=2)
+    assert instance.status is WorkflowStatus.RUNNABLE
+    assert instance.execution_pointers == []
+    assert instance.next_execution is None
+    assert instance.complete_time is None
+    assert before <= instance.create_time <= utcnow()
+    assert instance.id != WorkflowInstance(definition_id="d", version=2).id
+
+
+def test_new_pointer_defaults_do_not_share_lists() -> None:
+    a, b = ExecutionPointer(step_id=0), ExecutionPointer(step_id=0)
+    a.children.append("x")
+    a.scope.append("y")
+    a.extension["k"] = 1
+    assert (b.children, b.scope, b.extension) == ([], [], {})
+    assert a.status is PointerStatus.PENDING
+    assert a.active
+    assert a.sequence == 0
+    assert a.end_sequence is None
+
+
+def test_models_take_keyword_arguments_only() -> None:
+    with pytest.raises(TypeError):
+        WorkflowInstance("d", 1)  # type: ignore[call-arg, arg-type]
+
+
+def test_instance_pointer_lookup_by_id() -> None:
+    instance = make_instance(pointers=3)
+    second = instance.execution_pointers[1]
+    assert instance.pointer(second.id) is second
+    with pytest.raises(KeyError):
+        instance.pointer("missing")
+
+
+def test_make_instance_orders_and_links_pointers() -> None:
+    instance = make_instance(pointers=3, next_execution=T0)
+    sequences = [p.sequence for p in instance.execution_pointers]
+    assert sequences == [0, 1, 2]
+    first, second, last = instance.execution_pointers
+    assert second.scope == [first.id]
+    assert last.predecessor_id == second.id
+    assert last.status is PointerStatus.PENDING
+    assert first.status is PointerStatus.COMPLETE
+
+
+def test_values_are_frozen() -> None:
+    error = ExecutionError(workflow_id="w", pointer_id=None, time=T0, message="m")
+    command = ScheduledCommand(name="n", data="d", execute_time=T0)
+    lease = Lease(resource="r", owner="o", fencing_token=1, ttl=timedelta(1), expires_at=T0)
+    for value in (error, command, lease, QueueItem(kind=QueueKind.EVENT, item_id="i")):
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            value.__setattr__("time", T0)
+
+
+def test_scheduled_command_names() -> None:
+    assert ScheduledCommand.PROCESS_WORKFLOW == "ProcessWorkflow"
+    assert ScheduledCommand.PROCESS_EVENT == "ProcessEvent"
+
+
+def test_event_and_subscription_defaults() -> None:
+    event = Event(name="n", key="k")
+    assert not event.processed
+    assert event.time.tzinfo is not None
+    sub = EventSubscription(
+        workflow_id="w", step_id=1, pointer_id="p", event_name="n", event_key="k", as_of=T0
+    )
+    assert not sub.terminated
+
+
+def test_queue_kinds_and_empty_filters() -> None:
+    assert [k.value for k in QueueKind] == ["workflow", "event", "index"]
+    filters = SearchFilters()
+    assert all(getattr(filters, f.name) is None for f in attrs.fields(SearchFilters))
+
+
+def test_instances_compare_by_value() -> None:
+    a = make_instance(pointers=2, create_time=datetime(2026, 1, 1, tzinfo=UTC))
+    b = attrs.evolve(a, execution_pointers=[attrs.evolve(p) for p in a.execution_pointers])
+    assert a == b
+    b.execution_pointers[0].retry_count = 1
+    assert a != b
