@@ -72,11 +72,12 @@ def _check_importable(cls: type, path: str) -> str:
 
 def to_jsonable(value: Any, path: str = "data") -> Any:
     """Convert ``value`` into plain JSON values, tagging what JSON cannot hold."""
-    if value is None or isinstance(value, bool | str):
-        return value
     if isinstance(value, enum.Enum):
+        # Before str/int: StrEnum and IntEnum members must come back as members.
         name = _check_importable(type(value), path)
         return {TAG: "enum", "type": name, "v": to_jsonable(value.value, path)}
+    if value is None or isinstance(value, bool | str):
+        return value
     if isinstance(value, int):
         return value
     if isinstance(value, float):
