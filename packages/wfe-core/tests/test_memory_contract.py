@@ -139,7 +139,7 @@ async def test_persist_cost_does_not_grow_with_history() -> None:
         await store.persist_workflow(instance, [last])
     per_persist = (trio.current_time() - start) / 200
     # Copying 20,000 pointers takes tens of milliseconds; one pointer, microseconds.
-    assert per_persist < 0.002, f"{per_persist * 1000:.2f} ms per persist"
+    assert per_persist < 0.005, f"{per_persist * 1000:.2f} ms per persist"
     assert (await store.get_workflow(instance.id)).execution_pointers[-1].retry_count == 200
 
 

@@ -34,7 +34,8 @@ class MemoryPersistenceProvider:
     objects never alias stored ones and unstorable data is refused when written. Its
     companions (:meth:`default_locks`, :meth:`default_queues`, :meth:`default_search`)
     share this provider's state, so several hosts given the same object coordinate as
-    they would through a shared database.
+    they would through a shared database. ``visibility_timeout`` (seconds) is that of
+    the companion queue.
     """
 
     def __init__(self, *, visibility_timeout: float = 30.0) -> None:

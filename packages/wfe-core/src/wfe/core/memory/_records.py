@@ -16,6 +16,23 @@ from .._serialization import dumps, loads
 _POINTER_BLOBS = ("persistence_data", "event_data", "context_item", "outcome", "extension")
 
 
+def _dump(value: Any, pointer_id: str, name: str) -> str:
+    # Most pointer fields are empty: skip the serialiser for them (history can be long).
+    if value is None:
+        return "null"
+    if name == "extension" and not value:
+        return "{}"
+    return dumps(value, f"pointers[{pointer_id}].{name}")
+
+
+def _load(text: str, pointer_id: str, name: str) -> Any:
+    if text == "null":
+        return {} if name == "extension" else None
+    if text == "{}":
+        return {}
+    return loads(text, f"pointers[{pointer_id}].{name}")
+
+
 @attrs.frozen(kw_only=True)
 class StoredPointer:
     """One pointer as stored: plain fields plus JSON text for the open-ended ones."""
@@ -27,10 +44,7 @@ class StoredPointer:
     @classmethod
     def from_pointer(cls, pointer: ExecutionPointer, insertion: int) -> StoredPointer:
         fields = attrs.asdict(pointer, recurse=False)
-        blobs = {
-            name: dumps(fields.pop(name), f"pointers[{pointer.id}].{name}")
-            for name in _POINTER_BLOBS
-        }
+        blobs = {name: _dump(fields.pop(name), pointer.id, name) for name in _POINTER_BLOBS}
         fields["children"] = list(pointer.children)
         fields["scope"] = list(pointer.scope)
         return cls(fields=fields, blobs=blobs, insertion=insertion)
@@ -45,9 +59,7 @@ class StoredPointer:
         values["children"] = list(values["children"])
         values["scope"] = list(values["scope"])
         for name, text in self.blobs.items():
-            values[name] = loads(text, f"pointers[{values['id']}].{name}")
-        if values["extension"] is None:
-            values["extension"] = {}
+            values[name] = _load(text, values["id"], name)
         return ExecutionPointer(**values)
 
 
