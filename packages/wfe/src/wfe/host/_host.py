@@ -406,17 +406,30 @@ class WorkflowHost:
         suspended) and return it; :class:`WorkflowTimeoutError` after ``timeout`` s."""
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         deadline = math.inf if seconds is None else trio.current_time() + seconds
+        dispatcher = self._require_running()
+        poll = 0.05
         while True:
             changed = self._status_changed
-            instance = await self.get_workflow(workflow_id)
-            if instance.status is not WorkflowStatus.RUNNABLE:
-                return instance
+            run = dispatcher.runs.get(workflow_id)
+            if run is not None and run.instance.status is WorkflowStatus.RUNNABLE:
+                # Running here: its status changes are published locally, so wait for
+                # one instead of re-reading (and re-loading the history of) the instance.
+                with trio.move_on_at(deadline):
+                    await changed.wait()
+            else:
+                instance = await self.get_workflow(workflow_id)
+                if instance.status is not WorkflowStatus.RUNNABLE:
+                    return instance
+                with trio.move_on_at(min(deadline, trio.current_time() + poll)):
+                    await changed.wait()
+                poll = min(poll * 2, 1.0)
             if trio.current_time() >= deadline:
+                instance = await self.get_workflow(workflow_id)
+                if instance.status is not WorkflowStatus.RUNNABLE:
+                    return instance
                 raise WorkflowTimeoutError(
                     f"workflow {workflow_id} still {instance.status.value} after {seconds} s"
                 )
-            with trio.move_on_at(min(deadline, trio.current_time() + 0.25)):
-                await changed.wait()
 
     async def search(
         self,
