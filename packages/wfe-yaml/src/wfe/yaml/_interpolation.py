@@ -1,0 +1,224 @@
+"""``${{ var.name }}`` (load time, from the config map) and ``${{ data.path }}`` (run time,
+from workflow data) expressions, including their shell-safe form.
+
+In a shell script, a data expression is never pasted into the command text. Each one
+is passed to the shell as an environment variable ``__WFE_EXPR_<n>`` and the expression
+is rewritten to a quoted reference to it, chosen by the quoting context it stands in:
+bare (also inside ``$(...)`` or backticks) → ``"${V}"``, inside double quotes →
+``${V}``, inside single quotes → ``'"${V}"'``. The shell expands a quoted variable
+without re-parsing its value, so no value can change the command's syntax.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from wfe.core import StepError
+
+EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_SEGMENT = re.compile(
+    r"""\.(?P<name>[A-Za-z_][A-Za-z0-9_-]*|\d+)|\[(?P<index>\d+)\]|\[(?P<q>["'])(?P<key>.*?)(?P=q)\]"""
+)
+ENV_PREFIX = "__WFE_EXPR_"
+EXPRESSION_HELP = "`${{ var.NAME }}` or `${{ data.PATH }}` (PATH like a.b[0].c)"
+
+PathPart = str | int
+
+
+class InterpolationError(StepError):
+    """A ``${{ data.path }}`` expression names nothing in the workflow data."""
+
+
+def parse_expression(inner: str) -> tuple[str, tuple[PathPart, ...]] | None:
+    """``("var", (name,))`` or ``("data", parts)`` for the text between ``${{`` and ``}}``."""
+    text = inner.strip()
+    head = _IDENT.match(text)
+    if head is None or head.group() not in ("var", "data"):
+        return None
+    namespace = head.group()
+    parts: list[PathPart] = []
+    pos = head.end()
+    while pos < len(text):
+        seg = _SEGMENT.match(text, pos)
+        if seg is None:
+            return None
+        if seg.group("name") is not None:
+            name = seg.group("name")
+            parts.append(int(name) if name.isdigit() else name)
+        elif seg.group("index") is not None:
+            parts.append(int(seg.group("index")))
+        else:
+            parts.append(seg.group("key"))
+        pos = seg.end()
+    if not parts:
+        return None
+    if namespace == "var" and (len(parts) != 1 or not isinstance(parts[0], str)):
+        return None
+    return namespace, tuple(parts)
+
+
+def format_path(parts: Sequence[PathPart]) -> str:
+    out = "data"
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif _IDENT.fullmatch(p):
+            out += f".{p}"
+        else:
+            out += f"[{json.dumps(p)}]"
+    return out
+
+
+def resolve_path(data: Any, parts: Sequence[PathPart]) -> Any:
+    """The value at ``parts`` in ``data``; raises :class:`InterpolationError` naming the
+    first segment that does not exist."""
+    value = data
+    for i, part in enumerate(parts):
+        here = format_path(parts[: i + 1])
+        if isinstance(value, Mapping):
+            key: Any = part if part in value else str(part)
+            if key not in value:
+                known = ", ".join(sorted(map(str, value))[:20]) or "none"
+                raise InterpolationError(f"${{{{ {here} }}}}: no such key (known keys: {known})")
+            value = value[key]
+        elif isinstance(value, list | tuple) and not isinstance(value, str):
+            if not isinstance(part, int) or not -len(value) <= part < len(value):
+                raise InterpolationError(
+                    f"${{{{ {here} }}}}: index {part!r} is out of range for a list of "
+                    f"{len(value)} items"
+                )
+            value = value[part]
+        else:
+            raise InterpolationError(
+                f"${{{{ {here} }}}}: {format_path(parts[:i])} is {type(value).__name__}, "
+                "not a map or list"
+            )
+    return value
+
+
+def to_text(value: Any) -> str:
+    """How a data value reads in text: strings as they are, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def data_references(text: str) -> list[tuple[PathPart, ...]]:
+    """The data paths referenced by ``text``."""
+    refs = []
+    for m in EXPRESSION.finditer(text):
+        parsed = parse_expression(m.group(1))
+        if parsed is not None and parsed[0] == "data":
+            refs.append(parsed[1])
+    return refs
+
+
+def render(text: str, data: Any) -> str:
+    """``text`` with every ``${{ data.path }}`` replaced by its value (as text)."""
+
+    def sub(m: re.Match[str]) -> str:
+        parsed = parse_expression(m.group(1))
+        if parsed is None or parsed[0] != "data":
+            return m.group()
+        return to_text(resolve_path(data, parsed[1]))
+
+    return EXPRESSION.sub(sub, text)
+
+
+def render_value(value: Any, data: Any) -> Any:
+    """Like :func:`render`, through lists and maps; a string that is exactly one
+    expression keeps the value's type."""
+    if isinstance(value, str):
+        m = EXPRESSION.fullmatch(value.strip())
+        if m is not None:
+            parsed = parse_expression(m.group(1))
+            if parsed is not None and parsed[0] == "data":
+                return resolve_path(data, parsed[1])
+        return render(value, data)
+    if isinstance(value, list):
+        return [render_value(v, data) for v in value]
+    if isinstance(value, dict):
+        return {k: render_value(v, data) for k, v in value.items()}
+    return value
+
+
+# Shell quoting contexts tracked by the scanner.
+_BARE, _SINGLE, _DOUBLE, _SUBST, _BACKTICK = "bare", "single", "double", "subst", "backtick"
+
+
+def render_shell(script: str, data: Any) -> tuple[str, dict[str, str]]:
+    """``script`` with each data expression rewritten to a quoted variable reference,
+    and the environment variables carrying the values."""
+    env: dict[str, str] = {}
+    out: list[str] = []
+    stack: list[str] = [_BARE]
+    depth: list[int] = [0]  # parenthesis depth inside each $( ... )
+    i = 0
+    n = len(script)
+    while i < n:
+        top = stack[-1]
+        if script.startswith("${{", i):
+            m = EXPRESSION.match(script, i)
+            if m is not None:
+                parsed = parse_expression(m.group(1))
+                if parsed is not None and parsed[0] == "data":
+                    name = f"{ENV_PREFIX}{len(env) + 1}"
+                    env[name] = to_text(resolve_path(data, parsed[1]))
+                    if top == _DOUBLE:
+                        out.append(f"${{{name}}}")
+                    elif top == _SINGLE:
+                        out.append(f"'\"${{{name}}}\"'")
+                    else:
+                        out.append(f'"${{{name}}}"')
+                    i = m.end()
+                    continue
+        c = script[i]
+        if top == _SINGLE:
+            if c == "'":
+                stack.pop()
+        elif c == "\\" and i + 1 < n:
+            out.append(script[i : i + 2])
+            i += 2
+            continue
+        elif top == _DOUBLE:
+            if c == '"':
+                stack.pop()
+            elif script.startswith("$(", i):
+                stack.append(_SUBST)
+                depth.append(0)
+                out.append("$(")
+                i += 2
+                continue
+            elif c == "`":
+                stack.append(_BACKTICK)
+        else:  # bare, inside $( ... ) or inside backticks
+            if c == "'":
+                stack.append(_SINGLE)
+            elif c == '"':
+                stack.append(_DOUBLE)
+            elif script.startswith("$(", i):
+                stack.append(_SUBST)
+                depth.append(0)
+                out.append("$(")
+                i += 2
+                continue
+            elif c == "`":
+                if top == _BACKTICK:
+                    stack.pop()
+                else:
+                    stack.append(_BACKTICK)
+            elif top == _SUBST and c == "(":
+                depth[-1] += 1
+            elif top == _SUBST and c == ")":
+                if depth[-1] == 0:
+                    stack.pop()
+                    depth.pop()
+                else:
+                    depth[-1] -= 1
+        out.append(c)
+        i += 1
+    return "".join(out), env

@@ -1,0 +1,261 @@
+"""Loading YAML workflow files: read, parse, substitute ``${{ var.* }}``, follow
+``include``, validate everything, and only then compile."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ._checks import check_expressions, check_keys, kind_of
+from ._compile import CompiledWorkflow, compile_workflow
+from ._errors import Issue, YamlWorkflowError
+from ._interpolation import EXPRESSION, parse_expression, to_text
+from ._nodes import YamlNode, parse_yaml
+from ._plugins import StepType, StepTypeRegistry
+from ._schema import FILE_KEYS, WorkflowSpec, parse_workflow
+
+
+def substitute_vars(node: YamlNode, config: Mapping[str, Any], issues: list[Issue]) -> None:
+    """Replace ``${{ var.NAME }}`` in every string under ``node`` (in place).
+
+    A string that is exactly one var expression takes the config value itself (its
+    type kept); elsewhere the value is inserted as text. Unknown names are issues.
+    """
+    if node.is_map or node.is_seq:
+        for child in node.value.values() if node.is_map else node.value:
+            substitute_vars(child, config, issues)
+        return
+    if not isinstance(node.value, str) or "${{" not in node.value:
+        return
+    text: str = node.value
+    missing: list[str] = []
+
+    def lookup(m: Any) -> tuple[bool, Any]:
+        parsed = parse_expression(m.group(1))
+        if parsed is None or parsed[0] != "var":
+            return False, None
+        name = str(parsed[1][0])
+        if name not in config:
+            missing.append(name)
+            return False, None
+        return True, config[name]
+
+    whole = EXPRESSION.fullmatch(text.strip())
+    if whole is not None:
+        found, value = lookup(whole)
+        if found:
+            node.value = value
+            return
+    if whole is None or not missing:
+
+        def sub(m: Any) -> str:
+            found, value = lookup(m)
+            return to_text(value) if found else str(m.group())
+
+        node.value = EXPRESSION.sub(sub, text)
+    for name in dict.fromkeys(missing):
+        known = ", ".join(sorted(config)) or "none given"
+        issues.append(
+            node.issue(
+                f"unresolved variable `var.{name}` (set it with --set {name}=...; known: {known})"
+            )
+        )
+
+
+@attrs.define
+class _Load:
+    config: Mapping[str, Any]
+    registry: StepTypeRegistry
+    issues: list[Issue] = attrs.field(factory=list)
+    specs: list[WorkflowSpec] = attrs.field(factory=list)
+    loaded: set[str] = attrs.field(factory=set)
+
+    def load_file(self, path: Path, chain: tuple[str, ...], at: YamlNode | None) -> None:
+        key = str(path.resolve())
+        if key in chain:
+            names = " -> ".join([*(os.path.relpath(c) for c in chain), os.path.relpath(key)])
+            assert at is not None
+            self.issues.append(at.issue(f"include cycle: {names}"))
+            return
+        if key in self.loaded:
+            return
+        self.loaded.add(key)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            if at is not None:
+                self.issues.append(at.issue(f"cannot read included file {str(path)!r}: {reason}"))
+            else:
+                self.issues.append(
+                    Issue(
+                        file=str(path),
+                        line=1,
+                        column=1,
+                        key="(file)",
+                        message=f"cannot read: {reason}",
+                    )
+                )
+            return
+        self.load_text(text, str(path), path.parent, (*chain, key))
+
+    def load_text(self, text: str, file: str, base_dir: Path, chain: tuple[str, ...]) -> None:
+        root, issues = parse_yaml(text, file)
+        self.issues.extend(issues)
+        if root is None:
+            return
+        if not root.is_map:
+            self.issues.append(
+                root.issue(
+                    f"expected a mapping with `workflow`, `workflows` or `include`, got {kind_of(root)}"
+                )
+            )
+            return
+        substitute_vars(root, self.config, self.issues)
+        check_expressions(root, self.issues)
+        check_keys(root, FILE_KEYS, self.issues)
+        own: list[WorkflowSpec] = []
+        single, many = root.get("workflow"), root.get("workflows")
+        if single is not None and many is not None:
+            self.issues.append(many.key_issue("use either `workflow` or `workflows`, not both"))
+        if single is None and many is None and root.get("include") is None:
+            self.issues.append(
+                root.issue("a workflow file needs `workflow`, `workflows` or `include`")
+            )
+        nodes: list[YamlNode] = []
+        if single is not None:
+            nodes.append(single)
+        if many is not None:
+            if not many.is_seq or not many.value:
+                self.issues.append(
+                    many.issue(f"expected a non-empty list of workflows, got {kind_of(many)}")
+                )
+            else:
+                nodes.extend(many.value)
+        for node in nodes:
+            spec = parse_workflow(node, file, base_dir, self.registry, self.issues)
+            if spec is not None:
+                own.append(spec)
+        self.specs.extend(own)
+        include = root.get("include")
+        if include is not None:
+            if not include.is_seq:
+                self.issues.append(
+                    include.issue(f"expected a list of file paths, got {kind_of(include)}")
+                )
+                return
+            for item in include.value:
+                if not isinstance(item.value, str) or not item.value.strip():
+                    self.issues.append(item.issue(f"expected a file path, got {kind_of(item)}"))
+                    continue
+                target = Path(item.value).expanduser()
+                if not target.is_absolute():
+                    target = base_dir / target
+                self.load_file(target, chain, item)
+
+    def finish(self) -> list[CompiledWorkflow]:
+        seen: dict[tuple[str, int], WorkflowSpec] = {}
+        for spec in self.specs:
+            key = (spec.id, spec.version)
+            if spec.id and key in seen:
+                first = seen[key]
+                self.issues.append(
+                    spec.node.issue(
+                        f"workflow {spec.id!r} version {spec.version} is already defined at "
+                        f"{first.file}:{first.node.line}:{first.node.column}"
+                    )
+                )
+            seen.setdefault(key, spec)
+        if self.issues:
+            raise YamlWorkflowError(self.issues)
+        return [compile_workflow(spec) for spec in self.specs]
+
+
+def _loader(config: Mapping[str, Any] | None, step_types: Mapping[str, StepType] | None) -> _Load:
+    return _Load(dict(config or {}), StepTypeRegistry(step_types))
+
+
+def load_workflows(
+    path: str | os.PathLike[str],
+    config: Mapping[str, Any] | None = None,
+    *,
+    step_types: Mapping[str, StepType] | None = None,
+) -> list[CompiledWorkflow]:
+    """Every workflow of the file at ``path`` and of the files it includes (the file's own
+    first). ``config`` fills ``${{ var.NAME }}``; ``step_types`` adds or overrides step
+    types by name. Raises :class:`YamlWorkflowError` listing every problem."""
+    load = _loader(config, step_types)
+    load.load_file(Path(path), (), None)
+    return load.finish()
+
+
+def load_workflow(
+    path: str | os.PathLike[str],
+    config: Mapping[str, Any] | None = None,
+    *,
+    step_types: Mapping[str, StepType] | None = None,
+) -> CompiledWorkflow:
+    """The (first) workflow defined in the file at ``path``, after validating the whole
+    file and its includes (register included sub-workflows with :func:`load_workflows`)."""
+    compiled = load_workflows(path, config, step_types=step_types)
+    own = [c for c in compiled if Path(c.file) == Path(path)]
+    if not own:
+        raise YamlWorkflowError(
+            [
+                Issue(
+                    file=str(path),
+                    line=1,
+                    column=1,
+                    key="workflow",
+                    message="the file defines no workflow of its own (only includes)",
+                )
+            ]
+        )
+    return own[0]
+
+
+def load_workflow_from_str(
+    text: str,
+    config: Mapping[str, Any] | None = None,
+    *,
+    file: str = "<string>",
+    base_dir: str | os.PathLike[str] | None = None,
+    step_types: Mapping[str, StepType] | None = None,
+) -> list[CompiledWorkflow]:
+    """Every workflow of YAML ``text`` and its includes (resolved against ``base_dir``,
+    default the current directory); ``file`` names the text in messages."""
+    load = _loader(config, step_types)
+    load.load_text(text, file, Path(base_dir) if base_dir is not None else Path.cwd(), (file,))
+    return load.finish()
+
+
+def validate(
+    source: str | os.PathLike[str],
+    config: Mapping[str, Any] | None = None,
+    *,
+    step_types: Mapping[str, StepType] | None = None,
+) -> list[Issue]:
+    """Every problem of a workflow file (a path, or a string naming an existing file) or
+    of YAML text (any other string); an empty list when it is valid. Never raises for
+    bad input."""
+    try:
+        if isinstance(source, os.PathLike) or (
+            isinstance(source, str) and "\n" not in source and _is_file(source)
+        ):
+            load_workflows(source, config, step_types=step_types)
+        else:
+            load_workflow_from_str(str(source), config, step_types=step_types)
+    except YamlWorkflowError as exc:
+        return exc.issues
+    return []
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
