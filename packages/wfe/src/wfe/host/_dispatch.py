@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wfe.host")
 
-_DEQUEUE_TIMEOUT = 1.0
+_DEQUEUE_TIMEOUT = 30.0  # providers wake on enqueue or poll inside; long waits are cheap
 _EVENT_RETRY = timedelta(milliseconds=200)
 _MAX_BACKOFF = 300.0
 

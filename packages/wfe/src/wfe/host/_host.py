@@ -422,7 +422,8 @@ class WorkflowHost:
                     return instance
                 with trio.move_on_at(min(deadline, trio.current_time() + poll)):
                     await changed.wait()
-                poll = min(poll * 2, 1.0)
+                # Changes made by other hosts are seen by polling, at most every poll_interval.
+                poll = min(poll * 2, self.config.poll_interval.total_seconds())
             if trio.current_time() >= deadline:
                 instance = await self.get_workflow(workflow_id)
                 if instance.status is not WorkflowStatus.RUNNABLE:
