@@ -4,12 +4,14 @@
     python durability_worker.py DB LOG resume WID       # run the store until WID ends
     python durability_worker.py DB LOG start-wait       # start a workflow that waits for an event
     python durability_worker.py DB LOG publish WID      # publish its event, run until it ends
-    python durability_worker.py DB LOG many N START     # (START=1: start N workflows) run until all end
+    python durability_worker.py DB LOG many N START     # run N workflows (START=1 starts them)
 
 Every step appends a line to LOG (``O_APPEND`` writes are atomic for short lines), so
 the test can see what ran, where and when.
 """
 
+# The log file is written by other processes: polling it with plain file reads is the point.
+# ruff: noqa: ASYNC110, ASYNC240
 from __future__ import annotations
 
 import os

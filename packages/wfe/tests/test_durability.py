@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import os
 import signal
 import subprocess
@@ -94,7 +95,7 @@ def test_two_hosts_never_run_one_instance_at_once(tmp_path: Path) -> None:
     assert all(len(s) == 3 for s in spans.values()), "each step ran exactly once"
     for wid, runs in spans.items():
         runs.sort()
-        for (s1, e1, p1), (s2, _e2, p2) in zip(runs, runs[1:], strict=False):
+        for (_s1, e1, p1), (s2, _e2, p2) in itertools.pairwise(runs):
             assert s2 >= e1 or p1 == p2, f"{wid} ran on {p1} and {p2} at once"
     hosts = {pid for runs in spans.values() for _s, _e, pid in runs}
     assert len(hosts) == 2, "both hosts did work"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from typing import Any
 
@@ -57,7 +58,7 @@ async def test_hourly_retries_on_virtual_time(autojump_clock: trio.testing.MockC
         instance = await host.wait_for_workflow(wid, timeout=timedelta(days=1))
     assert instance.status is WorkflowStatus.SUSPENDED
     assert len(attempts) == 4
-    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert all(3600 <= g < 3600 + 60 for g in gaps)
 
 
