@@ -202,12 +202,8 @@ class Dispatcher:
         instance = await host.persistence.get_workflow(workflow_id)
         if instance.status is not WorkflowStatus.RUNNABLE:
             return
-        now = host.clock.now()
         if instance.next_execution is None:
-            return
-        if instance.next_execution > now:
-            self._wf_timers.schedule(workflow_id, instance.next_execution)
-            return
+            return  # only waiting for events: nothing to run until one arrives
         definition = host.registry.get(instance.definition_id, instance.version)
         problem: WfeError | None = None
         if definition is None:
