@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from wfe.core import ExecutionPointer, StepBody, StepExecutionContext, WorkflowInstance, WorkflowStep
+from wfe.core import (
+    ExecutionPointer,
+    StepBody,
+    StepExecutionContext,
+    WorkflowInstance,
+    WorkflowStep,
+)
 
 
 class Runner:

@@ -22,7 +22,8 @@ DATA = {
 
 def cond(text: str) -> Any:
     root, issues = parse_yaml(text, "c.yaml")
-    assert root is not None and not issues
+    assert root is not None
+    assert not issues
     found: list[Issue] = []
     c = parse_condition(root, found)
     assert not found, found

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (one-line YAML documents read better unwrapped)
 """Compiled YAML workflows running on a real (in-memory) host."""
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ async def test_when_skips_and_runs_by_condition() -> None:
     )
     inst, errors = await run(wfs, {"env": "dev"})
     assert inst.status is WorkflowStatus.COMPLETE, errors
-    assert "deployed" not in inst.data and "never" not in inst.data
+    assert "deployed" not in inst.data
+    assert "never" not in inst.data
     assert inst.data["noticed"] is True
     assert inst.data["steps"]["prod-only"] == {"skipped": True}
 
@@ -181,7 +183,9 @@ async def test_sub_workflow_runs_and_merges_its_data() -> None:
 
 
 async def test_start_data_is_checked_against_declared_inputs() -> None:
-    wfs = load("workflow: {id: typed, inputs: {n: integer}, steps: [{name: a, config: {run: 'true'}}]}")
+    wfs = load(
+        "workflow: {id: typed, inputs: {n: integer}, steps: [{name: a, config: {run: 'true'}}]}"
+    )
     async with WorkflowHostBuilder().register(wfs[0]).build() as host:
         with pytest.raises(YamlWorkflowError, match="input n: expected integer"):
             await host.start_workflow("typed", 1, {"n": "three"})

@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 from wfe.yaml import InterpolationError, render, render_shell, render_value
 from wfe.yaml._interpolation import parse_expression
 
-DATA = {"name": "bob", "n": 3, "items": [{"id": "a"}, {"id": "b"}], "steps": {"Run tests": {"x": 1}}}
+DATA = {
+    "name": "bob",
+    "n": 3,
+    "items": [{"id": "a"}, {"id": "b"}],
+    "steps": {"Run tests": {"x": 1}},
+}
 
 
 def test_expressions_parse() -> None:
@@ -34,7 +39,9 @@ def test_render_inserts_values_as_text() -> None:
 
 
 def test_render_value_keeps_the_type_of_a_lone_expression() -> None:
-    assert render_value({"a": "${{ data.n }}", "b": ["${{ data.items }}", "n=${{ data.n }}"]}, DATA) == {
+    assert render_value(
+        {"a": "${{ data.n }}", "b": ["${{ data.items }}", "n=${{ data.n }}"]}, DATA
+    ) == {
         "a": 3,
         "b": [DATA["items"], "n=3"],
     }
@@ -68,9 +75,9 @@ INJECTIONS = [
 
 TEMPLATES = [
     "printf '%s' ${{ data.v }}",
-    'printf \'%s\' "${{ data.v }}"',
+    "printf '%s' \"${{ data.v }}\"",
     "printf '%s' '${{ data.v }}'",
-    'printf \'%s\' "pre ${{ data.v }} post"',
+    "printf '%s' \"pre ${{ data.v }} post\"",
     "printf '%s' \"$(printf '%s' ${{ data.v }})\"",
     "printf '%s' \"`printf '%s' \"${{ data.v }}\"`\"",
     "printf '%s' x${{ data.v }}y",
@@ -80,8 +87,12 @@ TEMPLATES = [
 def run_shell(shell: str, template: str, value: Any, cwd: Path) -> str:
     script, env = render_shell(template, {"v": value})
     proc = subprocess.run(
-        [shell, "-c", script], env={"PATH": "/usr/bin:/bin", **env}, cwd=cwd,
-        capture_output=True, text=True, check=True,
+        [shell, "-c", script],
+        env={"PATH": "/usr/bin:/bin", **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return proc.stdout
 
@@ -89,7 +100,9 @@ def run_shell(shell: str, template: str, value: Any, cwd: Path) -> str:
 @pytest.mark.parametrize("shell", ["sh", "bash"])
 @pytest.mark.parametrize("template", TEMPLATES)
 @pytest.mark.parametrize("value", INJECTIONS)
-def test_injection_attempts_stay_data(shell: str, template: str, value: str, tmp_path: Path) -> None:
+def test_injection_attempts_stay_data(
+    shell: str, template: str, value: str, tmp_path: Path
+) -> None:
     out = run_shell(shell, template, value, tmp_path)
     assert not (tmp_path / "pwned").exists()
     assert value in out
@@ -106,6 +119,6 @@ def test_any_value_reaches_the_command_intact(value: str) -> None:
 
 
 def test_shell_rewrite_leaves_other_text_alone() -> None:
-    script, env = render_shell('echo "$HOME" \'${{ data.v }}\' ${{ var.x }}', {"v": 1})
-    assert script == 'echo "$HOME" \'\'"${__WFE_EXPR_1}"\'\' ${{ var.x }}'
+    script, env = render_shell("echo \"$HOME\" '${{ data.v }}' ${{ var.x }}", {"v": 1})
+    assert script == "echo \"$HOME\" ''\"${__WFE_EXPR_1}\"'' ${{ var.x }}"
     assert env == {"__WFE_EXPR_1": "1"}

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (one-line YAML documents read better unwrapped)
 """Loading and validating workflow files: every key, every error with its position."""
 
 from __future__ import annotations
@@ -86,13 +87,19 @@ def test_every_key_compiles() -> None:
     assert (wf.id, wf.version, d.description) == ("full", 2, "every key")
     assert d.default_error_behavior == ErrorBehavior.retry(timedelta(seconds=5), 2)
     names = [s.name for s in d.steps]
-    assert names[0] == "first" and "group (when)" in names and "(outputs)" in names
+    assert names[0] == "first"
+    assert "group (when)" in names
+    assert "(outputs)" in names
     assert {"a", "b", "c"} <= set(names)
     first = d.steps[0]
     assert first.error_behavior == ErrorBehavior.terminate()
     assert issubclass(first.body, YamlStep)
-    plan = first.body.plan  # type: ignore[attr-defined]
-    assert [h.__name__ for h in plan.on_success + plan.on_failure + plan.ensure] == ["ok", "bad", "always"]
+    plan = first.body.plan
+    assert [h.__name__ for h in plan.on_success + plan.on_failure + plan.ensure] == [
+        "ok",
+        "bad",
+        "always",
+    ]
     assert set(wf.inputs) == {"branch", "count", "tags"}
 
 
@@ -119,11 +126,24 @@ def test_every_error_is_reported_with_position_key_and_expectation() -> None:
         """
     )
     text = [str(i) for i in issues]
-    assert any(t.startswith("w.yaml:4:3: workflow.verison: unknown key 'verison'; did you mean 'version'?") for t in text), text
-    assert any("w.yaml:7:36: workflow.steps[0].config.timeout: expected a duration like 500ms" in t for t in text), text
-    assert any(t.startswith("w.yaml:8:13: workflow.steps[1].name: step name 'a' is already used at line 6") for t in text), text
-    assert any("workflow.steps[1].typ: unknown key 'typ'; did you mean 'type'?" in t for t in text), text
-    assert any("workflow.steps[2].config.rn: unknown key 'rn'; did you mean 'run'?" in t for t in text), text
+    assert any(
+        t.startswith("w.yaml:4:3: workflow.verison: unknown key 'verison'; did you mean 'version'?")
+        for t in text
+    ), text
+    assert any(
+        "w.yaml:7:36: workflow.steps[0].config.timeout: expected a duration like 500ms" in t
+        for t in text
+    ), text
+    assert any(
+        t.startswith("w.yaml:8:13: workflow.steps[1].name: step name 'a' is already used at line 6")
+        for t in text
+    ), text
+    assert any(
+        "workflow.steps[1].typ: unknown key 'typ'; did you mean 'type'?" in t for t in text
+    ), text
+    assert any(
+        "workflow.steps[2].config.rn: unknown key 'rn'; did you mean 'run'?" in t for t in text
+    ), text
     assert any("needs exactly one of `run` or `file`" in t for t in text), text
     assert len(issues) == 6
 
@@ -144,30 +164,90 @@ def test_error_str_lists_issues_one_per_line() -> None:
         ("workflow: {steps: [{name: a, config: {run: x}}]}", "needs `id`"),
         ("workflow: {id: x, version: 0, steps: [{name: a, config: {run: x}}]}", "positive integer"),
         ("workflow: {id: x, steps: [{config: {run: x}}]}", "needs `name`"),
-        ("workflow: {id: x, steps: [{name: a, type: nope, config: {run: x}}]}", "unknown step type 'nope'"),
-        ("workflow: {id: x, steps: [{name: a, type: shel, config: {run: x}}]}", "did you mean 'shell'"),
-        ("workflow: {id: x, error_behavior: {type: explode}, steps: [{name: a, config: {run: x}}]}", "expected one of retry"),
-        ("workflow: {id: x, error_behavior: {type: suspend, interval: 5s}, steps: [{name: a, config: {run: x}}]}", "only a retry"),
-        ("workflow: {id: x, error_behavior: {type: retry, max_retries: -1}, steps: [{name: a, config: {run: x}}]}", "integer >= 0"),
-        ("workflow: {id: x, inputs: {a: strng}, steps: [{name: a, config: {run: x}}]}", "expected a type"),
-        ("workflow: {id: x, inputs: {a: {type: integer, default: x}}, steps: [{name: a, config: {run: x}}]}", "expected integer"),
-        ("workflow: {id: x, inputs: {steps: string}, steps: [{name: a, config: {run: x}}]}", "reserved"),
-        ("workflow: {id: x, steps: [{name: a, parallel: [{name: b, config: {run: x}}], config: {run: x}}]}", "parallel step takes no 'config'"),
-        ("workflow: {id: x, steps: [{name: a, config: {run: x}, ensure: [{name: b, type: workflow, config: {workflow: y}}]}]}", "hook cannot be a sub-workflow"),
-        ("workflow: {id: x, steps: [{name: a, config: {run: x}, on_success: [{name: b, error_behavior: suspend, config: {run: x}}]}]}", "error behaviour of the step"),
-        ("workflow: {id: x, steps: [{name: a, type: workflow, config: {version: 1}}]}", "needs `workflow`"),
-        ("workflow: {id: x, steps: [{name: a, type: deno, config: {script: 'x', file: y}}]}", "exactly one of `script` or `file`"),
-        ("workflow: {id: x, steps: [{name: a, type: deno, config: {script: '${{ data.x }}'}}]}", "Wfe.getData"),
-        ("workflow: {id: x, steps: [{name: a, type: deno, config: {script: x, permissions: {net: [a/b]}}}]}", "is not a host"),
-        ("workflow: {id: x, steps: [{name: a, type: deno, config: {script: x, permissions: {nett: []}}}]}", "did you mean 'net'"),
-        ("workflow: {id: x, steps: [{name: a, config: {run: '${{ env.HOME }}'}}]}", "malformed expression"),
-        ("workflow: {id: x, steps: [{name: a, config: {run: x}, when: {field: .outputs.x}}]}", "exactly one operator"),
+        (
+            "workflow: {id: x, steps: [{name: a, type: nope, config: {run: x}}]}",
+            "unknown step type 'nope'",
+        ),
+        (
+            "workflow: {id: x, steps: [{name: a, type: shel, config: {run: x}}]}",
+            "did you mean 'shell'",
+        ),
+        (
+            "workflow: {id: x, error_behavior: {type: explode}, steps: [{name: a, config: {run: x}}]}",
+            "expected one of retry",
+        ),
+        (
+            "workflow: {id: x, error_behavior: {type: suspend, interval: 5s}, steps: [{name: a, config: {run: x}}]}",
+            "only a retry",
+        ),
+        (
+            "workflow: {id: x, error_behavior: {type: retry, max_retries: -1}, steps: [{name: a, config: {run: x}}]}",
+            "integer >= 0",
+        ),
+        (
+            "workflow: {id: x, inputs: {a: strng}, steps: [{name: a, config: {run: x}}]}",
+            "expected a type",
+        ),
+        (
+            "workflow: {id: x, inputs: {a: {type: integer, default: x}}, steps: [{name: a, config: {run: x}}]}",
+            "expected integer",
+        ),
+        (
+            "workflow: {id: x, inputs: {steps: string}, steps: [{name: a, config: {run: x}}]}",
+            "reserved",
+        ),
+        (
+            "workflow: {id: x, steps: [{name: a, parallel: [{name: b, config: {run: x}}], config: {run: x}}]}",
+            "parallel step takes no 'config'",
+        ),
+        (
+            "workflow: {id: x, steps: [{name: a, config: {run: x}, ensure: [{name: b, type: workflow, config: {workflow: y}}]}]}",
+            "hook cannot be a sub-workflow",
+        ),
+        (
+            "workflow: {id: x, steps: [{name: a, config: {run: x}, on_success: [{name: b, error_behavior: suspend, config: {run: x}}]}]}",
+            "error behaviour of the step",
+        ),
+        (
+            "workflow: {id: x, steps: [{name: a, type: workflow, config: {version: 1}}]}",
+            "needs `workflow`",
+        ),
+        (
+            "workflow: {id: x, steps: [{name: a, type: deno, config: {script: 'x', file: y}}]}",
+            "exactly one of `script` or `file`",
+        ),
+        (
+            "workflow: {id: x, steps: [{name: a, type: deno, config: {script: '${{ data.x }}'}}]}",
+            "Wfe.getData",
+        ),
+        (
+            "workflow: {id: x, steps: [{name: a, type: deno, config: {script: x, permissions: {net: [a/b]}}}]}",
+            "is not a host",
+        ),
+        (
+            "workflow: {id: x, steps: [{name: a, type: deno, config: {script: x, permissions: {nett: []}}}]}",
+            "did you mean 'net'",
+        ),
+        (
+            "workflow: {id: x, steps: [{name: a, config: {run: '${{ env.HOME }}'}}]}",
+            "malformed expression",
+        ),
+        (
+            "workflow: {id: x, steps: [{name: a, config: {run: x}, when: {field: .outputs.x}}]}",
+            "exactly one operator",
+        ),
         ("workflows: []", "non-empty list"),
         ("[1, 2]", "expected a mapping"),
-        ("workflow: {id: x, steps: [{name: a, config: {run: x}}]}\nextra: 1", "unknown key 'extra'"),
+        (
+            "workflow: {id: x, steps: [{name: a, config: {run: x}}]}\nextra: 1",
+            "unknown key 'extra'",
+        ),
         ("a: [", "(yaml)"),
         ("workflow: {id: x, id: y}", "duplicate key"),
-        ("workflows: [{id: x, steps: [{name: a, config: {run: x}}]}, {id: x, steps: [{name: a, config: {run: x}}]}]", "already defined"),
+        (
+            "workflows: [{id: x, steps: [{name: a, config: {run: x}}]}, {id: x, steps: [{name: a, config: {run: x}}]}]",
+            "already defined",
+        ),
     ],
 )
 def test_invalid_files_are_rejected(text: str, message: str) -> None:
@@ -201,7 +281,9 @@ def test_vars_are_substituted_at_load_time_keeping_lone_values_typed() -> None:
 
 
 def test_unresolved_vars_are_errors_naming_them() -> None:
-    issues = issues_of("workflow: {id: x, steps: [{name: a, config: {run: 'echo ${{ var.who }}'}}]}")
+    issues = issues_of(
+        "workflow: {id: x, steps: [{name: a, config: {run: 'echo ${{ var.who }}'}}]}"
+    )
     assert any("unresolved variable `var.who`" in i.message for i in issues)
 
 
@@ -240,14 +322,18 @@ def test_includes_are_relative_and_cycles_name_the_chain(tmp_path: Path) -> None
     with pytest.raises(YamlWorkflowError) as exc:
         load_workflows(tmp_path / "main.yaml")
     (issue,) = [i for i in exc.value.issues if "cycle" in i.message]
-    assert "main.yaml -> " in issue.message and "child.yaml -> " in issue.message
-    assert issue.file.endswith("child.yaml") and issue.line == 1
+    assert "main.yaml -> " in issue.message
+    assert "child.yaml -> " in issue.message
+    assert issue.file.endswith("child.yaml")
+    assert issue.line == 1
 
 
 def test_missing_include_is_reported_at_the_include(tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text("include:\n  - nope.yaml\n")
     issues = validate(tmp_path / "m.yaml")
-    assert len(issues) == 1 and issues[0].line == 2 and "cannot read included file" in issues[0].message
+    assert len(issues) == 1
+    assert issues[0].line == 2
+    assert "cannot read included file" in issues[0].message
 
 
 def test_validate_returns_issues_without_raising(tmp_path: Path) -> None:
@@ -301,7 +387,8 @@ def test_third_party_step_types_plug_in() -> None:
     )
     assert wf.definition.steps[0].body.plan.body.__name__ == "Echo"  # type: ignore[attr-defined]
     issues = validate(
-        "workflow: {id: x, steps: [{name: a, type: echo, config: {}}]}", step_types={"echo": EchoType()}
+        "workflow: {id: x, steps: [{name: a, type: echo, config: {}}]}",
+        step_types={"echo": EchoType()},
     )
     assert [i.message for i in issues] == ["echo needs `text`"]
 

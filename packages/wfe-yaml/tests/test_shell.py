@@ -14,7 +14,6 @@ from wfe.core import StepError
 from wfe.yaml import ShellStepError, ShellStepType, StepInfo
 from wfe.yaml._shell import export_env, parse_output_line, parse_output_value
 
-
 Runner = Any  # the `runner` fixture of conftest.py
 
 
@@ -29,9 +28,9 @@ async def assert_gone(pid: int) -> None:
             os.kill(pid, 0)
         except ProcessLookupError:
             return
-        stat = Path(f"/proc/{pid}/stat")
+        stat = trio.Path(f"/proc/{pid}/stat")
         try:
-            if stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z":
+            if (await stat.read_text()).rsplit(")", 1)[-1].split()[0] == "Z":
                 return
         except FileNotFoundError:
             return

@@ -47,7 +47,8 @@ def test_not_durations(text: Any) -> None:
 )
 def test_types_check_values(type_: str, good: list[Any], bad: list[Any]) -> None:
     t = parse_type(type_)
-    assert t is not None and str(t) == type_
+    assert t is not None
+    assert str(t) == type_
     for v in good:
         assert t.check(v) is None, v
     for v in bad:

@@ -31,8 +31,8 @@ from ._subworkflow import WorkflowStepType as WorkflowStepType
 __all__ = [
     "STEP_TYPES_GROUP",
     "Combination",
-    "CompiledWorkflow",
     "Comparison",
+    "CompiledWorkflow",
     "DenoStepType",
     "InterpolationError",
     "Issue",

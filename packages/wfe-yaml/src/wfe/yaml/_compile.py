@@ -188,7 +188,8 @@ def check_inputs(compiled: CompiledWorkflow, data: Any) -> dict[str, Any]:
             elif not spec.type.optional:
                 issues.append(
                     where.key_issue(
-                        f"workflow {compiled.id!r} needs input {name!r} ({spec.type}); it was not given"
+                        f"workflow {compiled.id!r} needs input {name!r} ({spec.type}); "
+                        "it was not given"
                     )
                 )
             continue

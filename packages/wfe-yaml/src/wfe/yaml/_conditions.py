@@ -166,11 +166,8 @@ def parse_condition(node: YamlNode, issues: list[Issue]) -> Condition | None:
     ok = True
     for key in keys:
         if key != "field" and key not in OPERATORS:
-            issues.append(
-                node.value[key].key_issue(
-                    f"unknown condition key {key!r}{_suggest(key, ('field', *OPERATORS, *COMBINATORS))}"
-                )
-            )
+            hint = _suggest(key, ("field", *OPERATORS, *COMBINATORS))
+            issues.append(node.value[key].key_issue(f"unknown condition key {key!r}{hint}"))
             ok = False
     field_node = node.get("field")
     ops = [k for k in keys if k in OPERATORS]

@@ -85,7 +85,7 @@ def resolve_path(data: Any, parts: Sequence[PathPart]) -> Any:
                 known = ", ".join(sorted(map(str, value))[:20]) or "none"
                 raise InterpolationError(f"${{{{ {here} }}}}: no such key (known keys: {known})")
             value = value[key]
-        elif isinstance(value, list | tuple) and not isinstance(value, str):
+        elif isinstance(value, list | tuple):
             if not isinstance(part, int) or not -len(value) <= part < len(value):
                 raise InterpolationError(
                     f"${{{{ {here} }}}}: index {part!r} is out of range for a list of "

@@ -111,7 +111,8 @@ class _Load:
         if not root.is_map:
             self.issues.append(
                 root.issue(
-                    f"expected a mapping with `workflow`, `workflows` or `include`, got {kind_of(root)}"
+                    "expected a mapping with `workflow`, `workflows` or `include`, "
+                    f"got {kind_of(root)}"
                 )
             )
             return

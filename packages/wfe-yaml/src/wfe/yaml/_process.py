@@ -104,7 +104,8 @@ async def run_streaming(
         cwd=cwd,
         start_new_session=True,
     )
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     out_tail, err_tail = Tail(), Tail()
     timed_out = False
     try:
@@ -112,7 +113,8 @@ async def run_streaming(
             readers_done = trio.Event()
 
             async def read_both() -> None:
-                assert proc.stdout is not None and proc.stderr is not None
+                assert proc.stdout is not None
+                assert proc.stderr is not None
                 async with trio.open_nursery() as inner:
                     inner.start_soon(_pump, proc.stdout, "stdout", out_tail, on_line)
                     inner.start_soon(_pump, proc.stderr, "stderr", err_tail, on_line)

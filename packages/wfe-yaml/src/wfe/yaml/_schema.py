@@ -113,6 +113,7 @@ def parse_error_behavior(node: YamlNode | None, issues: list[Issue]) -> ErrorBeh
             return None
     else:
         return None
+    assert kind_node is not None
     kinds = [k.value for k in ErrorBehaviorType]
     if kind_node.value not in kinds:
         issues.append(
@@ -160,7 +161,8 @@ def parse_type_map(node: YamlNode | None, issues: list[Issue], what: str) -> dic
     if not expect_map(node, f"{what} declarations (name: type)", issues):
         return out
     for name, child in node.items():
-        raw = child.get("type").value if child.is_map and child.get("type") else child.value
+        type_child = child.get("type")
+        raw = type_child.value if type_child is not None else child.value
         t = parse_type(raw)
         if t is None:
             issues.append(child.issue(f"expected {TYPE_HELP}, got {kind_of(child)}"))
@@ -279,7 +281,8 @@ class _WorkflowParser:
                 if node.get(key) is not None:
                     issues.append(
                         node.value[key].key_issue(
-                            f"a parallel step takes no {key!r}; put it on the steps inside `parallel`"
+                            f"a parallel step takes no {key!r}; "
+                            "put it on the steps inside `parallel`"
                         )
                     )
             if hook:

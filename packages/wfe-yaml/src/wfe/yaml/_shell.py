@@ -16,10 +16,10 @@ import re
 import shlex
 from collections.abc import Mapping
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
+import trio
 
 from wfe.core import ExecutionResult, StepBody, StepError, StepExecutionContext
 
@@ -134,7 +134,7 @@ class ShellStep(StepBody):
             assert cfg.file is not None
             argv = [*shell, str(base / render(cfg.file, data))]
         cwd = str(base / render(cfg.working_dir, data)) if cfg.working_dir else None
-        if cwd is not None and not Path(cwd).is_dir():
+        if cwd is not None and not await trio.Path(cwd).is_dir():
             raise StepError(f"step {info.name!r}: working_dir {cwd!r} is not a directory")
         outputs: dict[str, Any] = {}
 
