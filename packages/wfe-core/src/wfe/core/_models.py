@@ -131,7 +131,7 @@ class EventSubscription:
     terminated: bool = False
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class ExecutionError:
     """One recorded failure of a step (or of the workflow as a whole)."""
 
@@ -141,7 +141,7 @@ class ExecutionError:
     message: str
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class ScheduledCommand:
     """A command to run at ``execute_time`` (for example: process a workflow)."""
 

@@ -46,6 +46,7 @@ from wfe.core.protocols import (
 from ._config import HostConfig
 from ._dispatch import Dispatcher
 from ._hub import LifecycleHub
+from ._middleware import run_pre
 from ._registry import DefinitionRegistry
 
 _LOCK_RETRY = 0.05
@@ -229,6 +230,11 @@ class WorkflowHost:
         )
         if workflow_id is not None:
             instance.id = workflow_id
+        pre = self.config.workflow_middleware.get("pre")
+        if pre:
+            # May change the data or raise to reject; what it leaves must be storable.
+            await run_pre(pre, instance)
+            serialization.dumps(instance.data)
         await self.persistence.create_workflow(instance)
         self._publish(WorkflowStarted(**_fields(instance, now)))
         if enqueue:
@@ -238,9 +244,9 @@ class WorkflowHost:
 
     async def publish_event(
         self,
-        event_name: str,
-        event_key: Any,
-        event_data: Any = None,
+        name: str,
+        key: Any,
+        data: Any = None,
         effective_date: datetime | None = None,
     ) -> str:
         """Store an event and deliver it to every workflow waiting for ``name``/``key``.
@@ -248,11 +254,11 @@ class WorkflowHost:
         An event nobody waits for yet stays pending for the next matching ``wait_for``.
         """
         self._require_running()
-        serialization.dumps(event_data, "event_data")
+        serialization.dumps(data, "data")
         event = Event(
-            name=event_name,
-            key=str(event_key),
-            data=event_data,
+            name=name,
+            key=str(key),
+            data=data,
             time=effective_date or self.clock.now(),
         )
         await self.persistence.create_event(event)
@@ -382,7 +388,7 @@ class WorkflowHost:
                 await self.persistence.terminate_subscription(sub_id)
             instance = await self.persistence.get_workflow(workflow_id)
             self._publish(WorkflowTerminated(**_fields(instance, now)))
-            await dispatcher.on_finished(instance)
+            await dispatcher.finished(instance)
         return done
 
     # -- reading ----------------------------------------------------------------------
