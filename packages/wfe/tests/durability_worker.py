@@ -11,7 +11,7 @@ the test can see what ran, where and when.
 """
 
 # The log file is written by other processes: polling it with plain file reads is the point.
-# ruff: noqa: ASYNC110, ASYNC240
+# ruff: noqa: ASYNC240
 from __future__ import annotations
 
 import os
