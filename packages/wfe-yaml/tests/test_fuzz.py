@@ -60,12 +60,12 @@ TOKENS = [
 
 
 def check(text: str) -> None:
-    issues: list[object] = ["loaded"]
+    raised = 1
     try:
         load_workflow_from_str(text, {"x": "1"})
     except YamlWorkflowError as exc:
-        issues = list(exc.issues)
-    assert issues
+        raised = len(exc.issues)
+    assert raised > 0
     issues = validate(text)
     assert isinstance(issues, list)
 
