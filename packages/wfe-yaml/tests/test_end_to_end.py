@@ -228,3 +228,27 @@ async def test_declared_outputs_are_checked() -> None:
     inst, errors = await run(wfs, {})
     assert inst.status is WorkflowStatus.SUSPENDED
     assert any("output total: expected integer" in e for e in errors), errors
+
+
+async def test_deno_step_outputs_merge_into_data() -> None:
+    wfs = load(
+        """
+        workflow:
+          id: js
+          steps:
+            - name: count
+              config: {run: "echo '##wfe[output files=4]'"}
+            - name: notify
+              type: deno
+              when: {field: .outputs.files, gt: 0}
+              config:
+                script: |
+                  const data = Wfe.getData();
+                  Wfe.setOutput("status", `saw ${data.files} files`);
+                timeout: 20s
+        """
+    )
+    inst, errors = await run(wfs, {})
+    assert inst.status is WorkflowStatus.COMPLETE, errors
+    assert inst.data["status"] == "saw 4 files"
+    assert inst.data["steps"]["notify"] == {"outputs": {"status": "saw 4 files"}}
