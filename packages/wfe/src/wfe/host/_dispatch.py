@@ -24,9 +24,11 @@ from wfe.core import (
     WorkflowStatus,
 )
 from wfe.core._executor import ExecutorEnv, InstanceRun, InstanceState
+from wfe.core._telemetry import get_tracer
 from wfe.core.primitives import CHILD_FINISHED_EVENT
 from wfe.core.protocols import Lease, QueueItem, QueueKind
 
+from ._middleware import PostRunner, middleware_failure, record_error, run_execute
 from ._timers import TimerWheel
 
 if TYPE_CHECKING:
@@ -63,8 +65,17 @@ class Dispatcher:
             step_middleware=host.config.step_middleware,
             max_parallel_steps=host.config.max_parallel_steps,
             on_subscribed=self.on_subscribed,
-            on_finished=self.on_finished,
+            on_finished=self.finished,
+            tracer=get_tracer(host.config.tracer_provider),
         )
+        phases = host.config.workflow_middleware
+        self._execute_middleware = list(phases.get("execute", ()))
+        self.post_middleware = PostRunner(host, phases.get("post", ()))
+
+    async def finished(self, instance: WorkflowInstance) -> None:
+        """A workflow completed or was terminated: notify a parent, then run ``post``."""
+        await self.on_finished(instance)
+        await self.post_middleware(instance)
 
     @staticmethod
     def lock_name(workflow_id: str) -> str:
@@ -233,7 +244,20 @@ class Dispatcher:
         run = InstanceRun(self.env, InstanceState(instance, definition), lease.fencing_token)
         self.runs[workflow_id] = run
         try:
-            await run.run()
+            if self._execute_middleware:
+                try:
+                    await run_execute(self._execute_middleware, instance, run.run)
+                except Exception as exc:
+                    # Never crash the host: record it; a still-runnable instance is
+                    # retried with backoff (the middleware may fail before the pass).
+                    message = middleware_failure("execute", exc)
+                    log.error("workflow %s: %s", workflow_id, message, exc_info=exc)
+                    if run.instance.status is WorkflowStatus.RUNNABLE:  # the pass may end it
+                        await self._defer(instance, lease, message)
+                    else:
+                        await record_error(self.host, instance, message)
+            else:
+                await run.run()
         finally:
             del self.runs[workflow_id]
             if self._draining and not self.runs:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import trio
+from opentelemetry.trace import Span
 
 from .._lifecycle import LifecycleEvent, StepStarted
 from .._models import (
@@ -26,6 +27,7 @@ from .._models import (
 )
 from .._results import ExecutionResult
 from .._step import StepBody, StepExecutionContext
+from .._telemetry import pass_span, record_step_error, step_span
 from ._env import ExecutorEnv
 from ._failure import handle_failure
 from ._outcomes import check_cancellations, check_complete, process_result
@@ -56,6 +58,7 @@ class InstanceRun:
         self._sleep_scope: trio.CancelScope | None = None
         self._waker_scope: trio.CancelScope | None = None
         self._waker_at: datetime | None = None
+        self._pass_span: Span | None = None
 
     # -- helpers used by result processing and failure handling -------------------
 
@@ -90,6 +93,11 @@ class InstanceRun:
 
     async def run(self) -> None:
         """Run until nothing is runnable now (or within the hold window), then flush."""
+        with pass_span(self.env.tracer, self.instance) as span:
+            self._pass_span = span
+            await self._run()
+
+    async def _run(self) -> None:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -199,26 +207,28 @@ class InstanceRun:
         )
         if self.env.log_sink is not None:
             ctx.log_sink = self.env.log_sink
-        try:
-            for mapping in step.inputs:
-                mapping.apply(body, self.instance.data, ctx)
-            result = await self._invoke(body, ctx)
-            if result is None:
-                result = ExecutionResult.next()
-            elif not isinstance(result, ExecutionResult):
-                raise TypeError(
-                    f"step {step.display_name!r} returned {type(result).__qualname__}; "
-                    "expected ExecutionResult or None"
-                )
-            if result.proceed:
-                for out in step.outputs:
-                    out.apply(body, self.instance.data)
-        except Exception as exc:
+        with step_span(self.env.tracer, self._pass_span, self.instance, step, p) as span:
+            try:
+                for mapping in step.inputs:
+                    mapping.apply(body, self.instance.data, ctx)
+                result = await self._invoke(body, ctx)
+                if result is None:
+                    result = ExecutionResult.next()
+                elif not isinstance(result, ExecutionResult):
+                    raise TypeError(
+                        f"step {step.display_name!r} returned {type(result).__qualname__}; "
+                        "expected ExecutionResult or None"
+                    )
+                if result.proceed:
+                    for out in step.outputs:
+                        out.apply(body, self.instance.data)
+            except Exception as exc:
+                record_step_error(span, exc)
+                if self.instance.status is WorkflowStatus.RUNNABLE and p.end_time is None:
+                    handle_failure(self, p, step, exc)
+                return
             if self.instance.status is WorkflowStatus.RUNNABLE and p.end_time is None:
-                handle_failure(self, p, step, exc)
-            return
-        if self.instance.status is WorkflowStatus.RUNNABLE and p.end_time is None:
-            process_result(self, p, step, result)
+                process_result(self, p, step, result)
 
     async def _invoke(self, body: StepBody, ctx: StepExecutionContext) -> ExecutionResult | None:
         middleware = self.env.step_middleware
