@@ -127,7 +127,7 @@ async def test_failing_step_span_records_error(
     assert "card declined" in span.status.description
     (event,) = [e for e in span.events if e.name == "exception"]
     assert event.attributes is not None
-    assert event.attributes["exception.type"].endswith("StepError")
+    assert str(event.attributes["exception.type"]).endswith("StepError")
     assert event.attributes["exception.message"] == "card declined"
     assert span.attributes is not None
     assert span.attributes["wfe.step.status"] == PointerStatus.FAILED.value
