@@ -1,0 +1,260 @@
+"""The ``wfe`` command: run, validate, inspect and control workflows from a shell.
+
+Exit codes: 0 success; 1 the workflow failed (suspended after an error, or
+terminated) or, for ``validate``, a file has issues; 2 usage or validation error (bad
+YAML, unknown workflow id, bad ``--set``); 3 the store cannot be opened or is
+misconfigured; 130 interrupted (the workflow stays stored and resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import trio
+
+from wfe.core import WfeError
+
+from . import _cli_commands as commands
+from . import _cli_run as running
+from ._cli_setup import (
+    EXIT_INTERRUPTED,
+    EXIT_STORE,
+    EXIT_USAGE,
+    CliError,
+    Loaded,
+    load_module,
+    load_remembered,
+    load_yaml,
+    parse_assignments,
+    parse_value,
+    resolve_store,
+)
+
+_EPILOG = (
+    "Without --store the store is sqlite:///.wfe/wfe.db in the current directory; "
+    "workflows run from files are remembered in .wfe/definitions.json, so "
+    "'wfe resume ID' and 'wfe worker' need no arguments. Exit codes: 0 ok, 1 workflow "
+    "failed, 2 usage/validation error, 3 store error, 130 interrupted."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``wfe`` argument parser (one subcommand per action)."""
+    parser = argparse.ArgumentParser(
+        prog="wfe",
+        description="Run and manage wfe workflows (YAML pipelines or code-defined).",
+        epilog=_EPILOG,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def store_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--store",
+            metavar="URL",
+            help="store URL (default: sqlite:///.wfe/wfe.db in the current directory)",
+        )
+
+    def sources(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--set",
+            dest="sets",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="fill ${{ var.NAME }} in the YAML (a string); repeatable",
+        )
+        p.add_argument(
+            "--import",
+            dest="imports",
+            action="append",
+            default=[],
+            metavar="MODULE[:ATTR]",
+            help="also register code-defined workflows from a Python module; repeatable",
+        )
+
+    def view_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--plain", action="store_true", help="plain progress lines even on a terminal"
+        )
+
+    p = sub.add_parser("run", help="run a workflow to the end with live progress")
+    p.add_argument("file", nargs="?", metavar="FILE.yaml", help="the workflow file")
+    sources(p)
+    p.add_argument(
+        "--input",
+        dest="inputs",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="workflow input (JSON if it parses, else a string); repeatable",
+    )
+    p.add_argument("--workflow", metavar="ID", help="which workflow, when there are several")
+    p.add_argument("--reference", metavar="TEXT", help="a reference stored with the workflow")
+    p.add_argument(
+        "--detach", action="store_true", help="only start it; a worker runs it (wfe worker)"
+    )
+    store_opt(p)
+    view_opt(p)
+
+    p = sub.add_parser("validate", help="check workflow files; print every issue")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="NAME=VALUE"
+    )
+
+    p = sub.add_parser("list", help="list stored workflows, newest first")
+    p.add_argument("--status", metavar="S", help="runnable, suspended, complete or terminated")
+    p.add_argument("--limit", type=int, default=100, metavar="N", help="at most N (100)")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    store_opt(p)
+
+    p = sub.add_parser("show", help="a workflow's step timeline and errors")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    store_opt(p)
+
+    p = sub.add_parser("resume", help="resume a workflow and run it here to the end")
+    p.add_argument("id", metavar="ID")
+    p.add_argument(
+        "files", nargs="*", metavar="FILE.yaml", help="its workflow file, if not remembered"
+    )
+    sources(p)
+    p.add_argument(
+        "--detach", action="store_true", help="only mark it runnable; a worker runs it"
+    )
+    store_opt(p)
+    view_opt(p)
+
+    for name, text in (("suspend", "suspend a running workflow"), ("terminate", "end a workflow")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("id", metavar="ID")
+        store_opt(p)
+
+    p = sub.add_parser("publish", help="publish an event to waiting workflows")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("data", nargs="?", metavar="DATA", help="JSON if it parses, else a string")
+    store_opt(p)
+
+    p = sub.add_parser("worker", help="run the store's workflows until Ctrl-C/SIGTERM")
+    p.add_argument("files", nargs="*", metavar="FILE.yaml", help="workflow files to register")
+    sources(p)
+    store_opt(p)
+    return parser
+
+
+def _load(files: Sequence[str], imports: Sequence[str], config: dict[str, Any]) -> Loaded:
+    loaded = Loaded()
+    for file in files:
+        load_yaml(loaded, file, config)
+    for spec in imports:
+        load_module(loaded, spec)
+    return loaded
+
+
+def _pick(args: argparse.Namespace, loaded: Loaded) -> Any:
+    """The workflow ``wfe run`` starts."""
+    if args.workflow:
+        matches = [
+            obj
+            for key, obj in loaded.definitions.items()
+            if key.split("@", 1)[0] == args.workflow or key == args.workflow
+        ]
+        if not matches:
+            known = ", ".join(sorted(loaded.definitions)) or "none"
+            raise CliError(f"--workflow {args.workflow!r}: no such workflow; defined: {known}")
+        return max(matches, key=lambda o: running._definition(o).version)
+    own = loaded.own.get(args.file, []) if args.file else list(loaded.definitions.values())
+    if len(own) == 1:
+        return own[0]
+    if not own:
+        raise CliError(f"{args.file}: defines no workflow of its own")
+    ids = ", ".join(running._definition(o).id for o in own)
+    raise CliError(f"{args.file or 'the imports'} define several workflows ({ids}); pick one with --workflow ID")
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command = args.command
+    if command == "validate":
+        return commands.validate(args.files, parse_assignments(args.sets, "--set", typed=False))
+    store = resolve_store(args.store)
+    if command == "run":
+        if not args.file and not args.imports:
+            raise CliError("wfe run: give a FILE.yaml (or --import MODULE with --workflow)")
+        config = parse_assignments(args.sets, "--set", typed=False)
+        inputs = parse_assignments(args.inputs, "--input", typed=True)
+        loaded = _load([args.file] if args.file else [], args.imports, config)
+        target = _pick(args, loaded)
+        return trio.run(
+            lambda: running.run_new(
+                store,
+                loaded,
+                target,
+                inputs,
+                plain=args.plain,
+                detach=args.detach,
+                reference=args.reference,
+            )
+        )
+    if command in ("resume", "worker"):
+        config = parse_assignments(args.sets, "--set", typed=False)
+        loaded = Loaded()
+        load_remembered(loaded, store)
+        given = _load(args.files, args.imports, config)
+        for key, obj in given.definitions.items():
+            loaded.definitions[key] = obj
+            loaded.sources[key] = given.sources[key]
+        for warning in loaded.warnings:
+            print(f"wfe: warning: {warning}", file=sys.stderr)
+        if command == "worker":
+            return trio.run(running.worker, store, loaded)
+        return trio.run(
+            lambda: running.resume(store, loaded, args.id, plain=args.plain, detach=args.detach)
+        )
+    if command == "list":
+        return trio.run(commands.list_workflows, store, args.status, args.limit, args.json)
+    if command == "show":
+        return trio.run(commands.show, store, args.id, args.json)
+    if command in ("suspend", "terminate"):
+        return trio.run(commands.control, store, command, args.id)
+    if command == "publish":
+        data = None if args.data is None else parse_value(args.data)
+        return trio.run(commands.publish, store, args.name, args.key, data)
+    raise CliError(f"unknown command {command!r}")  # pragma: no cover - argparse refuses
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) exception groups, else ``exc`` itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``wfe`` command; returns (and, as a script, exits with) the
+    exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print("wfe: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BaseException as exc:
+        leaf = _leaf(exc)
+        if isinstance(leaf, KeyboardInterrupt):
+            print("wfe: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        if isinstance(leaf, CliError):
+            print(f"wfe: {leaf}", file=sys.stderr)
+            return leaf.code
+        if isinstance(leaf, WfeError):
+            print(f"wfe: {type(leaf).__name__}: {leaf}", file=sys.stderr)
+            return EXIT_STORE if "Provider" in type(leaf).__name__ else EXIT_USAGE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""``wfe run``, ``wfe resume`` and ``wfe worker``: a host that runs workflows, shown live,
+stopped cleanly by Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import attrs
+import trio
+
+from wfe.core import (
+    DataSerializationError,
+    DefinitionError,
+    ExecutionResult,
+    StepBody,
+    StepExecutionContext,
+    WfeError,
+    WorkflowDefinition,
+    WorkflowInstance,
+    WorkflowNotFoundError,
+    WorkflowStatus,
+)
+
+from ._cli_setup import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Loaded,
+    Store,
+    builder_for,
+    key_of,
+    open_control,
+    remember,
+    store_error,
+)
+from ._cli_view import LiveView, PlainView, Progress, View, seconds
+from ._host import WorkflowHost
+
+RUN_GRACE = timedelta(seconds=1)
+"""How long ``wfe run`` lets a step finish after Ctrl-C (it re-runs on resume)."""
+
+
+def make_view(plain: bool, title: str = "") -> View:
+    """A Live table on a terminal, plain lines otherwise (or when ``plain``)."""
+    if not plain and sys.stdout.isatty():
+        return LiveView(title=title)
+    return PlainView()
+
+
+def _tag_output(progress: Progress) -> Callable[..., Awaitable[ExecutionResult | None]]:
+    """Step middleware giving each step body a log sink that knows its workflow and step,
+    so output lines are shown under the step that printed them."""
+
+    async def middleware(
+        ctx: StepExecutionContext,
+        body: StepBody,
+        proceed: Callable[[], Awaitable[ExecutionResult | None]],
+    ) -> ExecutionResult | None:
+        wid, pid, name = ctx.workflow.id, ctx.pointer.id, ctx.step.display_name
+
+        def sink(stream: str, line: str) -> None:
+            progress.output(wid, pid, name, stream, line)
+
+        ctx.log_sink = sink
+        return await proceed()
+
+    return middleware
+
+
+@attrs.define
+class _Interrupt:
+    """Set by the first SIGINT/SIGTERM; a second one exits at once."""
+
+    scope: trio.CancelScope
+    hit: bool = False
+    on_first: Callable[[], None] | None = None
+
+    async def serve(self) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                if self.hit:
+                    os._exit(EXIT_INTERRUPTED)
+                self.hit = True
+                if self.on_first is not None:
+                    self.on_first()
+                self.scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def _running(host: WorkflowHost, store: Store) -> AsyncIterator[WorkflowHost]:
+    """Enter ``host``, turning a store that cannot be opened into exit code 3."""
+    try:
+        await host.__aenter__()
+    except WfeError as exc:
+        err = store_error(exc, store)
+        if err is None:
+            raise
+        raise err from exc
+    try:
+        yield host
+    except BaseException as exc:
+        await host.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    else:
+        await host.__aexit__(None, None, None)
+
+
+async def _consume(host: WorkflowHost, progress: Progress) -> None:
+    async for ev in host.lifecycle_events():
+        progress.event(ev)
+
+
+def _definition(obj: Any) -> WorkflowDefinition:
+    return obj if isinstance(obj, WorkflowDefinition) else obj.definition  # type: ignore[no-any-return]
+
+
+def _start_data(obj: Any, inputs: dict[str, Any]) -> Any:
+    # YAML workflows hold a dict (their inputs are checked and defaulted on start);
+    # code-defined ones get their data type's default when no input is given.
+    if not isinstance(obj, WorkflowDefinition) or inputs:
+        return dict(inputs)
+    return None
+
+
+async def run_new(
+    store: Store,
+    loaded: Loaded,
+    target: Any,
+    inputs: dict[str, Any],
+    *,
+    plain: bool,
+    detach: bool,
+    reference: str | None,
+) -> int:
+    """``wfe run``: start ``target`` and show it until it stops being RUNNABLE."""
+    definition = _definition(target)
+    remember(store, loaded.sources)
+    data = _start_data(target, inputs)
+    if detach:
+        async with open_control(store) as host:
+            loaded.register_on_host(host)
+            wid = await _start(host, definition, data, reference)
+        print(f"[wfe] workflow {wid} started ({definition.id} v{definition.version})")
+        print(f"[wfe] a worker runs it: wfe worker{store.hint()}")
+        return EXIT_OK
+
+    async def begin(host: WorkflowHost) -> str:
+        return await _start(host, definition, data, reference)
+
+    return await _watch(store, loaded, begin, plain=plain, title=definition.id)
+
+
+async def _start(
+    host: WorkflowHost, definition: WorkflowDefinition, data: Any, reference: str | None
+) -> str:
+    try:
+        return await host.start_workflow(definition.id, definition.version, data, reference)
+    except (DefinitionError, DataSerializationError) as exc:
+        raise CliError(f"cannot start {definition.id!r}: {exc}") from exc
+    except WfeError as exc:
+        if type(exc).__name__ == "YamlWorkflowError":
+            raise CliError(f"cannot start {definition.id!r} with these inputs:\n{exc}") from exc
+        raise
+
+
+async def resume(
+    store: Store, loaded: Loaded, workflow_id: str, *, plain: bool, detach: bool
+) -> int:
+    """``wfe resume``: make a suspended workflow runnable and run it here to the end
+    (with ``detach``, leave the running to a worker)."""
+    async with open_control(store) as control:
+        loaded.register_on_host(control)
+        try:
+            instance = await control.persistence.get_workflow(workflow_id)
+        except WorkflowNotFoundError as exc:
+            raise CliError(f"no workflow {workflow_id!r} in store {store.url}") from exc
+        if instance.status is WorkflowStatus.COMPLETE:
+            print(f"[wfe] workflow {workflow_id} is already COMPLETE")
+            return EXIT_OK
+        if instance.status is WorkflowStatus.TERMINATED:
+            print(
+                f"wfe: workflow {workflow_id} was TERMINATED and cannot be resumed; "
+                "start it again with wfe run",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        if detach:
+            await control.resume_workflow(workflow_id)
+            print(f"[wfe] workflow {workflow_id} resumed; a worker runs it: wfe worker{store.hint()}")
+            return EXIT_OK
+        _check_known(instance, loaded)
+
+    async def begin(host: WorkflowHost) -> str:
+        await host.resume_workflow(workflow_id)
+        return workflow_id
+
+    return await _watch(store, loaded, begin, plain=plain, title=instance.definition_id)
+
+
+def _check_known(instance: WorkflowInstance, loaded: Loaded) -> None:
+    key = f"{instance.definition_id}@{instance.version}"
+    obj = loaded.definitions.get(key)
+    if obj is None:
+        raise CliError(
+            f"workflow {instance.id} runs {instance.definition_id!r} version "
+            f"{instance.version}, which is not known here; pass its file: "
+            f"wfe resume {instance.id} FILE.yaml"
+        )
+    definition = _definition(obj)
+    if instance.fingerprint and instance.fingerprint != definition.fingerprint:
+        raise CliError(
+            f"workflow {instance.id} was started with other steps than "
+            f"{instance.definition_id!r} version {instance.version} has now "
+            f"(from {loaded.sources[key_of(definition)].path}); restore the file as it "
+            "was, or run the changed workflow under a new version"
+        )
+
+
+async def _watch(
+    store: Store,
+    loaded: Loaded,
+    begin: Callable[[WorkflowHost], Awaitable[str]],
+    *,
+    plain: bool,
+    title: str,
+) -> int:
+    view = make_view(plain, title)
+    progress = Progress(view)
+    finished = trio.Event()
+    progress.on_finish = lambda _wid: finished.set()
+    builder = builder_for(store).grace_period(RUN_GRACE).use_step_middleware(_tag_output(progress))
+    loaded.register_on(builder)
+    started = time.monotonic()
+    wid = ""
+    instance: WorkflowInstance | None = None
+    interrupt: _Interrupt | None = None
+    try:
+        async with _running(builder.build(), store) as host, trio.open_nursery() as nursery:
+            interrupt = _Interrupt(nursery.cancel_scope)
+            nursery.start_soon(interrupt.serve)
+            wid = await begin(host)
+            progress.watch(wid)
+            # Started after the id is known: the replayed history holds every event.
+            nursery.start_soon(_consume, host, progress)
+            instance = await host.wait_for_workflow(wid)
+            with trio.move_on_after(1.0):
+                await finished.wait()  # let the view show the last events
+            nursery.cancel_scope.cancel()
+    finally:
+        view.close()
+    elapsed = seconds(time.monotonic() - started)
+    hint = f"wfe resume {wid}{store.hint()}  (or let a worker run it: wfe worker{store.hint()})"
+    if instance is None or (interrupt is not None and interrupt.hit):
+        if not wid:
+            print("[wfe] interrupted before the workflow started", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        print(f"[wfe] interrupted; the workflow is stored and resumable: {hint}")
+        print(f"[wfe] workflow {wid} INTERRUPTED after {elapsed}")
+        print(f"wfe: interrupted; resume with: {hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    status = instance.status
+    if status is WorkflowStatus.COMPLETE:
+        print(f"[wfe] workflow {wid} COMPLETE in {elapsed}")
+        return EXIT_OK
+    step, message = progress.last_error.get(wid, ("", ""))
+    where = f"step {step}: " if step else ""
+    if message:
+        lines = message.strip().splitlines() or [""]
+        print(f"[wfe] last error: {where}{lines[0]}")
+        for more in lines[1:]:
+            print(f"    {more}")
+    if status is WorkflowStatus.SUSPENDED:
+        print(f"[wfe] fix the cause, then resume with: {hint}")
+    else:
+        print("[wfe] a terminated workflow cannot be resumed; start it again with wfe run")
+    print(f"[wfe] workflow {wid} {status.value} in {elapsed}")
+    detail = f": {where}{message}" if message else ""
+    print(f"wfe: workflow {wid} {status.value}{detail}", file=sys.stderr)
+    if status is WorkflowStatus.SUSPENDED:
+        print(f"wfe: resume with: {hint}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+async def worker(store: Store, loaded: Loaded) -> int:
+    """``wfe worker``: run every workflow the store holds (whose definition is known)
+    until SIGINT/SIGTERM, then drain in-flight steps and exit 0."""
+    if not loaded.definitions:
+        raise CliError(
+            "no workflow definitions to serve: pass FILE.yaml or --import MODULE, or run "
+            "a workflow with 'wfe run' first (its definition is remembered)",
+            EXIT_USAGE,
+        )
+    remember(store, loaded.sources)
+    view = PlainView(name_workflows=True)
+    progress = Progress(view, watch_all=True)
+    builder = builder_for(store).use_step_middleware(_tag_output(progress))
+    loaded.register_on(builder)
+    names = ", ".join(sorted(k.replace("@", " v") for k in loaded.definitions))
+    host = builder.build()
+    async with _running(host, store), trio.open_nursery() as nursery:
+        interrupt = _Interrupt(nursery.cancel_scope)
+        grace = seconds(host.config.grace_period)
+        interrupt.on_first = lambda: view.message(
+            f"stopping: draining in-flight steps (up to {grace}; Ctrl-C again to quit now)"
+        )
+        nursery.start_soon(interrupt.serve)
+        nursery.start_soon(_consume, host, progress)
+        view.message(f"worker serving {store.url}: {names}; Ctrl-C to stop")
+    view.message("worker stopped")
+    return EXIT_OK

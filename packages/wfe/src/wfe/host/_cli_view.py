@@ -1,0 +1,314 @@
+"""How ``wfe run`` and ``wfe worker`` show progress: plain lines (not a terminal) or a
+rich Live table (a terminal), fed by lifecycle events and step output lines.
+
+Plain lines (a stable contract for scripts)::
+
+    [wfe] workflow <id> started (<definition> v<version>)
+    [wfe] step <name> started
+      <name> | <stdout line>
+      <name> [stderr] | <stderr line>
+    [wfe] step <name> completed in 0.12s
+    [wfe] step <name> failed: <message>      (further message lines indented 4 spaces)
+    [wfe] workflow <id> COMPLETE in 1.23s
+
+``wfe worker`` shows every workflow, so its step lines name the workflow:
+``[wfe] <id> step <name> started``. Steps of a sub-workflow are named
+``<child definition>/<step>``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TextIO
+
+import attrs
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+from wfe.core import (
+    LifecycleEvent,
+    StepCompleted,
+    StepStarted,
+    WorkflowCompleted,
+    WorkflowError,
+    WorkflowResumed,
+    WorkflowStarted,
+    WorkflowSuspended,
+    WorkflowTerminated,
+)
+
+TERMINAL_EVENTS = (WorkflowCompleted, WorkflowSuspended, WorkflowTerminated)
+
+
+def seconds(delta: timedelta | float) -> str:
+    """``1.23s``; minutes and hours for long durations (``2m05s``, ``1h02m``)."""
+    total = delta.total_seconds() if isinstance(delta, timedelta) else float(delta)
+    if total < 60:
+        return f"{total:.2f}s"
+    minutes, secs = divmod(int(total), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def first_line(message: str) -> str:
+    lines = message.strip().splitlines()
+    return lines[0] if lines else ""
+
+
+@attrs.define
+class StepRow:
+    """One visit of a step (one execution pointer) as shown."""
+
+    workflow_id: str
+    pointer_id: str
+    name: str
+    status: str = "running"
+    started: datetime | None = None
+    started_mono: float = attrs.field(factory=time.monotonic)
+    duration: timedelta | None = None
+    last_line: str = ""
+    error: str = ""
+    announced: bool = False
+
+
+class View:
+    """Receives progress; subclasses draw it."""
+
+    def step_started(self, row: StepRow) -> None: ...
+
+    def step_completed(self, row: StepRow) -> None: ...
+
+    def step_failed(self, row: StepRow) -> None: ...
+
+    def output(self, row: StepRow, stream: str, line: str) -> None: ...
+
+    def workflow(self, workflow_id: str, text: str) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class PlainView(View):
+    """One line per event on ``out`` (flushed at once, so a pipe sees it live)."""
+
+    def __init__(self, out: TextIO | None = None, *, name_workflows: bool = False) -> None:
+        self._out = out or sys.stdout
+        self._name_workflows = name_workflows
+
+    def _line(self, text: str) -> None:
+        self._out.write(text + "\n")
+        self._out.flush()
+
+    def _step(self, row: StepRow) -> str:
+        who = f"{row.workflow_id} " if self._name_workflows else ""
+        return f"[wfe] {who}step {row.name}"
+
+    def step_started(self, row: StepRow) -> None:
+        self._line(f"{self._step(row)} started")
+
+    def step_completed(self, row: StepRow) -> None:
+        self._line(f"{self._step(row)} completed in {seconds(row.duration or 0.0)}")
+
+    def step_failed(self, row: StepRow) -> None:
+        lines = row.error.strip().splitlines() or [""]
+        self._line(f"{self._step(row)} failed: {lines[0]}")
+        for more in lines[1:]:
+            self._line(f"    {more}")
+
+    def output(self, row: StepRow, stream: str, line: str) -> None:
+        mark = "" if stream == "stdout" else f" [{stream}]"
+        self._line(f"  {row.name}{mark} | {line}")
+
+    def workflow(self, workflow_id: str, text: str) -> None:
+        self._line(f"[wfe] workflow {workflow_id} {text}")
+
+    def message(self, text: str) -> None:
+        self._line(f"[wfe] {text}")
+
+
+_STATUS_STYLE = {
+    "running": "yellow",
+    "completed": "green",
+    "failed": "red",
+    "retrying": "yellow",
+}
+
+
+class LiveView(View):
+    """A rich Live table of steps (spinner, status, duration, last output line)."""
+
+    def __init__(self, console: Console | None = None, title: str = "") -> None:
+        self.console = console or Console()
+        self.title = title
+        self._rows: list[StepRow] = []
+        self._notes: list[str] = []
+        self._live = Live(self, console=self.console, refresh_per_second=8, transient=False)
+        self._live.start()
+
+    def __rich__(self) -> RenderableType:
+        table = Table(title=self.title or None, expand=False, show_edge=False)
+        table.add_column("")
+        table.add_column("step", style="bold")
+        table.add_column("status")
+        table.add_column("time", justify="right")
+        table.add_column("output", overflow="ellipsis", no_wrap=True, max_width=80)
+        now = time.monotonic()
+        for row in self._rows:
+            icon: RenderableType
+            if row.status == "running":
+                icon = Spinner("dots", style="yellow")
+                took = seconds(now - row.started_mono)
+            else:
+                icon = Text("✓" if row.status == "completed" else "✗", style=_STATUS_STYLE[row.status])
+                took = seconds(row.duration) if row.duration is not None else ""
+            tail = first_line(row.error) if row.error else row.last_line
+            table.add_row(
+                icon,
+                row.name,
+                Text(row.status, style=_STATUS_STYLE.get(row.status, "")),
+                took,
+                Text(tail, style="red" if row.error else "dim"),
+            )
+        if not self._notes:
+            return table
+        return Group(table, *(Text(n, style="dim") for n in self._notes[-3:]))
+
+    def step_started(self, row: StepRow) -> None:
+        if row not in self._rows:
+            self._rows.append(row)
+
+    def step_failed(self, row: StepRow) -> None:
+        if row not in self._rows:
+            self._rows.append(row)
+
+    def output(self, row: StepRow, stream: str, line: str) -> None:
+        row.last_line = line if stream == "stdout" else f"[{stream}] {line}"
+
+    def workflow(self, workflow_id: str, text: str) -> None:
+        self.title = f"workflow {workflow_id} {text}"
+
+    def message(self, text: str) -> None:
+        self._notes.append(text)
+
+    def close(self) -> None:
+        self._live.refresh()
+        self._live.stop()
+
+
+class Progress:
+    """Turns lifecycle events and output lines of the watched workflows (and their
+    sub-workflows) into :class:`View` calls; ``watch_all`` follows every workflow."""
+
+    def __init__(self, view: View, *, watch_all: bool = False) -> None:
+        self.view = view
+        self.watch_all = watch_all
+        self.watched: dict[str, str] = {}  # workflow id -> name prefix ("" for the main one)
+        self.rows: dict[str, StepRow] = {}
+        self.last_error: dict[str, tuple[str, str]] = {}  # workflow id -> (step, message)
+        self.finished: dict[str, LifecycleEvent] = {}
+        self.on_finish: Callable[[str], None] | None = None
+        # Output of a workflow not watched yet: a step may print before the id of the
+        # workflow being started is known.
+        self._early: dict[str, list[tuple[str, str, str, str]]] = {}
+
+    def watch(self, workflow_id: str, prefix: str = "") -> None:
+        self.watched[workflow_id] = prefix
+        for line in self._early.pop(workflow_id, []):
+            self.output(workflow_id, *line)
+        self._early.clear()
+
+    def _prefix(self, workflow_id: str) -> str | None:
+        if workflow_id in self.watched:
+            return self.watched[workflow_id]
+        return "" if self.watch_all else None
+
+    def _row(self, wid: str, pointer_id: str, name: str | None, step_id: int) -> StepRow:
+        row = self.rows.get(pointer_id)
+        if row is None:
+            prefix = self._prefix(wid) or ""
+            row = StepRow(wid, pointer_id, f"{prefix}{name or f'step {step_id}'}")
+            self.rows[pointer_id] = row
+        return row
+
+    def event(self, ev: LifecycleEvent) -> None:
+        wid = ev.workflow_instance_id
+        if isinstance(ev, WorkflowStarted) and ev.reference and ev.reference.startswith("child of "):
+            parent = ev.reference[len("child of ") :]
+            parent_prefix = self._prefix(parent)
+            if parent_prefix is not None and wid not in self.watched:
+                self.watched[wid] = f"{parent_prefix}{ev.definition_id}/"
+        prefix = self._prefix(wid)
+        if prefix is None:
+            return
+        if isinstance(ev, StepStarted):
+            row = self._row(wid, ev.pointer_id, ev.step_name, ev.step_id)
+            if row.announced and row.status == "running" and row.started is None:
+                row.started = ev.time  # its output announced it already
+            else:
+                row.status, row.error, row.started = "running", "", ev.time
+                row.started_mono = time.monotonic()
+                row.announced = True
+                self.view.step_started(row)
+        elif isinstance(ev, StepCompleted):
+            row = self._row(wid, ev.pointer_id, ev.step_name, ev.step_id)
+            if row.status == "running":
+                row.status = "completed"
+                row.duration = (
+                    ev.time - row.started
+                    if row.started
+                    else timedelta(seconds=time.monotonic() - row.started_mono)
+                )
+                self.view.step_completed(row)
+        elif isinstance(ev, WorkflowError):
+            if ev.pointer_id and ev.pointer_id in self.rows:
+                row = self.rows[ev.pointer_id]
+                row.status, row.error = "failed", ev.message
+                row.duration = ev.time - row.started if row.started else None
+                self.view.step_failed(row)
+                self.last_error[wid] = (row.name, ev.message)
+            else:
+                self.last_error[wid] = ("", ev.message)
+                self.view.message(f"workflow {wid} error: {first_line(ev.message)}")
+        elif isinstance(ev, WorkflowStarted):
+            self.view.workflow(wid, f"started ({ev.definition_id} v{ev.version})")
+        elif isinstance(ev, WorkflowResumed):
+            self.view.workflow(wid, "resumed")
+        elif isinstance(ev, TERMINAL_EVENTS) and prefix == "":
+            self.finished[wid] = ev
+            if self.watch_all:
+                status = {
+                    WorkflowCompleted: "COMPLETE",
+                    WorkflowSuspended: "SUSPENDED",
+                    WorkflowTerminated: "TERMINATED",
+                }[type(ev)]
+                self.view.workflow(wid, status)
+            if self.on_finish is not None:
+                self.on_finish(wid)
+
+    def output(self, wid: str, pointer_id: str, name: str, stream: str, line: str) -> None:
+        prefix = self._prefix(wid)
+        if prefix is None:
+            if not self.watched:
+                self._early.setdefault(wid, []).append((pointer_id, name, stream, line))
+            return
+        row = self.rows.get(pointer_id)
+        if row is None:
+            row = StepRow(wid, pointer_id, f"{prefix}{name}")
+            self.rows[pointer_id] = row
+        if not row.announced or row.status != "running":
+            row.status, row.error, row.started = "running", "", None
+            row.started_mono = time.monotonic()
+            row.announced = True
+            self.view.step_started(row)
+        self.view.output(row, stream, line)
+
+
