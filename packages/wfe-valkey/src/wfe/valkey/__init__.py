@@ -1,0 +1,7 @@
+"""wfe.valkey: Valkey/Redis distributed lock and queue (and lifecycle pub/sub) for wfe — not implemented yet.
+
+This distribution installs and imports, but provides no providers in this release;
+URLs like ``valkey://host:6379/0`` raise a ProviderNotFoundError that says so.
+"""
+
+__all__: list[str] = []
