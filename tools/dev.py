@@ -1,118 +1,230 @@
-#!/usr/bin/env python3
-"""Bootstrap and everyday commands for the wfe repository (stdlib only, Python 3.11+).
+"""Bootstrap a development environment and run the demo, the tests or the linters.
 
-    python3 tools/dev.py demo        # set up .venv, run the example pipeline end to end
-    python3 tools/dev.py test [ARGS] # set up .venv, run the whole test suite (ARGS go to pytest)
+    python3 tools/dev.py demo        # set up .venv, then run the example workflow
+    python3 tools/dev.py test [ARGS] # set up .venv, then run every package's tests
     python3 tools/dev.py lint        # ruff check + ruff format --check
-    python3 tools/dev.py typecheck   # mypy --strict on every package
+    python3 tools/dev.py typecheck   # mypy --strict on each package's sources
 
-The first run creates ``.venv`` in the repository root, installs uv into it, and lets uv
-install all seven workspace packages (editable) plus the development tools. Later runs
-only re-sync, which takes well under a second when nothing changed.
+Standard library only, so it runs with any Python 3.11+ before anything is installed.
+The environment is ``.venv`` at the repository root: created with ``python -m venv`` if
+missing, given ``uv`` with pip, then ``uv sync`` installs all seven workspace
+distributions editable plus the dev tools. Re-running is quick: an existing venv is
+reused and a warm ``uv sync`` takes well under a second.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import shutil
 import subprocess
 import sys
-import venv
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
-PY = BIN / "python"
-PACKAGES = sorted(p.name for p in (ROOT / "packages").iterdir() if (p / "pyproject.toml").exists())
+EXE = ".exe" if os.name == "nt" else ""
+PYTHON = BIN / f"python{EXE}"
+UV = BIN / f"uv{EXE}"
+YAML_EXAMPLE = ROOT / "examples" / "ci-pipeline.yaml"
+PY_EXAMPLE = ROOT / "examples" / "hello.py"
+
+# pytest's exit code when it collected no test at all.
+NO_TESTS_COLLECTED = 5
+
+
+class DevError(Exception):
+    """A bootstrap step failed; the message says which and what to do."""
 
 
 def log(message: str) -> None:
     print(f"[dev] {message}", flush=True)
 
 
-def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True) -> int:
-    result = subprocess.run(cmd, cwd=ROOT, env=env, check=False)
-    if check and result.returncode != 0:
-        log(f"failed ({result.returncode}): {' '.join(cmd)}")
-        raise SystemExit(result.returncode)
-    return result.returncode
+def run(cmd: Sequence[str | Path], *, env: dict[str, str] | None = None) -> int:
+    """Run a command from the repository root and return its exit code."""
+    return subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env)
+
+
+def check(cmd: Sequence[str | Path], what: str, *, env: dict[str, str] | None = None) -> None:
+    code = run(cmd, env=env)
+    if code != 0:
+        raise DevError(f"{what} failed (exit code {code}): {' '.join(str(c) for c in cmd)}")
+
+
+def venv_env() -> dict[str, str]:
+    """The environment for tools inside .venv: uv targets it, and never downloads Pythons."""
+    env = dict(os.environ)
+    env["VIRTUAL_ENV"] = str(VENV)
+    env["UV_PROJECT_ENVIRONMENT"] = str(VENV)
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("PYTHONHOME", None)
+    return env
 
 
 def bootstrap() -> None:
-    """Create .venv if needed and sync every workspace package into it."""
-    if sys.version_info < (3, 11):
-        raise SystemExit("wfe needs Python 3.11 or newer")
-    if not PY.exists():
+    """Create or update .venv so every workspace distribution and dev tool is installed."""
+    started = time.monotonic()
+    if not PYTHON.exists():
         log(f"creating {VENV.relative_to(ROOT)} with {sys.executable}")
-        venv.EnvBuilder(with_pip=True).create(VENV)
-    uv = BIN / "uv"
-    if not uv.exists():
-        log("installing uv into the venv")
-        run([str(PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "uv"])
-    env = dict(os.environ)
-    env.update(
-        UV_PROJECT_ENVIRONMENT=str(VENV),
-        UV_PYTHON_DOWNLOADS="never",
-        UV_PYTHON=str(PY),
-        VIRTUAL_ENV=str(VENV),
+        check([sys.executable, "-m", "venv", VENV], "creating the virtual environment")
+    if not UV.exists():
+        # A venv made by uv itself has no pip: give it one first.
+        if run([PYTHON, "-m", "pip", "--version"]) != 0:
+            check([PYTHON, "-m", "ensurepip", "--upgrade"], "installing pip into .venv")
+        log("installing uv into .venv")
+        check([PYTHON, "-m", "pip", "install", "--quiet", "uv"], "pip install uv")
+    # --inexact keeps pip and uv themselves, which the lock file does not list.
+    check(
+        [UV, "sync", "--inexact", "--python", PYTHON],
+        "uv sync (installing the workspace)",
+        env=venv_env(),
     )
-    log("syncing the workspace (all packages editable + dev tools)")
-    run([str(uv), "sync", "--quiet", "--all-packages"], env=env)
+    log(f"environment ready in {time.monotonic() - started:.1f}s")
 
 
-def demo() -> None:
+def cli_ready() -> bool:
+    """Whether the ``wfe`` command and the YAML loader are installed and import."""
+    if not (BIN / f"wfe{EXE}").exists():
+        return False
+    probe = (
+        "import importlib.metadata as m, wfe.yaml\n"
+        "eps = m.entry_points(group='console_scripts', name='wfe')\n"
+        "assert eps, 'no wfe command'\n"
+        "for ep in eps: ep.load()\n"
+    )
+    result = subprocess.run(
+        [str(PYTHON), "-c", probe], cwd=ROOT, env=venv_env(), capture_output=True, check=False
+    )
+    return result.returncode == 0
+
+
+def cmd_demo(extra: list[str]) -> int:
     bootstrap()
-    pipeline = ROOT / "examples" / "ci-pipeline.yaml"
-    log(f"running {pipeline.relative_to(ROOT)} on the embedded SQLite store")
-    raise SystemExit(run([str(BIN / "wfe"), "run", str(pipeline)], check=False))
-
-
-def test(args: list[str]) -> None:
-    bootstrap()
-    log("running the whole test suite")
-    code = run([str(BIN / "pytest"), "packages", *args], check=False)
-    raise SystemExit(code)
-
-
-def lint() -> None:
-    bootstrap()
-    run([str(BIN / "ruff"), "check", "."])
-    run([str(BIN / "ruff"), "format", "--check", "."])
-
-
-def typecheck() -> None:
-    bootstrap()
-    failed = 0
-    for name in PACKAGES:
-        src = ROOT / "packages" / name / "src"
-        modules = sorted(p.name for p in (src / "wfe").iterdir() if p.is_dir())
-        paths = os.pathsep.join(str(ROOT / "packages" / p / "src") for p in PACKAGES)
-        env = dict(os.environ, MYPYPATH=paths)
-        cmd = [str(BIN / "mypy"), "--strict"]
-        for module in modules:
-            cmd += ["-p", f"wfe.{module}"]
-        log(f"mypy --strict {name}")
-        failed |= run(cmd, env=env, check=False)
-    raise SystemExit(failed)
-
-
-def main() -> None:
-    commands = {"demo", "test", "lint", "typecheck", "setup"}
-    if len(sys.argv) < 2 or sys.argv[1] not in commands:
-        print(__doc__)
-        raise SystemExit(2)
-    command, rest = sys.argv[1], sys.argv[2:]
-    if command == "demo":
-        demo()
-    elif command == "test":
-        test(rest)
-    elif command == "lint":
-        lint()
-    elif command == "typecheck":
-        typecheck()
+    if YAML_EXAMPLE.exists() and cli_ready():
+        log(f"running wfe run {YAML_EXAMPLE.relative_to(ROOT)}")
+        cmd: list[str | Path] = [
+            BIN / f"wfe{EXE}",
+            "run",
+            YAML_EXAMPLE.relative_to(ROOT),
+            "--set",
+            "branch=main",
+            *extra,
+        ]
     else:
-        bootstrap()
+        log(f"running {PY_EXAMPLE.relative_to(ROOT)}")
+        cmd = [PYTHON, PY_EXAMPLE.relative_to(ROOT), *extra]
+    return run(cmd, env=venv_env())
+
+
+def test_dirs() -> list[Path]:
+    return sorted(p for p in (ROOT / "packages").glob("*/tests") if p.is_dir())
+
+
+def names_a_path(args: list[str]) -> bool:
+    """Whether the extra pytest arguments already name what to collect."""
+    return any(not a.startswith("-") and (ROOT / a.split("::")[0]).exists() for a in args)
+
+
+def junit_counts(report: Path) -> tuple[int, int, int] | None:
+    """(passed, failed, skipped) from a pytest JUnit XML report; failed counts errors."""
+    try:
+        root = ET.parse(report).getroot()
+    except (OSError, ET.ParseError):
+        return None
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    total = failed = skipped = 0
+    for suite in suites:
+        total += int(suite.get("tests", 0))
+        failed += int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        skipped += int(suite.get("skipped", 0))
+    return total - failed - skipped, failed, skipped
+
+
+def cmd_test(extra: list[str]) -> int:
+    bootstrap()
+    targets = [] if names_a_path(extra) else [d.relative_to(ROOT) for d in test_dirs()]
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="wfe-dev-") as tmp:
+        report = Path(tmp) / "junit.xml"
+        # One pytest over every package: --import-mode=importlib (root pyproject) keeps
+        # same-named test files and conftests of different packages apart.
+        code = run(
+            [PYTHON, "-m", "pytest", f"--junitxml={report}", *targets, *extra], env=venv_env()
+        )
+        counts = junit_counts(report)
+    elapsed = time.monotonic() - started
+    if counts is None:
+        print(f"pytest exited with code {code} and wrote no report", flush=True)
+        return code or 1
+    passed, failed, skipped = counts
+    log(f"tests took {elapsed:.1f}s (pytest exit code {code})")
+    print(f"{passed} passed, {failed} failed, {skipped} skipped", flush=True)
+    if code == NO_TESTS_COLLECTED or passed + failed == 0:
+        print("error: no test ran", file=sys.stderr)
+        return 1
+    if code == 0 and failed:
+        return 1
+    return code
+
+
+def cmd_lint(extra: list[str]) -> int:
+    bootstrap()
+    checked = run([BIN / f"ruff{EXE}", "check", ".", *extra], env=venv_env())
+    formatted = run([BIN / f"ruff{EXE}", "format", "--check", ".", *extra], env=venv_env())
+    return checked or formatted
+
+
+def cmd_typecheck(extra: list[str]) -> int:
+    bootstrap()
+    failures = []
+    for src in sorted((ROOT / "packages").glob("*/src")):
+        env = venv_env()
+        # The namespace package needs its source root on MYPYPATH (explicit_package_bases).
+        env["MYPYPATH"] = str(src)
+        log(f"mypy --strict {src.relative_to(ROOT)}")
+        if run([BIN / f"mypy{EXE}", "--strict", src.relative_to(ROOT), *extra], env=env):
+            failures.append(src.parent.name)
+    if failures:
+        print(f"mypy found errors in: {', '.join(failures)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "test": cmd_test,
+    "lint": cmd_lint,
+    "typecheck": cmd_typecheck,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    if sys.version_info < (3, 11):
+        print("wfe needs Python 3.11 or newer; run this script with it", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(
+        prog="tools/dev.py", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("command", choices=sorted(COMMANDS))
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="passed on to the tool")
+    options = parser.parse_args(argv)
+    try:
+        return COMMANDS[options.command](list(options.args))
+    except DevError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":
-    main()
+    if shutil.which("git") is None:
+        log("git is not on PATH; uv may need it for some installs")
+    sys.exit(main())
