@@ -143,17 +143,18 @@ async def run_new(
 ) -> int:
     """``wfe run``: start ``target`` and show it until it stops being RUNNABLE."""
     definition = _definition(target)
-    remember(store, loaded.sources)
     data = _start_data(target, inputs)
     if detach:
         async with open_control(store) as host:
             loaded.register_on_host(host)
+            remember(store, loaded.sources)
             wid = await _start(host, definition, data, reference)
         print(f"[wfe] workflow {wid} started ({definition.id} v{definition.version})")
         print(f"[wfe] a worker runs it: wfe worker{store.hint()}")
         return EXIT_OK
 
     async def begin(host: WorkflowHost) -> str:
+        remember(store, loaded.sources)  # once the store opened: resumable from here on
         return await _start(host, definition, data, reference)
 
     return await _watch(store, loaded, begin, plain=plain, title=definition.id)
@@ -299,7 +300,6 @@ async def worker(store: Store, loaded: Loaded) -> int:
             "a workflow with 'wfe run' first (its definition is remembered)",
             EXIT_USAGE,
         )
-    remember(store, loaded.sources)
     view = PlainView(name_workflows=True)
     progress = Progress(view, watch_all=True)
     builder = builder_for(store).use_step_middleware(_tag_output(progress))
@@ -314,6 +314,7 @@ async def worker(store: Store, loaded: Loaded) -> int:
         )
         nursery.start_soon(interrupt.serve)
         nursery.start_soon(_consume, host, progress)
+        remember(store, loaded.sources)
         view.message(f"worker serving {store.url}: {names}; Ctrl-C to stop")
     view.message("worker stopped")
     return EXIT_OK

@@ -126,7 +126,8 @@ class PlainView(View):
 
     def output(self, row: StepRow, stream: str, line: str) -> None:
         mark = "" if stream == "stdout" else f" [{stream}]"
-        self._line(f"  {row.name}{mark} | {line}")
+        who = f"{row.workflow_id} " if self._name_workflows else ""
+        self._line(f"  {who}{row.name}{mark} | {line}")
 
     def workflow(self, workflow_id: str, text: str) -> None:
         self._line(f"[wfe] workflow {workflow_id} {text}")
@@ -155,7 +156,7 @@ class LiveView(View):
         self._live.start()
 
     def __rich__(self) -> RenderableType:
-        table = Table(title=self.title or None, expand=False, show_edge=False)
+        table = Table(expand=False, show_edge=False)
         table.add_column("")
         table.add_column("step", style="bold")
         table.add_column("status")
@@ -178,9 +179,9 @@ class LiveView(View):
                 took,
                 Text(tail, style="red" if row.error else "dim"),
             )
-        if not self._notes:
-            return table
-        return Group(table, *(Text(n, style="dim") for n in self._notes[-3:]))
+        header = [Text(self.title, style="bold")] if self.title else []
+        notes = [Text(n, style="dim") for n in self._notes[-3:]]
+        return Group(*header, table, *notes)
 
     def step_started(self, row: StepRow) -> None:
         if row not in self._rows:
