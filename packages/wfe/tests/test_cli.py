@@ -129,7 +129,9 @@ def test_unresolved_set_variable_is_a_usage_error(tmp_path: Path) -> None:
     write(tmp_path, "hello.yaml", HELLO)
     result = wfe(tmp_path, "run", "hello.yaml")
     assert result.returncode == 2
-    assert re.search(r"hello\.yaml:7:\d+: workflow\.steps\[0\]\.config\.run: .*var\.who", result.stderr)
+    assert re.search(
+        r"hello\.yaml:7:\d+: workflow\.steps\[0\]\.config\.run: .*var\.who", result.stderr
+    )
     bad_set = wfe(tmp_path, "run", "hello.yaml", "--set", "who")
     assert bad_set.returncode == 2
     assert "--set 'who': expected NAME=VALUE" in bad_set.stderr
@@ -205,7 +207,9 @@ def test_list_and_show_after_runs(tmp_path: Path) -> None:
 
     shown = wfe(tmp_path, "show", ok_id)
     assert shown.returncode == 0
-    assert re.search(r"^\s+greet\s+COMPLETE\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+\d+\.\d\ds", shown.stdout, re.M)
+    assert re.search(
+        r"^\s+greet\s+COMPLETE\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+\d+\.\d\ds", shown.stdout, re.M
+    )
     assert re.search(r"^\s+count\s+COMPLETE", shown.stdout, re.M)
     failed = wfe(tmp_path, "show", bad_id)
     assert re.search(r"^\s+build\s+FAILED", failed.stdout, re.M)
@@ -264,7 +268,8 @@ def test_a_file_with_several_workflows_needs_workflow(tmp_path: Path) -> None:
     )
     ambiguous = wfe(tmp_path, "run", "two.yaml")
     assert ambiguous.returncode == 2
-    assert "a, b" in ambiguous.stderr and "--workflow" in ambiguous.stderr
+    assert "a, b" in ambiguous.stderr
+    assert "--workflow" in ambiguous.stderr
     picked = wfe(tmp_path, "run", "two.yaml", "--workflow", "b")
     assert picked.returncode == 0
     assert "  s | from-b" in picked.stdout
@@ -274,7 +279,9 @@ def test_a_file_with_several_workflows_needs_workflow(tmp_path: Path) -> None:
 def test_store_errors_exit_3(tmp_path: Path) -> None:
     """A store that cannot be opened exits 3 with a message naming it."""
     write(tmp_path, "hello.yaml", HELLO)
-    missing_dir = wfe(tmp_path, "run", "hello.yaml", "--set", "who=x", "--store", "sqlite:///no/x.db")
+    missing_dir = wfe(
+        tmp_path, "run", "hello.yaml", "--set", "who=x", "--store", "sqlite:///no/x.db"
+    )
     assert missing_dir.returncode == 3
     assert "sqlite:///no/x.db" in missing_dir.stderr
     unknown = wfe(tmp_path, "list", "--store", "nosuch://x")

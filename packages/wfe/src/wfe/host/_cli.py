@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from wfe.core import WfeError
+from wfe.core import ConfigurationError, ProviderError, WfeError
 
 from . import _cli_commands as commands
 from . import _cli_run as running
@@ -101,9 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check workflow files; print every issue")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument(
-        "--set", dest="sets", action="append", default=[], metavar="NAME=VALUE"
-    )
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
 
     p = sub.add_parser("list", help="list stored workflows, newest first")
     p.add_argument("--status", metavar="S", help="runnable, suspended, complete or terminated")
@@ -122,9 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         "files", nargs="*", metavar="FILE.yaml", help="its workflow file, if not remembered"
     )
     sources(p)
-    p.add_argument(
-        "--detach", action="store_true", help="only mark it runnable; a worker runs it"
-    )
+    p.add_argument("--detach", action="store_true", help="only mark it runnable; a worker runs it")
     store_opt(p)
     view_opt(p)
 
@@ -173,7 +169,10 @@ def _pick(args: argparse.Namespace, loaded: Loaded) -> Any:
     if not own:
         raise CliError(f"{args.file}: defines no workflow of its own")
     ids = ", ".join(running._definition(o).id for o in own)
-    raise CliError(f"{args.file or 'the imports'} define several workflows ({ids}); pick one with --workflow ID")
+    raise CliError(
+        f"{args.file or 'the imports'} define several workflows ({ids}); "
+        "pick one with --workflow ID"
+    )
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -252,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return leaf.code
         if isinstance(leaf, WfeError):
             print(f"wfe: {type(leaf).__name__}: {leaf}", file=sys.stderr)
-            return EXIT_STORE if "Provider" in type(leaf).__name__ else EXIT_USAGE
+            store_failure = isinstance(leaf, ProviderError | ConfigurationError)
+            return EXIT_STORE if store_failure else EXIT_USAGE
         raise
 
 

@@ -24,8 +24,8 @@ from ._cli_setup import (
     EXIT_USAGE,
     CliError,
     Store,
-    yaml_module,
     open_control,
+    yaml_module,
 )
 from ._cli_view import seconds
 

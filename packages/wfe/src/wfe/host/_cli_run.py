@@ -120,7 +120,7 @@ async def _consume(host: WorkflowHost, progress: Progress) -> None:
 
 
 def _definition(obj: Any) -> WorkflowDefinition:
-    return obj if isinstance(obj, WorkflowDefinition) else obj.definition  # type: ignore[no-any-return]
+    return obj if isinstance(obj, WorkflowDefinition) else obj.definition
 
 
 def _start_data(obj: Any, inputs: dict[str, Any]) -> Any:
@@ -196,7 +196,9 @@ async def resume(
             return EXIT_FAILED
         if detach:
             await control.resume_workflow(workflow_id)
-            print(f"[wfe] workflow {workflow_id} resumed; a worker runs it: wfe worker{store.hint()}")
+            print(
+                f"[wfe] workflow {workflow_id} resumed; a worker runs it: wfe worker{store.hint()}"
+            )
             return EXIT_OK
         _check_known(instance, loaded)
 
@@ -257,6 +259,7 @@ async def _watch(
                 await finished.wait()  # let the view show the last events
             nursery.cancel_scope.cancel()
     finally:
+        progress.flush_all()
         view.close()
     elapsed = seconds(time.monotonic() - started)
     hint = f"wfe resume {wid}{store.hint()}  (or let a worker run it: wfe worker{store.hint()})"
@@ -316,5 +319,6 @@ async def worker(store: Store, loaded: Loaded) -> int:
         nursery.start_soon(_consume, host, progress)
         remember(store, loaded.sources)
         view.message(f"worker serving {store.url}: {names}; Ctrl-C to stop")
+    progress.flush_all()
     view.message("worker stopped")
     return EXIT_OK

@@ -162,8 +162,8 @@ def read_sources(store: Store) -> dict[str, Source]:
 def remember(store: Store, entries: Mapping[str, Source]) -> None:
     """Record where each ``id@version`` came from, so ``wfe resume`` and ``wfe worker``
     can load it again without arguments."""
-    if not entries:
-        return
+    if not entries or store.url.startswith("memory"):
+        return  # nothing outlives a memory store, so nothing is worth remembering
     path = _definitions_path(store)
     known = read_sources(store)
     known.update(entries)
@@ -219,7 +219,7 @@ class Loaded:
 
 
 def _definition_of(obj: Any) -> WorkflowDefinition:
-    return obj if isinstance(obj, WorkflowDefinition) else obj.definition  # type: ignore[no-any-return]
+    return obj if isinstance(obj, WorkflowDefinition) else obj.definition
 
 
 def yaml_module() -> Any:
@@ -316,9 +316,7 @@ def load_remembered(loaded: Loaded, store: Store) -> None:
 
 def store_error(exc: BaseException, store: Store) -> CliError | None:
     """A :class:`CliError` (exit 3) for a store that cannot be opened, else ``None``."""
-    if isinstance(exc, ConfigurationError | ProviderError) and not isinstance(
-        exc, DefinitionError
-    ):
+    if isinstance(exc, ConfigurationError | ProviderError) and not isinstance(exc, DefinitionError):
         return CliError(f"store {store.url}: {exc}", EXIT_STORE)
     return None
 

@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, TextIO
+from typing import TextIO
 
 import attrs
 from rich.console import Console, Group, RenderableType
@@ -169,7 +169,9 @@ class LiveView(View):
                 icon = Spinner("dots", style="yellow")
                 took = seconds(now - row.started_mono)
             else:
-                icon = Text("✓" if row.status == "completed" else "✗", style=_STATUS_STYLE[row.status])
+                icon = Text(
+                    "✓" if row.status == "completed" else "✗", style=_STATUS_STYLE[row.status]
+                )
                 took = seconds(row.duration) if row.duration is not None else ""
             tail = first_line(row.error) if row.error else row.last_line
             table.add_row(
@@ -220,6 +222,7 @@ class Progress:
         # Output of a workflow not watched yet: a step may print before the id of the
         # workflow being started is known.
         self._early: dict[str, list[tuple[str, str, str, str]]] = {}
+        self._held: dict[str, list[tuple[str, str]]] = {}
 
     def watch(self, workflow_id: str, prefix: str = "") -> None:
         self.watched[workflow_id] = prefix
@@ -242,7 +245,11 @@ class Progress:
 
     def event(self, ev: LifecycleEvent) -> None:
         wid = ev.workflow_instance_id
-        if isinstance(ev, WorkflowStarted) and ev.reference and ev.reference.startswith("child of "):
+        if (
+            isinstance(ev, WorkflowStarted)
+            and ev.reference
+            and ev.reference.startswith("child of ")
+        ):
             parent = ev.reference[len("child of ") :]
             parent_prefix = self._prefix(parent)
             if parent_prefix is not None and wid not in self.watched:
@@ -252,13 +259,11 @@ class Progress:
             return
         if isinstance(ev, StepStarted):
             row = self._row(wid, ev.pointer_id, ev.step_name, ev.step_id)
-            if row.announced and row.status == "running" and row.started is None:
-                row.started = ev.time  # its output announced it already
-            else:
-                row.status, row.error, row.started = "running", "", ev.time
-                row.started_mono = time.monotonic()
-                row.announced = True
-                self.view.step_started(row)
+            row.status, row.error, row.started = "running", "", ev.time
+            row.started_mono = time.monotonic()
+            row.announced = True
+            self.view.step_started(row)
+            self._flush(row)
         elif isinstance(ev, StepCompleted):
             row = self._row(wid, ev.pointer_id, ev.step_name, ev.step_id)
             if row.status == "running":
@@ -305,11 +310,23 @@ class Progress:
         if row is None:
             row = StepRow(wid, pointer_id, f"{prefix}{name}")
             self.rows[pointer_id] = row
-        if not row.announced or row.status != "running":
-            row.status, row.error, row.started = "running", "", None
-            row.started_mono = time.monotonic()
-            row.announced = True
-            self.view.step_started(row)
-        self.view.output(row, stream, line)
+        if row.announced and row.status == "running":
+            self.view.output(row, stream, line)
+        else:
+            # Lifecycle events reach the view a little later than output lines (they
+            # come through the host's event iterator): hold a step's lines until its
+            # StepStarted has been shown, so every line appears under its step.
+            self._held.setdefault(pointer_id, []).append((stream, line))
 
+    def _flush(self, row: StepRow) -> None:
+        for stream, line in self._held.pop(row.pointer_id, []):
+            self.view.output(row, stream, line)
 
+    def flush_all(self) -> None:
+        """Show held lines whose step start was never seen (call before closing)."""
+        for pointer_id in list(self._held):
+            row = self.rows[pointer_id]
+            if not row.announced:
+                row.announced = True
+                self.view.step_started(row)
+            self._flush(row)
