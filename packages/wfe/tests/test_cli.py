@@ -380,3 +380,36 @@ def test_interrupted_run_exits_130_and_resumes(tmp_path: Path) -> None:
     assert "  nap | resumed" in resumed.stdout
     assert "  last | last" in resumed.stdout
     assert final_line(resumed.stdout).groups() == (wid, "COMPLETE")
+
+
+def test_terminal_gets_a_live_table_then_the_final_line(tmp_path: Path) -> None:
+    """On a terminal the steps show in a rich Live table; the summary line follows it."""
+    import pty
+
+    write(tmp_path, "hello.yaml", HELLO)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        wfe_cmd("run", "hello.yaml", "--set", "who=tty"),
+        cwd=tmp_path,
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the process has exited
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0
+    screen = b"".join(chunks).decode(errors="replace")
+    assert "greet" in screen
+    assert "completed" in screen
+    assert "##wfe[output n=3]" in screen  # the last output line of `count`
+    assert "[wfe] step greet started" not in screen  # not the plain lines
+    assert re.search(r"\[wfe\] workflow [0-9a-f]+ COMPLETE in \d+\.\d\ds", screen)
