@@ -139,23 +139,32 @@ class Dispatcher:
                 await self._index(item.item_id)
         except (WorkflowNotFoundError, StaleLeaseError) as exc:
             log.info("queue item %s %s dropped: %s", item.kind, item.item_id, exc)
-        except WfeError:
+        except Exception:
+            # One bad item must not stop the host: the store still holds the work, and
+            # the poller offers it again.
             log.exception("processing %s %s failed", item.kind, item.item_id)
         finally:
-            with trio.CancelScope(shield=True):
-                await self.host.queues.ack(item)
             limiter.release_on_behalf_of(token)
+            with trio.CancelScope(shield=True):
+                try:
+                    await self.host.queues.ack(item)
+                except Exception:
+                    log.exception(
+                        "acking %s %s failed (it will be redelivered)", item.kind, item.item_id
+                    )
 
     async def _poll(self) -> None:
         host = self.host
         while True:
             now = host.clock.now()
-            with contextlib.suppress(WfeError):
+            try:
                 for wid in await host.persistence.get_runnable_instances(now):
                     if wid not in self.runs:
                         await host.queues.enqueue(QueueKind.WORKFLOW, wid)
                 for eid in await host.persistence.get_runnable_events(now):
                     await host.queues.enqueue(QueueKind.EVENT, eid)
+            except Exception:
+                log.exception("polling the store for due work failed; retrying")
             await host.clock.sleep_until(now + host.config.poll_interval)
 
     async def _wake_workflow(self, workflow_id: str) -> None:
