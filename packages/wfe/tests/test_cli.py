@@ -392,7 +392,7 @@ def test_terminal_gets_a_live_table_then_the_final_line(tmp_path: Path) -> None:
         wfe_cmd("run", "hello.yaml", "--set", "who=tty"),
         cwd=tmp_path,
         stdout=follower,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
     )
     os.close(follower)
