@@ -147,3 +147,18 @@ async def test_search_finds_started_workflows(host_factory: HostFactory) -> None
         none = await host.search("grace", {"definition_id": "other"})
     assert [r.id for r in page.items] == [wid]
     assert none.total == 0
+
+
+async def test_client_host_runs_nothing(store_url: str) -> None:
+    """run_workflows(False): the host starts and controls workflows but runs none."""
+    definition = WorkflowBuilder(dict).start_with(lambda ctx: None).build("client", 1)
+    builder = WorkflowHostBuilder().persistence(store_url).register(definition)
+    async with builder.run_workflows(False).build() as host:
+        wid = await host.start_workflow("client", 1, {})
+        import trio
+
+        await trio.sleep(0.3)
+        instance = await host.get_workflow(wid)
+        assert instance.execution_pointers[0].start_time is None
+        assert await host.suspend_workflow(wid) is True
+        assert await host.terminate_workflow(wid) is True

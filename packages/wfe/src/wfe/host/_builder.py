@@ -80,6 +80,13 @@ class WorkflowHostBuilder:
         add(middleware)
         return self
 
+    def run_workflows(self, enabled: bool = True) -> Self:
+        """With ``False`` the host is a client: it can start, publish, read, suspend,
+        resume and terminate workflows in the store, but consumes no queue and runs no
+        workflow (so it need not know every stored workflow's definition)."""
+        self._config.run_workflows = enabled
+        return self
+
     def max_concurrent_workflows(self, n: int) -> Self:
         """How many workflows this host runs at once."""
         if n < 1:

@@ -23,7 +23,6 @@ from wfe.core import (
 )
 
 from ._builder import WorkflowHostBuilder
-from ._dispatch import Dispatcher
 from ._host import WorkflowHost
 
 DEFAULT_STORE = "sqlite:///.wfe/wfe.db"
@@ -326,22 +325,15 @@ async def open_control(store: Store) -> AsyncIterator[WorkflowHost]:
     """A host on ``store`` that runs no workflows: its providers are open, so reading,
     suspending, resuming, terminating and publishing work, but no queue is consumed
     and no workflow runs here (a workflow's definition need not be known)."""
-    host = builder_for(store).build()
-    async with contextlib.AsyncExitStack() as stack:
-        try:
-            await host._open_providers(stack)
-        except WfeError as exc:
-            err = store_error(exc, store)
-            if err is None:
-                raise
-            raise err from exc
-        # Control only: a dispatcher that is never served records no runs and takes no
-        # queue items, yet lets the host's control methods work.
-        host._dispatcher = Dispatcher(host)
-        host._stack = stack
-        try:
-            yield host
-        finally:
-            host._stack = None
-            host._dispatcher = None
-            host._hub.close()
+    host = builder_for(store).run_workflows(False).build()
+    try:
+        await host.__aenter__()
+    except WfeError as exc:
+        err = store_error(exc, store)
+        if err is None:
+            raise
+        raise err from exc
+    try:
+        yield host
+    finally:
+        await host.__aexit__(None, None, None)

@@ -31,6 +31,7 @@ class HostConfig:
     definitions: list[Any] = attrs.field(factory=list)
     step_middleware: list[StepMiddleware] = attrs.field(factory=list)
     workflow_middleware: dict[str, list[WorkflowMiddleware]] = attrs.field(factory=dict)
+    run_workflows: bool = True
     max_concurrent_workflows: int = 16
     max_parallel_steps: int = 16
     event_workers: int = 4

@@ -84,6 +84,9 @@ class Dispatcher:
     # -- serving --------------------------------------------------------------
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        if not self.host.config.run_workflows:
+            task_status.started()  # a client host: no consumers, poller or timers
+            return
         async with trio.open_nursery() as work:
             self._work = work
             with self._service_scope:

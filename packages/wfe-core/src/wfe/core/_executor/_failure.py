@@ -96,7 +96,9 @@ def handle_failure(
         if tb:
             frame = tb[-1]
             message = f"{message} (at {frame.filename}:{frame.lineno})"
-    record_error(run, p, f"step {step.display_name!r}: {message}")
+    prefix = f"step {step.display_name!r}"
+    # Step errors that already name their step (shell steps do) are not prefixed twice.
+    record_error(run, p, message if message.startswith(prefix) else f"{prefix}: {message}")
     behavior = effective_behavior(run, p, step)
     now = run.now()
     state = run.state
