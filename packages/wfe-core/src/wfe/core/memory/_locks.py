@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import attrs
 import trio
 
 from .._models import new_id, utcnow
 from ..protocols import Lease
+from ._base import InProcess
 
 
 @attrs.define
@@ -46,7 +46,7 @@ class LockTable:
         return held
 
 
-class MemoryLockProvider:
+class MemoryLockProvider(InProcess):
     """A :class:`~wfe.core.protocols.DistributedLockProvider` for one process.
 
     Leases expire on ``time.monotonic()`` (real time, independent of trio's clock), and
@@ -69,18 +69,6 @@ class MemoryLockProvider:
     def from_url(cls, url: str = "memory://", **options: Any) -> MemoryLockProvider:
         """Entry-point factory for the ``memory`` scheme (the URL carries nothing)."""
         return cls(**options)
-
-    async def __aenter__(self) -> Self:
-        await trio.lowlevel.checkpoint()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await trio.lowlevel.checkpoint()
 
     async def acquire(self, resource: str, ttl: timedelta) -> Lease | None:
         """A lease on ``resource`` for ``ttl``, or ``None`` if a live lease holds it."""

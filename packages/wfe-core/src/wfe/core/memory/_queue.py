@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import attrs
 import trio
@@ -14,6 +13,7 @@ import trio
 from .._errors import ConfigurationError
 from .._models import new_id
 from ..protocols import QueueItem, QueueKind
+from ._base import InProcess
 
 
 @attrs.define
@@ -85,7 +85,7 @@ class QueueState:
         return self.changed
 
 
-class MemoryQueueProvider:
+class MemoryQueueProvider(InProcess):
     """A :class:`~wfe.core.protocols.QueueProvider` for one process.
 
     ``dequeue`` wakes as soon as an item is enqueued. An item not acked within
@@ -111,18 +111,6 @@ class MemoryQueueProvider:
     def visibility_timeout(self) -> float:
         """Seconds an item may stay un-acked before it is delivered again."""
         return self._state.visibility_timeout
-
-    async def __aenter__(self) -> Self:
-        await trio.lowlevel.checkpoint()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await trio.lowlevel.checkpoint()
 
     async def enqueue(self, kind: QueueKind, item_id: str) -> None:
         """Add ``item_id`` to the ``kind`` queue (coalesced if already waiting)."""

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import attrs
 import trio
@@ -12,6 +11,7 @@ import trio
 from .._models import WorkflowInstance
 from .._serialization import dumps, loads
 from ..protocols import Page, SearchFilters, SearchResult
+from ._base import InProcess
 
 
 @attrs.frozen
@@ -52,7 +52,7 @@ def _matches(result: SearchResult, f: SearchFilters) -> bool:
     return True
 
 
-class MemorySearchIndex:
+class MemorySearchIndex(InProcess):
     """A :class:`~wfe.core.protocols.SearchIndex` for one process.
 
     A term matches when it occurs (case-insensitively) in the reference, description,
@@ -73,18 +73,6 @@ class MemorySearchIndex:
     def from_url(cls, url: str = "memory://", **options: Any) -> MemorySearchIndex:
         """Entry-point factory for the ``memory`` scheme (the URL carries nothing)."""
         return cls(**options)
-
-    async def __aenter__(self) -> Self:
-        await trio.lowlevel.checkpoint()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await trio.lowlevel.checkpoint()
 
     async def index(self, instance: WorkflowInstance) -> None:
         """Index ``instance``, replacing any earlier entry for its id."""
