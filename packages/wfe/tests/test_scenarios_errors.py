@@ -239,3 +239,36 @@ async def test_wait_for_workflow_times_out(host_factory: HostFactory) -> None:
         wid = await host.start_workflow("w", 1, {})
         with pytest.raises(WorkflowTimeoutError):
             await host.wait_for_workflow(wid, timeout=0.3)
+
+
+async def test_definition_drift_is_reported_not_run(tmp_path: Any) -> None:
+    """An instance started under one step graph is not run with another graph
+    registered under the same id and version: it gets an error instead."""
+    url = f"sqlite:///{tmp_path / 'drift.db'}"
+    ran: list[str] = []
+    original = (
+        WorkflowBuilder(dict)
+        .start_with(lambda ctx: None)
+        .wait_for("go", "k")
+        .then(lambda ctx: ran.append("old"))
+        .build("drift", 1)
+    )
+    changed = (
+        WorkflowBuilder(dict)
+        .start_with(lambda ctx: None)
+        .then(lambda ctx: ran.append("new"))
+        .build("drift", 1)
+    )
+    async with WorkflowHostBuilder().persistence(url).register(original).build() as host:
+        wid = await host.start_workflow("drift", 1, {})
+        await trio.sleep(0.2)
+    async with WorkflowHostBuilder().persistence(url).register(changed).build() as host:
+        await host.publish_event("go", "k")
+        with trio.fail_after(10):
+            while not await host.get_errors(wid):
+                await trio.sleep(0.05)
+        errors = await host.get_errors(wid)
+        instance = await host.get_workflow(wid)
+    assert "different step graph" in errors[0].message
+    assert instance.status is WorkflowStatus.RUNNABLE
+    assert ran == []
