@@ -10,6 +10,7 @@ the local checkout) and the test tools, so an undeclared dependency fails there.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -30,23 +31,36 @@ TEST_TOOLS = [
 ]
 
 
-def wfe_dependencies(dist: str, seen: set[str] | None = None) -> list[str]:
-    """The distribution and every wfe sibling it declares, transitively (with extras)."""
+# Extras each distribution's own tests exercise (the host runs on SQLite, loads YAML and
+# runs asyncio step bodies; wfe-yaml runs Deno steps). Extras are declared dependencies
+# too, so installing them keeps "only what it declares" true.
+TEST_EXTRAS = {"wfe": ["sqlite", "yaml", "asyncio"], "wfe-yaml": ["deno"]}
+# Siblings a distribution's tests use but the distribution itself does not import:
+# wfe-yaml's end-to-end tests run YAML workflows on the host.
+TEST_SIBLINGS = {"wfe-yaml": ["wfe"]}
+
+
+def requirement_name(requirement: str) -> str:
+    return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0]
+
+
+def wfe_dependencies(dist: str, extras: list[str], seen: set[str] | None = None) -> list[str]:
+    """The distribution and every wfe sibling it declares, transitively, with ``extras``."""
     seen = set() if seen is None else seen
     if dist in seen:
         return []
     seen.add(dist)
     project = tomllib.loads((ROOT / "packages" / dist / "pyproject.toml").read_text())["project"]
     requirements = list(project.get("dependencies", []))
-    if dist == "wfe":
-        # The host's own tests exercise the SQLite store and YAML workflows.
-        requirements += project["optional-dependencies"]["sqlite"]
-        requirements += project["optional-dependencies"]["yaml"]
+    for extra in extras:
+        requirements += project["optional-dependencies"][extra]
     out = [dist]
     for req in requirements:
-        name = req.split("[")[0].split(">")[0].split("<")[0].split("=")[0].strip()
+        name = requirement_name(req)
         if name in PACKAGES:
-            out += wfe_dependencies(name, seen)
+            sibling_extras = re.findall(r"\[([^\]]*)\]", req)
+            wanted = [e.strip() for e in sibling_extras[0].split(",")] if sibling_extras else []
+            out += wfe_dependencies(name, wanted, seen)
     return out
 
 
@@ -74,9 +88,14 @@ def typecheck(session: nox.Session) -> None:
 @nox.parametrize("dist", PACKAGES)
 def tests(session: nox.Session, dist: str) -> None:
     """One distribution's tests, with only what it declares installed."""
-    packages = [f"./packages/{p}" for p in dict.fromkeys(wfe_dependencies(dist))]
-    extras = {"wfe-yaml": ["deno"]}.get(dist, [])
+    extras = TEST_EXTRAS.get(dist, [])
+    names = wfe_dependencies(dist, extras)
+    for sibling in TEST_SIBLINGS.get(dist, []):
+        names += wfe_dependencies(sibling, [], set(names))
+    packages = [f"./packages/{p}" for p in dict.fromkeys(names)]
     if extras:
+        # The extras' third-party requirements come from the distribution's own metadata.
         packages[0] += f"[{','.join(extras)}]"
-    session.install(*packages, *TEST_TOOLS)
+    # Editable, one directory per distribution: the namespace test sees wfe span several.
+    session.install(*(arg for p in packages for arg in ("-e", p)), *TEST_TOOLS)
     session.run("pytest", f"packages/{dist}/tests", *session.posargs)
