@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import wfe
 import wfe.core
 
@@ -18,6 +20,8 @@ def test_wfe_is_a_namespace_package() -> None:
 
 def test_wfe_spans_the_directories_of_several_distributions() -> None:
     paths = {Path(p).resolve() for p in wfe.__path__}
+    if len(paths) < 2:
+        pytest.skip("only wfe-core is installed here (a per-distribution nox session)")
     assert len(paths) >= 2, paths
     assert Path(wfe.core.__file__).resolve().parent.parent in paths
 

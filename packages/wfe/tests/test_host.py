@@ -110,7 +110,7 @@ async def test_register_rejects_non_definitions() -> None:
 
 
 async def test_unknown_store_scheme_names_distribution() -> None:
-    with pytest.raises(ProviderNotFoundError, match="pip install wfe-postgres"):
+    with pytest.raises(ProviderNotFoundError, match="wfe-postgres is installed but has no"):
         async with WorkflowHostBuilder().persistence("postgresql://x/y").build():
             pass
 

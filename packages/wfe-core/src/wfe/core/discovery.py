@@ -9,6 +9,7 @@ Third parties extend wfe the same way: no list of backends is hard-coded here.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -65,7 +66,12 @@ def _not_found(group: str, name: str, what: str) -> ProviderNotFoundError:
     hint = ""
     dist = DISTRIBUTIONS.get(name) or DISTRIBUTIONS.get(base)
     if dist is not None:
-        hint = f"; install it with: pip install {dist}"
+        try:
+            importlib.metadata.distribution(dist)
+        except importlib.metadata.PackageNotFoundError:
+            hint = f"; install it with: pip install {dist}"
+        else:
+            hint = f"; {dist} is installed but has no {group} provider for it in this release"
     return ProviderNotFoundError(
         f"no {what} {name!r} in entry-point group {group!r} (installed: {installed}){hint}"
     )

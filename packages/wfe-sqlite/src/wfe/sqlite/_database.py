@@ -187,8 +187,8 @@ class Database:
             cur = dbapi_conn.cursor()
             try:
                 cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
-                if wal:
-                    cur.execute("PRAGMA journal_mode = WAL")
+                if wal and cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    _set_wal(cur)
                 cur.execute(f"PRAGMA synchronous = {synchronous}")
                 cur.execute("PRAGMA foreign_keys = ON")
             finally:
@@ -316,3 +316,17 @@ class Database:
         ev = self._wakeups.pop(kind, None)
         if ev is not None:
             ev.set()
+
+
+def _set_wal(cur: sqlite3.Cursor) -> None:
+    """Switch a new file to WAL. Two processes opening one new file at once can see
+    "database is locked" here even with a busy timeout (the switch needs an exclusive
+    lock the timeout does not cover), so retry briefly."""
+    for attempt in range(50):
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 49:
+                raise
+            time.sleep(0.02 * (attempt + 1))
