@@ -272,3 +272,29 @@ async def test_definition_drift_is_reported_not_run(tmp_path: Any) -> None:
     assert "different step graph" in errors[0].message
     assert instance.status is WorkflowStatus.RUNNABLE
     assert ran == []
+
+
+async def test_step_leaving_unstorable_data_fails_and_data_rolls_back(
+    host_factory: HostFactory,
+) -> None:
+    """A step that puts an unstorable value into the data fails (naming the field), the
+    data rolls back to its last stored form, and the workflow can still be saved."""
+
+    def poison(ctx: Any) -> None:
+        ctx.workflow.data["ok"] = 2
+        ctx.workflow.data["bad"] = object()
+
+    definition = (
+        WorkflowBuilder(dict)
+        .start_with(lambda ctx: ctx.workflow.data.update(ok=1))
+        .then(poison)
+        .on_error(ErrorBehavior.suspend())
+        .build("poison", 1)
+    )
+    async with host_factory(definition) as host:
+        wid = await host.start_workflow("poison", 1, {})
+        instance = await host.wait_for_workflow(wid, timeout=10)
+        errors = await host.get_errors(wid)
+    assert instance.status is WorkflowStatus.SUSPENDED
+    assert instance.data == {"ok": 1}
+    assert "data.bad" in errors[0].message

@@ -16,6 +16,8 @@ from typing import Any
 import trio
 from opentelemetry.trace import Span
 
+from .. import _serialization as serialization
+from .._errors import DataSerializationError
 from .._lifecycle import LifecycleEvent, StepStarted
 from .._models import (
     Event,
@@ -50,6 +52,10 @@ class InstanceRun:
         self.errors: list[ExecutionError] = []
         self.after_flush: list[LifecycleEvent] = []
         self.instance_dirty = False
+        self._finished_notified = False
+        # The last storable form of the data: a step that leaves unstorable data behind
+        # fails, and the data is rolled back to this, so the instance can still be saved.
+        self._good_data = serialization.dumps(self.instance.data)
         self._inflight: set[str] = set()
         self._flush_lock = trio.Lock()
         self._limiter = trio.CapacityLimiter(max(1, env.max_parallel_steps))
@@ -223,12 +229,30 @@ class InstanceRun:
                     for out in step.outputs:
                         out.apply(body, self.instance.data)
             except Exception as exc:
+                self._check_data()
                 record_step_error(span, exc)
                 if self.instance.status is WorkflowStatus.RUNNABLE and p.end_time is None:
                     handle_failure(self, p, step, exc)
                 return
+            unstorable = self._check_data()
+            if unstorable is not None:
+                record_step_error(span, unstorable)
+                if self.instance.status is WorkflowStatus.RUNNABLE and p.end_time is None:
+                    handle_failure(self, p, step, unstorable)
+                return
             if self.instance.status is WorkflowStatus.RUNNABLE and p.end_time is None:
                 process_result(self, p, step, result)
+
+    def _check_data(self) -> DataSerializationError | None:
+        """Keep the data storable: on failure roll it back and return the error."""
+        try:
+            self._good_data = serialization.dumps(self.instance.data)
+        except DataSerializationError as exc:
+            self.instance.data = serialization.restore(
+                serialization.loads(self._good_data), self.state.definition.data_type
+            )
+            return exc
+        return None
 
     async def _invoke(self, body: StepBody, ctx: StepExecutionContext) -> ExecutionResult | None:
         middleware = self.env.step_middleware
@@ -281,7 +305,9 @@ class InstanceRun:
                 self.env.publish(event)
             if subs:
                 await self.env.on_subscribed(subs)
-            if inst.status in (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED):
+            finished = inst.status in (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)
+            if finished and not self._finished_notified:
+                self._finished_notified = True
                 await self.env.on_finished(inst)
 
     # -- external input ----------------------------------------------------------
