@@ -298,3 +298,39 @@ async def test_step_leaving_unstorable_data_fails_and_data_rolls_back(
     assert instance.status is WorkflowStatus.SUSPENDED
     assert instance.data == {"ok": 1}
     assert "data.bad" in errors[0].message
+
+
+async def test_parallel_step_finishing_after_suspension_keeps_its_result(
+    host_factory: HostFactory,
+) -> None:
+    """A branch that finishes after another branch suspended the workflow records its
+    result; resuming does not run it again."""
+    runs = {"slow": 0, "flaky": 0}
+
+    async def slow(ctx: Any) -> None:
+        runs["slow"] += 1
+        await trio.sleep(0.3)
+
+    def flaky(ctx: Any) -> None:
+        runs["flaky"] += 1
+        if runs["flaky"] == 1:
+            raise StepError("first time fails")
+
+    definition = (
+        WorkflowBuilder(dict)
+        .start_with(lambda ctx: None)
+        .parallel()
+        .do(lambda b: b.start_with(slow))
+        .do(lambda b: b.start_with(flaky).on_error(ErrorBehavior.suspend()))
+        .join()
+        .build("suspend-mid", 1)
+    )
+    async with host_factory(definition) as host:
+        wid = await host.start_workflow("suspend-mid", 1, {})
+        suspended = await host.wait_for_workflow(wid, timeout=10)
+        assert suspended.status is WorkflowStatus.SUSPENDED
+        await trio.sleep(0.5)
+        assert await host.resume_workflow(wid)
+        instance = await host.wait_for_workflow(wid, timeout=10)
+    assert instance.status is WorkflowStatus.COMPLETE
+    assert runs == {"slow": 1, "flaky": 2}

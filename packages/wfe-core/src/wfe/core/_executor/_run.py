@@ -231,17 +231,23 @@ class InstanceRun:
             except Exception as exc:
                 self._check_data()
                 record_step_error(span, exc)
-                if self.instance.status is WorkflowStatus.RUNNABLE and p.end_time is None:
+                if self._accepts_results(p):
                     handle_failure(self, p, step, exc)
                 return
             unstorable = self._check_data()
             if unstorable is not None:
                 record_step_error(span, unstorable)
-                if self.instance.status is WorkflowStatus.RUNNABLE and p.end_time is None:
+                if self._accepts_results(p):
                     handle_failure(self, p, step, unstorable)
                 return
-            if self.instance.status is WorkflowStatus.RUNNABLE and p.end_time is None:
+            if self._accepts_results(p):
                 process_result(self, p, step, result)
+
+    def _accepts_results(self, p: ExecutionPointer) -> bool:
+        """A step that finishes after its workflow was suspended still records its
+        result (resuming continues from it); after the workflow ended, it does not."""
+        live = (WorkflowStatus.RUNNABLE, WorkflowStatus.SUSPENDED)
+        return self.instance.status in live and p.end_time is None
 
     def _check_data(self) -> DataSerializationError | None:
         """Keep the data storable: on failure roll it back and return the error."""
