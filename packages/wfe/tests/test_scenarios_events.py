@@ -215,3 +215,28 @@ async def test_long_delay_released_and_woken_by_timer(host_factory: HostFactory)
         instance = await host.wait_for_workflow(wid, timeout=10)
     assert ran == ["after"]
     assert instance.status is WorkflowStatus.COMPLETE
+
+
+async def test_future_dated_event_is_delivered_at_its_time(host_factory: HostFactory) -> None:
+    """An event published with a future effective date reaches a waiting workflow only
+    from that time on."""
+    definition = (
+        WorkflowBuilder(dict)
+        .start_with(lambda ctx: None)
+        .wait_for("later", "k")
+        .output("got", lambda step: step.event_data)
+        .build("future-event", 1)
+    )
+    async with host_factory(definition) as host:
+        wid = await host.start_workflow("future-event", 1, {})
+        await wait_until_waiting(host, wid)
+        start = trio.current_time()
+        await host.publish_event(
+            "later", "k", 7, effective_date=host.clock.now() + timedelta(seconds=0.6)
+        )
+        await trio.sleep(0.3)
+        assert (await host.get_workflow(wid)).status is WorkflowStatus.RUNNABLE
+        instance = await host.wait_for_workflow(wid, timeout=10)
+        elapsed = trio.current_time() - start
+    assert instance.data == {"got": 7}
+    assert 0.55 <= elapsed < 3

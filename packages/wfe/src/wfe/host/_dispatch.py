@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("wfe.host")
 
 _DEQUEUE_TIMEOUT = 30.0  # providers wake on enqueue or poll inside; long waits are cheap
-_EVENT_RETRY = timedelta(milliseconds=200)
+_EVENT_RETRY = timedelta(milliseconds=100)
+_EVENT_RETRY_MAX = timedelta(seconds=5)
 _MAX_BACKOFF = 300.0
 
 
@@ -54,6 +55,7 @@ class Dispatcher:
         self._draining = False
         self._runs_done = trio.Event()
         self._backoff: dict[str, int] = {}
+        self._event_backoff: dict[str, int] = {}
         self._wf_timers = TimerWheel(host.clock, self._wake_workflow)
         self._event_timers = TimerWheel(host.clock, self._wake_event)
         self.env = ExecutorEnv(
@@ -358,11 +360,15 @@ class Dispatcher:
         event = await persistence.get_event(event_id)
         if event.processed:
             return
+        if event.time > host.clock.now():
+            # Published with a future effective date: deliverable from then on.
+            self._event_timers.schedule(event_id, event.time)
+            return
         lease = await host.locks.acquire(
             f"wfe:event:{event.name}:{event.key}", host.config.lease_ttl
         )
         if lease is None:
-            self._event_timers.schedule(event_id, host.clock.now() + _EVENT_RETRY)
+            self._retry_event(event_id)
             return
         try:
             event = await persistence.get_event(event_id)
@@ -382,11 +388,20 @@ class Dispatcher:
                 else:
                     blocked = True
             if blocked:
-                self._event_timers.schedule(event_id, host.clock.now() + _EVENT_RETRY)
-            elif delivered:
-                await persistence.mark_event_processed(event_id)
+                self._retry_event(event_id)
+            else:
+                self._event_backoff.pop(event_id, None)
+                if delivered:
+                    await persistence.mark_event_processed(event_id)
         finally:
             await self._release(lease)
+
+    def _retry_event(self, event_id: str) -> None:
+        """Try a blocked delivery again soon, backing off while the workflow stays busy."""
+        attempt = self._event_backoff.get(event_id, 0) + 1
+        self._event_backoff[event_id] = attempt
+        delay = min(_EVENT_RETRY * 2 ** (attempt - 1), _EVENT_RETRY_MAX)
+        self._event_timers.schedule(event_id, self.host.clock.now() + delay)
 
     async def _deliver(self, sub: EventSubscription, event: Event) -> bool:
         host = self.host
