@@ -165,4 +165,4 @@ async def test_run_asyncio_must_be_implemented(host_factory: HostFactory) -> Non
         instance = await host.wait_for_workflow(wid, timeout=10)
         errors = await host.get_errors(wid)
     assert instance.status is WorkflowStatus.TERMINATED
-    assert "Missing must implement run_asyncio()" in errors[0].message
+    assert "Missing must implement run_asyncio(self, ctx)" in errors[0].message

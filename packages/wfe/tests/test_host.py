@@ -162,3 +162,13 @@ async def test_client_host_runs_nothing(store_url: str) -> None:
         assert instance.execution_pointers[0].start_time is None
         assert await host.suspend_workflow(wid) is True
         assert await host.terminate_workflow(wid) is True
+
+
+def test_step_body_without_run_rejected_at_build() -> None:
+    from wfe.core import StepBody
+
+    class NoRun(StepBody):
+        pass
+
+    with pytest.raises(DefinitionError, match="NoRun must implement async def run"):
+        WorkflowBuilder(dict).start_with(NoRun)

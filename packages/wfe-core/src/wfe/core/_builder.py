@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar, cast
@@ -66,6 +67,8 @@ def data_fn(fn: Any) -> Callable[[Any, StepExecutionContext], Any]:
 
 def _as_body(x: StepLike) -> type[StepBody]:
     if isinstance(x, type) and issubclass(x, StepBody):
+        if x.run is StepBody.run:
+            raise DefinitionError(f"{x.__qualname__} must implement async def run(self, ctx)")
         return x
     if isinstance(x, StepBody):
         raise DefinitionError(
@@ -95,16 +98,18 @@ class _Graph:
         return step
 
 
-class _Verbs(Generic[D]):
+class _Verbs(ABC, Generic[D]):
     """Verbs that append a step after the current position."""
 
     _builder: WorkflowBuilder[D]
 
+    @abstractmethod
     def _link_from(self) -> int | None:
-        raise NotImplementedError
+        """The step the next verb's step follows (``None``: nothing to link from)."""
 
+    @abstractmethod
     def _parent(self) -> int | None:
-        raise NotImplementedError
+        """The container the next verb's step belongs to."""
 
     def _append(self, body: type[StepBody]) -> StepBuilder[D]:
         graph = self._builder._graph

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import attrs
 
+from ._errors import DefinitionError
 from ._results import ErrorBehavior, ExecutionResult
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class StepBody:
 
     async def run(self, ctx: StepExecutionContext) -> ExecutionResult | None:
         """Do the step's work; return how to proceed (``None`` means next)."""
-        raise NotImplementedError(f"{type(self).__qualname__} must implement run()")
+        raise DefinitionError(f"{type(self).__qualname__} must implement async def run(self, ctx)")
 
 
 StepFunction = Callable[

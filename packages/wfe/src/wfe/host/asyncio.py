@@ -27,7 +27,13 @@ from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any, ClassVar
 
-from wfe.core import ConfigurationError, ExecutionResult, StepBody, StepExecutionContext
+from wfe.core import (
+    ConfigurationError,
+    DefinitionError,
+    ExecutionResult,
+    StepBody,
+    StepExecutionContext,
+)
 
 __all__ = ["AsyncioStepBody", "asyncio_step", "prepare"]
 
@@ -52,7 +58,7 @@ class AsyncioStepBody(StepBody):
 
     async def run_asyncio(self, ctx: StepExecutionContext) -> ExecutionResult | None:
         """The step's work, as asyncio code; return how to proceed (``None`` = next)."""
-        raise NotImplementedError(f"{type(self).__qualname__} must implement run_asyncio()")
+        raise DefinitionError(f"{type(self).__qualname__} must implement run_asyncio(self, ctx)")
 
     async def run(self, ctx: StepExecutionContext) -> ExecutionResult | None:
         trio_asyncio = prepare()
