@@ -20,7 +20,13 @@ import trio
 
 from wfe.core import WfeError, WorkflowDefinition, WorkflowInstance, WorkflowStatus
 from wfe.host import WorkflowHostBuilder
-from wfe.yaml import CompiledWorkflow, load_workflow, load_workflow_from_str, validate
+from wfe.yaml import (
+    CompiledWorkflow,
+    YamlWorkflowError,
+    load_workflow,
+    load_workflow_from_str,
+    validate,
+)
 
 
 def dedent(text: str) -> str:
@@ -340,16 +346,6 @@ def test_load_workflow_from_str_returns_included_workflows(
     assert "child" in ids
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "load_workflow(path) returns only the file's own workflow; the included "
-        "workflows are neither carried by the CompiledWorkflow nor registered by "
-        "host.register(compiled), so a `type: workflow` step calling an included "
-        "workflow fails with DefinitionNotFoundError (only the non-DESIGN "
-        "load_workflows() returns them)"
-    ),
-)
 async def test_registering_load_workflow_result_runs_an_included_child(tmp_path: Path) -> None:
     """DESIGN: load_workflow + host.register(compiled) is the whole recipe."""
     out = await run(load_workflow(write_include_pair(tmp_path), {}), timeout=10)
@@ -992,14 +988,6 @@ async def test_stdout_and_stderr_are_kept() -> None:
     assert "to-err" in _kept(out.data, "talk", "stderr")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "DESIGN writes `<step>.stdout` / `<step>.stderr` (the ancestors' data keys "
-        "'Step.stdout'); the implementation keeps them only under "
-        "data['steps'][step]['stdout'|'stderr']"
-    ),
-)
 async def test_stdout_and_stderr_are_kept_as_step_dot_stream_keys() -> None:
     compiled = one("""
         workflow:
@@ -1462,16 +1450,20 @@ async def test_deno_var_interpolation_at_load_time() -> None:
     assert out.data["who"] == "carol"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "DESIGN §7 says `${{ data.path }}` reads workflow data when the step runs, "
-        "without restricting it to shell steps; the loader rejects it inside a Deno "
-        "`script` ('not allowed here: Deno scripts read workflow data with "
-        "Wfe.getData()') — a deliberate, README-documented restriction"
-    ),
-)
-async def test_deno_data_interpolation_at_run_time() -> None:
+async def test_deno_script_reads_data_through_the_private_channel() -> None:
+    """Deno scripts read workflow data with Wfe.getData(); pasting `${{ data.x }}` into
+    the source is refused at load time with a message saying so (issue 7: data travels
+    over a private channel, never into the script's source)."""
+    with pytest.raises(YamlWorkflowError, match=r"Wfe\.getData\(\)"):
+        one("""
+            workflow:
+              id: deno-data
+              steps:
+                - name: js
+                  type: deno
+                  config:
+                    script: Wfe.setOutput("who", "${{ data.who }}");
+            """)
     compiled = one("""
         workflow:
           id: deno-data
@@ -1479,7 +1471,7 @@ async def test_deno_data_interpolation_at_run_time() -> None:
             - name: js
               type: deno
               config:
-                script: Wfe.setOutput("who", "${{ data.who }}");
+                script: Wfe.setOutput("who", Wfe.getData().who);
         """)
     out = await run(compiled, {"who": "dave"})
     assert out.status == WorkflowStatus.COMPLETE, out.errors

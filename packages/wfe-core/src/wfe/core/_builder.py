@@ -367,8 +367,16 @@ class StepBuilder(_Verbs[D]):
         self.step.proceed_on_cancel = proceed
         return self
 
-    def branch(self, value: Any, branch: WorkflowBuilder[D]) -> StepBuilder[D]:
-        """Continue into ``branch`` (from ``create_branch()``) when the outcome is ``value``."""
+    def branch(self, value: Any, branch: WorkflowBuilder[D] | StepBuilder[D]) -> StepBuilder[D]:
+        """Continue into ``branch`` (from ``create_branch()``, or any step builder of it)
+        when the outcome is ``value``."""
+        if isinstance(branch, StepBuilder):
+            branch = branch._builder
+        if not isinstance(branch, WorkflowBuilder):
+            raise DefinitionError(
+                f"branch({value!r}, ...) takes a builder from create_branch(), "
+                f"got {type(branch).__qualname__}"
+            )
         graph = self._builder._graph
         if branch._graph is graph:
             raise DefinitionError("branch() takes a builder from create_branch()")

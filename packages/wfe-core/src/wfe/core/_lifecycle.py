@@ -19,6 +19,11 @@ class LifecycleEvent:
     reference: str | None = None
     time: datetime = attrs.field(factory=utcnow)
 
+    @property
+    def workflow_id(self) -> str:
+        """The workflow's id (the same as ``workflow_instance_id``)."""
+        return self.workflow_instance_id
+
 
 @attrs.frozen(kw_only=True)
 class WorkflowStarted(LifecycleEvent):

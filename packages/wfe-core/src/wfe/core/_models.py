@@ -20,6 +20,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as timezone-aware UTC; a naive datetime is read as local time (as
+    ``datetime.now()`` gives it), so callers need not think about time zones."""
+    return moment.astimezone(UTC)
+
+
 class WorkflowStatus(enum.StrEnum):
     """Where a workflow instance stands."""
 

@@ -140,7 +140,8 @@ class OutputsCheck(StepBody):
 class CompiledWorkflow:
     """A validated, compiled YAML workflow; register it with a host like a definition.
 
-    ``inputs``/``outputs`` are the declared types (by name); ``file`` the source file.
+    ``inputs``/``outputs`` are the declared types (by name); ``file`` the source file;
+    ``companions`` the workflows loaded with it.
     """
 
     definition: WorkflowDefinition
@@ -148,6 +149,9 @@ class CompiledWorkflow:
     outputs: Mapping[str, ValueType]
     file: str
     name: str | None = None
+    companions: tuple[CompiledWorkflow, ...] = ()
+    """The other workflows loaded with this one (the rest of its file and its includes):
+    a host registering this workflow registers them too, so sub-workflows resolve."""
 
     @property
     def id(self) -> str:

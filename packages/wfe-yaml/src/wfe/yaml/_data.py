@@ -5,7 +5,9 @@
 * ``data["steps"][NAME]`` is the record of step NAME's last run: for shell steps
   ``{"stdout", "stderr", "exit_code", "outputs"}`` (stdout/stderr: the last 64 KiB),
   for Deno steps ``{"outputs"}``, for sub-workflows ``{"workflow_id", "status"}``,
-  and ``{"skipped": true}`` for a step whose ``when`` was false.
+  and ``{"skipped": true}`` for a step whose ``when`` was false;
+* a shell step's output is also kept as ``data["<step>.stdout"]`` and
+  ``data["<step>.stderr"]`` (the same bounded tails).
 """
 
 from __future__ import annotations

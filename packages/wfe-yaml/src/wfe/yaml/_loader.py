@@ -216,7 +216,8 @@ def load_workflow(
                 )
             ]
         )
-    return own[0]
+    first = own[0]
+    return attrs.evolve(first, companions=tuple(c for c in compiled if c is not first))
 
 
 def load_workflow_from_str(

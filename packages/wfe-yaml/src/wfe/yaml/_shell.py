@@ -77,13 +77,16 @@ def parse_output_line(line: str) -> tuple[str, Any] | None:
     return m.group(1), parse_output_value(m.group(2))
 
 
+_STREAM_KEYS = (".stdout", ".stderr")
+
+
 def export_env(data: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
     """The environment exported from data, and the keys left out (with why)."""
     env: dict[str, str] = {}
     skipped: list[str] = []
     for key, value in data.items():
-        if key == STEPS_KEY or not isinstance(key, str):
-            continue
+        if key == STEPS_KEY or not isinstance(key, str) or key.endswith(_STREAM_KEYS):
+            continue  # step records and captured output stay out of the environment
         name = _ENV_NAME.sub("_", key).upper()
         if not name or name[0].isdigit():
             name = f"_{name}"
@@ -161,6 +164,10 @@ class ShellStep(StepBody):
                 "outputs": outputs,
             },
         )
+        # Also under "<step>.stdout" / "<step>.stderr", the names DESIGN.md and the
+        # ancestor engines use (not exported to the environment: see export_env).
+        data[f"{info.name}.stdout"] = result.stdout
+        data[f"{info.name}.stderr"] = result.stderr
         tail = "\n".join(result.stderr.rstrip("\n").splitlines()[-20:])
         if result.timed_out:
             assert cfg.timeout is not None

@@ -29,6 +29,7 @@ from wfe.core import (
     WorkflowTimeoutError,
 )
 from wfe.core import _serialization as serialization
+from wfe.core._models import as_utc
 from wfe.core.discovery import load_provider
 from wfe.core.memory import MemorySearchIndex
 from wfe.core.protocols import (
@@ -259,7 +260,7 @@ class WorkflowHost:
             name=name,
             key=str(key),
             data=data,
-            time=effective_date or self.clock.now(),
+            time=as_utc(effective_date) if effective_date else self.clock.now(),
         )
         await self.persistence.create_event(event)
         await self.queues.enqueue(QueueKind.EVENT, event.id)

@@ -36,6 +36,9 @@ class DefinitionRegistry:
                 "registered with a different step graph; give the new graph a new version"
             )
         self._defs[key] = definition
+        # A compiled YAML workflow carries the workflows loaded with it (its includes).
+        for companion in getattr(obj, "companions", ()):
+            self.register(companion)
         return definition
 
     def find(self, definition_id: str, version: int | None = None) -> WorkflowDefinition:

@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from .._lifecycle import StepCompleted, WorkflowCompleted, WorkflowSuspended, WorkflowTerminated
-from .._models import EventSubscription, ExecutionPointer, PointerStatus, WorkflowStatus
+from .._models import (
+    EventSubscription,
+    ExecutionPointer,
+    PointerStatus,
+    WorkflowStatus,
+    as_utc,
+)
 from .._results import ExecutionResult
 from .._step import WorkflowStep
 
@@ -42,7 +48,7 @@ def process_result(
             pointer_id=p.id,
             event_name=result.event_name,
             event_key=result.event_key or "",
-            as_of=result.event_as_of or EVERY_EVENT,
+            as_of=as_utc(result.event_as_of) if result.event_as_of else EVERY_EVENT,
         )
         p.status = PointerStatus.WAITING_FOR_EVENT
         p.event_name = sub.event_name
