@@ -172,3 +172,14 @@ def test_step_body_without_run_rejected_at_build() -> None:
 
     with pytest.raises(DefinitionError, match="NoRun must implement async def run"):
         WorkflowBuilder(dict).start_with(NoRun)
+
+
+async def test_errors_raised_inside_the_host_block_propagate_unwrapped() -> None:
+    """An error raised in `async with host:` reaches the caller as itself, not an
+    ExceptionGroup, so `pytest.raises(DefinitionNotFoundError)` around the block works."""
+    from wfe.core import DefinitionNotFoundError
+
+    definition = WorkflowBuilder(dict).start_with(lambda ctx: None).build("known", 1)
+    with pytest.raises(DefinitionNotFoundError):
+        async with WorkflowHostBuilder().register(definition).build() as host:
+            await host.start_workflow("unknown")

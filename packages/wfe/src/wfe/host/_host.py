@@ -119,7 +119,9 @@ class WorkflowHost:
             if self._nursery is not None:
                 self._nursery.cancel_scope.cancel()
         finally:
-            await stack.__aexit__(exc_type, exc, tb)
+            # The body's own exception is not handed to the host's nursery: it would come
+            # back wrapped in an ExceptionGroup. It propagates unchanged from here.
+            await stack.__aexit__(None, None, None)
 
     async def _open_providers(self, stack: contextlib.AsyncExitStack) -> None:
         cfg = self.config
