@@ -216,7 +216,7 @@ def test_decide_branch_accepts_a_chained_create_branch() -> None:
     definition = (
         builder.start_with(lambda ctx: None)
         .decide(lambda data, ctx: 1)
-        .branch(1, branch)  # type: ignore[arg-type]
+        .branch(1, branch)
         .build("decide-chained", 1)
     )
     assert isinstance(definition, WorkflowDefinition)
