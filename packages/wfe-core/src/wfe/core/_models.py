@@ -82,6 +82,17 @@ class ExecutionPointer:
     end_sequence: int | None = None
     extension: dict[str, Any] = attrs.field(factory=dict)
 
+    def awaits_event(self) -> bool:
+        """Whether this pointer waits for an event that has not been delivered yet."""
+        return self.status is PointerStatus.WAITING_FOR_EVENT and not self.event_published
+
+    def receive_event(self, data: Any) -> None:
+        """Take a delivered event: the step becomes runnable again and sees ``data``."""
+        self.event_published = True
+        self.event_data = data
+        self.status = PointerStatus.PENDING
+        self.active = True
+
 
 @attrs.define(kw_only=True)
 class WorkflowInstance:

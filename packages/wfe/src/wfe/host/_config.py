@@ -42,6 +42,3 @@ class HostConfig:
     log_sink: LogSink | None = None
     lifecycle_history: int = 10_000
     tracer_provider: Any = None
-
-    def publisher_callbacks(self) -> list[Any]:
-        return list(self.publishers)

@@ -15,7 +15,6 @@ from wfe.core import (
     Event,
     EventSubscription,
     ExecutionError,
-    PointerStatus,
     StaleLeaseError,
     WfeError,
     WorkflowError,
@@ -418,16 +417,9 @@ class Dispatcher:
             except WorkflowNotFoundError:
                 return True
             pointer = next((p for p in instance.execution_pointers if p.id == sub.pointer_id), None)
-            if (
-                pointer is None
-                or pointer.status is not PointerStatus.WAITING_FOR_EVENT
-                or pointer.event_published
-            ):
+            if pointer is None or not pointer.awaits_event():
                 return True
-            pointer.event_published = True
-            pointer.event_data = event.data
-            pointer.status = PointerStatus.PENDING
-            pointer.active = True
+            pointer.receive_event(event.data)
             if instance.status is WorkflowStatus.RUNNABLE:
                 instance.next_execution = host.clock.now()
             await host.persistence.persist_workflow(

@@ -29,6 +29,7 @@ from wfe.core import (
     WorkflowTimeoutError,
 )
 from wfe.core import _serialization as serialization
+from wfe.core._executor._outcomes import finish_workflow, open_subscription
 from wfe.core._models import as_utc
 from wfe.core.discovery import load_provider
 from wfe.core.memory import MemorySearchIndex
@@ -357,8 +358,6 @@ class WorkflowHost:
         dispatcher = self._require_running()
         run = dispatcher.runs.get(workflow_id)
         if run is not None and run.accepting:
-            from wfe.core._executor._outcomes import finish_workflow
-
             if run.instance.status in (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED):
                 return False
             finish_workflow(run, WorkflowStatus.TERMINATED)
@@ -377,8 +376,9 @@ class WorkflowHost:
             changed = []
             for p in instance.execution_pointers:
                 if p.end_time is None:
-                    if p.extension.get("subscription_id") and not p.event_published:
-                        closed.append(str(p.extension["subscription_id"]))
+                    sub_id = open_subscription(p)
+                    if sub_id is not None:
+                        closed.append(sub_id)
                     p.status = PointerStatus.CANCELLED
                     p.active = False
                     p.end_time = now

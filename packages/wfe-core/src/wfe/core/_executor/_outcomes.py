@@ -156,10 +156,16 @@ def suspend_workflow(run: InstanceRun) -> None:
     run.publish_after_flush(WorkflowSuspended(**run.lifecycle_fields()))
 
 
-def close_subscription(run: InstanceRun, p: ExecutionPointer) -> None:
+def open_subscription(p: ExecutionPointer) -> str | None:
+    """The id of the subscription ``p`` waits on, if no event was delivered to it yet."""
     sub_id = p.extension.get("subscription_id")
-    if sub_id and not p.event_published:
-        run.closed_subscriptions.append(str(sub_id))
+    return str(sub_id) if sub_id and not p.event_published else None
+
+
+def close_subscription(run: InstanceRun, p: ExecutionPointer) -> None:
+    sub_id = open_subscription(p)
+    if sub_id is not None:
+        run.closed_subscriptions.append(sub_id)
 
 
 def check_complete(run: InstanceRun) -> None:

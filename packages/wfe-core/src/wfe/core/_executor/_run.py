@@ -9,7 +9,6 @@ the checkpoint that created it has been persisted.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any
 
@@ -86,7 +85,7 @@ class InstanceRun:
 
     def cancel_running(self, pointer_id: str) -> None:
         scope = self.running.get(pointer_id)
-        if scope is not None and trio.lowlevel.current_task() is not None:
+        if scope is not None:
             scope.cancel()
 
     def stop_others(self, current: ExecutionPointer | None) -> None:
@@ -271,10 +270,7 @@ class InstanceRun:
                 return outcome  # type: ignore[no-any-return]
             return await middleware[i](ctx, body, lambda: call(i + 1))
 
-        if not middleware:
-            return await call(0)
-        nested: Awaitable[ExecutionResult | None] = call(0)
-        return await nested
+        return await call(0)
 
     # -- persistence -------------------------------------------------------------
 
@@ -327,11 +323,9 @@ class InstanceRun:
         if not self.accepting:
             return False
         p = self.state.pointers.get(pointer_id)
-        if p is None or p.status is not PointerStatus.WAITING_FOR_EVENT or p.event_published:
+        if p is None or not p.awaits_event():
             return True
-        p.event_published = True
-        p.event_data = event.data
-        p.status = PointerStatus.PENDING
+        p.receive_event(event.data)
         self.state.activate(p)
         await self._flush()
         if self._sleep_scope is not None:

@@ -130,8 +130,11 @@ class InstanceState:
             return False
         if p.sleep_until is not None:
             return p.sleep_until <= now
-        # A container waits (not polled) until its last child has ended.
-        return self.branch_complete(p.id) or not self.step(p).children
+        return not self._waits_for_children(p)
+
+    def _waits_for_children(self, p: ExecutionPointer) -> bool:
+        """A container is not polled: it waits until its last child has ended."""
+        return bool(self.step(p).children) and not self.branch_complete(p.id)
 
     def next_wake(self, now: datetime) -> datetime | None:
         """When this instance next has work: ``now``, a sleep's end, or never (``None``)."""
@@ -143,6 +146,6 @@ class InstanceState:
             if p.sleep_until is not None:
                 if wake is None or p.sleep_until < wake:
                     wake = p.sleep_until
-            elif self.branch_complete(p.id) or not self.step(p).children:
+            elif not self._waits_for_children(p):
                 return now
         return wake
