@@ -1,6 +1,6 @@
 """Micro-benchmark of the wfe-sqlite store; prints ``metric value unit`` lines.
 
-- ``persist_workflow`` checkpoints per second for one instance with one changed pointer,
+- ``persist_checkpoint`` checkpoints per second for one instance with one changed pointer,
   once with 10 stored pointers and once with 10,000 (the two should be about equal:
   a checkpoint writes only the changed pointer row);
 - lock acquire + release cycles per second;
@@ -23,7 +23,7 @@ from pathlib import Path
 import trio
 
 from wfe.core import ExecutionPointer, PointerStatus, WorkflowInstance
-from wfe.core.protocols import QueueKind
+from wfe.core.protocols import Checkpoint, QueueKind
 from wfe.sqlite import SqlitePersistenceProvider
 
 
@@ -55,7 +55,9 @@ async def bench_checkpoints(
         inst.data["counter"] = i
         current.retry_count = i
         current.status = PointerStatus.RUNNING if i % 2 else PointerStatus.PENDING
-        await store.persist_workflow(inst, [current], fencing_token=1)
+        await store.persist_checkpoint(
+            Checkpoint(instance=inst, pointers=[current], fencing_token=1)
+        )
     elapsed = time.perf_counter() - start
     if not report:
         return

@@ -75,7 +75,9 @@ def test_memory_exports() -> None:
 def test_protocols_exports() -> None:
     assert sorted(wfe.core.protocols.__all__) == [
         "AsyncProvider",
+        "Checkpoint",
         "DistributedLockProvider",
+        "EventDelivery",
         "Lease",
         "LifecycleEventPublisher",
         "Page",
@@ -135,3 +137,27 @@ def test_discovery_exports() -> None:
         "load_provider",
         "scheme_of",
     ]
+
+
+def test_executor_exports() -> None:
+    """The host's seam into the executor (``wfe.core.executor``)."""
+    import wfe.core.executor
+
+    assert sorted(wfe.core.executor.__all__) == [
+        "Command",
+        "EVERY_EVENT",
+        "ExecutorEnv",
+        "InstanceRun",
+        "LogSink",
+        "StepMiddleware",
+        "as_utc",
+        "error_records",
+        "get_tracer",
+    ]
+
+
+def test_serialization_is_public() -> None:
+    import wfe.core.serialization as codec
+
+    for name in ("dumps", "loads", "restore", "to_jsonable", "from_jsonable", "TAG"):
+        assert hasattr(codec, name), name

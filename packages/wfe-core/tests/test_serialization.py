@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wfe.core import DataSerializationError
-from wfe.core._serialization import dumps, loads, restore
+from wfe.core.serialization import dumps, loads, restore
 from wfe.core.testing import SampleColor, SampleData, SampleLine
 
 

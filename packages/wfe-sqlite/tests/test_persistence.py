@@ -13,16 +13,14 @@ from wfe.core import (
     DataSerializationError,
     Event,
     EventSubscription,
-    ExecutionError,
     ExecutionPointer,
     PointerStatus,
     ProviderError,
-    ScheduledCommand,
-    StaleLeaseError,
     WorkflowInstance,
     WorkflowNotFoundError,
     WorkflowStatus,
 )
+from wfe.core.protocols import Checkpoint, EventDelivery
 from wfe.sqlite import SqlitePersistenceProvider
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -86,79 +84,11 @@ async def test_pointers_come_back_in_sequence_order(
     assert [p.sequence for p in got.execution_pointers] == [0, 1, 2, 3]
 
 
-async def test_persist_writes_only_listed_pointers(persistence: SqlitePersistenceProvider) -> None:
-    inst = make_instance(3)
-    await persistence.create_workflow(inst)
-    first, second, _ = inst.execution_pointers
-    first.retry_count = 5  # changed in memory, but not listed: must stay as stored
-    second.status = PointerStatus.COMPLETE
-    new = ExecutionPointer(step_id=9, sequence=3)
-    inst.execution_pointers.append(new)
-    inst.status = WorkflowStatus.COMPLETE
-    await persistence.persist_workflow(inst, [second, new])
-    got = await persistence.get_workflow(inst.id)
-    assert got.status is WorkflowStatus.COMPLETE
-    assert got.execution_pointers[0].retry_count == 0
-    assert got.execution_pointers[1].status is PointerStatus.COMPLETE
-    assert got.execution_pointers[3] == new
-
-
-async def test_persist_without_pointer_list_replaces_them_all(
-    persistence: SqlitePersistenceProvider,
-) -> None:
-    inst = make_instance(3)
-    await persistence.create_workflow(inst)
-    del inst.execution_pointers[1]
-    inst.execution_pointers[0].retry_count = 2
-    await persistence.persist_workflow(inst)
-    assert await persistence.get_workflow(inst.id) == inst
-
-
-async def test_persist_creates_subscriptions_with_the_workflow(
-    persistence: SqlitePersistenceProvider,
-) -> None:
-    inst = make_instance(1)
-    await persistence.create_workflow(inst)
-    sub = EventSubscription(
-        workflow_id=inst.id,
-        step_id=0,
-        pointer_id=inst.execution_pointers[0].id,
-        event_name="approved",
-        event_key="k",
-        as_of=T0,
-    )
-    await persistence.persist_workflow(inst, [], subscriptions=[sub])
-    assert await persistence.get_subscriptions("approved", "k", T0) == [sub]
-
-
-async def test_stale_fencing_token_is_refused_and_changes_nothing(
-    persistence: SqlitePersistenceProvider,
-) -> None:
-    inst = make_instance(1)
-    await persistence.create_workflow(inst)
-    inst.data = {"v": 1}
-    await persistence.persist_workflow(inst, [], fencing_token=5)
-    await persistence.persist_workflow(inst, [], fencing_token=5)  # same holder again
-    stale = make_instance(1, id=inst.id, data={"v": "stale"})
-    stale.execution_pointers[0].id = inst.execution_pointers[0].id
-    stale.execution_pointers[0].status = PointerStatus.FAILED
-    sub = EventSubscription(
-        workflow_id=inst.id, step_id=0, pointer_id="p", event_name="e", event_key="k", as_of=T0
-    )
-    with pytest.raises(StaleLeaseError, match="fencing token 4"):
-        await persistence.persist_workflow(stale, None, subscriptions=[sub], fencing_token=4)
-    got = await persistence.get_workflow(inst.id)
-    assert got.data == {"v": 1}
-    assert got.execution_pointers[0].status is PointerStatus.PENDING
-    assert await persistence.get_subscription(sub.id) is None
-    await persistence.persist_workflow(inst, [], fencing_token=6)
-
-
 async def test_persisting_an_unknown_workflow_raises(
     persistence: SqlitePersistenceProvider,
 ) -> None:
     with pytest.raises(WorkflowNotFoundError):
-        await persistence.persist_workflow(make_instance())
+        await persistence.persist_checkpoint(Checkpoint(instance=make_instance()))
     with pytest.raises(WorkflowNotFoundError):
         await persistence.get_workflow("missing")
 
@@ -168,38 +98,16 @@ async def test_failed_write_stores_nothing(persistence: SqlitePersistenceProvide
     inst.execution_pointers[1].id = inst.execution_pointers[0].id  # duplicate pointer id
     with pytest.raises(ProviderError, match="already exists"):
         await persistence.create_workflow(inst)
-    assert await persistence.get_workflows([inst.id]) == []
+    with pytest.raises(WorkflowNotFoundError):
+        await persistence.get_workflow(inst.id)
     ok = make_instance(1)
     await persistence.create_workflow(ok)
     ok.execution_pointers[0].persistence_data = object()
     with pytest.raises(DataSerializationError):
-        await persistence.persist_workflow(ok)
+        await persistence.persist_checkpoint(
+            Checkpoint(instance=ok, pointers=ok.execution_pointers)
+        )
     assert (await persistence.get_workflow(ok.id)).execution_pointers[0].persistence_data is None
-
-
-async def test_get_workflows_skips_missing_ids(persistence: SqlitePersistenceProvider) -> None:
-    a, b = make_instance(), make_instance()
-    for inst in (a, b):
-        await persistence.create_workflow(inst)
-    got = await persistence.get_workflows([b.id, "nope", a.id])
-    assert [i.id for i in got] == [b.id, a.id]
-    assert got[0] == b
-
-
-async def test_runnable_instances_are_due_and_runnable(
-    persistence: SqlitePersistenceProvider,
-) -> None:
-    due = make_instance(next_execution=T0)
-    later = make_instance(next_execution=T0 + timedelta(minutes=1))
-    suspended = make_instance(next_execution=T0, status=WorkflowStatus.SUSPENDED)
-    never = make_instance(next_execution=None)
-    for inst in (due, later, suspended, never):
-        await persistence.create_workflow(inst)
-    assert await persistence.get_runnable_instances(T0) == [due.id]
-    assert await persistence.get_runnable_instances(T0 + timedelta(hours=1)) == [
-        due.id,
-        later.id,
-    ]
 
 
 async def test_list_workflows_filters_and_pages_newest_first(
@@ -246,68 +154,48 @@ async def test_events_pending_runnable_and_processed(
     assert [e.id for e in pending] == [early.id, late.id]
     # Nobody subscribes yet: nothing is runnable, the events stay pending.
     assert await persistence.get_runnable_events(T0 + timedelta(hours=1)) == []
+    waiter = make_instance(1)
+    await persistence.create_workflow(waiter)
     sub = EventSubscription(
-        workflow_id="w", step_id=1, pointer_id="p", event_name="paid", event_key="o1", as_of=T0
+        workflow_id=waiter.id,
+        step_id=0,
+        pointer_id=waiter.execution_pointers[0].id,
+        event_name="paid",
+        event_key="o1",
+        as_of=T0,
     )
-    await persistence.create_subscription(sub)
+    await persistence.persist_checkpoint(Checkpoint(instance=waiter, opened_subscriptions=[sub]))
     assert await persistence.get_runnable_events(T0 + timedelta(hours=1)) == [early.id, late.id]
     assert await persistence.get_runnable_events(T0) == [early.id]
-    await persistence.mark_event_processed(early.id)
+    await persistence.persist_checkpoint(Checkpoint(instance=waiter, processed_events=[early.id]))
     assert (await persistence.get_event(early.id)).processed
     assert [e.id for e in await persistence.get_pending_events("paid", "o1", T0)] == [late.id]
-    await persistence.mark_event_unprocessed(early.id)
-    assert await persistence.get_runnable_events(T0) == [early.id]
-    await persistence.terminate_subscription(sub.id)
-    assert await persistence.get_runnable_events(T0) == []
+    await persistence.persist_checkpoint(Checkpoint(instance=waiter, closed_subscriptions=[sub.id]))
+    assert await persistence.get_runnable_events(T0 + timedelta(hours=1)) == []
 
 
-async def test_subscriptions_by_name_key_and_as_of(persistence: SqlitePersistenceProvider) -> None:
-    def sub(as_of: datetime, key: str = "k") -> EventSubscription:
-        return EventSubscription(
-            workflow_id="w", step_id=0, pointer_id="p", event_name="e", event_key=key, as_of=as_of
-        )
-
-    later, earlier, other = sub(T0 + timedelta(seconds=5)), sub(T0), sub(T0, "x")
-    for s in (later, earlier, other):
-        await persistence.create_subscription(s)
-    assert await persistence.get_subscriptions("e", "k", T0) == [earlier]
-    assert await persistence.get_subscriptions("e", "k", T0 + timedelta(seconds=5)) == [
-        earlier,
-        later,
-    ]
-    await persistence.terminate_subscription(earlier.id)
-    await persistence.terminate_subscription(earlier.id)
-    await persistence.terminate_subscription("unknown")
-    closed = await persistence.get_subscription(earlier.id)
-    assert closed is not None
-    assert closed.terminated
-    assert await persistence.get_subscription("unknown") is None
-    assert await persistence.get_subscriptions("e", "k", T0) == []
-
-
-async def test_errors_are_appended_oldest_first(persistence: SqlitePersistenceProvider) -> None:
-    e2 = ExecutionError(workflow_id="w", pointer_id="p", time=T0 + timedelta(1), message="two")
-    e1 = ExecutionError(workflow_id="w", pointer_id=None, time=T0, message="one")
-    await persistence.persist_errors([e2])
-    await persistence.persist_errors([e1])
-    await persistence.persist_errors([])
-    assert await persistence.get_errors("w") == [e1, e2]
-    assert await persistence.get_errors("other") == []
-
-
-async def test_scheduled_commands_are_kept_once_and_taken_when_due(
-    persistence: SqlitePersistenceProvider,
-) -> None:
-    a = ScheduledCommand(name="ProcessWorkflow", data="w1", execute_time=T0 + timedelta(1))
-    b = ScheduledCommand(name="ProcessWorkflow", data="w2", execute_time=T0)
-    await persistence.schedule_command(a)
-    await persistence.schedule_command(b)
-    await persistence.schedule_command(
-        ScheduledCommand(name="ProcessWorkflow", data="w1", execute_time=T0 + timedelta(2))
+async def test_event_delivery_reads_no_data_class(persistence: SqlitePersistenceProvider) -> None:
+    """Delivery works on the stored JSON: the data's class need not be importable here."""
+    waiter = make_instance(1, data={"order": "x"})
+    p = waiter.execution_pointers[0]
+    p.status = PointerStatus.WAITING_FOR_EVENT
+    p.active = False
+    p.persistence_data = {"cursor": Decimal("2.5")}
+    await persistence.create_workflow(waiter)
+    sub = EventSubscription(
+        workflow_id=waiter.id, step_id=0, pointer_id=p.id, event_name="e", event_key="k", as_of=T0
     )
-    assert await persistence.take_due_commands(T0 - timedelta(1)) == []
-    assert await persistence.take_due_commands(T0 + timedelta(days=5)) == [b, a]
-    assert await persistence.take_due_commands(T0 + timedelta(days=5)) == []
+    await persistence.persist_checkpoint(Checkpoint(instance=waiter, opened_subscriptions=[sub]))
+    event = Event(name="e", key="k", data={"$wfe": "not-a-tag", "amount": Decimal("3")}, time=T0)
+    await persistence.create_event(event)
+    delivery = EventDelivery(
+        event_id=event.id, subscription_id=sub.id, workflow_id=waiter.id, pointer_id=p.id, time=T0
+    )
+    assert await persistence.deliver_event(delivery)
+    got = (await persistence.get_workflow(waiter.id)).execution_pointers[0]
+    assert got.event_data == event.data
+    assert got.persistence_data == {"cursor": Decimal("2.5")}
+    assert got.status is PointerStatus.PENDING
 
 
 async def test_ensure_store_exists_is_idempotent(persistence: SqlitePersistenceProvider) -> None:

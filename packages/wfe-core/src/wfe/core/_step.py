@@ -75,7 +75,14 @@ class StepBody:
     Subclasses declare inputs as class attributes (set per run by ``input(...)``),
     and implement :meth:`run`. A fresh instance is made for every run, so state
     between runs belongs in ``persistence_data``.
+
+    Capabilities the executor reads are declared here, with their defaults:
+    ``ends_workflow`` (finishing this step completes the workflow) and ``is_saga``
+    (a failure inside this container compensates its completed steps).
     """
+
+    ends_workflow: ClassVar[bool] = False
+    is_saga: ClassVar[bool] = False
 
     async def run(self, ctx: StepExecutionContext) -> ExecutionResult | None:
         """Do the step's work; return how to proceed (``None`` means next)."""

@@ -22,7 +22,6 @@ from ._models import (
     EventSubscription,
     ExecutionError,
     ExecutionPointer,
-    ScheduledCommand,
     WorkflowInstance,
     WorkflowStatus,
 )
@@ -42,6 +41,52 @@ class AsyncProvider(Protocol):
     ) -> None: ...
 
 
+@attrs.frozen(kw_only=True)
+class Checkpoint:
+    """Everything one pass of one instance changed, stored as one fenced unit.
+
+    ``instance`` is the instance row as it is now (status, data, ``next_execution``,
+    completion time: completion is decided before the write, so the last step's result
+    and COMPLETE arrive together). ``pointers`` are the new or changed pointers only;
+    pointers not listed are untouched. ``events`` are new events the pass publishes (a
+    finished child's notice to its parent), stored in the same transaction so no crash
+    can separate them from the state that implies them.
+
+    Queue items are not part of it: they are hints. Everything a queue item would say
+    is derivable from what the checkpoint stores (a due ``next_execution``, an
+    unprocessed event an open subscription accepts), and the runnable poller finds it.
+    """
+
+    instance: WorkflowInstance
+    pointers: Sequence[ExecutionPointer] = ()
+    opened_subscriptions: Sequence[EventSubscription] = ()
+    closed_subscriptions: Sequence[str] = ()
+    processed_events: Sequence[str] = ()
+    errors: Sequence[ExecutionError] = ()
+    events: Sequence[Event] = ()
+    fencing_token: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class EventDelivery:
+    """Hand ``event_id`` to the pointer waiting on ``subscription_id``, as one write.
+
+    The store, in one transaction and fenced by ``fencing_token`` (the lease on the
+    subscriber's workflow): gives the pointer the event's data (``event_published``,
+    status PENDING, active), closes the subscription, makes a RUNNABLE instance due at
+    ``time``, and, when ``mark_processed``, flags the event as delivered. Only the one
+    pointer row is read: no history is loaded.
+    """
+
+    event_id: str
+    subscription_id: str
+    workflow_id: str
+    pointer_id: str
+    time: datetime
+    mark_processed: bool = True
+    fencing_token: int | None = None
+
+
 @runtime_checkable
 class PersistenceProvider(AsyncProvider, Protocol):
     """The store of record for workflows, events, subscriptions and errors.
@@ -53,11 +98,16 @@ class PersistenceProvider(AsyncProvider, Protocol):
     - Returned objects are copies: mutating them changes nothing until persisted.
     - Execution pointers come back in their stored order (``sequence``), so a scope's
       order is kept.
-    - ``persist_workflow`` with ``pointers`` writes only those pointers (inserting new
-      ones, replacing changed ones) and the instance row; pointers not listed are
-      untouched, so the cost does not grow with the instance's history.
-    - With ``fencing_token`` the write is refused with :class:`StaleLeaseError` when a
-      write with a greater token was stored for the instance before (a lost lease).
+    - **Fencing.** Each instance keeps the highest fencing token that claimed it.
+      :meth:`claim_workflow` raises it to the new holder's token in the same
+      transaction that reads the instance, so from the moment a new holder has the
+      instance in hand every write carrying an older token is refused with
+      :class:`StaleLeaseError`, before the new holder has written anything, whichever
+      lock provider issued the tokens. A write that reaches the store before the claim
+      is ordered before it, and the new holder reads it. Writes without a token
+      (``None``) are not fenced (single-process tools).
+    - A provider may commit several concurrent calls' checkpoints in one transaction
+      (group commit), as long as each is stored or refused as a whole.
     """
 
     async def ensure_store_exists(self) -> None:
@@ -68,28 +118,37 @@ class PersistenceProvider(AsyncProvider, Protocol):
         """Store a new instance with all its pointers; returns its id."""
         ...
 
-    async def persist_workflow(
-        self,
-        instance: WorkflowInstance,
-        pointers: Sequence[ExecutionPointer] | None = None,
-        *,
-        subscriptions: Sequence[EventSubscription] = (),
-        fencing_token: int | None = None,
-    ) -> None:
-        """Save the instance row and ``pointers`` (all pointers when ``None``), and
-        create ``subscriptions`` in the same transaction."""
+    async def get_workflow(
+        self, workflow_id: str, *, with_pointers: bool = True
+    ) -> WorkflowInstance:
+        """The instance, with its pointers unless ``with_pointers`` is false (then the
+        read costs the same however long its history); :class:`WorkflowNotFoundError`
+        if absent."""
         ...
 
-    async def get_workflow(self, workflow_id: str) -> WorkflowInstance:
-        """The instance with its pointers; :class:`WorkflowNotFoundError` if absent."""
+    async def claim_workflow(self, workflow_id: str, fencing_token: int) -> WorkflowInstance:
+        """Record ``fencing_token`` as the instance's current holder and return the
+        instance with its pointers, in one transaction. Refused with
+        :class:`StaleLeaseError` when a newer token already claimed it."""
         ...
 
-    async def get_workflows(self, workflow_ids: Sequence[str]) -> list[WorkflowInstance]:
-        """The instances that exist among ``workflow_ids`` (missing ids are skipped)."""
+    async def persist_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Store everything in ``checkpoint`` in one transaction, or nothing: refused
+        as a whole with :class:`StaleLeaseError` under a stale fencing token,
+        :class:`WorkflowNotFoundError` when the instance was never created."""
         ...
 
-    async def get_runnable_instances(self, as_of: datetime) -> list[str]:
-        """Ids of RUNNABLE instances whose ``next_execution`` is at or before ``as_of``."""
+    async def deliver_event(self, delivery: EventDelivery) -> bool:
+        """Apply ``delivery`` (see :class:`EventDelivery`) in one fenced transaction.
+        Returns ``False`` and changes nothing when the subscription is closed, the
+        pointer no longer waits, or the event is already processed."""
+        ...
+
+    async def get_runnable_instances(self, as_of: datetime, limit: int = 1000) -> list[str]:
+        """Ids of RUNNABLE instances whose ``next_execution`` is at or before ``as_of``,
+        earliest first, at most ``limit``. Also lists RUNNABLE instances that nothing
+        would ever pick up (no ``next_execution`` and no open subscription), so the
+        engine repairs them instead of leaving them stranded."""
         ...
 
     async def list_workflows(
@@ -111,29 +170,18 @@ class PersistenceProvider(AsyncProvider, Protocol):
         """The event; :class:`WfeError` subclass if absent."""
         ...
 
-    async def get_runnable_events(self, as_of: datetime) -> list[str]:
+    async def get_runnable_events(self, as_of: datetime, limit: int = 1000) -> list[str]:
         """Ids of unprocessed events with time at or before ``as_of`` that an open
         subscription would accept (same name and key, ``sub.as_of <= event.time``),
-        earliest first. Events nobody can take yet are not listed (they stay pending)."""
+        earliest first, at most ``limit``. Events nobody can take yet are not listed
+        (they stay pending)."""
         ...
 
     async def get_pending_events(
-        self, event_name: str, event_key: str, as_of: datetime
+        self, event_name: str, event_key: str, as_of: datetime, limit: int = 1000
     ) -> list[Event]:
         """Unprocessed events with this name and key and time at or after ``as_of``,
-        earliest first."""
-        ...
-
-    async def mark_event_processed(self, event_id: str) -> None:
-        """Flag the event as delivered."""
-        ...
-
-    async def mark_event_unprocessed(self, event_id: str) -> None:
-        """Flag the event as pending again."""
-        ...
-
-    async def create_subscription(self, subscription: EventSubscription) -> str:
-        """Store a subscription on its own (usually they come with ``persist_workflow``)."""
+        earliest first, at most ``limit``."""
         ...
 
     async def get_subscriptions(
@@ -143,28 +191,8 @@ class PersistenceProvider(AsyncProvider, Protocol):
         ``as_of``, oldest first."""
         ...
 
-    async def terminate_subscription(self, subscription_id: str) -> None:
-        """Close a subscription; closing an unknown or closed one is harmless."""
-        ...
-
-    async def get_subscription(self, subscription_id: str) -> EventSubscription | None:
-        """The subscription (open or closed), or ``None``."""
-        ...
-
-    async def persist_errors(self, errors: Sequence[ExecutionError]) -> None:
-        """Append execution errors."""
-        ...
-
     async def get_errors(self, workflow_id: str) -> list[ExecutionError]:
         """Errors recorded for a workflow, oldest first."""
-        ...
-
-    async def schedule_command(self, command: ScheduledCommand) -> None:
-        """Store a command to run at its ``execute_time`` (same name+data: kept once)."""
-        ...
-
-    async def take_due_commands(self, as_of: datetime) -> list[ScheduledCommand]:
-        """Remove and return the commands due at ``as_of``, earliest first."""
         ...
 
 
@@ -235,6 +263,10 @@ class QueueProvider(AsyncProvider, Protocol):
     """
 
     async def enqueue(self, kind: QueueKind, item_id: str) -> None: ...
+
+    async def enqueue_many(self, kind: QueueKind, item_ids: Sequence[str]) -> None:
+        """Enqueue several ids of one kind in one round trip (the poller's batches)."""
+        ...
 
     async def dequeue(self, kind: QueueKind, timeout: float) -> QueueItem | None: ...
 
@@ -322,7 +354,9 @@ class LifecycleEventPublisher(Protocol):
 
 __all__ = [
     "AsyncProvider",
+    "Checkpoint",
     "DistributedLockProvider",
+    "EventDelivery",
     "Lease",
     "LifecycleEventPublisher",
     "Page",

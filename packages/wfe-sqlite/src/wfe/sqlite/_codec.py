@@ -2,12 +2,13 @@
 
 Times become integer microseconds since the epoch (UTC; a naive datetime is read as
 UTC) so SQL compares them exactly; they come back timezone-aware UTC. Workflow data and
-pointer fields are JSON from ``wfe.core._serialization``, which round-trips Decimal,
+pointer fields are JSON from ``wfe.core.serialization``, which round-trips Decimal,
 datetime, attrs classes and the rest exactly.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from wfe.core import (
     WorkflowInstance,
     WorkflowStatus,
 )
-from wfe.core._serialization import dumps, loads
+from wfe.core.serialization import dumps, loads
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -69,6 +70,21 @@ def pointer_from_row(pointer_id: str, sequence: int, body: str) -> ExecutionPoin
     kwargs = {k: v for k, v in fields.items() if k in _POINTER_KNOWN}
     kwargs["status"] = PointerStatus(kwargs.get("status", PointerStatus.PENDING))
     return ExecutionPointer(id=pointer_id, sequence=sequence, **kwargs)
+
+
+def receive_event(body: str, event_data: str | None) -> str | None:
+    """A stored pointer body after receiving an event whose stored data is
+    ``event_data``, or ``None`` when the pointer does not wait for one. Works on the JSON
+    itself, so no data class named in it needs importing."""
+    fields: dict[str, Any] = json.loads(body)
+    waiting = fields.get("status") == PointerStatus.WAITING_FOR_EVENT.value
+    if not waiting or fields.get("event_published"):
+        return None
+    fields["event_published"] = True
+    fields["event_data"] = None if event_data is None else json.loads(event_data)
+    fields["status"] = PointerStatus.PENDING.value
+    fields["active"] = True
+    return json.dumps(fields, separators=(",", ":"), allow_nan=False)
 
 
 WORKFLOW_COLUMNS = (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,14 +11,13 @@ from wfe.core import (
     Event,
     EventSubscription,
     ExecutionError,
-    ExecutionPointer,
     ProviderError,
-    ScheduledCommand,
     StaleLeaseError,
     WorkflowInstance,
     WorkflowNotFoundError,
     WorkflowStatus,
 )
+from wfe.core.protocols import Checkpoint, EventDelivery
 
 from . import _codec as c
 from ._base import SqliteProvider, open_database
@@ -39,15 +37,14 @@ _UPSERT_SUBSCRIPTION = (
     "event_name = excluded.event_name, event_key = excluded.event_key, "
     "as_of = excluded.as_of, terminated = excluded.terminated"
 )
-# The instance row's update; the fence only moves up, and a stale token matches no row.
+# The instance row's mutable columns (the fence is checked and raised by _fence first).
 _UPDATE_WORKFLOW = (
-    "UPDATE workflows SET definition_id = :definition_id, version = :version, "
-    "description = :description, reference = :reference, status = :status, data = :data, "
-    "next_execution = :next_execution, create_time = :create_time, "
-    "complete_time = :complete_time, fingerprint = :fingerprint, "
-    "fence = CASE WHEN :token IS NULL THEN fence ELSE max(coalesce(fence, :token), :token) END "
-    "WHERE id = :id AND (:token IS NULL OR fence IS NULL OR fence <= :token)"
+    "UPDATE workflows SET description = :description, reference = :reference, "
+    "status = :status, data = :data, next_execution = :next_execution, "
+    "complete_time = :complete_time WHERE id = :id"
 )
+_INSERT_EVENT = f"INSERT INTO events ({c.EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT_ERROR = "INSERT INTO errors (workflow_id, pointer_id, time, message) VALUES (?, ?, ?, ?)"
 _WORKFLOW_KEYS = tuple(k.strip() for k in c.WORKFLOW_COLUMNS.split(","))
 
 
@@ -126,77 +123,143 @@ class SqlitePersistenceProvider(SqliteProvider):
         await self._db.write(run)
         return instance.id
 
-    async def persist_workflow(
-        self,
-        instance: WorkflowInstance,
-        pointers: Sequence[ExecutionPointer] | None = None,
-        *,
-        subscriptions: Sequence[EventSubscription] = (),
-        fencing_token: int | None = None,
-    ) -> None:
-        """Save the instance row and ``pointers`` (all, replacing the stored set, when
-        ``None``) and create ``subscriptions``, in one transaction. Only the listed
-        pointer rows are written, so the cost does not grow with history."""
-        update_params = dict(zip(_WORKFLOW_KEYS, c.workflow_params(instance), strict=True))
-        update_params["token"] = fencing_token
-        replace_all = pointers is None
-        rows = [
-            c.pointer_row(instance.id, ptr)
-            for ptr in (instance.execution_pointers if pointers is None else pointers)
+    async def claim_workflow(self, workflow_id: str, fencing_token: int) -> WorkflowInstance:
+        """Raise the instance's fence to ``fencing_token`` and read it, in one
+        transaction: from here on every write with an older token is refused."""
+        label = self._db.label
+
+        def run(conn: sqlite3.Connection) -> WorkflowInstance:
+            _fence(conn, label, workflow_id, fencing_token)
+            return _load_workflows(conn, [workflow_id])[0]
+
+        return await self._db.write(run)
+
+    async def persist_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Store the checkpoint (instance row, changed pointers, subscriptions opened
+        and closed, events processed and created, errors) in one fenced transaction."""
+        instance = checkpoint.instance
+        update = dict(zip(_WORKFLOW_KEYS, c.workflow_params(instance), strict=True))
+        rows = [c.pointer_row(instance.id, ptr) for ptr in checkpoint.pointers]
+        opened = [c.subscription_params(s) for s in checkpoint.opened_subscriptions]
+        closed = [(sub_id,) for sub_id in checkpoint.closed_subscriptions]
+        processed = [(event_id,) for event_id in checkpoint.processed_events]
+        errors = [
+            (e.workflow_id, e.pointer_id, c.to_us(e.time), e.message) for e in checkpoint.errors
         ]
-        subs = [c.subscription_params(s) for s in subscriptions]
+        events = [c.event_params(e) for e in checkpoint.events]
+        token = checkpoint.fencing_token
         label = self._db.label
 
         def run(conn: sqlite3.Connection) -> None:
-            cur = conn.execute(_UPDATE_WORKFLOW, update_params)
-            if cur.rowcount == 0:
-                row = conn.execute(
-                    "SELECT fence FROM workflows WHERE id = ?", (instance.id,)
-                ).fetchone()
-                if row is None:
-                    raise WorkflowNotFoundError(
-                        f"no workflow {instance.id} in SQLite store {label}: "
-                        "create_workflow it before persisting"
-                    )
-                raise StaleLeaseError(
-                    f"workflow {instance.id}: write with fencing token {fencing_token} refused, "
-                    f"a holder with token {row[0]} wrote since (the lease was lost)"
-                )
-            if replace_all:
-                conn.execute("DELETE FROM pointers WHERE workflow_id = ?", (instance.id,))
-            conn.executemany(_UPSERT_POINTER, rows)
-            if subs:
-                conn.executemany(_UPSERT_SUBSCRIPTION, subs)
+            _fence(conn, label, instance.id, token)
+            conn.execute(_UPDATE_WORKFLOW, update)
+            if rows:
+                conn.executemany(_UPSERT_POINTER, rows)
+            if opened:
+                conn.executemany(_UPSERT_SUBSCRIPTION, opened)
+            if closed:
+                conn.executemany("UPDATE subscriptions SET terminated = 1 WHERE id = ?", closed)
+            if processed:
+                conn.executemany("UPDATE events SET processed = 1 WHERE id = ?", processed)
+            if errors:
+                conn.executemany(_INSERT_ERROR, errors)
+            if events:
+                try:
+                    conn.executemany(_INSERT_EVENT, events)
+                except sqlite3.IntegrityError as exc:
+                    raise ProviderError(
+                        f"SQLite store {label}: a checkpoint's event already exists"
+                    ) from exc
 
         await self._db.write(run)
 
-    async def get_workflow(self, workflow_id: str) -> WorkflowInstance:
-        """The instance with its pointers, in stored order."""
-        found = await self._db.read(lambda conn: _load_workflows(conn, [workflow_id]))
+    async def deliver_event(self, delivery: EventDelivery) -> bool:
+        """Give the event to the waiting pointer, close its subscription, make the
+        instance due and mark the event, in one fenced transaction. Reads the one
+        pointer row (as JSON, so no data class is imported)."""
+        d = delivery
+        label = self._db.label
+        when = c.to_us(d.time)
+
+        def run(conn: sqlite3.Connection) -> bool:
+            _fence(conn, label, d.workflow_id, d.fencing_token)
+            sub = conn.execute(
+                "SELECT terminated FROM subscriptions WHERE id = ?", (d.subscription_id,)
+            ).fetchone()
+            event = conn.execute(
+                "SELECT data, processed FROM events WHERE id = ?", (d.event_id,)
+            ).fetchone()
+            ptr = conn.execute(
+                "SELECT body FROM pointers WHERE id = ? AND workflow_id = ?",
+                (d.pointer_id, d.workflow_id),
+            ).fetchone()
+            if sub is None or sub[0] or event is None or event[1] or ptr is None:
+                return False
+            body = c.receive_event(ptr[0], event[0])
+            if body is None:
+                return False  # the pointer no longer waits (cancelled, delivered)
+            conn.execute("UPDATE pointers SET body = ? WHERE id = ?", (body, d.pointer_id))
+            conn.execute(
+                "UPDATE workflows SET next_execution = ? WHERE id = ? AND status = ?",
+                (when, d.workflow_id, WorkflowStatus.RUNNABLE.value),
+            )
+            conn.execute(
+                "UPDATE subscriptions SET terminated = 1 WHERE id = ?", (d.subscription_id,)
+            )
+            if d.mark_processed:
+                conn.execute("UPDATE events SET processed = 1 WHERE id = ?", (d.event_id,))
+            return True
+
+        return await self._db.write(run)
+
+    async def get_workflow(
+        self, workflow_id: str, *, with_pointers: bool = True
+    ) -> WorkflowInstance:
+        """The instance (with its pointers in stored order unless ``with_pointers`` is
+        false)."""
+
+        def run(conn: sqlite3.Connection) -> list[WorkflowInstance]:
+            if with_pointers:
+                return _load_workflows(conn, [workflow_id])
+            row = conn.execute(
+                f"SELECT {c.WORKFLOW_COLUMNS} FROM workflows WHERE id = ?", (workflow_id,)
+            ).fetchone()
+            return [] if row is None else [c.workflow_from_row(row)]
+
+        found = await self._db.read(run)
         if not found:
             raise WorkflowNotFoundError(
                 f"no workflow {workflow_id} in SQLite store {self._db.label}"
             )
         return found[0]
 
-    async def get_workflows(self, workflow_ids: Sequence[str]) -> list[WorkflowInstance]:
-        """The instances that exist among ``workflow_ids``, in the order asked."""
-        ids = list(dict.fromkeys(workflow_ids))
-        if not ids:
-            return []
-        return await self._db.read(lambda conn: _load_workflows(conn, ids))
-
-    async def get_runnable_instances(self, as_of: datetime) -> list[str]:
-        """Ids of RUNNABLE instances due at ``as_of``, earliest due first."""
+    async def get_runnable_instances(self, as_of: datetime, limit: int = 1000) -> list[str]:
+        """Ids of RUNNABLE instances due at ``as_of``, earliest due first, then those
+        nothing would pick up (no wake time and no open subscription)."""
+        runnable = WorkflowStatus.RUNNABLE.value
         at = c.to_us(as_of)
 
         def run(conn: sqlite3.Connection) -> list[str]:
-            rows = conn.execute(
-                "SELECT id FROM workflows WHERE status = ? AND next_execution IS NOT NULL "
-                "AND next_execution <= ? ORDER BY next_execution, rowid",
-                (WorkflowStatus.RUNNABLE.value, at),
-            ).fetchall()
-            return [r[0] for r in rows]
+            due = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM workflows WHERE status = ? AND next_execution IS NOT NULL "
+                    "AND next_execution <= ? ORDER BY next_execution, rowid LIMIT ?",
+                    (runnable, at, limit),
+                )
+            ]
+            if len(due) < limit:
+                due += [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT w.id FROM workflows w WHERE w.status = ? "
+                        "AND w.next_execution IS NULL AND NOT EXISTS (SELECT 1 FROM "
+                        "subscriptions s WHERE s.workflow_id = w.id AND s.terminated = 0) "
+                        "LIMIT ?",
+                        (runnable, limit - len(due)),
+                    )
+                ]
+            return due
 
         return await self._db.read(run)
 
@@ -238,9 +301,7 @@ class SqlitePersistenceProvider(SqliteProvider):
 
         def run(conn: sqlite3.Connection) -> None:
             try:
-                conn.execute(
-                    f"INSERT INTO events ({c.EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", params
-                )
+                conn.execute(_INSERT_EVENT, params)
             except sqlite3.IntegrityError as exc:
                 raise ProviderError(
                     f"SQLite store {label}: event {event.id} already exists"
@@ -260,7 +321,7 @@ class SqlitePersistenceProvider(SqliteProvider):
             raise ProviderError(f"no event {event_id} in SQLite store {self._db.label}")
         return c.event_from_row(row)
 
-    async def get_runnable_events(self, as_of: datetime) -> list[str]:
+    async def get_runnable_events(self, as_of: datetime, limit: int = 1000) -> list[str]:
         """Unprocessed events due at ``as_of`` that an open subscription would take."""
         at = c.to_us(as_of)
 
@@ -269,51 +330,30 @@ class SqlitePersistenceProvider(SqliteProvider):
                 "SELECT e.id FROM events e WHERE e.processed = 0 AND e.time <= ? "
                 "AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.event_name = e.name "
                 "AND s.event_key = e.key AND s.terminated = 0 AND s.as_of <= e.time) "
-                "ORDER BY e.time, e.rowid",
-                (at,),
+                "ORDER BY e.time, e.rowid LIMIT ?",
+                (at, limit),
             ).fetchall()
             return [r[0] for r in rows]
 
         return await self._db.read(run)
 
     async def get_pending_events(
-        self, event_name: str, event_key: str, as_of: datetime
+        self, event_name: str, event_key: str, as_of: datetime, limit: int = 1000
     ) -> list[Event]:
         """Unprocessed events with this name and key at or after ``as_of``."""
-        params = (event_name, event_key, c.to_us(as_of))
+        params = (event_name, event_key, c.to_us(as_of), limit)
 
         def run(conn: sqlite3.Connection) -> list[Event]:
             rows = conn.execute(
                 f"SELECT {c.EVENT_COLUMNS} FROM events WHERE name = ? AND key = ? "
-                "AND time >= ? AND processed = 0 ORDER BY time, rowid",
+                "AND time >= ? AND processed = 0 ORDER BY time, rowid LIMIT ?",
                 params,
             )
             return [c.event_from_row(r) for r in rows]
 
         return await self._db.read(run)
 
-    async def mark_event_processed(self, event_id: str) -> None:
-        """Flag the event as delivered."""
-        await self._set_processed(event_id, 1)
-
-    async def mark_event_unprocessed(self, event_id: str) -> None:
-        """Flag the event as pending again."""
-        await self._set_processed(event_id, 0)
-
-    async def _set_processed(self, event_id: str, value: int) -> None:
-        await self._db.write(
-            lambda conn: conn.execute(
-                "UPDATE events SET processed = ? WHERE id = ?", (value, event_id)
-            )
-        )
-
     # -- subscriptions ----------------------------------------------------------------
-
-    async def create_subscription(self, subscription: EventSubscription) -> str:
-        """Store a subscription on its own; returns its id."""
-        params = c.subscription_params(subscription)
-        await self._db.write(lambda conn: conn.execute(_UPSERT_SUBSCRIPTION, params))
-        return subscription.id
 
     async def get_subscriptions(
         self, event_name: str, event_key: str, as_of: datetime
@@ -332,37 +372,7 @@ class SqlitePersistenceProvider(SqliteProvider):
 
         return await self._db.read(run)
 
-    async def terminate_subscription(self, subscription_id: str) -> None:
-        """Close a subscription (harmless when unknown or closed)."""
-        await self._db.write(
-            lambda conn: conn.execute(
-                "UPDATE subscriptions SET terminated = 1 WHERE id = ?", (subscription_id,)
-            )
-        )
-
-    async def get_subscription(self, subscription_id: str) -> EventSubscription | None:
-        """The subscription (open or closed), or ``None``."""
-        row = await self._db.read(
-            lambda conn: conn.execute(
-                f"SELECT {c.SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id = ?",
-                (subscription_id,),
-            ).fetchone()
-        )
-        return None if row is None else c.subscription_from_row(row)
-
     # -- errors and scheduled commands ------------------------------------------------
-
-    async def persist_errors(self, errors: Sequence[ExecutionError]) -> None:
-        """Append execution errors."""
-        rows = [(e.workflow_id, e.pointer_id, c.to_us(e.time), e.message) for e in errors]
-        if not rows:
-            return
-        await self._db.write(
-            lambda conn: conn.executemany(
-                "INSERT INTO errors (workflow_id, pointer_id, time, message) VALUES (?, ?, ?, ?)",
-                rows,
-            )
-        )
 
     async def get_errors(self, workflow_id: str) -> list[ExecutionError]:
         """Errors recorded for a workflow, oldest first."""
@@ -381,35 +391,6 @@ class SqlitePersistenceProvider(SqliteProvider):
             ]
 
         return await self._db.read(run)
-
-    async def schedule_command(self, command: ScheduledCommand) -> None:
-        """Store a command to run at its ``execute_time``; when one with the same name
-        and data is already stored, that one is kept."""
-        params = (command.name, command.data, c.to_us(command.execute_time))
-        await self._db.write(
-            lambda conn: conn.execute(
-                "INSERT INTO scheduled_commands (name, data, execute_time) VALUES (?, ?, ?) "
-                "ON CONFLICT (name, data) DO NOTHING",
-                params,
-            )
-        )
-
-    async def take_due_commands(self, as_of: datetime) -> list[ScheduledCommand]:
-        """Remove and return the commands due at ``as_of``, earliest first."""
-        at = c.to_us(as_of)
-
-        def run(conn: sqlite3.Connection) -> list[ScheduledCommand]:
-            rows = conn.execute(
-                "SELECT name, data, execute_time FROM scheduled_commands "
-                "WHERE execute_time <= ? ORDER BY execute_time, rowid",
-                (at,),
-            ).fetchall()
-            conn.execute("DELETE FROM scheduled_commands WHERE execute_time <= ?", (at,))
-            return [
-                ScheduledCommand(name=r[0], data=r[1], execute_time=c.from_us(r[2])) for r in rows
-            ]
-
-        return await self._db.write(run)
 
 
 def _check_paging(skip: int, take: int) -> None:
@@ -437,3 +418,25 @@ def _load_workflows(conn: sqlite3.Connection, ids: list[str]) -> list[WorkflowIn
             if inst is not None:
                 inst.execution_pointers.append(c.pointer_from_row(pid, seq, body))
     return [found[i] for i in ids if i in found]
+
+
+def _fence(conn: sqlite3.Connection, label: str, workflow_id: str, token: int | None) -> None:
+    """Inside a write transaction: refuse a stale ``token`` for the instance, and raise
+    its fence to ``token`` (the fence only moves up)."""
+    if token is None:
+        row = conn.execute("SELECT 1 FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+    else:
+        cur = conn.execute(
+            "UPDATE workflows SET fence = ? WHERE id = ? AND (fence IS NULL OR fence <= ?)",
+            (token, workflow_id, token),
+        )
+        if cur.rowcount:
+            return
+        row = conn.execute("SELECT fence FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+        if row is not None:
+            raise StaleLeaseError(
+                f"workflow {workflow_id}: write with fencing token {token} refused: the "
+                f"lease passed to a holder with token {row[0]} (SQLite store {label})"
+            )
+    if row is None:
+        raise WorkflowNotFoundError(f"no workflow {workflow_id} in SQLite store {label}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+from collections.abc import Sequence
 
 import trio
 
@@ -59,6 +60,21 @@ class SqliteQueueProvider(SqliteProvider):
                 "INSERT OR IGNORE INTO queue_items (kind, item_id, receipt, visible_at) "
                 "VALUES (?, ?, NULL, 0)",
                 (kind_value, item_id),
+            )
+        )
+        self._db.notify(kind_value)
+
+    async def enqueue_many(self, kind: QueueKind, item_ids: Sequence[str]) -> None:
+        """Add every id of ``item_ids`` to ``kind`` in one transaction (coalesced)."""
+        kind_value = _kind(kind)
+        rows = [(kind_value, item_id) for item_id in item_ids]
+        if not rows:
+            return
+        await self._db.write(
+            lambda conn: conn.executemany(
+                "INSERT OR IGNORE INTO queue_items (kind, item_id, receipt, visible_at) "
+                "VALUES (?, ?, NULL, 0)",
+                rows,
             )
         )
         self._db.notify(kind_value)

@@ -6,7 +6,7 @@ forward. ``schema_version`` holds the version a file is at; a file written by a
 newer release (a version this code has no step for) is refused rather than guessed at.
 
 Times are stored as integer microseconds since the Unix epoch (UTC), so they sort and
-compare in SQL exactly; structured fields are JSON from ``wfe.core._serialization``.
+compare in SQL exactly; structured fields are JSON from ``wfe.core.serialization``.
 """
 
 from __future__ import annotations
@@ -94,6 +94,8 @@ subscriptions = Table(
     Column("as_of", Integer, nullable=False),
     Column("terminated", Integer, nullable=False),
     Index("ix_subscriptions_lookup", "event_name", "event_key", "as_of"),
+    # The poller's repair query: does a RUNNABLE instance wait on anything?
+    Index("ix_subscriptions_workflow", "workflow_id", "terminated"),
 )
 
 errors = Table(
@@ -174,7 +176,14 @@ def _v1_initial(conn: Connection) -> None:
     conn.exec_driver_sql(SEARCH_FTS_DDL)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial]
+def _v2_subscriptions_by_workflow(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS ix_subscriptions_workflow "
+        "ON subscriptions (workflow_id, terminated)"
+    )
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_subscriptions_by_workflow]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -6,8 +6,8 @@ import sqlite3
 from typing import Any
 
 from wfe.core import ConfigurationError, WorkflowInstance, WorkflowStatus
-from wfe.core._serialization import TAG, dumps, loads, to_jsonable
 from wfe.core.protocols import Page, SearchFilters, SearchResult
+from wfe.core.serialization import TAG, dumps, loads, to_jsonable
 
 from . import _codec as c
 from ._base import SqliteProvider, open_database

@@ -6,8 +6,7 @@ from datetime import timedelta
 from typing import Any, Self
 
 from wfe.core import Clock, ConfigurationError
-from wfe.core._executor import StepMiddleware
-from wfe.core._step import LogSink
+from wfe.core.executor import LogSink, StepMiddleware
 
 from ._config import HostConfig
 from ._host import WorkflowHost

@@ -8,8 +8,7 @@ from typing import Any
 import attrs
 
 from wfe.core import Clock, SystemClock
-from wfe.core._executor import StepMiddleware
-from wfe.core._step import LogSink
+from wfe.core.executor import LogSink, StepMiddleware
 
 WorkflowMiddleware = Any
 """See :mod:`wfe.host._middleware` for the phases and signatures."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
@@ -14,24 +14,20 @@ from wfe.core import (
     DefinitionNotFoundError,
     Event,
     EventSubscription,
-    ExecutionError,
     StaleLeaseError,
     WfeError,
-    WorkflowError,
+    WorkflowDefinition,
     WorkflowInstance,
     WorkflowNotFoundError,
     WorkflowStatus,
 )
-from wfe.core._executor import ExecutorEnv, InstanceRun, InstanceState
-from wfe.core._telemetry import get_tracer
+from wfe.core.executor import Command, ExecutorEnv, InstanceRun, get_tracer
 from wfe.core.primitives import CHILD_FINISHED_EVENT
-from wfe.core.protocols import Lease, QueueItem, QueueKind
+from wfe.core.protocols import EventDelivery, Lease, QueueItem, QueueKind
 
 from ._middleware import PostRunner, middleware_failure, record_error, run_execute
+from ._services import HostServices
 from ._timers import TimerWheel
-
-if TYPE_CHECKING:
-    from ._host import WorkflowHost
 
 log = logging.getLogger("wfe.host")
 
@@ -39,12 +35,14 @@ _DEQUEUE_TIMEOUT = 30.0  # providers wake on enqueue or poll inside; long waits 
 _EVENT_RETRY = timedelta(milliseconds=100)
 _EVENT_RETRY_MAX = timedelta(seconds=5)
 _MAX_BACKOFF = 300.0
+_POLL_BATCH = 1000
+_LOCK_RETRY = 0.05
 
 
 class Dispatcher:
     """Runs inside the host's nursery; see module docs."""
 
-    def __init__(self, host: WorkflowHost) -> None:
+    def __init__(self, host: HostServices) -> None:
         self.host = host
         self.runs: dict[str, InstanceRun] = {}
         self._workflow_limiter = trio.CapacityLimiter(host.config.max_concurrent_workflows)
@@ -60,12 +58,13 @@ class Dispatcher:
         self.env = ExecutorEnv(
             persistence=host.persistence,
             clock=host.clock,
-            publish=host._publish,
+            publish=host.publish,
             log_sink=host.config.log_sink,
             services=self,
             step_middleware=host.config.step_middleware,
             max_parallel_steps=host.config.max_parallel_steps,
             on_subscribed=self.on_subscribed,
+            finish_events=self.finish_events,
             on_finished=self.finished,
             tracer=get_tracer(host.config.tracer_provider),
         )
@@ -73,9 +72,12 @@ class Dispatcher:
         self._execute_middleware = list(phases.get("execute", ()))
         self.post_middleware = PostRunner(host, phases.get("post", ()))
 
-    async def finished(self, instance: WorkflowInstance) -> None:
-        """A workflow completed or was terminated: notify a parent, then run ``post``."""
-        await self.on_finished(instance)
+    async def finished(self, instance: WorkflowInstance, events: list[Event]) -> None:
+        """A workflow completed or was terminated (its final checkpoint is stored, with
+        the notice to a waiting parent among ``events``): offer those events for
+        delivery, index it, then run ``post``."""
+        if events:
+            await self.host.queues.enqueue_many(QueueKind.EVENT, [e.id for e in events])
         await self.post_middleware(instance)
 
     @staticmethod
@@ -107,8 +109,7 @@ class Dispatcher:
         self._draining = True
         self._service_scope.cancel()
         for run in list(self.runs.values()):
-            run.draining = True
-            run._changed()
+            run.drain()
         with trio.move_on_after(grace.total_seconds()):
             if self.runs:
                 await self._runs_done.wait()
@@ -162,11 +163,13 @@ class Dispatcher:
         while True:
             now = host.clock.now()
             try:
-                for wid in await host.persistence.get_runnable_instances(now):
-                    if wid not in self.runs:
-                        await host.queues.enqueue(QueueKind.WORKFLOW, wid)
-                for eid in await host.persistence.get_runnable_events(now):
-                    await host.queues.enqueue(QueueKind.EVENT, eid)
+                due = await host.persistence.get_runnable_instances(now, _POLL_BATCH)
+                ids = [wid for wid in due if wid not in self.runs]
+                if ids:
+                    await host.queues.enqueue_many(QueueKind.WORKFLOW, ids)
+                events = await host.persistence.get_runnable_events(now, _POLL_BATCH)
+                if events:
+                    await host.queues.enqueue_many(QueueKind.EVENT, events)
             except Exception:
                 log.exception("polling the store for due work failed; retrying")
             await host.clock.sleep_until(now + host.config.poll_interval)
@@ -185,7 +188,9 @@ class Dispatcher:
     async def _index(self, workflow_id: str) -> None:
         index = self.host.search_index
         if index is not None:
-            await index.index(await self.host.persistence.get_workflow(workflow_id))
+            await index.index(
+                await self.host.persistence.get_workflow(workflow_id, with_pointers=False)
+            )
 
     # -- leases -----------------------------------------------------------------
 
@@ -223,50 +228,33 @@ class Dispatcher:
 
     async def _execute(self, workflow_id: str, lease: Lease) -> None:
         host = self.host
-        instance = await host.persistence.get_workflow(workflow_id)
+        # The claim records the lease's token in the store: from here on, a write by an
+        # earlier holder (paused past its lease, say) is refused.
+        instance = await host.persistence.claim_workflow(workflow_id, lease.fencing_token)
         if instance.status is not WorkflowStatus.RUNNABLE:
             return
-        if instance.next_execution is None:
-            return  # only waiting for events: nothing to run until one arrives
         definition = host.registry.get(instance.definition_id, instance.version)
-        problem: WfeError | None = None
-        if definition is None:
-            problem = DefinitionNotFoundError(
-                f"workflow {workflow_id}: no definition {instance.definition_id!r} version "
-                f"{instance.version} is registered on this host; register it, the workflow "
-                "is retried with backoff"
-            )
-        elif instance.fingerprint and instance.fingerprint != definition.fingerprint:
-            problem = DefinitionDriftError(
-                f"workflow {workflow_id}: definition {definition.id!r} version "
-                f"{definition.version} has a different step graph than the one this instance "
-                "was started with; register the original graph or give the new one a new version"
-            )
-        else:
-            for p in instance.execution_pointers:
-                if p.step_id >= len(definition.steps):
-                    problem = DefinitionDriftError(
-                        f"workflow {workflow_id}: step {p.step_id} is missing from "
-                        f"definition {definition.id!r} version {definition.version}"
-                    )
-                    break
+        problem = _definition_problem(instance, definition)
         if problem is not None or definition is None:
-            await self._defer(instance, lease, str(problem))
+            run = InstanceRun(self.env, instance, None, lease.fencing_token)
+            await self._defer(run, str(problem))
             return
         self._backoff.pop(workflow_id, None)
-        run = InstanceRun(self.env, InstanceState(instance, definition), lease.fencing_token)
+        run = InstanceRun(self.env, instance, definition, lease.fencing_token)
         self.runs[workflow_id] = run
         try:
             if self._execute_middleware:
                 try:
                     await run_execute(self._execute_middleware, instance, run.run)
+                except StaleLeaseError:
+                    raise
                 except Exception as exc:
                     # Never crash the host: record it; a still-runnable instance is
                     # retried with backoff (the middleware may fail before the pass).
                     message = middleware_failure("execute", exc)
                     log.error("workflow %s: %s", workflow_id, message, exc_info=exc)
                     if run.instance.status is WorkflowStatus.RUNNABLE:  # the pass may end it
-                        await self._defer(instance, lease, message)
+                        await self._defer(run, message)
                     else:
                         await record_error(self.host, instance, message)
             else:
@@ -279,42 +267,61 @@ class Dispatcher:
         if instance.status is WorkflowStatus.RUNNABLE and instance.next_execution is not None:
             self._wf_timers.schedule(workflow_id, instance.next_execution)
 
-    async def _defer(self, instance: WorkflowInstance, lease: Lease, message: str) -> None:
+    async def _defer(self, run: InstanceRun, message: str) -> None:
         """Record an error and retry later with exponential backoff (never spin)."""
-        host = self.host
-        attempt = self._backoff.get(instance.id, 0) + 1
-        self._backoff[instance.id] = attempt
-        now = host.clock.now()
-        delay = timedelta(seconds=min(2.0**attempt, _MAX_BACKOFF))
-        instance.next_execution = now + delay
-        await host.persistence.persist_workflow(instance, [], fencing_token=lease.fencing_token)
-        await host.persistence.persist_errors(
-            [ExecutionError(workflow_id=instance.id, pointer_id=None, time=now, message=message)]
-        )
-        host._publish(
-            WorkflowError(
-                workflow_instance_id=instance.id,
-                definition_id=instance.definition_id,
-                version=instance.version,
-                reference=instance.reference,
-                time=now,
-                message=message,
-            )
-        )
-        self._wf_timers.schedule(instance.id, instance.next_execution)
+        workflow_id = run.instance.id
+        attempt = self._backoff.get(workflow_id, 0) + 1
+        self._backoff[workflow_id] = attempt
+        until = self.host.clock.now() + timedelta(seconds=min(2.0**attempt, _MAX_BACKOFF))
+        await run.defer(message, until)
+        self._wf_timers.schedule(workflow_id, until)
 
-    async def on_finished(self, instance: WorkflowInstance) -> None:
-        """A workflow ended: tell a parent waiting on it (sub-workflow)."""
+    async def control(self, workflow_id: str, command: Command) -> bool:
+        """Apply a control command under the workflow's lease: through its run when
+        this host is running it, else in a run made for the command alone."""
         host = self.host
-        subs = await host.persistence.get_subscriptions(
-            CHILD_FINISHED_EVENT, instance.id, host.clock.now()
-        )
-        if subs:
-            await host.publish_event(
-                CHILD_FINISHED_EVENT,
-                instance.id,
-                {"status": instance.status.value, "data": instance.data},
+        deadline = trio.current_time() + host.config.lease_ttl.total_seconds()
+        while True:
+            held = self.runs.get(workflow_id)
+            if held is not None and held.accepting:
+                return await held.apply(command)
+            lease = await host.locks.acquire(self.lock_name(workflow_id), host.config.lease_ttl)
+            if lease is not None:
+                break
+            if trio.current_time() > deadline:
+                raise WfeError(f"workflow {workflow_id} is busy on another host; try again")
+            await trio.sleep(_LOCK_RETRY)
+        try:
+            instance = await host.persistence.claim_workflow(workflow_id, lease.fencing_token)
+            definition = host.registry.get(instance.definition_id, instance.version)
+            if _definition_problem(instance, definition) is not None:
+                definition = None  # control commands need no step of it
+            run = InstanceRun(self.env, instance, definition, lease.fencing_token)
+            done = await run.apply(command)
+        finally:
+            await self._release(lease)
+        if done and command is Command.RESUME:
+            await host.queues.enqueue(QueueKind.WORKFLOW, workflow_id)
+        if done:
+            await self.request_index(workflow_id)
+        return done
+
+    async def finish_events(self, instance: WorkflowInstance) -> list[Event]:
+        """A finishing workflow's notice to a parent waiting on it (sub-workflow),
+        stored with its final checkpoint."""
+        host = self.host
+        now = host.clock.now()
+        subs = await host.persistence.get_subscriptions(CHILD_FINISHED_EVENT, instance.id, now)
+        if not subs:
+            return []
+        return [
+            Event(
+                name=CHILD_FINISHED_EVENT,
+                key=instance.id,
+                data={"status": instance.status.value, "data": instance.data},
+                time=now,
             )
+        ]
 
     async def start_child(
         self,
@@ -346,7 +353,7 @@ class Dispatcher:
             if sub.event_name == CHILD_FINISHED_EVENT:
                 await host.queues.enqueue(QueueKind.WORKFLOW, sub.event_key)
             pending = await host.persistence.get_pending_events(
-                sub.event_name, sub.event_key, sub.as_of
+                sub.event_name, sub.event_key, sub.as_of, 1
             )
             if pending:
                 await host.queues.enqueue(QueueKind.EVENT, pending[0].id)
@@ -354,6 +361,9 @@ class Dispatcher:
     # -- events -------------------------------------------------------------------
 
     async def process_event(self, event_id: str) -> None:
+        """Deliver an event to every subscription that takes it, one atomic delivery
+        each; the last one marks it processed, so a crash in between leaves the rest
+        to a later attempt and never delivers twice (delivered subscriptions close)."""
         host = self.host
         persistence = host.persistence
         event = await persistence.get_event(event_id)
@@ -370,28 +380,24 @@ class Dispatcher:
             self._retry_event(event_id)
             return
         try:
-            event = await persistence.get_event(event_id)
-            if event.processed:
-                return
             subs = await persistence.get_subscriptions(event.name, event.key, event.time)
-            delivered = blocked = False
+            takers: list[EventSubscription] = []
             for sub in subs:
-                pending = await persistence.get_pending_events(event.name, event.key, sub.as_of)
+                pending = await persistence.get_pending_events(event.name, event.key, sub.as_of, 1)
                 if pending and pending[0].id != event.id:
                     # This subscription takes the earliest eligible event first.
                     await host.queues.enqueue(QueueKind.EVENT, pending[0].id)
                     continue
-                if await self._deliver(sub, event):
-                    await persistence.terminate_subscription(sub.id)
-                    delivered = True
-                else:
+                takers.append(sub)
+            blocked = False
+            for i, sub in enumerate(takers):
+                last = i == len(takers) - 1 and not blocked
+                if not await self._deliver(sub, event, last):
                     blocked = True
             if blocked:
                 self._retry_event(event_id)
             else:
                 self._event_backoff.pop(event_id, None)
-                if delivered:
-                    await persistence.mark_event_processed(event_id)
         finally:
             await self._release(lease)
 
@@ -402,30 +408,57 @@ class Dispatcher:
         delay = min(_EVENT_RETRY * 2 ** (attempt - 1), _EVENT_RETRY_MAX)
         self._event_timers.schedule(event_id, self.host.clock.now() + delay)
 
-    async def _deliver(self, sub: EventSubscription, event: Event) -> bool:
+    async def _deliver(self, sub: EventSubscription, event: Event, mark_processed: bool) -> bool:
+        """One delivery; ``False`` when the workflow is busy elsewhere (retry later)."""
         host = self.host
         run = self.runs.get(sub.workflow_id)
-        if run is not None and await run.deliver_event(sub.pointer_id, event):
-            await host.queues.enqueue(QueueKind.WORKFLOW, sub.workflow_id)
+        if run is not None and await run.deliver_event(sub, event, mark_processed=mark_processed):
             return True
         lease = await host.locks.acquire(self.lock_name(sub.workflow_id), host.config.lease_ttl)
         if lease is None:
             return False
         try:
-            try:
-                instance = await host.persistence.get_workflow(sub.workflow_id)
-            except WorkflowNotFoundError:
-                return True
-            pointer = next((p for p in instance.execution_pointers if p.id == sub.pointer_id), None)
-            if pointer is None or not pointer.awaits_event():
-                return True
-            pointer.receive_event(event.data)
-            if instance.status is WorkflowStatus.RUNNABLE:
-                instance.next_execution = host.clock.now()
-            await host.persistence.persist_workflow(
-                instance, [pointer], fencing_token=lease.fencing_token
+            delivered = await host.persistence.deliver_event(
+                EventDelivery(
+                    event_id=event.id,
+                    subscription_id=sub.id,
+                    workflow_id=sub.workflow_id,
+                    pointer_id=sub.pointer_id,
+                    time=host.clock.now(),
+                    mark_processed=mark_processed,
+                    fencing_token=lease.fencing_token,
+                )
             )
+        except WorkflowNotFoundError:
+            return True
         finally:
             await self._release(lease)
-        await host.queues.enqueue(QueueKind.WORKFLOW, sub.workflow_id)
+        if delivered:
+            await host.queues.enqueue(QueueKind.WORKFLOW, sub.workflow_id)
         return True
+
+
+def _definition_problem(
+    instance: WorkflowInstance, definition: WorkflowDefinition | None
+) -> WfeError | None:
+    """Why ``definition`` cannot run ``instance`` (missing, drifted), or ``None``."""
+    wid = instance.id
+    if definition is None:
+        return DefinitionNotFoundError(
+            f"workflow {wid}: no definition {instance.definition_id!r} version "
+            f"{instance.version} is registered on this host; register it, the workflow "
+            "is retried with backoff"
+        )
+    if instance.fingerprint and instance.fingerprint != definition.fingerprint:
+        return DefinitionDriftError(
+            f"workflow {wid}: definition {definition.id!r} version "
+            f"{definition.version} has a different step graph than the one this instance "
+            "was started with; register the original graph or give the new one a new version"
+        )
+    for p in instance.execution_pointers:
+        if p.step_id >= len(definition.steps):
+            return DefinitionDriftError(
+                f"workflow {wid}: step {p.step_id} is missing from "
+                f"definition {definition.id!r} version {definition.version}"
+            )
+    return None

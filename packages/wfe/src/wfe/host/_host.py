@@ -18,8 +18,6 @@ from wfe.core import (
     ExecutionError,
     ExecutionPointer,
     LifecycleEvent,
-    PointerStatus,
-    WfeError,
     WorkflowInstance,
     WorkflowResumed,
     WorkflowStarted,
@@ -27,15 +25,13 @@ from wfe.core import (
     WorkflowSuspended,
     WorkflowTerminated,
     WorkflowTimeoutError,
+    serialization,
 )
-from wfe.core import _serialization as serialization
-from wfe.core._executor._outcomes import finish_workflow, open_subscription
-from wfe.core._models import as_utc
 from wfe.core.discovery import load_provider
+from wfe.core.executor import Command, as_utc
 from wfe.core.memory import MemorySearchIndex
 from wfe.core.protocols import (
     DistributedLockProvider,
-    Lease,
     Page,
     PersistenceProvider,
     ProvidesCompanions,
@@ -50,8 +46,7 @@ from ._dispatch import Dispatcher
 from ._hub import LifecycleHub
 from ._middleware import run_pre
 from ._registry import DefinitionRegistry
-
-_LOCK_RETRY = 0.05
+from ._services import HostServices
 
 
 class WorkflowHost:
@@ -90,7 +85,19 @@ class WorkflowHost:
         try:
             await self._open_providers(stack)
             self._nursery = await stack.enter_async_context(trio.open_nursery())
-            self._dispatcher = Dispatcher(self)
+            self._dispatcher = Dispatcher(
+                HostServices(
+                    config=self.config,
+                    persistence=self.persistence,
+                    locks=self.locks,
+                    queues=self.queues,
+                    search_index=self.search_index,
+                    clock=self.clock,
+                    registry=self.registry,
+                    publish=self._publish,
+                    start_workflow=self.start_workflow,
+                )
+            )
             if self.config.publishers:
                 send, receive = trio.open_memory_channel[LifecycleEvent](math.inf)
                 self._publish_send = send
@@ -271,128 +278,17 @@ class WorkflowHost:
 
     # -- control ------------------------------------------------------------------
 
-    async def _with_instance(self, workflow_id: str, change: Any) -> bool:
-        """Apply ``change(instance) -> list[pointer] | None`` under the workflow's lease."""
-        dispatcher = self._require_running()
-        deadline = trio.current_time() + self.config.lease_ttl.total_seconds()
-        while True:
-            run = dispatcher.runs.get(workflow_id)
-            if run is not None and run.accepting:
-                result = change(run.instance)
-                if result is None:
-                    return False
-                for p in result:
-                    run.state.touch(p)
-                run.instance_dirty = True
-                await run._flush()
-                run._changed()
-                return True
-            lease = await self.locks.acquire(
-                dispatcher.lock_name(workflow_id), self.config.lease_ttl
-            )
-            if lease is not None:
-                break
-            if trio.current_time() > deadline:
-                raise WfeError(f"workflow {workflow_id} is busy on another host; try again")
-            await trio.sleep(_LOCK_RETRY)
-        try:
-            instance = await self.persistence.get_workflow(workflow_id)
-            result = change(instance)
-            if result is None:
-                return False
-            await self.persistence.persist_workflow(
-                instance, result, fencing_token=lease.fencing_token
-            )
-            return True
-        finally:
-            await self._release(lease)
-
-    async def _release(self, lease: Lease) -> None:
-        with trio.CancelScope(shield=True):
-            await self.locks.release(lease)
-
     async def suspend_workflow(self, workflow_id: str) -> bool:
         """Stop scheduling a RUNNABLE workflow's steps; ``True`` if it was suspended."""
-
-        def change(instance: WorkflowInstance) -> list[ExecutionPointer] | None:
-            if instance.status is not WorkflowStatus.RUNNABLE:
-                return None
-            instance.status = WorkflowStatus.SUSPENDED
-            return []
-
-        done = await self._with_instance(workflow_id, change)
-        if done:
-            instance = await self.persistence.get_workflow(workflow_id)
-            self._publish(WorkflowSuspended(**_fields(instance, self.clock.now())))
-        return done
+        return await self._require_running().control(workflow_id, Command.SUSPEND)
 
     async def resume_workflow(self, workflow_id: str) -> bool:
         """Make a SUSPENDED workflow runnable again; a failed step runs again."""
-        now = self.clock.now()
-
-        def change(instance: WorkflowInstance) -> list[ExecutionPointer] | None:
-            if instance.status is not WorkflowStatus.SUSPENDED:
-                return None
-            instance.status = WorkflowStatus.RUNNABLE
-            instance.next_execution = now
-            changed = []
-            for p in instance.execution_pointers:
-                if p.end_time is None and p.status is PointerStatus.FAILED:
-                    p.status = PointerStatus.PENDING
-                    p.retry_count = 0
-                    p.sleep_until = None
-                    p.active = True
-                    changed.append(p)
-            return changed
-
-        done = await self._with_instance(workflow_id, change)
-        if done:
-            instance = await self.persistence.get_workflow(workflow_id)
-            self._publish(WorkflowResumed(**_fields(instance, now)))
-            await self.queues.enqueue(QueueKind.WORKFLOW, workflow_id)
-        return done
+        return await self._require_running().control(workflow_id, Command.RESUME)
 
     async def terminate_workflow(self, workflow_id: str) -> bool:
         """End a workflow that has not finished; ``True`` if it was terminated."""
-        now = self.clock.now()
-        dispatcher = self._require_running()
-        run = dispatcher.runs.get(workflow_id)
-        if run is not None and run.accepting:
-            if run.instance.status in (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED):
-                return False
-            finish_workflow(run, WorkflowStatus.TERMINATED)
-            await run._flush()
-            run._changed()
-            return True
-
-        closed: list[str] = []
-
-        def change(instance: WorkflowInstance) -> list[ExecutionPointer] | None:
-            if instance.status in (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED):
-                return None
-            instance.status = WorkflowStatus.TERMINATED
-            instance.complete_time = now
-            instance.next_execution = None
-            changed = []
-            for p in instance.execution_pointers:
-                if p.end_time is None:
-                    sub_id = open_subscription(p)
-                    if sub_id is not None:
-                        closed.append(sub_id)
-                    p.status = PointerStatus.CANCELLED
-                    p.active = False
-                    p.end_time = now
-                    changed.append(p)
-            return changed
-
-        done = await self._with_instance(workflow_id, change)
-        if done:
-            for sub_id in closed:
-                await self.persistence.terminate_subscription(sub_id)
-            instance = await self.persistence.get_workflow(workflow_id)
-            self._publish(WorkflowTerminated(**_fields(instance, now)))
-            await dispatcher.finished(instance)
-        return done
+        return await self._require_running().control(workflow_id, Command.TERMINATE)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -426,9 +322,9 @@ class WorkflowHost:
                 with trio.move_on_at(deadline):
                     await changed.wait()
             else:
-                instance = await self.get_workflow(workflow_id)
-                if instance.status is not WorkflowStatus.RUNNABLE:
-                    return instance
+                row = await self.persistence.get_workflow(workflow_id, with_pointers=False)
+                if row.status is not WorkflowStatus.RUNNABLE:
+                    return await self.get_workflow(workflow_id)
                 with trio.move_on_at(min(deadline, trio.current_time() + poll)):
                     await changed.wait()
                 # Changes made by other hosts are seen by polling, at most every poll_interval.

@@ -38,10 +38,12 @@ import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from wfe.core import ExecutionError, WfeError, WorkflowError, WorkflowInstance
+from wfe.core import WfeError, WorkflowInstance
+from wfe.core.executor import error_records
+from wfe.core.protocols import Checkpoint
 
 if TYPE_CHECKING:
-    from ._host import WorkflowHost
+    from ._services import HostServices
 
 log = logging.getLogger("wfe.host")
 
@@ -95,8 +97,8 @@ class PostRunner:
     to one call without growing with history.
     """
 
-    def __init__(self, host: WorkflowHost, middleware: Sequence[PostMiddleware]) -> None:
-        self._host = host
+    def __init__(self, services: HostServices, middleware: Sequence[PostMiddleware]) -> None:
+        self._services = services
         self._middleware = list(middleware)
         self._done: weakref.WeakValueDictionary[int, WorkflowInstance] = (
             weakref.WeakValueDictionary()
@@ -112,7 +114,7 @@ class PostRunner:
             except Exception as exc:
                 message = middleware_failure("post", exc, mw)
                 log.error("workflow %s: %s", instance.id, message, exc_info=exc)
-                await record_error(self._host, instance, message)
+                await record_error(self._services, instance, message)
 
 
 def middleware_failure(phase: str, exc: Exception, mw: Any = None) -> str:
@@ -121,22 +123,12 @@ def middleware_failure(phase: str, exc: Exception, mw: Any = None) -> str:
     return f"workflow {phase} middleware{name} failed: {type(exc).__name__}: {exc}"
 
 
-async def record_error(host: WorkflowHost, instance: WorkflowInstance, message: str) -> None:
-    """Record ``message`` as an ``ExecutionError`` and a ``WorkflowError`` event."""
-    now = host.clock.now()
+async def record_error(services: HostServices, instance: WorkflowInstance, message: str) -> None:
+    """Record ``message`` as an ``ExecutionError`` and a ``WorkflowError`` event, for a
+    finished instance (nothing else of it changes: the row is written as it is)."""
+    error, event = error_records(instance, None, message, services.clock.now())
     try:
-        await host.persistence.persist_errors(
-            [ExecutionError(workflow_id=instance.id, pointer_id=None, time=now, message=message)]
-        )
+        await services.persistence.persist_checkpoint(Checkpoint(instance=instance, errors=[error]))
     except WfeError:
         log.exception("workflow %s: could not record: %s", instance.id, message)
-    host._publish(
-        WorkflowError(
-            workflow_instance_id=instance.id,
-            definition_id=instance.definition_id,
-            version=instance.version,
-            reference=instance.reference,
-            time=now,
-            message=message,
-        )
-    )
+    services.publish(event)

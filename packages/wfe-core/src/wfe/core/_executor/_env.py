@@ -14,7 +14,7 @@ from .._results import ExecutionResult
 from .._step import LogSink, StepBody, StepExecutionContext, WorkflowServices
 
 if TYPE_CHECKING:
-    from .._models import EventSubscription, WorkflowInstance
+    from .._models import Event, EventSubscription, WorkflowInstance
     from ..protocols import PersistenceProvider
 
 StepMiddleware = Callable[
@@ -32,8 +32,12 @@ async def _noop_subs(_subs: list[EventSubscription]) -> None:
     return None
 
 
-async def _noop_finished(_instance: WorkflowInstance) -> None:
+async def _noop_finished(_instance: WorkflowInstance, _events: list[Event]) -> None:
     return None
+
+
+async def _no_events(_instance: WorkflowInstance) -> list[Event]:
+    return []
 
 
 @attrs.define(kw_only=True)
@@ -49,5 +53,10 @@ class ExecutorEnv:
     max_parallel_steps: int = 16
     hold_window: timedelta = timedelta(seconds=1)
     on_subscribed: Callable[[list[EventSubscription]], Awaitable[None]] = _noop_subs
-    on_finished: Callable[[WorkflowInstance], Awaitable[None]] = _noop_finished
+    """After a checkpoint that opened subscriptions is stored (hand them pending events)."""
+    finish_events: Callable[[WorkflowInstance], Awaitable[list[Event]]] = _no_events
+    """Events a finishing instance publishes, stored with its final checkpoint (a
+    finished child's notice to a waiting parent), so no crash separates the two."""
+    on_finished: Callable[[WorkflowInstance, list[Event]], Awaitable[None]] = _noop_finished
+    """After the final checkpoint is stored, with the events it stored."""
     tracer: Any = None

@@ -4,10 +4,16 @@ While the host holds the instance (its lease), finished steps are checkpointed a
 their successors started without a queue round trip. Runnable pointers run
 concurrently in a nursery, bounded per instance. A successor never starts before
 the checkpoint that created it has been persisted.
+
+Every write is one :class:`~wfe.core.protocols.Checkpoint`: what the pass changed, in
+one fenced transaction. Cancel conditions and completion are decided *before* the
+write, so the last step's result and COMPLETE are stored together, and every state a
+crash can leave behind is one the poller or a resume finishes.
 """
 
 from __future__ import annotations
 
+import enum
 import inspect
 from datetime import datetime
 from typing import Any
@@ -15,43 +21,63 @@ from typing import Any
 import trio
 from opentelemetry.trace import Span
 
-from .. import _serialization as serialization
+from .. import serialization
 from .._errors import DataSerializationError
-from .._lifecycle import LifecycleEvent, StepStarted
+from .._lifecycle import StepStarted
 from .._models import (
     Event,
     EventSubscription,
-    ExecutionError,
     ExecutionPointer,
     PointerStatus,
+    WorkflowInstance,
     WorkflowStatus,
 )
 from .._results import ExecutionResult
-from .._step import StepBody, StepExecutionContext
+from .._step import StepBody, StepExecutionContext, WorkflowDefinition
 from .._telemetry import pass_span, record_step_error, step_span
 from ._env import ExecutorEnv
-from ._failure import handle_failure
-from ._outcomes import check_cancellations, check_complete, process_result
+from ._failure import handle_failure, record_error
+from ._outcomes import process_result
+from ._pending import PendingChanges
 from ._state import InstanceState
+from ._transitions import (
+    FINISHED,
+    check_cancellations,
+    check_complete,
+    finish_workflow,
+    resume_workflow,
+    suspend_workflow,
+)
+
+
+class Command(enum.Enum):
+    """A control command applied to an instance, inside or outside a pass."""
+
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    TERMINATE = "terminate"
 
 
 class InstanceRun:
     """Executes one instance while its lease is held; see module docs."""
 
-    def __init__(self, env: ExecutorEnv, state: InstanceState, fencing_token: int | None) -> None:
+    def __init__(
+        self,
+        env: ExecutorEnv,
+        instance: WorkflowInstance,
+        definition: WorkflowDefinition | None,
+        fencing_token: int | None,
+    ) -> None:
         self.env = env
-        self.state = state
-        self.instance = state.instance
+        self.state = InstanceState(instance, definition)
+        self.instance = instance
         self.fencing_token = fencing_token
         self.accepting = True
         self.draining = False
         self.running: dict[str, trio.CancelScope] = {}
-        self.new_subscriptions: list[EventSubscription] = []
-        self.closed_subscriptions: list[str] = []
-        self.errors: list[ExecutionError] = []
-        self.after_flush: list[LifecycleEvent] = []
-        self.instance_dirty = False
-        self._finished_notified = False
+        self.pending = PendingChanges()
+        self._finished_notified = instance.status in FINISHED
+        self._write_error: BaseException | None = None
         # The last storable form of the data: a step that leaves unstorable data behind
         # fails, and the data is rolled back to this, so the instance can still be saved.
         self._good_data = serialization.dumps(self.instance.data)
@@ -69,9 +95,6 @@ class InstanceRun:
 
     def now(self) -> datetime:
         return self.env.clock.now()
-
-    def publish_after_flush(self, event: LifecycleEvent) -> None:
-        self.after_flush.append(event)
 
     def lifecycle_fields(self) -> dict[str, Any]:
         i = self.instance
@@ -100,7 +123,45 @@ class InstanceRun:
         """Run until nothing is runnable now (or within the hold window), then flush."""
         with pass_span(self.env.tracer, self.instance) as span:
             self._pass_span = span
-            await self._run()
+            try:
+                await self._run()
+            except BaseExceptionGroup:
+                # A refused write ends the pass; the steps it cancelled add nothing.
+                if self._write_error is not None:
+                    raise self._write_error from None
+                raise
+
+    def drain(self) -> None:
+        """Start no new step; the pass ends when the running ones have finished."""
+        self.draining = True
+        self._changed()
+
+    async def apply(self, command: Command) -> bool:
+        """Apply a control command and store it; ``False`` when it does not apply
+        (suspending a workflow that is not RUNNABLE, say). Works the same whether this
+        run is executing steps or was made for the command alone."""
+        match command:
+            case Command.SUSPEND:
+                changed = suspend_workflow(self)
+            case Command.RESUME:
+                changed = resume_workflow(self)
+                self.instance.next_execution = self.now()
+            case Command.TERMINATE:
+                changed = finish_workflow(self, WorkflowStatus.TERMINATED)
+        if not changed:
+            return False
+        await self._flush()
+        if self.accepting:
+            self._changed()
+        return True
+
+    async def defer(self, message: str, until: datetime) -> None:
+        """Record an error and make the instance due again at ``until`` (backoff for
+        a missing definition or a failed middleware), as one checkpoint."""
+        record_error(self, None, message)
+        self.pending.wake_at = until
+        self.pending.instance_dirty = True
+        await self._flush()
 
     async def _run(self) -> None:
         try:
@@ -132,11 +193,16 @@ class InstanceRun:
 
     def _changed(self) -> None:
         """Something changed: apply cancel conditions, finish the workflow, start work."""
-        check_cancellations(self)
-        check_complete(self)
+        self._decide()
         self._schedule()
         if not self.running:
             self._idle.set()
+
+    def _decide(self) -> None:
+        """Apply cancel conditions and decide completion (before any write)."""
+        if self.state.definition is not None:
+            check_cancellations(self)
+            check_complete(self)
 
     def _schedule(self) -> None:
         if (
@@ -253,8 +319,9 @@ class InstanceRun:
         try:
             self._good_data = serialization.dumps(self.instance.data)
         except DataSerializationError as exc:
+            definition = self.state.definition_or_fail()
             self.instance.data = serialization.restore(
-                serialization.loads(self._good_data), self.state.definition.data_type
+                serialization.loads(self._good_data), definition.data_type
             )
             return exc
         return None
@@ -275,58 +342,67 @@ class InstanceRun:
     # -- persistence -------------------------------------------------------------
 
     async def _flush(self) -> None:
-        """Persist every change made so far (one transaction), then publish its events."""
+        """Persist every change made so far as one checkpoint, then publish its events.
+
+        A write that fails (a lost lease, a store error) ends this run: it accepts
+        nothing more, and the instance continues from what the store holds."""
         async with self._flush_lock:
-            state = self.state
-            if not (state.dirty or self.new_subscriptions or self.errors or self.instance_dirty):
+            if self._write_error is not None:
                 return
-            pointers = list(state.dirty.values())
-            self._inflight = set(state.dirty)
-            state.dirty = {}
-            subs, self.new_subscriptions = self.new_subscriptions, []
-            errors, self.errors = self.errors, []
-            closed, self.closed_subscriptions = self.closed_subscriptions, []
-            events, self.after_flush = self.after_flush, []
-            self.instance_dirty = False
-            inst = self.instance
-            inst.next_execution = (
-                state.next_wake(self.now()) if inst.status is WorkflowStatus.RUNNABLE else None
-            )
-            persistence = self.env.persistence
+            self._decide()
+            state, pending, inst = self.state, self.pending, self.instance
+            if not pending.any(state):
+                return
+            if pending.wake_at is not None:
+                inst.next_execution = pending.wake_at
+            elif inst.status is WorkflowStatus.RUNNABLE:
+                inst.next_execution = state.next_wake(self.now())
+            else:
+                inst.next_execution = None
+            finishing = inst.status in FINISHED and not self._finished_notified
+            if finishing:
+                pending.events.extend(await self.env.finish_events(inst))
+            checkpoint, lifecycle = pending.take(inst, state, self.fencing_token)
+            self._inflight = {p.id for p in checkpoint.pointers}
             try:
-                await persistence.persist_workflow(
-                    inst, pointers, subscriptions=subs, fencing_token=self.fencing_token
-                )
-                if errors:
-                    await persistence.persist_errors(errors)
-                for sub_id in closed:
-                    await persistence.terminate_subscription(sub_id)
+                await self.env.persistence.persist_checkpoint(checkpoint)
+            except BaseException as exc:
+                self._write_error = exc
+                self.accepting = False
+                self.stop_others(None)
+                raise
             finally:
                 self._inflight = set()
-            for event in events:
+            for event in lifecycle:
                 self.env.publish(event)
-            if subs:
-                await self.env.on_subscribed(subs)
-            finished = inst.status in (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)
-            if finished and not self._finished_notified:
+            if checkpoint.opened_subscriptions:
+                await self.env.on_subscribed(list(checkpoint.opened_subscriptions))
+            if finishing:
                 self._finished_notified = True
-                await self.env.on_finished(inst)
+                await self.env.on_finished(inst, list(checkpoint.events))
 
     # -- external input ----------------------------------------------------------
 
-    async def deliver_event(self, pointer_id: str, event: Event) -> bool:
-        """Hand an event to a waiting pointer of this (held) instance.
+    async def deliver_event(
+        self, subscription: EventSubscription, event: Event, *, mark_processed: bool
+    ) -> bool:
+        """Hand an event to the pointer of this (held) instance waiting on
+        ``subscription``: the pointer receives it, the subscription closes and (with
+        ``mark_processed``) the event is flagged, all in this run's next checkpoint.
 
         Returns ``False`` when this run no longer accepts input (the caller then goes
         through the store); ``True`` once the delivery is persisted or moot.
         """
         if not self.accepting:
             return False
-        p = self.state.pointers.get(pointer_id)
+        p = self.state.pointers.get(subscription.pointer_id)
         if p is None or not p.awaits_event():
             return True
         p.receive_event(event.data)
         self.state.activate(p)
+        self.pending.closed_subscriptions.append(subscription.id)
+        if mark_processed:
+            self.pending.processed_events.append(event.id)
         await self._flush()
         if self._sleep_scope is not None:
             self._sleep_scope.cancel()

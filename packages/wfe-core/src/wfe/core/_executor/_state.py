@@ -10,6 +10,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from .._errors import ConfigurationError
 from .._models import ExecutionPointer, PointerStatus, WorkflowInstance
 from .._step import WorkflowDefinition, WorkflowStep
 
@@ -21,7 +22,7 @@ RUNNABLE_STATUSES = frozenset(
 class InstanceState:
     """Indexes of one instance's pointers plus the set of changes not yet persisted."""
 
-    def __init__(self, instance: WorkflowInstance, definition: WorkflowDefinition) -> None:
+    def __init__(self, instance: WorkflowInstance, definition: WorkflowDefinition | None) -> None:
         self.instance = instance
         self.definition = definition
         self.pointers: dict[str, ExecutionPointer] = {}
@@ -49,11 +50,20 @@ class InstanceState:
                 self.active.add(p.id)
             if p.status is PointerStatus.PENDING_PREDECESSOR and p.predecessor_id:
                 self.waiters[p.predecessor_id].append(p.id)
-            if self.step(p).cancel_condition is not None:
+            if self.definition is not None and self.step(p).cancel_condition is not None:
                 self.cancellable.add(p.id)
 
+    def definition_or_fail(self) -> WorkflowDefinition:
+        """The definition; control commands run without one, and never need it."""
+        if self.definition is None:
+            raise ConfigurationError(
+                f"workflow {self.instance.id}: definition {self.instance.definition_id!r} "
+                f"version {self.instance.version} is not registered on this host"
+            )
+        return self.definition
+
     def step(self, p: ExecutionPointer) -> WorkflowStep:
-        return self.definition.steps[p.step_id]
+        return self.definition_or_fail().steps[p.step_id]
 
     def touch(self, p: ExecutionPointer) -> None:
         """Mark a pointer changed, to be written by the next flush."""
@@ -71,7 +81,7 @@ class InstanceState:
         retry_count: int = 0,
         extension: dict[str, Any] | None = None,
     ) -> ExecutionPointer:
-        step = self.definition.steps[step_id]
+        step = self.definition_or_fail().steps[step_id]
         self.sequence += 1
         p = ExecutionPointer(
             step_id=step_id,
@@ -134,6 +144,8 @@ class InstanceState:
 
     def _waits_for_children(self, p: ExecutionPointer) -> bool:
         """A container is not polled: it waits until its last child has ended."""
+        if self.definition is None:
+            return False
         return bool(self.step(p).children) and not self.branch_complete(p.id)
 
     def next_wake(self, now: datetime) -> datetime | None:

@@ -17,10 +17,11 @@ from .._models import (
     EventSubscription,
     ExecutionError,
     ExecutionPointer,
-    ScheduledCommand,
     WorkflowInstance,
     WorkflowStatus,
 )
+from ..protocols import Checkpoint, EventDelivery
+from ..serialization import loads
 from ._locks import LockTable, MemoryLockProvider
 from ._queue import MemoryQueueProvider, QueueState
 from ._records import StoredEvent, StoredInstance, StoredPointer, instance_row
@@ -30,7 +31,7 @@ from ._search import MemorySearchIndex, SearchState
 class MemoryPersistenceProvider:
     """A :class:`~wfe.core.protocols.PersistenceProvider` that keeps everything in memory.
 
-    Values are stored as JSON text (see :mod:`wfe.core._serialization`), so returned
+    Values are stored as JSON text (see :mod:`wfe.core.serialization`), so returned
     objects never alias stored ones and unstorable data is refused when written. Its
     companions (:meth:`default_locks`, :meth:`default_queues`, :meth:`default_search`)
     share this provider's state, so several hosts given the same object coordinate as
@@ -45,7 +46,6 @@ class MemoryPersistenceProvider:
         self._subscriptions: dict[str, EventSubscription] = {}
         self._subscription_order: dict[str, int] = {}
         self._errors: dict[str, list[ExecutionError]] = {}
-        self._commands: dict[tuple[str, str], ScheduledCommand] = {}
         self._counter = itertools.count()
         self._lock_table = LockTable()
         self._queue_state = QueueState(visibility_timeout=visibility_timeout)
@@ -99,38 +99,82 @@ class MemoryPersistenceProvider:
         self._instances[instance.id] = stored
         return instance.id
 
-    async def persist_workflow(
-        self,
-        instance: WorkflowInstance,
-        pointers: Sequence[ExecutionPointer] | None = None,
-        *,
-        subscriptions: Sequence[EventSubscription] = (),
-        fencing_token: int | None = None,
-    ) -> None:
-        """Save the instance row and ``pointers`` (all when ``None``) and create
-        ``subscriptions``, all or nothing; refuse a write under a stale lease."""
-        await trio.lowlevel.checkpoint()
-        stored = self._instances.get(instance.id)
+    def _fenced(self, workflow_id: str, token: int | None) -> StoredInstance:
+        """The stored instance, if a write with ``token`` may change it."""
+        stored = self._instances.get(workflow_id)
         if stored is None:
-            raise WorkflowNotFoundError(f"no workflow instance with id {instance.id!r}")
+            raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id!r}")
         highest = stored.fencing_token
-        if fencing_token is not None and highest is not None and fencing_token < highest:
+        if token is not None and highest is not None and token < highest:
             raise StaleLeaseError(
-                f"write to workflow {instance.id!r} refused: fencing token "
-                f"{fencing_token} is older than {highest} (lease lost)"
+                f"write to workflow {workflow_id!r} refused: fencing token "
+                f"{token} is older than {highest} (the lease passed to another holder)"
             )
+        return stored
+
+    @staticmethod
+    def _raise_fence(stored: StoredInstance, token: int | None) -> None:
+        if token is not None:
+            stored.fencing_token = max(token, stored.fencing_token or token)
+
+    async def claim_workflow(self, workflow_id: str, fencing_token: int) -> WorkflowInstance:
+        """Record ``fencing_token`` as the holder and return the instance with pointers."""
+        await trio.lowlevel.checkpoint()
+        stored = self._fenced(workflow_id, fencing_token)
+        self._raise_fence(stored, fencing_token)
+        return stored.to_instance()
+
+    async def persist_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Store the checkpoint as a whole, or nothing (stale token, unstorable data)."""
+        await trio.lowlevel.checkpoint()
+        instance = checkpoint.instance
+        stored = self._fenced(instance.id, checkpoint.fencing_token)
         # Everything that can fail (serialisation) happens before any change is made.
         row, data = instance_row(instance)
-        listed = instance.execution_pointers if pointers is None else pointers
-        updates = self._store_pointers(stored, listed)
-        subs = [attrs.evolve(s) for s in subscriptions]
+        updates = self._store_pointers(stored, checkpoint.pointers)
+        subs = [attrs.evolve(s) for s in checkpoint.opened_subscriptions]
+        events = [StoredEvent.from_event(e) for e in checkpoint.events]
+        for e in events:
+            if e.event.id in self._events:
+                raise ProviderError(f"event {e.event.id!r} already exists")
         stored.row = row
         stored.data = data
         stored.pointers.update(updates)
-        if fencing_token is not None:
-            stored.fencing_token = max(fencing_token, highest or fencing_token)
+        self._raise_fence(stored, checkpoint.fencing_token)
         for sub in subs:
             self._add_subscription(sub)
+        for sub_id in checkpoint.closed_subscriptions:
+            self._close_subscription(sub_id)
+        for event_id in checkpoint.processed_events:
+            self._mark_processed(event_id)
+        for error in checkpoint.errors:
+            self._errors.setdefault(error.workflow_id, []).append(error)
+        for e in events:
+            self._add_event(e)
+
+    async def deliver_event(self, delivery: EventDelivery) -> bool:
+        """Give the event to the waiting pointer, close the subscription, mark the event."""
+        await trio.lowlevel.checkpoint()
+        stored = self._fenced(delivery.workflow_id, delivery.fencing_token)
+        sub = self._subscriptions.get(delivery.subscription_id)
+        event = self._events.get(delivery.event_id)
+        old = stored.pointers.get(delivery.pointer_id)
+        if sub is None or sub.terminated or event is None or event.event.processed:
+            return False
+        if old is None:
+            return False
+        pointer = old.to_pointer()
+        if not pointer.awaits_event():
+            return False
+        pointer.receive_event(loads(event.data, "event.data"))
+        stored.pointers[pointer.id] = StoredPointer.from_pointer(pointer, old.insertion)
+        if stored.row.status is WorkflowStatus.RUNNABLE:
+            stored.row = attrs.evolve(stored.row, next_execution=delivery.time)
+        self._raise_fence(stored, delivery.fencing_token)
+        self._close_subscription(sub.id)
+        if delivery.mark_processed:
+            self._mark_processed(event.event.id)
+        return True
 
     def _store_pointers(
         self, stored: StoredInstance, pointers: Sequence[ExecutionPointer]
@@ -142,31 +186,28 @@ class MemoryPersistenceProvider:
             out[p.id] = StoredPointer.from_pointer(p, insertion)
         return out
 
-    async def get_workflow(self, workflow_id: str) -> WorkflowInstance:
-        """The instance with its pointers in stored order."""
+    async def get_workflow(
+        self, workflow_id: str, *, with_pointers: bool = True
+    ) -> WorkflowInstance:
+        """The instance (with its pointers in stored order unless ``with_pointers`` is false)."""
         await trio.lowlevel.checkpoint()
         stored = self._instances.get(workflow_id)
         if stored is None:
             raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id!r}")
-        return stored.to_instance()
+        return stored.to_instance(with_pointers=with_pointers)
 
-    async def get_workflows(self, workflow_ids: Sequence[str]) -> list[WorkflowInstance]:
-        """The instances that exist among ``workflow_ids``, in the order asked."""
+    async def get_runnable_instances(self, as_of: datetime, limit: int = 1000) -> list[str]:
+        """Ids of RUNNABLE instances due at ``as_of``, earliest due first, then those
+        nothing would pick up (no wake time, no open subscription)."""
         await trio.lowlevel.checkpoint()
-        return [self._instances[i].to_instance() for i in workflow_ids if i in self._instances]
-
-    async def get_runnable_instances(self, as_of: datetime) -> list[str]:
-        """Ids of RUNNABLE instances due at ``as_of``, earliest due first."""
-        await trio.lowlevel.checkpoint()
-        due = [
-            s.row
-            for s in self._instances.values()
-            if s.row.status is WorkflowStatus.RUNNABLE
-            and s.row.next_execution is not None
-            and s.row.next_execution <= as_of
+        runnable = [
+            s.row for s in self._instances.values() if s.row.status is WorkflowStatus.RUNNABLE
         ]
+        due = [r for r in runnable if r.next_execution is not None and r.next_execution <= as_of]
         due.sort(key=lambda r: r.next_execution or as_of)
-        return [r.id for r in due]
+        waiting = {s.workflow_id for s in self._subscriptions.values() if not s.terminated}
+        stranded = [r for r in runnable if r.next_execution is None and r.id not in waiting]
+        return [r.id for r in [*due, *stranded][:limit]]
 
     async def list_workflows(
         self,
@@ -190,14 +231,17 @@ class MemoryPersistenceProvider:
 
     # -- events ----------------------------------------------------------------------
 
+    def _add_event(self, stored: StoredEvent) -> None:
+        self._events[stored.event.id] = stored
+        if not stored.event.processed:
+            self._unprocessed[stored.event.id] = None
+
     async def create_event(self, event: Event) -> str:
         """Store a new event; returns its id."""
         await trio.lowlevel.checkpoint()
         if event.id in self._events:
             raise ProviderError(f"event {event.id!r} already exists")
-        self._events[event.id] = StoredEvent.from_event(event)
-        if not event.processed:
-            self._unprocessed[event.id] = None
+        self._add_event(StoredEvent.from_event(event))
         return event.id
 
     async def get_event(self, event_id: str) -> Event:
@@ -208,7 +252,7 @@ class MemoryPersistenceProvider:
             raise ProviderError(f"no event with id {event_id!r}")
         return stored.to_event()
 
-    async def get_runnable_events(self, as_of: datetime) -> list[str]:
+    async def get_runnable_events(self, as_of: datetime, limit: int = 1000) -> list[str]:
         """Unprocessed due events that an open subscription would accept, earliest first."""
         await trio.lowlevel.checkpoint()
         open_subs: dict[tuple[str, str], datetime] = {}
@@ -223,10 +267,10 @@ class MemoryPersistenceProvider:
             if e.time <= as_of and earliest is not None and earliest <= e.time:
                 found.append(e)
         found.sort(key=lambda e: e.time)
-        return [e.id for e in found]
+        return [e.id for e in found[:limit]]
 
     async def get_pending_events(
-        self, event_name: str, event_key: str, as_of: datetime
+        self, event_name: str, event_key: str, as_of: datetime, limit: int = 1000
     ) -> list[Event]:
         """Unprocessed events with this name and key at or after ``as_of``, earliest first."""
         await trio.lowlevel.checkpoint()
@@ -238,11 +282,9 @@ class MemoryPersistenceProvider:
             and self._events[i].event.time >= as_of
         ]
         found.sort(key=lambda s: s.event.time)
-        return [s.to_event() for s in found]
+        return [s.to_event() for s in found[:limit]]
 
-    async def mark_event_processed(self, event_id: str) -> None:
-        """Flag the event as delivered (unknown ids are ignored)."""
-        await trio.lowlevel.checkpoint()
+    def _mark_processed(self, event_id: str) -> None:
         stored = self._events.get(event_id)
         if stored is not None:
             self._events[event_id] = attrs.evolve(
@@ -250,28 +292,12 @@ class MemoryPersistenceProvider:
             )
             self._unprocessed.pop(event_id, None)
 
-    async def mark_event_unprocessed(self, event_id: str) -> None:
-        """Flag the event as pending again (unknown ids are ignored)."""
-        await trio.lowlevel.checkpoint()
-        stored = self._events.get(event_id)
-        if stored is not None:
-            self._events[event_id] = attrs.evolve(
-                stored, event=attrs.evolve(stored.event, processed=False)
-            )
-            self._unprocessed[event_id] = None
-
     # -- subscriptions ---------------------------------------------------------------
 
     def _add_subscription(self, sub: EventSubscription) -> None:
         if sub.id not in self._subscription_order:
             self._subscription_order[sub.id] = next(self._counter)
         self._subscriptions[sub.id] = sub
-
-    async def create_subscription(self, subscription: EventSubscription) -> str:
-        """Store a subscription on its own; returns its id."""
-        await trio.lowlevel.checkpoint()
-        self._add_subscription(attrs.evolve(subscription))
-        return subscription.id
 
     async def get_subscriptions(
         self, event_name: str, event_key: str, as_of: datetime
@@ -289,44 +315,14 @@ class MemoryPersistenceProvider:
         found.sort(key=lambda s: (s.as_of, self._subscription_order[s.id]))
         return [attrs.evolve(s) for s in found]
 
-    async def terminate_subscription(self, subscription_id: str) -> None:
-        """Close a subscription; unknown or closed ones are left alone."""
-        await trio.lowlevel.checkpoint()
+    def _close_subscription(self, subscription_id: str) -> None:
         sub = self._subscriptions.get(subscription_id)
         if sub is not None:
             self._subscriptions[subscription_id] = attrs.evolve(sub, terminated=True)
 
-    async def get_subscription(self, subscription_id: str) -> EventSubscription | None:
-        """The subscription (open or closed), or ``None``."""
-        await trio.lowlevel.checkpoint()
-        sub = self._subscriptions.get(subscription_id)
-        return None if sub is None else attrs.evolve(sub)
-
     # -- errors and commands ---------------------------------------------------------
-
-    async def persist_errors(self, errors: Sequence[ExecutionError]) -> None:
-        """Append execution errors."""
-        await trio.lowlevel.checkpoint()
-        for error in errors:
-            self._errors.setdefault(error.workflow_id, []).append(error)
 
     async def get_errors(self, workflow_id: str) -> list[ExecutionError]:
         """Errors recorded for a workflow, oldest first."""
         await trio.lowlevel.checkpoint()
         return sorted(self._errors.get(workflow_id, []), key=lambda e: e.time)
-
-    async def schedule_command(self, command: ScheduledCommand) -> None:
-        """Store a command; one with the same name and data already stored is kept."""
-        await trio.lowlevel.checkpoint()
-        self._commands.setdefault((command.name, command.data), command)
-
-    async def take_due_commands(self, as_of: datetime) -> list[ScheduledCommand]:
-        """Remove and return the commands due at ``as_of``, earliest first."""
-        await trio.lowlevel.checkpoint()
-        due = sorted(
-            (c for c in self._commands.values() if c.execute_time <= as_of),
-            key=lambda c: c.execute_time,
-        )
-        for c in due:
-            del self._commands[(c.name, c.data)]
-        return due

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -116,6 +117,12 @@ class MemoryQueueProvider(InProcess):
         """Add ``item_id`` to the ``kind`` queue (coalesced if already waiting)."""
         await trio.lowlevel.checkpoint()
         self._state.push(QueueKind(kind), item_id)
+
+    async def enqueue_many(self, kind: QueueKind, item_ids: Sequence[str]) -> None:
+        """Add every id of ``item_ids`` to the ``kind`` queue, in order."""
+        await trio.lowlevel.checkpoint()
+        for item_id in item_ids:
+            self._state.push(QueueKind(kind), item_id)
 
     async def dequeue(self, kind: QueueKind, timeout: float) -> QueueItem | None:
         """The next item of ``kind``, waiting up to ``timeout`` seconds; ``None`` if empty."""

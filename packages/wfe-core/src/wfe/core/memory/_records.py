@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from .._models import Event, ExecutionPointer, WorkflowInstance
-from .._serialization import dumps, loads
+from ..serialization import dumps, loads
 
 _POINTER_BLOBS = ("persistence_data", "event_data", "context_item", "outcome", "extension")
 

@@ -9,8 +9,8 @@ import attrs
 import trio
 
 from .._models import WorkflowInstance
-from .._serialization import dumps, loads
 from ..protocols import Page, SearchFilters, SearchResult
+from ..serialization import dumps, loads
 from ._base import InProcess
 
 

@@ -17,12 +17,11 @@ from .._models import (
     EventSubscription,
     ExecutionError,
     PointerStatus,
-    ScheduledCommand,
     WorkflowInstance,
     WorkflowStatus,
     new_id,
 )
-from ..protocols import PersistenceProvider
+from ..protocols import Checkpoint, EventDelivery, PersistenceProvider
 from ._samples import T0, SampleData, expect_raises, make_instance, make_pointer, unique_word
 
 
@@ -42,6 +41,26 @@ def _subscription(
 
 def _ids(items: list[Any]) -> list[str]:
     return [item.id for item in items]
+
+
+_FAR = T0 + timedelta(days=3650)
+
+
+async def _save(
+    persistence: PersistenceProvider,
+    instance: WorkflowInstance,
+    pointers: Any = (),
+    **changes: Any,
+) -> None:
+    """One checkpoint of ``instance`` with ``pointers`` and the other ``changes``."""
+    await persistence.persist_checkpoint(
+        Checkpoint(instance=instance, pointers=list(pointers), **changes)
+    )
+
+
+async def _is_open(persistence: PersistenceProvider, sub: EventSubscription) -> bool:
+    found = await persistence.get_subscriptions(sub.event_name, sub.event_key, _FAR)
+    return sub.id in _ids(found)
 
 
 class PersistenceContract:
@@ -85,16 +104,16 @@ class PersistenceContract:
         with expect_raises(WorkflowNotFoundError, "get_workflow of an unknown id"):
             await persistence.get_workflow(new_id())
 
-    async def test_get_workflows_returns_existing_and_skips_missing(
+    async def test_get_workflow_without_pointers_reads_the_row_only(
         self, persistence: PersistenceProvider
     ) -> None:
-        a, b = make_instance(pointers=2), make_instance(pointers=1)
-        await persistence.create_workflow(a)
-        await persistence.create_workflow(b)
-        got = await persistence.get_workflows([a.id, new_id(), b.id])
-        assert sorted(_ids(got)) == sorted([a.id, b.id])
-        assert {w.id: w for w in got} == {a.id: a, b.id: b}
-        assert await persistence.get_workflows([]) == []
+        instance = make_instance(pointers=5, data={"a": 1}, next_execution=T0)
+        await persistence.create_workflow(instance)
+        row = await persistence.get_workflow(instance.id, with_pointers=False)
+        assert row.execution_pointers == []
+        assert attrs.evolve(row, execution_pointers=instance.execution_pointers) == instance
+        with expect_raises(WorkflowNotFoundError, "get_workflow(with_pointers=False) unknown"):
+            await persistence.get_workflow(new_id(), with_pointers=False)
 
     async def test_returned_instances_are_copies(self, persistence: PersistenceProvider) -> None:
         instance = make_instance(pointers=2, data={"items": [1, 2]})
@@ -138,7 +157,7 @@ class PersistenceContract:
         p3 = make_pointer(3, scope=[p2.id, p1.id], predecessor_id=p2.id)
         instance.execution_pointers.append(p3)
         instance.status = WorkflowStatus.SUSPENDED
-        await persistence.persist_workflow(instance, [p2, p3])
+        await _save(persistence, instance, [p2, p3])
         got = await persistence.get_workflow(instance.id)
         assert got.status is WorkflowStatus.SUSPENDED
         assert [p.id for p in got.execution_pointers] == [p0.id, p1.id, p2.id, p3.id]
@@ -148,7 +167,7 @@ class PersistenceContract:
         assert got.execution_pointers[3] == p3
         assert got.execution_pointers[3].scope == [p2.id, p1.id]
 
-    async def test_persist_without_pointer_list_writes_all_pointers(
+    async def test_checkpoint_with_every_pointer_writes_them_all(
         self, persistence: PersistenceProvider
     ) -> None:
         instance = make_instance(pointers=2)
@@ -156,8 +175,48 @@ class PersistenceContract:
         for p in instance.execution_pointers:
             p.retry_count = 5
         instance.execution_pointers.append(make_pointer(2))
-        await persistence.persist_workflow(instance)
+        await _save(persistence, instance, instance.execution_pointers)
         assert await persistence.get_workflow(instance.id) == instance
+
+    async def test_checkpoint_stores_every_part_in_one_write(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        instance = make_instance(pointers=1, data={"v": 0})
+        await persistence.create_workflow(instance)
+        name = unique_word()
+        old_sub = _subscription(instance, name, "old")
+        await _save(persistence, instance, opened_subscriptions=[old_sub])
+        event = Event(name=name, key="seen", time=T0)
+        await persistence.create_event(event)
+        new_sub = _subscription(instance, name, "new")
+        notice = Event(name=unique_word(), key=instance.id, data={"done": True}, time=T0)
+        error = ExecutionError(workflow_id=instance.id, pointer_id=None, time=T0, message="x")
+        instance.data = {"v": 1}
+        instance.status = WorkflowStatus.COMPLETE
+        instance.complete_time = T0
+        instance.execution_pointers[0].status = PointerStatus.COMPLETE
+        await _save(
+            persistence,
+            instance,
+            instance.execution_pointers,
+            opened_subscriptions=[new_sub],
+            closed_subscriptions=[old_sub.id],
+            processed_events=[event.id],
+            errors=[error],
+            events=[notice],
+        )
+        assert await persistence.get_workflow(instance.id) == instance
+        assert not await _is_open(persistence, old_sub)
+        assert await _is_open(persistence, new_sub)
+        assert (await persistence.get_event(event.id)).processed
+        assert await persistence.get_event(notice.id) == notice
+        assert await persistence.get_errors(instance.id) == [error]
+
+    async def test_checkpoint_of_an_unknown_instance_is_refused(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        with expect_raises(WorkflowNotFoundError, "persist_checkpoint of an unknown instance"):
+            await _save(persistence, make_instance())
 
     async def test_many_persists_keep_every_pointer_correct(
         self, persistence: PersistenceProvider
@@ -172,7 +231,7 @@ class PersistenceContract:
             last.persistence_data = {"step": step}
             new = make_pointer(step, predecessor_id=last.id)
             instance.execution_pointers.append(new)
-            await persistence.persist_workflow(instance, [last, new])
+            await _save(persistence, instance, [last, new])
         assert await persistence.get_workflow(instance.id) == instance
 
     async def test_workflow_data_round_trips_exactly(
@@ -187,7 +246,7 @@ class PersistenceContract:
         assert isinstance(got.data.total, Decimal)
         assert got.data is not data
         instance.data = {"plain": [1, 2.5, "x", None, True], "nested": {"k": Decimal("1.000")}}
-        await persistence.persist_workflow(instance, [])
+        await _save(persistence, instance)
         got = await persistence.get_workflow(instance.id)
         assert got.data == instance.data
         assert str(got.data["nested"]["k"]) == "1.000"
@@ -223,15 +282,17 @@ class PersistenceContract:
         instance.status = WorkflowStatus.COMPLETE
         instance.data = {"items": [1, 2, {"fn": print}]}
         sub = _subscription(instance, unique_word(), "k")
-        with expect_raises(DataSerializationError, "persist_workflow with unstorable data") as e:
-            await persistence.persist_workflow(instance, subscriptions=[sub])
+        error = ExecutionError(workflow_id=instance.id, pointer_id=None, time=T0, message="e")
+        with expect_raises(DataSerializationError, "a checkpoint with unstorable data") as e:
+            await _save(persistence, instance, opened_subscriptions=[sub], errors=[error])
         assert getattr(e[0], "path", None) == "data.items[2].fn"
         assert await persistence.get_workflow(instance.id) == stored
-        assert await persistence.get_subscription(sub.id) is None
+        assert not await _is_open(persistence, sub)
+        assert await persistence.get_errors(instance.id) == []
         instance.data = {"ok": 2}
         instance.execution_pointers[0].persistence_data = object()
-        with expect_raises(DataSerializationError, "persist_workflow with unstorable pointer"):
-            await persistence.persist_workflow(instance)
+        with expect_raises(DataSerializationError, "a checkpoint with an unstorable pointer"):
+            await _save(persistence, instance, instance.execution_pointers)
         assert await persistence.get_workflow(instance.id) == stored
 
     async def test_runnable_instances_by_time_and_status(
@@ -239,19 +300,38 @@ class PersistenceContract:
     ) -> None:
         due = make_instance(next_execution=T0)
         later = make_instance(next_execution=T0 + timedelta(hours=1))
-        never = make_instance(next_execution=None)
+        never = make_instance(next_execution=None)  # waits for an event
         suspended = make_instance(next_execution=T0, status=WorkflowStatus.SUSPENDED)
         complete = make_instance(next_execution=T0, status=WorkflowStatus.COMPLETE)
         for w in (due, later, never, suspended, complete):
             await persistence.create_workflow(w)
+        waits = _subscription(never, unique_word(), "k")
+        await _save(persistence, never, opened_subscriptions=[waits])
         runnable = set(await persistence.get_runnable_instances(T0))
         assert due.id in runnable
         assert not runnable & {later.id, never.id, suspended.id, complete.id}
         runnable = set(await persistence.get_runnable_instances(T0 + timedelta(hours=2)))
         assert {due.id, later.id} <= runnable
-        due.next_execution = None
-        await persistence.persist_workflow(due, [])
+        due.next_execution = T0 + timedelta(days=1)
+        await _save(persistence, due)
         assert due.id not in await persistence.get_runnable_instances(T0 + timedelta(hours=2))
+
+    async def test_runnable_instances_include_stranded_ones_and_honour_the_limit(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        waiting = make_instance(pointers=1, next_execution=None)
+        stranded = make_instance(pointers=1, next_execution=None)
+        for w in (waiting, stranded):
+            await persistence.create_workflow(w)
+        await _save(
+            persistence, waiting, opened_subscriptions=[_subscription(waiting, unique_word(), "k")]
+        )
+        found = await persistence.get_runnable_instances(T0)
+        assert stranded.id in found, "a RUNNABLE instance nothing would pick up is not listed"
+        assert waiting.id not in found, "an instance waiting for an event is listed"
+        for _ in range(3):
+            await persistence.create_workflow(make_instance(next_execution=T0))
+        assert len(await persistence.get_runnable_instances(T0, 2)) == 2
 
     async def test_list_workflows_filters_newest_first_and_pages(
         self, persistence: PersistenceProvider
@@ -297,13 +377,13 @@ class PersistenceContract:
                 new = make_pointer(step)
                 instance.execution_pointers.append(new)
                 instance.data = {"n": instance.data["n"], "step": step}
-                await persistence.persist_workflow(instance, [last, new])
+                await _save(persistence, instance, [last, new], fencing_token=step)
 
         async with trio.open_nursery() as nursery:
             for instance in instances:
                 nursery.start_soon(run, instance)
-        got = await persistence.get_workflows([w.id for w in instances])
-        assert {w.id: w for w in got} == {w.id: w for w in instances}
+        for w in instances:
+            assert await persistence.get_workflow(w.id) == w
 
     # -- fencing ---------------------------------------------------------------------
 
@@ -313,15 +393,28 @@ class PersistenceContract:
         instance = make_instance(pointers=1, data={"v": 0})
         await persistence.create_workflow(instance)
         instance.data = {"v": 1}
-        await persistence.persist_workflow(instance, fencing_token=7)
+        await _save(persistence, instance, fencing_token=7)
         stored = await persistence.get_workflow(instance.id)
         instance.data = {"v": 2}
         instance.execution_pointers[0].status = PointerStatus.FAILED
         sub = _subscription(instance, unique_word(), "k")
-        with expect_raises(StaleLeaseError, "persist_workflow with an older fencing token"):
-            await persistence.persist_workflow(instance, subscriptions=[sub], fencing_token=6)
+        event = Event(name=unique_word(), key="k", time=T0)
+        await persistence.create_event(event)
+        error = ExecutionError(workflow_id=instance.id, pointer_id=None, time=T0, message="e")
+        with expect_raises(StaleLeaseError, "a checkpoint with an older fencing token"):
+            await _save(
+                persistence,
+                instance,
+                instance.execution_pointers,
+                opened_subscriptions=[sub],
+                processed_events=[event.id],
+                errors=[error],
+                fencing_token=6,
+            )
         assert await persistence.get_workflow(instance.id) == stored
-        assert await persistence.get_subscription(sub.id) is None
+        assert not await _is_open(persistence, sub)
+        assert not (await persistence.get_event(event.id)).processed
+        assert await persistence.get_errors(instance.id) == []
 
     async def test_same_or_newer_fencing_token_is_accepted(
         self, persistence: PersistenceProvider
@@ -330,17 +423,37 @@ class PersistenceContract:
         await persistence.create_workflow(instance)
         for token, value in ((3, 1), (3, 2), (9, 3)):
             instance.data = {"v": value}
-            await persistence.persist_workflow(instance, [], fencing_token=token)
+            await _save(persistence, instance, fencing_token=token)
             assert (await persistence.get_workflow(instance.id)).data == {"v": value}
-        with expect_raises(StaleLeaseError, "persist_workflow after a newer token was seen"):
-            await persistence.persist_workflow(instance, [], fencing_token=3)
+        with expect_raises(StaleLeaseError, "a checkpoint after a newer token was seen"):
+            await _save(persistence, instance, fencing_token=3)
         instance.data = {"v": 4}
-        await persistence.persist_workflow(instance, [])  # unfenced writes are not refused
+        await _save(persistence, instance)  # unfenced writes are not refused
         assert (await persistence.get_workflow(instance.id)).data == {"v": 4}
+
+    async def test_claim_fences_out_the_previous_holder_before_it_writes(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        instance = make_instance(pointers=1, data={"v": 0})
+        await persistence.create_workflow(instance)
+        await persistence.claim_workflow(instance.id, 4)
+        instance.data = {"v": 1}
+        await _save(persistence, instance, fencing_token=4)
+        claimed = await persistence.claim_workflow(instance.id, 5)
+        assert claimed == await persistence.get_workflow(instance.id)
+        assert claimed.data == {"v": 1}
+        instance.data = {"v": 2}
+        with expect_raises(StaleLeaseError, "the old holder's write after a newer claim"):
+            await _save(persistence, instance, fencing_token=4)
+        with expect_raises(StaleLeaseError, "an older claim after a newer one"):
+            await persistence.claim_workflow(instance.id, 3)
+        assert (await persistence.get_workflow(instance.id)).data == {"v": 1}
+        with expect_raises(WorkflowNotFoundError, "claim_workflow of an unknown id"):
+            await persistence.claim_workflow(new_id(), 1)
 
     # -- subscriptions ---------------------------------------------------------------
 
-    async def test_subscriptions_are_created_with_persist_workflow(
+    async def test_subscriptions_are_opened_and_closed_by_checkpoints(
         self, persistence: PersistenceProvider
     ) -> None:
         instance = make_instance(pointers=1)
@@ -348,13 +461,13 @@ class PersistenceContract:
         name = unique_word()
         sub = _subscription(instance, name, "key-1", T0)
         instance.execution_pointers[0].status = PointerStatus.WAITING_FOR_EVENT
-        await persistence.persist_workflow(
-            instance, instance.execution_pointers, subscriptions=[sub]
-        )
-        assert await persistence.get_subscription(sub.id) == sub
+        await _save(persistence, instance, instance.execution_pointers, opened_subscriptions=[sub])
         assert await persistence.get_subscriptions(name, "key-1", T0) == [sub]
         got = await persistence.get_workflow(instance.id)
         assert got.execution_pointers[0].status is PointerStatus.WAITING_FOR_EVENT
+        await _save(persistence, instance, closed_subscriptions=[sub.id, new_id()])
+        await _save(persistence, instance, closed_subscriptions=[sub.id])  # harmless again
+        assert await persistence.get_subscriptions(name, "key-1", T0) == []
 
     async def test_get_subscriptions_by_name_key_and_as_of_oldest_first(
         self, persistence: PersistenceProvider
@@ -367,32 +480,96 @@ class PersistenceContract:
         other_key = _subscription(instance, name, "other", T0)
         other_name = _subscription(instance, unique_word(), "k", T0)
         for sub in (late, early, other_key, other_name):
-            assert await persistence.create_subscription(sub) == sub.id
+            await _save(persistence, instance, opened_subscriptions=[sub])
         assert await persistence.get_subscriptions(name, "k", T0 - timedelta(seconds=1)) == []
         assert await persistence.get_subscriptions(name, "k", T0) == [early]
         found = await persistence.get_subscriptions(name, "k", T0 + timedelta(hours=1))
         assert found == [early, late]
-        await persistence.terminate_subscription(early.id)
+        await _save(persistence, instance, closed_subscriptions=[early.id])
         found = await persistence.get_subscriptions(name, "k", T0 + timedelta(hours=1))
         assert found == [late]
-        closed = await persistence.get_subscription(early.id)
-        assert closed is not None
-        assert closed.terminated
 
-    async def test_terminating_unknown_or_closed_subscription_is_harmless(
+    # -- event delivery --------------------------------------------------------------
+
+    async def _waiting(
+        self, persistence: PersistenceProvider, name: str
+    ) -> tuple[WorkflowInstance, EventSubscription]:
+        instance = make_instance(pointers=3, next_execution=None)
+        p = instance.execution_pointers[-1]
+        p.status = PointerStatus.WAITING_FOR_EVENT
+        p.active = False
+        p.event_name, p.event_key = name, "k"
+        await persistence.create_workflow(instance)
+        sub = _subscription(instance, name, "k")
+        await _save(persistence, instance, opened_subscriptions=[sub])
+        return instance, sub
+
+    async def test_deliver_event_is_one_write_that_wakes_the_pointer(
         self, persistence: PersistenceProvider
     ) -> None:
-        await persistence.terminate_subscription(new_id())
-        assert await persistence.get_subscription(new_id()) is None
-        instance = make_instance()
-        await persistence.create_workflow(instance)
-        sub = _subscription(instance, unique_word(), "k")
-        await persistence.create_subscription(sub)
-        await persistence.terminate_subscription(sub.id)
-        await persistence.terminate_subscription(sub.id)
-        closed = await persistence.get_subscription(sub.id)
-        assert closed is not None
-        assert closed.terminated
+        name = unique_word()
+        instance, sub = await self._waiting(persistence, name)
+        event = Event(name=name, key="k", data=SampleData(), time=T0)
+        await persistence.create_event(event)
+        delivery = EventDelivery(
+            event_id=event.id,
+            subscription_id=sub.id,
+            workflow_id=instance.id,
+            pointer_id=sub.pointer_id,
+            time=T0 + timedelta(seconds=1),
+            fencing_token=2,
+        )
+        assert await persistence.deliver_event(delivery)
+        got = await persistence.get_workflow(instance.id)
+        p = got.execution_pointers[-1]
+        assert (p.status, p.active, p.event_published) == (PointerStatus.PENDING, True, True)
+        assert p.event_data == SampleData()
+        assert got.execution_pointers[:-1] == instance.execution_pointers[:-1]
+        assert got.next_execution == T0 + timedelta(seconds=1)
+        assert not await _is_open(persistence, sub)
+        assert (await persistence.get_event(event.id)).processed
+        assert not await persistence.deliver_event(delivery), "delivered twice"
+        with expect_raises(StaleLeaseError, "a delivery under an older token"):
+            await persistence.deliver_event(attrs.evolve(delivery, fencing_token=1))
+
+    async def test_deliver_event_can_leave_the_event_pending_for_other_subscribers(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        name = unique_word()
+        instance, sub = await self._waiting(persistence, name)
+        event = Event(name=name, key="k", time=T0)
+        await persistence.create_event(event)
+        delivery = EventDelivery(
+            event_id=event.id,
+            subscription_id=sub.id,
+            workflow_id=instance.id,
+            pointer_id=sub.pointer_id,
+            time=T0,
+            mark_processed=False,
+        )
+        assert await persistence.deliver_event(delivery)
+        assert not (await persistence.get_event(event.id)).processed
+        assert not await _is_open(persistence, sub)
+
+    async def test_deliver_event_to_a_stale_subscription_changes_nothing(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        name = unique_word()
+        instance, sub = await self._waiting(persistence, name)
+        event = Event(name=name, key="k", time=T0)
+        await persistence.create_event(event)
+        before = await persistence.get_workflow(instance.id)
+        await _save(persistence, instance, closed_subscriptions=[sub.id])
+        delivery = EventDelivery(
+            event_id=event.id,
+            subscription_id=sub.id,
+            workflow_id=instance.id,
+            pointer_id=sub.pointer_id,
+            time=T0,
+        )
+        assert not await persistence.deliver_event(delivery)
+        assert await persistence.get_workflow(instance.id) == before
+        assert not (await persistence.get_event(event.id)).processed
 
     # -- events ----------------------------------------------------------------------
 
@@ -419,16 +596,15 @@ class PersistenceContract:
         await persistence.create_workflow(instance)
         too_late = _subscription(instance, name, "k", T0 + timedelta(seconds=1))
         wrong_key = _subscription(instance, name, "other", T0)
-        await persistence.create_subscription(too_late)
-        await persistence.create_subscription(wrong_key)
+        await _save(persistence, instance, opened_subscriptions=[too_late, wrong_key])
         assert event.id not in await persistence.get_runnable_events(far)
         sub = _subscription(instance, name, "k", T0 - timedelta(seconds=1))
-        await persistence.persist_workflow(instance, [], subscriptions=[sub])
+        await _save(persistence, instance, opened_subscriptions=[sub])
         assert event.id in await persistence.get_runnable_events(far)
         assert event.id in await persistence.get_runnable_events(T0)
         early = T0 - timedelta(microseconds=1)
         assert event.id not in await persistence.get_runnable_events(early), "not due yet"
-        await persistence.terminate_subscription(sub.id)
+        await _save(persistence, instance, closed_subscriptions=[sub.id])
         assert event.id not in await persistence.get_runnable_events(far)
 
     async def test_runnable_events_are_earliest_first_and_exclude_processed(
@@ -437,7 +613,9 @@ class PersistenceContract:
         name = unique_word()
         instance = make_instance()
         await persistence.create_workflow(instance)
-        await persistence.create_subscription(_subscription(instance, name, "k", T0))
+        await _save(
+            persistence, instance, opened_subscriptions=[_subscription(instance, name, "k")]
+        )
         second = Event(name=name, key="k", time=T0 + timedelta(seconds=2))
         first = Event(name=name, key="k", time=T0 + timedelta(seconds=1))
         done = Event(name=name, key="k", time=T0 + timedelta(seconds=3), processed=True)
@@ -446,6 +624,7 @@ class PersistenceContract:
         runnable = await persistence.get_runnable_events(T0 + timedelta(days=1))
         ours = [i for i in runnable if i in {first.id, second.id, done.id}]
         assert ours == [first.id, second.id]
+        assert len(await persistence.get_runnable_events(T0 + timedelta(days=1), 1)) == 1
 
     async def test_pending_events_by_name_key_and_as_of_earliest_first(
         self, persistence: PersistenceProvider
@@ -468,22 +647,9 @@ class PersistenceContract:
             events[3].id,
         ]
         assert await persistence.get_pending_events(name, "k", T0 + timedelta(hours=1)) == []
+        assert _ids(await persistence.get_pending_events(name, "k", T0, 1)) == [events[2].id]
 
-    async def test_mark_event_processed_and_unprocessed(
-        self, persistence: PersistenceProvider
-    ) -> None:
-        name = unique_word()
-        event = Event(name=name, key="k", time=T0)
-        await persistence.create_event(event)
-        await persistence.mark_event_processed(event.id)
-        assert (await persistence.get_event(event.id)).processed
-        assert await persistence.get_pending_events(name, "k", T0) == []
-        await persistence.mark_event_processed(event.id)
-        await persistence.mark_event_unprocessed(event.id)
-        assert not (await persistence.get_event(event.id)).processed
-        assert _ids(await persistence.get_pending_events(name, "k", T0)) == [event.id]
-
-    # -- errors and commands ---------------------------------------------------------
+    # -- errors ---------------------------------------------------------
 
     async def test_execution_errors_are_appended_and_listed_oldest_first(
         self, persistence: PersistenceProvider
@@ -495,28 +661,8 @@ class PersistenceContract:
             workflow_id=instance.id, pointer_id=pointer_id, time=T0 + timedelta(1), message="b"
         )
         e1 = ExecutionError(workflow_id=instance.id, pointer_id=None, time=T0, message="a")
-        await persistence.persist_errors([e2])
-        await persistence.persist_errors([e1])
-        await persistence.persist_errors([])
+        await _save(persistence, instance, errors=[e2])
+        await _save(persistence, instance, errors=[e1])
+        await _save(persistence, instance, errors=[])
         assert await persistence.get_errors(instance.id) == [e1, e2]
         assert await persistence.get_errors(new_id()) == []
-
-    async def test_scheduled_commands_are_taken_once_when_due(
-        self, persistence: PersistenceProvider
-    ) -> None:
-        tag = unique_word()
-        late = ScheduledCommand(name="Cmd", data=f"{tag}-late", execute_time=T0)
-        early = ScheduledCommand(
-            name="Cmd", data=f"{tag}-early", execute_time=T0 - timedelta(minutes=1)
-        )
-        future = ScheduledCommand(
-            name="Cmd", data=f"{tag}-future", execute_time=T0 + timedelta(hours=1)
-        )
-        for c in (late, early, future, late):
-            await persistence.schedule_command(c)
-        taken = [c for c in await persistence.take_due_commands(T0) if c.data.startswith(tag)]
-        assert taken == [early, late], "due commands missing, repeated or out of order"
-        again = await persistence.take_due_commands(T0)
-        assert not [c for c in again if c.data.startswith(tag)], "a command was taken twice"
-        rest = await persistence.take_due_commands(T0 + timedelta(days=1))
-        assert [c for c in rest if c.data.startswith(tag)] == [future]

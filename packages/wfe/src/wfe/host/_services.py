@@ -1,0 +1,38 @@
+"""What the dispatcher and middleware need from their host: a small record, not the host."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+
+from wfe.core import Clock, LifecycleEvent
+from wfe.core.protocols import (
+    DistributedLockProvider,
+    PersistenceProvider,
+    QueueProvider,
+    SearchIndex,
+)
+
+from ._config import HostConfig
+from ._registry import DefinitionRegistry
+
+StartWorkflow = Callable[..., Awaitable[str]]
+"""``WorkflowHost.start_workflow`` (children are started through it)."""
+
+
+@attrs.frozen(kw_only=True)
+class HostServices:
+    """The entered providers and settings of one running host."""
+
+    config: HostConfig
+    persistence: PersistenceProvider
+    locks: DistributedLockProvider
+    queues: QueueProvider
+    search_index: SearchIndex | None
+    clock: Clock
+    registry: DefinitionRegistry
+    publish: Callable[[LifecycleEvent], None]
+    start_workflow: StartWorkflow
+    extra: dict[str, Any] = attrs.field(factory=dict)
