@@ -1,0 +1,214 @@
+"""A host process for the crash-boundary and fencing tests (a script, not collected).
+
+    python crash_worker.py DB LOG start KIND COUNT   # start COUNT workflows, run them
+    python crash_worker.py DB LOG publish            # publish each waiting workflow's event
+    python crash_worker.py DB LOG finish             # run until every stored workflow ended
+    python crash_worker.py DB LOG fence ROLE         # the fencing scenario's host ROLE (a|b)
+
+``WFE_CRASH=OP:WHEN:N`` makes the process SIGKILL itself at a write boundary: right
+``before`` or ``after`` the Nth call of the store's ``OP`` (``persist_checkpoint``,
+``deliver_event``, ``create_workflow``, ``claim_workflow``). ``WFE_LOCKS`` names a lock
+store other than the workflow store (a second SQLite file). Every step and every
+checkpoint outcome is appended to LOG (``O_APPEND`` lines are atomic), so the test
+sees what ran, where, and what the store accepted.
+"""
+
+# The log and flag files are written by other processes: polling them is the point.
+# ruff: noqa: ASYNC240, ASYNC251
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from wfe.core import StaleLeaseError, StepExecutionContext, WorkflowBuilder, WorkflowStatus
+from wfe.core.protocols import Checkpoint, EventDelivery
+from wfe.host import WorkflowHostBuilder
+from wfe.sqlite import SqlitePersistenceProvider
+
+DB, LOG, MODE = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+ARGS = sys.argv[4:]
+ROLE = ARGS[0] if MODE == "fence" else str(os.getpid())
+GO = LOG.with_suffix(".go")
+
+
+def record(*parts: Any) -> None:
+    line = " ".join(str(p) for p in (*parts, ROLE)) + "\n"
+    fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def a_outcomes() -> list[str]:
+    """Host a's outcomes so far: a checkpoint stored or refused, or its run stopped
+    because its lease renewal failed (whichever comes first after it wakes)."""
+    lines = LOG.read_text().splitlines() if LOG.exists() else []
+    kinds = ("stored", "refused", "lease-lost")
+    return [x for x in lines if x.endswith(" a") and x.split()[0] in kinds]
+
+
+class LeaseLossToLog(logging.Handler):
+    """Writes the host's "lost the lease" warning to LOG, so the test can see it."""
+
+    def emit(self, record_: logging.LogRecord) -> None:
+        if record_.getMessage().startswith("lost the lease"):
+            record("lease-lost", str(record_.args[0] if record_.args else ""))
+
+
+logging.getLogger("wfe.host").addHandler(LeaseLossToLog())
+
+
+class CrashingStore(SqlitePersistenceProvider):
+    """The real SQLite store, killing its own process at the boundary WFE_CRASH names."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        op, when, n = (os.environ.get("WFE_CRASH") or "none:never:0").split(":")
+        self._crash = (op, when, int(n))
+        self._calls: dict[str, int] = {}
+
+    def _boundary(self, op: str, when: str) -> None:
+        want_op, want_when, n = self._crash
+        if op == want_op and when == want_when and self._calls.get(op, 0) == n:
+            record("killed", op, when, n)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def _around(self, op: str, call: Any) -> Any:
+        self._calls[op] = self._calls.get(op, 0) + 1
+        self._boundary(op, "before")
+        result = await call
+        self._boundary(op, "after")
+        return result
+
+    async def create_workflow(self, instance: Any) -> str:
+        return await self._around("create_workflow", super().create_workflow(instance))  # type: ignore[no-any-return]
+
+    async def claim_workflow(self, workflow_id: str, fencing_token: int) -> Any:
+        return await self._around(
+            "claim_workflow", super().claim_workflow(workflow_id, fencing_token)
+        )
+
+    async def deliver_event(self, delivery: EventDelivery) -> bool:
+        return await self._around("deliver_event", super().deliver_event(delivery))  # type: ignore[no-any-return]
+
+    async def persist_checkpoint(self, checkpoint: Checkpoint) -> None:
+        wid = checkpoint.instance.id
+        try:
+            await self._around("persist_checkpoint", super().persist_checkpoint(checkpoint))
+        except StaleLeaseError:
+            record("refused", wid, checkpoint.fencing_token)
+            raise
+        record("stored", wid, checkpoint.fencing_token, checkpoint.instance.status.value)
+
+
+def step(n: int) -> Any:
+    def body(ctx: StepExecutionContext) -> None:
+        record("step", ctx.workflow.id, n)
+        ctx.workflow.data[f"s{n}"] = ROLE
+
+    return body
+
+
+async def fence_step(ctx: StepExecutionContext) -> None:
+    """Host a blocks its event loop here (so it cannot renew its lease) until told to
+    go on; host b, the new owner, stays here until a's stale write has been tried."""
+    record("step2-start", ctx.workflow.id)
+    if ROLE == "a":
+        while not GO.exists():
+            time.sleep(0.02)  # blocking on purpose: the lease lapses
+    else:
+        seen = len(a_outcomes())
+        while len(a_outcomes()) == seen:
+            await trio.sleep(0.02)
+    ctx.workflow.data["s2"] = ROLE
+    record("step2-end", ctx.workflow.id)
+
+
+SEQ = WorkflowBuilder(dict).start_with(step(1))
+for _n in range(2, 6):
+    SEQ = SEQ.then(step(_n))
+SEQ5 = SEQ.build("seq5", 1)
+WAIT = (
+    WorkflowBuilder(dict)
+    .start_with(step(1))
+    .wait_for("go", lambda d, ctx: ctx.workflow.id)
+    .output("event", lambda s: s.event_data)
+    .then(step(3))
+    .build("wait", 1)
+)
+FENCE = WorkflowBuilder(dict).start_with(step(1)).then(fence_step).then(step(3)).build("fence", 1)
+
+
+async def wait_all_ended(host: Any) -> None:
+    while True:
+        runnable = await host.list_workflows(status=WorkflowStatus.RUNNABLE, take=10_000)
+        if not runnable:
+            return
+        await trio.sleep(0.05)
+
+
+async def publish_all() -> None:
+    """Store every waiting workflow's event first (a client host runs nothing), so a
+    kill during delivery cannot prevent an event from being published."""
+    client = WorkflowHostBuilder().persistence(f"sqlite:///{DB}").run_workflows(False)
+    async with client.build() as host:
+        waiting = await host.list_workflows(status=WorkflowStatus.RUNNABLE, take=10_000)
+        for w in waiting:
+            await host.publish_event("go", w.id, {"for": w.id})
+            record("published", w.id)
+
+
+async def main() -> None:
+    if MODE == "publish":
+        await publish_all()
+    ttl = timedelta(seconds=1 if MODE == "fence" else 2)
+    builder = (
+        WorkflowHostBuilder()
+        .persistence(CrashingStore(f"sqlite:///{DB}"))
+        .lease_ttl(ttl)
+        .poll_interval(timedelta(milliseconds=200))
+        .register(SEQ5)
+        .register(WAIT)
+        .register(FENCE)
+    )
+    if os.environ.get("WFE_LOCKS"):
+        builder = builder.locks(os.environ["WFE_LOCKS"])
+    async with builder.build() as host:
+        if MODE == "start":
+            kind, count = ARGS[0], int(ARGS[1])
+            for _ in range(count):
+                wid = await host.start_workflow(kind, 1, {})
+                record("started", wid)
+            if kind == "wait":
+                with trio.fail_after(60):
+                    while LOG.read_text().count("stored ") < 2 * count:
+                        await trio.sleep(0.05)
+                print("waiting", flush=True)
+                return
+            await wait_all_ended(host)
+        elif MODE == "publish":
+            await wait_all_ended(host)
+        elif MODE == "finish":
+            with trio.fail_after(90):
+                await wait_all_ended(host)
+        elif MODE == "fence":
+            if ROLE == "a":
+                wid = await host.start_workflow("fence", 1, {})
+                record("started", wid)
+            with trio.fail_after(90):
+                await wait_all_ended(host)
+        done = await host.list_workflows(take=10_000)
+        print(" ".join(sorted(w.status.value for w in done)), flush=True)
+
+
+if __name__ == "__main__":
+    trio.run(main)

@@ -1,0 +1,192 @@
+"""SIGKILL at every write boundary, and a paused holder fenced out: real processes,
+one SQLite file. Whatever instant a host dies at, a new host finishes every workflow
+and no step whose result was stored runs again; a host that lost its lease cannot
+store anything once another host has claimed the instance."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+WORKER = Path(__file__).with_name("crash_worker.py")
+
+pytestmark = pytest.mark.slow
+
+
+def spawn(
+    db: Path, log: Path, *args: str, crash: str = "", locks: str = ""
+) -> subprocess.Popen[str]:
+    env = dict(os.environ)
+    env.pop("WFE_CRASH", None)
+    env.pop("WFE_LOCKS", None)
+    if crash:
+        env["WFE_CRASH"] = crash
+    if locks:
+        env["WFE_LOCKS"] = locks
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), str(db), str(log), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 120) -> str:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, f"worker failed ({proc.returncode}):\n{err}"
+    return out
+
+
+def killed(proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    _, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == -signal.SIGKILL, f"expected a SIGKILL ({proc.returncode}):\n{err}"
+
+
+def lines(log: Path) -> list[list[str]]:
+    return [line.split() for line in log.read_text().splitlines()]
+
+
+def wait_for(log: Path, *words: str, timeout: float = 60) -> None:
+    """Wait until a log line starts with ``words``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and any(w[: len(words)] == list(words) for w in lines(log)):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no line {' '.join(words)!r} in {log}:\n{log.read_text()}")
+
+
+def stored_data(db: Path) -> dict[str, tuple[str, dict[str, object]]]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT id, status, data FROM workflows").fetchall()
+    return {wid: (status, json.loads(data)) for wid, status, data in rows}
+
+
+def assert_no_committed_step_ran_again(log: Path) -> Counter[tuple[str, str]]:
+    """A step run is committed once a later checkpoint of its workflow was stored by
+    the same process; such a step must never run again. Returns the run counts."""
+    entries = lines(log)
+    runs: Counter[tuple[str, str]] = Counter()
+    committed: set[tuple[str, str]] = set()
+    for i, entry in enumerate(entries):
+        if entry[0] != "step":
+            continue
+        wid, n, pid = entry[1], entry[2], entry[-1]
+        assert (wid, n) not in committed, f"step {n} of {wid} ran again after it was stored"
+        runs[(wid, n)] += 1
+        later = entries[i + 1 :]
+        if any(e[0] == "stored" and e[1] == wid and e[-1] == pid for e in later):
+            committed.add((wid, n))
+    return runs
+
+
+def assert_all_complete(db: Path, count: int, steps: tuple[str, ...]) -> None:
+    stored = stored_data(db)
+    assert len(stored) == count
+    for wid, (status, data) in stored.items():
+        assert status == "COMPLETE", f"{wid} left {status}: {data}"
+        for n in steps:
+            assert f"s{n}" in data, f"{wid} lost step {n}'s result: {data}"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_kill_right_after_a_checkpoint_reruns_nothing(tmp_path: Path, n: int) -> None:
+    db, log = tmp_path / "w.db", tmp_path / "log"
+    killed(spawn(db, log, "start", "seq5", "1", crash=f"persist_checkpoint:after:{n}"))
+    finish(spawn(db, log, "finish"))
+    runs = assert_no_committed_step_ran_again(log)
+    assert set(runs.values()) == {1}, f"a step ran twice: {runs}"
+    assert_all_complete(db, 1, ("1", "2", "3", "4", "5"))
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_kill_before_a_checkpoint_reruns_only_the_step_in_flight(tmp_path: Path, n: int) -> None:
+    """n=5 is the old gap: the last step done, completion not yet written."""
+    db, log = tmp_path / "w.db", tmp_path / "log"
+    killed(spawn(db, log, "start", "seq5", "1", crash=f"persist_checkpoint:before:{n}"))
+    finish(spawn(db, log, "finish"))
+    runs = assert_no_committed_step_ran_again(log)
+    twice = [key for key, count in runs.items() if count > 1]
+    assert [step for _, step in twice] == [str(n)], runs
+    assert max(runs.values()) == 2
+    assert_all_complete(db, 1, ("1", "2", "3", "4", "5"))
+
+
+@pytest.mark.parametrize("crash", ["create_workflow:after:4", "create_workflow:before:4"])
+def test_kill_in_a_start_burst_loses_no_started_workflow(tmp_path: Path, crash: str) -> None:
+    db, log = tmp_path / "w.db", tmp_path / "log"
+    killed(spawn(db, log, "start", "seq5", "10", crash=crash))
+    created = 4 if crash.endswith("after:4") else 3
+    finish(spawn(db, log, "finish"))
+    assert_no_committed_step_ran_again(log)
+    assert_all_complete(db, created, ("1", "2", "3", "4", "5"))
+
+
+@pytest.mark.parametrize("crash", ["deliver_event:before:2", "deliver_event:after:2"])
+def test_kill_in_the_middle_of_event_deliveries(tmp_path: Path, crash: str) -> None:
+    db, log = tmp_path / "w.db", tmp_path / "log"
+    assert finish(spawn(db, log, "start", "wait", "3")).strip() == "waiting"
+    killed(spawn(db, log, "publish", crash=crash))
+    finish(spawn(db, log, "finish"))
+    runs = assert_no_committed_step_ran_again(log)
+    assert set(runs.values()) == {1}, f"a step ran twice: {runs}"
+    assert_all_complete(db, 3, ("1", "3"))
+    for wid, (_, data) in stored_data(db).items():
+        assert data["event"] == {"for": wid}, "an event was lost or went to another workflow"
+
+
+@pytest.mark.parametrize("pause", ["blocked-loop", "sigstop"])
+@pytest.mark.parametrize("locks", ["store", "separate-lock-file"])
+def test_a_holder_paused_past_its_lease_is_fenced_out(
+    tmp_path: Path, pause: str, locks: str
+) -> None:
+    """Host a stops renewing (its step blocks the event loop, or the process is
+    stopped) past its 1 s lease; host b claims the instance and runs the step; then a
+    continues. Whether a first tries to store its result (the store refuses it,
+    although b has not written anything yet) or first sees its renewal fail, a stores
+    nothing and runs nothing more, and b finishes the workflow."""
+    db, log = tmp_path / "w.db", tmp_path / "log"
+    lock_url = f"sqlite:///{tmp_path / 'locks.db'}" if locks != "store" else ""
+    a = spawn(db, log, "fence", "a", locks=lock_url)
+    wait_for(log, "step2-start")
+    if pause == "sigstop":
+        a.send_signal(signal.SIGSTOP)
+    b = spawn(db, log, "fence", "b", locks=lock_url)
+    try:
+        wait_for(log, "step2-start", timeout=60)
+        deadline = time.monotonic() + 60
+        while not any(x[0] == "step2-start" and x[-1] == "b" for x in lines(log)):
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+        log.with_suffix(".go").touch()
+        if pause == "sigstop":
+            a.send_signal(signal.SIGCONT)
+        assert finish(b).split() == ["COMPLETE"]
+        finish(a)
+    finally:
+        for proc in (a, b):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    entries = lines(log)
+    (wid,) = {x[1] for x in entries if x[0] == "started"}
+    b_start = next(i for i, x in enumerate(entries) if x[0] == "step2-start" and x[-1] == "b")
+    after = entries[b_start:]
+    # a either tries to store its step and is refused, or notices first that its lease
+    # renewal fails and stops; it never stores anything once b has claimed.
+    stopped = [x[0] for x in after if x[-1] == "a" and x[0] in ("refused", "lease-lost")]
+    assert stopped, log.read_text()
+    assert not any(x[0] == "stored" and x[-1] == "a" for x in after), "a stale write was stored"
+    assert [x[-1] for x in entries if x[0] == "step" and x[2] == "3"] == ["b"]
+    status, data = stored_data(db)[wid]
+    assert (status, data["s2"], data["s3"]) == ("COMPLETE", "b", "b")
