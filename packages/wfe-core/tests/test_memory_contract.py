@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 import trio
+import trio.testing
 
 from wfe.core import ConfigurationError, WorkflowStarted
 from wfe.core.memory import (
@@ -159,10 +160,12 @@ async def test_lifecycle_publisher_keeps_events_and_feeds_subscribers() -> None:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(read_all)
-            await trio.sleep(0.01)
+            # No threads here: "every task blocked" means read_all has subscribed, and
+            # later that it has taken everything published so far.
+            await trio.testing.wait_all_tasks_blocked()
             await publisher.publish(events[1])
             publisher.publish_nowait(events[2])
-            await trio.sleep(0.01)
+            await trio.testing.wait_all_tasks_blocked()
             publisher.close()
     assert received == ["0", "1", "2"]
     assert publisher.events == events

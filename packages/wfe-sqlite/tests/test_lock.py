@@ -54,10 +54,12 @@ async def test_an_expired_lease_frees_the_resource(locks: SqliteLockProvider) ->
 
 
 async def test_renew_extends_a_held_lease(locks: SqliteLockProvider) -> None:
-    lease = await locks.acquire("r", timedelta(milliseconds=300))
+    # Lease expiry is on the wall clock stored in the file. Three renewals 0.4 s apart
+    # outlive the 1 s TTL (so renew extended it) and leave 0.6 s for a late wake-up.
+    lease = await locks.acquire("r", timedelta(seconds=1))
     assert lease is not None
     for _ in range(3):
-        await trio.sleep(0.15)
+        await trio.sleep(0.4)
         assert await locks.renew(lease)
     assert await locks.acquire("r", TTL) is None
 

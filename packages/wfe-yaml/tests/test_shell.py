@@ -159,8 +159,13 @@ async def test_timeout_kills_the_whole_process_group(runner: Runner, tmp_path: P
 async def test_cancellation_kills_the_process_group(runner: Runner, tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     body = shell({"run": f"sleep 30 & echo $! > {pidfile}; wait"})
-    with trio.move_on_after(0.5):
-        await runner.run(body, {})
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(runner.run, body, {})
+        # Cancel once the background child exists, not after a guessed delay.
+        with trio.fail_after(10):
+            while not pidfile.exists() or not pidfile.read_text().strip():
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
     await assert_gone(int(pidfile.read_text()))
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 
 from wfe.core import WfeError, WorkflowStatus
 from wfe.yaml import (
@@ -27,7 +26,7 @@ from wfe.yaml import (
 # The helpers live in a sibling module so that they are importable by name
 # (pytest's importlib mode does not put tests/ on sys.path).
 sys.path.insert(0, str(Path(__file__).parent))
-from yaml_acceptance_support import dedent, listing, one, run, write
+from yaml_acceptance_support import dedent, listing, one, run, until_dead, write
 
 # --------------------------------------------------------------- interpolation
 
@@ -247,20 +246,23 @@ async def test_kept_stdout_is_bounded() -> None:
 
 async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     marker = tmp_path / "survivor"
+    pidfile = tmp_path / "survivor.pid"
     compiled = one(f"""
         workflow:
           id: timeout
           steps:
             - name: slow
               config:
-                run: (sleep 2; touch {marker}) & sleep 30
+                run: (sleep 2; touch {marker}) & echo $! > {pidfile}; sleep 30
                 timeout: 500ms
         """)
     out = await run(compiled)
     assert out.status == WorkflowStatus.SUSPENDED
     assert out.elapsed < 2.0
     assert re.search(r"(?i)time", out.error_text())
-    await trio.sleep(2.5)
+    # The background subshell is the one that would touch the marker: once it is dead
+    # it never will.
+    await until_dead(int(pidfile.read_text()))
     assert not marker.exists()
 
 

@@ -8,12 +8,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import trio
+
 from wfe.core import WfeError, WorkflowInstance, WorkflowStatus
 from wfe.host import WorkflowHostBuilder
 from wfe.yaml import (
     CompiledWorkflow,
     load_workflow_from_str,
 )
+
+
+async def until_dead(pid: int, timeout: float = 5.0) -> None:
+    """Wait until process ``pid`` is gone (a zombie awaiting its reaper counts as gone);
+    a process of another session offers no event to await, so poll /proc."""
+    with trio.fail_after(timeout):
+        while True:
+            try:
+                stat = await trio.Path(f"/proc/{pid}/stat").read_text()
+            except FileNotFoundError:
+                return
+            if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
+                return
+            await trio.sleep(0.02)
 
 
 def dedent(text: str) -> str:

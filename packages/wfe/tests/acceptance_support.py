@@ -89,6 +89,16 @@ async def until_waiting(host: WorkflowHost, wid: str, count: int = 1) -> Workflo
     return found[0]
 
 
+async def until_a_sibling_waits(ctx: StepExecutionContext, timeout: float = 10.0) -> None:
+    """Inside a step body: wait until another pointer of the running instance waits for
+    an event (a parallel branch reached its ``wait_for``)."""
+    with trio.fail_after(timeout):
+        while not any(
+            p.status is PointerStatus.WAITING_FOR_EVENT for p in ctx.workflow.execution_pointers
+        ):
+            await trio.sleep(0.01)
+
+
 @contextlib.asynccontextmanager
 async def collecting(host: WorkflowHost) -> AsyncIterator[list[Any]]:
     """Collect the host's lifecycle events into a list while the block runs."""

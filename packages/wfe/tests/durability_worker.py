@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from wfe.core import StepExecutionContext, WorkflowBuilder, WorkflowStatus
+from wfe.core import PointerStatus, StepExecutionContext, WorkflowBuilder, WorkflowStatus
 from wfe.host import WorkflowHostBuilder
 
 DB, LOG, MODE = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
@@ -99,10 +99,13 @@ async def main() -> None:
         elif MODE == "start-wait":
             wid = await host.start_workflow("wait", 1, {})
             print(wid, flush=True)
+            # Stop the host once the wait is stored.
             with trio.fail_after(30):
-                while not LOG.exists() or "step1" not in LOG.read_text():
+                while not any(
+                    p.status is PointerStatus.WAITING_FOR_EVENT
+                    for p in (await host.get_workflow(wid)).execution_pointers
+                ):
                     await trio.sleep(0.05)
-            await trio.sleep(0.3)  # let the subscription be stored, then stop the host
         elif MODE == "publish":
             await host.publish_event("approved", ARGS[0], {"by": "ops"})
             instance = await host.wait_for_workflow(ARGS[0], timeout=60)

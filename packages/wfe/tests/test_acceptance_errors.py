@@ -28,6 +28,7 @@ from wfe.core import (
     WorkflowSuspended,
     WorkflowTerminated,
 )
+from wfe.host import WorkflowHost
 
 # The helpers and data classes live in sibling modules so that they are importable by name
 # (pytest's importlib mode does not put tests/ on sys.path).
@@ -63,6 +64,10 @@ def failing_def(
     return b.then(lambda ctx: None).build(def_id, 1)
 
 
+async def _error_count_at_least(host: WorkflowHost, wid: str, n: int) -> bool:
+    return len(await host.get_errors(wid)) >= n
+
+
 @pytest.mark.parametrize("n", [0, 1, 3])
 async def test_retry_max_retries_n_means_n_plus_one_attempts(store: str, n: int) -> None:
     """max_retries=N: N retries after the first failure, then FAILED pointer, SUSPENDED workflow."""
@@ -74,9 +79,9 @@ async def test_retry_max_retries_n_means_n_plus_one_attempts(store: str, n: int)
     ):
         wid = await host.start_workflow("retry-n", 1, {})
         inst = await host.wait_for_workflow(wid, timeout=10)
-        await trio.sleep(0.3)
-        errors = await host.get_errors(wid)
         await eventually(lambda: _true(WorkflowSuspended in types_for(seen, wid)))
+        await eventually(lambda: _error_count_at_least(host, wid, n + 1))
+        errors = await host.get_errors(wid)
     assert len(attempts) == n + 1
     assert inst.status is WorkflowStatus.SUSPENDED
     flaky = [p for p in inst.execution_pointers if p.step_name == "Flaky"]

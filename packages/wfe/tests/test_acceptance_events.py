@@ -35,6 +35,7 @@ from acceptance_support import (
     open_host,
     recorder,
     store_fixture,  # noqa: F401  (the ``store`` fixture)
+    until_a_sibling_waits,
     until_waiting,
     wait_def,
 )
@@ -67,15 +68,19 @@ async def test_subscription_gets_the_earliest_eligible_event_and_no_replay(store
     """Two pending events, a loop of waits: earliest first, then the second, none twice."""
     async with open_host(store, wait_def("loop3", loops=3)) as host:
         await host.publish_event("ev", "k", "first")
-        await trio.sleep(0.01)
+        await trio.sleep(0.01)  # distinct publish times, far above the clock's resolution
         await host.publish_event("ev", "k", "second")
         wid = await host.start_workflow("loop3", 1, {"got": []})
+        # Each wait is stored (WAITING_FOR_EVENT) before the host hands it the pending event,
+        # so a waiting pointer alone does not mean both events have arrived: wait for both.
+        await eventually(lambda: _got_len(host, wid, 2))
         inst = await until_waiting(host, wid)
         assert inst.data["got"] == ["first", "second"]
-        await trio.sleep(0.3)
-        assert (await host.get_workflow(wid)).status is WorkflowStatus.RUNNABLE
+        assert inst.status is WorkflowStatus.RUNNABLE
         await host.publish_event("ev", "k", "third")
         done = await host.wait_for_workflow(wid, timeout=10)
+    # A replayed event would be older than "third", hence the earliest eligible one: the third
+    # wait would have taken "first" or "second" instead.
     assert done.data["got"] == ["first", "second", "third"]
 
 
@@ -96,13 +101,12 @@ async def test_loop_around_wait_for_does_not_reconsume(store: str) -> None:
         await until_waiting(host, wid)
         await host.publish_event("ev", "k", 1)
         await eventually(lambda: _got_len(host, wid, 1))
-        await until_waiting(host, wid)
-        await trio.sleep(0.5)
-        inst = await host.get_workflow(wid)
+        inst = await until_waiting(host, wid)
         assert inst.status is WorkflowStatus.RUNNABLE
         assert inst.data["got"] == [1]
         await host.publish_event("ev", "k", 2)
         done = await host.wait_for_workflow(wid, timeout=10)
+    # A re-consumed 1 would be the earliest eligible event, taken before 2: [1, 1].
     assert done.data["got"] == [1, 2]
 
 
@@ -141,10 +145,9 @@ async def test_wait_with_effective_date_ignores_earlier_events(store: str, form:
         await host.publish_event("ev", "k", "too-old", effective_date=cutoff - timedelta(hours=1))
         wid = await host.start_workflow("eff", 1, {"got": []})
         await until_waiting(host, wid)
-        await trio.sleep(0.4)
-        assert (await host.get_workflow(wid)).data["got"] == []
         await host.publish_event("ev", "k", "fresh")
         inst = await host.wait_for_workflow(wid, timeout=10)
+    # Were "too-old" accepted, it would be the earliest eligible event, taken instead.
     assert inst.data["got"] == ["fresh"]
 
 
@@ -153,7 +156,8 @@ async def test_wait_for_cancel_condition_cancels_and_ignores_later_events(store:
     log: list[str] = []
 
     async def stop_later(ctx: StepExecutionContext) -> None:
-        await trio.sleep(0.3)
+        # Cancel a wait that is already subscribed, not one that has yet to start.
+        await until_a_sibling_waits(ctx)
         ctx.workflow.data["stop"] = True
 
     definition = (
@@ -172,13 +176,22 @@ async def test_wait_for_cancel_condition_cancels_and_ignores_later_events(store:
         .then(recorder(log, "after"))
         .build("wcancel", 1)
     )
-    async with open_host(store, definition) as host:
+    # Waits for the same event: it gets "late" only if the cancelled wait did not take it,
+    # and once it has it, the host is done delivering "late".
+    sentinel = (
+        WorkflowBuilder(dict)
+        .wait_for("cancel-ev", "k")
+        .output("event", lambda step: step.event_data)
+        .build("wcancel-sentinel", 1)
+    )
+    async with open_host(store, definition, sentinel) as host:
         wid = await host.start_workflow("wcancel", 1, {"stop": False, "event": None})
         inst = await host.wait_for_workflow(wid, timeout=10)
         assert inst.status is WorkflowStatus.COMPLETE
         assert PointerStatus.CANCELLED in {p.status for p in inst.execution_pointers}
         await host.publish_event("cancel-ev", "k", "late")
-        await trio.sleep(0.4)
+        other = await host.start_workflow("wcancel-sentinel", 1, {"event": None})
+        assert (await host.wait_for_workflow(other, timeout=10)).data["event"] == "late"
         after = await host.get_workflow(wid)
     assert after.data["event"] is None
     assert after.status is WorkflowStatus.COMPLETE
@@ -191,7 +204,8 @@ async def test_cancel_condition_verb_with_proceed(store: str, proceed: bool) -> 
     log: list[str] = []
 
     async def stop_later(ctx: StepExecutionContext) -> None:
-        await trio.sleep(0.3)
+        # Cancel a wait that is already subscribed, not one that has yet to start.
+        await until_a_sibling_waits(ctx)
         ctx.workflow.data["stop"] = True
 
     definition = (
@@ -310,8 +324,8 @@ async def test_wait_for_event_result_as_of_excludes_earlier_events() -> None:
         await host.publish_event("body-ev", "k1", "before-as-of")
         wid = await host.start_workflow("body-wait-3", 1, {})
         await until_waiting(host, wid)
-        await trio.sleep(0.3)
         assert Waiter.got == []
         await host.publish_event("body-ev", "k1", "after-as-of")
         await host.wait_for_workflow(wid, timeout=5)
+    # Were "before-as-of" eligible, it would be the earliest one, delivered instead.
     assert Waiter.got == ["after-as-of"]

@@ -168,6 +168,8 @@ async def test_suspended_workflow_does_not_consume_events_until_resumed(store: s
         await until_waiting(host, wid)
         await host.suspend_workflow(wid)
         await host.publish_event("ev", "k", "while-suspended")
+        # "Does not run" has no event to wait for: a window in which a wrongly resumed
+        # workflow would consume it. A correct host passes however slow the machine is.
         await trio.sleep(0.5)
         inst = await host.get_workflow(wid)
         assert inst.status is WorkflowStatus.SUSPENDED
@@ -284,7 +286,10 @@ async def test_workflows_run_concurrently_by_default(store: str) -> None:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
-        await trio.sleep(0.3)
+        # Stay busy until a second workflow runs alongside (or give up: peak stays 1).
+        with trio.move_on_after(10):
+            while peak < 2:
+                await trio.sleep(0.01)
         running -= 1
 
     definition = WorkflowBuilder(dict).start_with(busy).build("busy2", 1)

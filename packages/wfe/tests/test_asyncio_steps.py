@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -81,7 +82,11 @@ async def test_asyncio_step_function_and_parallel_branches(host_factory: HostFac
     async def sleepy(ctx: StepExecutionContext) -> None:
         active["now"] += 1
         active["max"] = max(active["max"], active["now"])
-        await asyncio.sleep(0.05)
+        # Stay until all three run at once (or give up after 10 s: max stays below 3).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                while active["max"] < 3:
+                    await asyncio.sleep(0.01)
         active["now"] -= 1
 
     definition = (

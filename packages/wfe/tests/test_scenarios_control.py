@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from wfe.core import (
     PointerStatus,
     WorkflowBuilder,
     WorkflowCompleted,
+    WorkflowNotFoundError,
     WorkflowStatus,
 )
 
@@ -244,7 +246,17 @@ async def test_sub_workflow_finishes_on_terminated_child(host_factory: HostFacto
                 await trio.sleep(0.02)
         child_id = subs[0].event_key
         assert child_id is not None
-        await trio.sleep(0.1)
+        # The child exists (and is worth terminating) once it waits for its event.
+        with trio.fail_after(10):
+            while True:
+                with contextlib.suppress(WorkflowNotFoundError):
+                    child = await host.get_workflow(child_id)
+                    if any(
+                        p.status is PointerStatus.WAITING_FOR_EVENT
+                        for p in child.execution_pointers
+                    ):
+                        break
+                await trio.sleep(0.02)
         assert await host.terminate_workflow(child_id)
         instance = await host.wait_for_workflow(wid, timeout=10)
     assert instance.status is WorkflowStatus.COMPLETE

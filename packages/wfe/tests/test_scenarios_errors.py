@@ -26,6 +26,15 @@ from .conftest import HostFactory
 FAST_RETRY = ErrorBehavior.retry(timedelta(milliseconds=20), max_retries=2)
 
 
+async def until_pointer(host: Any, wid: str, status: PointerStatus) -> None:
+    """Wait until a pointer of ``wid`` has ``status`` in the store."""
+    with trio.fail_after(10):
+        while not any(
+            p.status is status for p in (await host.get_workflow(wid)).execution_pointers
+        ):
+            await trio.sleep(0.02)
+
+
 def failing(counter: dict[str, int], times: int = 1_000) -> Any:
     def step(ctx: Any) -> None:
         counter["n"] += 1
@@ -115,9 +124,11 @@ async def test_suspend_resume_and_terminate_from_outside(host_factory: HostFacto
     definition = (
         WorkflowBuilder(dict).start_with(lambda ctx: None).wait_for("e", "k").build("ctl", 1)
     )
-    async with host_factory(definition) as host:
+    # Waits for the same event: once it has it, the host is done delivering that event.
+    sentinel = WorkflowBuilder(dict).wait_for("e", "k").build("ctl-sentinel", 1)
+    async with host_factory(definition, sentinel) as host:
         wid = await host.start_workflow("ctl", 1, {})
-        await trio.sleep(0.2)
+        await until_pointer(host, wid, PointerStatus.WAITING_FOR_EVENT)
         assert await host.suspend_workflow(wid) is True
         assert (await host.get_workflow(wid)).status is WorkflowStatus.SUSPENDED
         assert await host.suspend_workflow(wid) is False
@@ -127,7 +138,8 @@ async def test_suspend_resume_and_terminate_from_outside(host_factory: HostFacto
         assert await host.terminate_workflow(wid) is False
         instance = await host.get_workflow(wid)
         await host.publish_event("e", "k")
-        await trio.sleep(0.2)
+        other = await host.start_workflow("ctl-sentinel", 1, {})
+        assert (await host.wait_for_workflow(other, timeout=10)).status is WorkflowStatus.COMPLETE
         after = await host.get_workflow(wid)
     assert instance.status is WorkflowStatus.TERMINATED
     assert after.status is WorkflowStatus.TERMINATED
@@ -165,7 +177,9 @@ async def test_instance_of_unregistered_definition_is_retried_with_backoff(
         from wfe.core.protocols import QueueKind
 
         await host.queues.enqueue(QueueKind.WORKFLOW, other.id)
-        await trio.sleep(0.5)
+        with trio.fail_after(10):
+            while not await host.get_errors(other.id):
+                await trio.sleep(0.02)
         errors = await host.get_errors(other.id)
         stored = await host.get_workflow(other.id)
     assert len(errors) == 1
@@ -207,9 +221,11 @@ async def test_step_error_publishes_workflow_error(host_factory: HostFactory) ->
 async def test_stop_waits_for_running_step(host_factory: HostFactory, store_url: str) -> None:
     """StopAsync: leaving the host waits for the running step and persists its result."""
     finished: list[str] = []
+    started = trio.Event()
 
     async def slow(ctx: Any) -> None:
-        await trio.sleep(0.5)
+        started.set()
+        await trio.sleep(0.5)  # long enough to be running when the host is left
         finished.append("slow")
 
     definition = (
@@ -220,7 +236,8 @@ async def test_stop_waits_for_running_step(host_factory: HostFactory, store_url:
     )
     async with host_factory(definition) as host:
         wid = await host.start_workflow("stop", 1, {})
-        await trio.sleep(0.1)
+        with trio.fail_after(10):
+            await started.wait()
     assert finished == ["slow"]
     if store_url.startswith("memory"):
         return
@@ -261,7 +278,7 @@ async def test_definition_drift_is_reported_not_run(tmp_path: Any) -> None:
     )
     async with WorkflowHostBuilder().persistence(url).register(original).build() as host:
         wid = await host.start_workflow("drift", 1, {})
-        await trio.sleep(0.2)
+        await until_pointer(host, wid, PointerStatus.WAITING_FOR_EVENT)
     async with WorkflowHostBuilder().persistence(url).register(changed).build() as host:
         await host.publish_event("go", "k")
         with trio.fail_after(10):
@@ -320,7 +337,7 @@ async def test_parallel_step_finishing_after_suspension_keeps_its_result(
         WorkflowBuilder(dict)
         .start_with(lambda ctx: None)
         .parallel()
-        .do(lambda b: b.start_with(slow))
+        .do(lambda b: b.start_with(slow).name("slow"))
         .do(lambda b: b.start_with(flaky).on_error(ErrorBehavior.suspend()))
         .join()
         .build("suspend-mid", 1)
@@ -329,7 +346,13 @@ async def test_parallel_step_finishing_after_suspension_keeps_its_result(
         wid = await host.start_workflow("suspend-mid", 1, {})
         suspended = await host.wait_for_workflow(wid, timeout=10)
         assert suspended.status is WorkflowStatus.SUSPENDED
-        await trio.sleep(0.5)
+        # The slow branch finishes after the suspension; resume once its result is stored.
+        with trio.fail_after(10):
+            while not any(
+                p.step_name == "slow" and p.status is PointerStatus.COMPLETE
+                for p in (await host.get_workflow(wid)).execution_pointers
+            ):
+                await trio.sleep(0.02)
         assert await host.resume_workflow(wid)
         instance = await host.wait_for_workflow(wid, timeout=10)
     assert instance.status is WorkflowStatus.COMPLETE

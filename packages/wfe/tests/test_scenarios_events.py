@@ -80,11 +80,13 @@ async def test_other_keys_do_not_match(host_factory: HostFactory) -> None:
         wid = await host.start_workflow("events", 1, Keys("x", "y"))
         await wait_until_waiting(host, wid)
         await host.publish_event("event1", "not-x", 1)
-        with trio.move_on_after(0.5):
-            await host.wait_for_workflow(wid)
-        instance = await host.get_workflow(wid)
+        await host.publish_event("event1", "x", "right")
+        # Were "not-x" accepted, it would be the earliest eligible event, taken instead.
+        with trio.fail_after(10):
+            while (instance := await host.get_workflow(wid)).data.value1 is None:
+                await trio.sleep(0.02)
         assert instance.status is WorkflowStatus.RUNNABLE
-        assert instance.data.value1 is None
+        assert instance.data.value1 == "right"
 
 
 async def test_loop_around_wait_does_not_replay_events(host_factory: HostFactory) -> None:
@@ -105,8 +107,10 @@ async def test_loop_around_wait_does_not_replay_events(host_factory: HostFactory
         await host.publish_event("tick", "k", 1)
         await host.publish_event("tick", "k", 2)
         wid = await host.start_workflow("ticks", 1, Box())
-        await trio.sleep(0.3)
-        instance = await host.get_workflow(wid)
+        # Each wait is stored before the host hands it a pending event: wait for both.
+        with trio.fail_after(10):
+            while len((instance := await host.get_workflow(wid)).data.got) < 2:
+                await trio.sleep(0.02)
         assert instance.data.got == [1, 2]
         await host.publish_event("tick", "k", 3)
         instance = await host.wait_for_workflow(wid, timeout=10)
@@ -128,10 +132,10 @@ async def test_effective_date_ignores_older_events(host_factory: HostFactory) ->
         await host.publish_event("e", "k", "old", effective_date=now - timedelta(minutes=1))
         wid = await host.start_workflow("effective", 1, {})
         await wait_until_waiting(host, wid)
-        await trio.sleep(0.2)
         assert (await host.get_workflow(wid)).status is WorkflowStatus.RUNNABLE
         await host.publish_event("e", "k", "new")
         instance = await host.wait_for_workflow(wid, timeout=10)
+    # Were "old" accepted, it would be the earliest eligible event, taken instead.
     assert instance.data == {"v": "new"}
 
 
@@ -162,11 +166,11 @@ async def test_parallel_join_waits_for_all_branches(host_factory: HostFactory) -
     async with host_factory(definition) as host:
         wid = await host.start_workflow("parallel-event", 1, {})
         await wait_until_waiting(host, wid)
-        await trio.sleep(0.2)
         assert "joined" not in order
         await host.publish_event("go", "1")
         instance = await host.wait_for_workflow(wid, timeout=10)
     assert instance.status is WorkflowStatus.COMPLETE
+    # A join that did not wait for the waiting branch would come before its "b2".
     assert order[-1] == "joined"
     assert sorted(order[:-1]) == ["a1", "a2", "b1", "b2", "c1"]
 
@@ -208,10 +212,14 @@ async def test_long_delay_released_and_woken_by_timer(host_factory: HostFactory)
     )
     async with host_factory(definition) as host:
         wid = await host.start_workflow("delay-long", 1, {})
-        await trio.sleep(0.5)
-        sleeping = await host.get_workflow(wid)
+        with trio.fail_after(10):
+            while True:
+                sleeping = await host.get_workflow(wid)
+                if any(p.status is PointerStatus.SLEEPING for p in sleeping.execution_pointers):
+                    break
+                await trio.sleep(0.02)
         assert sleeping.next_execution is not None
-        assert any(p.status is PointerStatus.SLEEPING for p in sleeping.execution_pointers)
+        assert ran == []
         instance = await host.wait_for_workflow(wid, timeout=10)
     assert ran == ["after"]
     assert instance.status is WorkflowStatus.COMPLETE
@@ -234,9 +242,8 @@ async def test_future_dated_event_is_delivered_at_its_time(host_factory: HostFac
         await host.publish_event(
             "later", "k", 7, effective_date=host.clock.now() + timedelta(seconds=0.6)
         )
-        await trio.sleep(0.3)
-        assert (await host.get_workflow(wid)).status is WorkflowStatus.RUNNABLE
         instance = await host.wait_for_workflow(wid, timeout=10)
         elapsed = trio.current_time() - start
     assert instance.data == {"got": 7}
+    # Not delivered before its effective date: the workflow cannot have finished earlier.
     assert 0.55 <= elapsed < 3
