@@ -194,15 +194,17 @@ class Dispatcher:
 
     # -- leases -----------------------------------------------------------------
 
-    async def _renew(self, lease: Lease, scope: trio.CancelScope) -> None:
+    async def _renew(self, lease: Lease, hold: _Hold, scope: trio.CancelScope) -> None:
         locks = self.host.locks
         interval = max(lease.ttl.total_seconds() / 3, 0.01)
         while True:
             await trio.sleep(interval)
+            asked = trio.current_time()
             if not await locks.renew(lease):
                 log.warning("lost the lease on %s; stopping its run", lease.resource)
                 scope.cancel()
                 return
+            hold.until = asked + lease.ttl.total_seconds()
 
     async def _release(self, lease: Lease) -> None:
         with trio.CancelScope(shield=True), contextlib.suppress(WfeError):
@@ -214,19 +216,21 @@ class Dispatcher:
         if workflow_id in self.runs or self._draining:
             return
         host = self.host
+        asked = trio.current_time()
         lease = await host.locks.acquire(self.lock_name(workflow_id), host.config.lease_ttl)
         if lease is None:
             return
+        hold = _Hold(asked + lease.ttl.total_seconds())
         try:
             with trio.CancelScope() as scope:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._renew, lease, scope)
-                    await self._execute(workflow_id, lease)
+                    nursery.start_soon(self._renew, lease, hold, scope)
+                    await self._execute(workflow_id, lease, hold)
                     nursery.cancel_scope.cancel()
         finally:
             await self._release(lease)
 
-    async def _execute(self, workflow_id: str, lease: Lease) -> None:
+    async def _execute(self, workflow_id: str, lease: Lease, hold: _Hold) -> None:
         host = self.host
         # The claim records the lease's token in the store: from here on, a write by an
         # earlier holder (paused past its lease, say) is refused.
@@ -240,7 +244,9 @@ class Dispatcher:
             await self._defer(run, str(problem))
             return
         self._backoff.pop(workflow_id, None)
-        run = InstanceRun(self.env, instance, definition, lease.fencing_token)
+        run = InstanceRun(
+            self.env, instance, definition, lease.fencing_token, holds_lease=hold.held
+        )
         self.runs[workflow_id] = run
         try:
             if self._execute_middleware:
@@ -436,6 +442,18 @@ class Dispatcher:
         if delivered:
             await host.queues.enqueue(QueueKind.WORKFLOW, sub.workflow_id)
         return True
+
+
+class _Hold:
+    """Until when this host surely holds a lease, by the trio clock: measured from
+    before each acquire or renew call, so it never outlasts the lease in the store. A
+    host paused past it (SIGSTOP, a step blocking the loop) starts no further step."""
+
+    def __init__(self, until: float) -> None:
+        self.until = until
+
+    def held(self) -> bool:
+        return trio.current_time() < self.until
 
 
 def _definition_problem(

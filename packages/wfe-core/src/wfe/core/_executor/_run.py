@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -67,8 +68,13 @@ class InstanceRun:
         instance: WorkflowInstance,
         definition: WorkflowDefinition | None,
         fencing_token: int | None,
+        *,
+        holds_lease: Callable[[], bool] | None = None,
     ) -> None:
         self.env = env
+        # Whether the host still surely holds the instance's lease: a host that was
+        # paused past it starts no further step (its writes would be refused anyway).
+        self._holds_lease = holds_lease
         self.state = InstanceState(instance, definition)
         self.instance = instance
         self.fencing_token = fencing_token
@@ -210,6 +216,9 @@ class InstanceRun:
             or self.draining
             or self.instance.status is not WorkflowStatus.RUNNABLE
         ):
+            return
+        if self._holds_lease is not None and not self._holds_lease():
+            self.draining = True
             return
         now = self.now()
         dirty = self.state.dirty
