@@ -4,6 +4,7 @@ stopped cleanly by Ctrl-C or SIGTERM."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -52,6 +53,15 @@ CHILD_PREFIX = "child of "
 
 RUN_GRACE = timedelta(seconds=1)
 """How long ``wfe run`` lets a step finish after Ctrl-C (it re-runs on resume)."""
+
+
+def _quiet_step_log() -> None:
+    """The progress view shows every step error: the host's log of them would repeat
+    each one on stderr (through logging's last-resort handler)."""
+    steps = logging.getLogger("wfe.host.steps")
+    steps.propagate = False
+    if not steps.handlers:
+        steps.addHandler(logging.NullHandler())
 
 
 def make_view(plain: bool, title: str = "") -> View:
@@ -172,6 +182,7 @@ async def run_new(
     if detach:
         async with open_control(store) as host:
             loaded.register_on_host(host)
+            await _warn_changed(host, definition)
             remember(store, loaded.sources)
             wid = await _start(host, definition, data, reference)
         print(f"[wfe] workflow {wid} started ({definition.id} v{definition.version})")
@@ -179,10 +190,32 @@ async def run_new(
         return EXIT_OK
 
     async def begin(host: WorkflowHost) -> str:
+        await _warn_changed(host, definition)
         remember(store, loaded.sources)  # once the store opened: resumable from here on
         return await _start(host, definition, data, reference)
 
     return await _watch(store, loaded, begin, plain=plain, title=definition.id)
+
+
+async def _warn_changed(host: WorkflowHost, definition: WorkflowDefinition) -> None:
+    """Warn when the store ran this id and version with other steps: its unfinished
+    instances cannot resume with the changed file, and both graphs now share a name."""
+    with opaque_types():
+        found = await host.list_workflows(definition_id=definition.id, take=50)
+    for instance in found:
+        if (
+            instance.version == definition.version
+            and instance.fingerprint
+            and instance.fingerprint != definition.fingerprint
+        ):
+            print(
+                f"wfe: warning: {definition.id!r} version {definition.version} ran in this "
+                f"store with other steps (workflow {instance.id}); unfinished runs of the "
+                "old steps cannot resume with this file: give the changed workflow a new "
+                "version",
+                file=sys.stderr,
+            )
+            return
 
 
 async def _start(
@@ -281,6 +314,7 @@ async def _watch(
     plain: bool,
     title: str,
 ) -> int:
+    _quiet_step_log()
     view = make_view(plain, title)
     progress = Progress(view, definitions=loaded.definitions)
     finished = trio.Event()
@@ -384,6 +418,7 @@ async def worker(store: Store, loaded: Loaded) -> int:
             "a workflow with 'wfe run' first (its definition is remembered)",
             EXIT_USAGE,
         )
+    _quiet_step_log()
     view = PlainView(name_workflows=True)
     progress = Progress(view, watch_all=True, definitions=loaded.definitions)
     builder = builder_for(store).use_step_middleware(_tag_output(progress))
