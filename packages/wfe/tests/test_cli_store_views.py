@@ -105,14 +105,18 @@ def test_a_bare_path_as_store_suggests_the_sqlite_url(tmp_path: Path) -> None:
     assert "--store sqlite:///state/x.db" in relative.stderr
 
 
-def test_run_creates_the_directories_of_its_sqlite_store(tmp_path: Path) -> None:
-    """``--store sqlite:///new/dir/x.db`` works from the command line (the provider's
-    ``create_parents=True`` cannot be written there)."""
+def test_a_missing_store_directory_says_how_to_create_it(tmp_path: Path) -> None:
+    """The provider's ``create_parents=True`` cannot be written on the command line: the
+    error gives a command that can be followed, and a typo creates no directories."""
     write(tmp_path, "hello.yaml", HELLO)
     store = ["--store", "sqlite:///new/dir/x.db"]
     result = wfe(tmp_path, "run", "hello.yaml", *store)
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "new" / "dir" / "x.db").is_file()
+    assert result.returncode == 3
+    assert f"mkdir -p {tmp_path / 'new' / 'dir'}" in result.stderr
+    assert "create_parents" not in result.stderr
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "new" / "dir").mkdir(parents=True)
+    assert wfe(tmp_path, "run", "hello.yaml", *store).returncode == 0
     assert "hello v1" in wfe(tmp_path, "list", *store).stdout
 
 

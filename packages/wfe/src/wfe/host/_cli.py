@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 the workflow failed (suspended after an error, or
 terminated) or, for ``validate``, a file has issues; 2 usage or validation error (bad
 YAML, unknown workflow id, bad ``--set``); 3 the store cannot be opened or is
-misconfigured; 130 interrupted (the workflow stays stored and resumable).
+misconfigured; 130 interrupted (the workflow stays stored and resumable); 141 the
+reader of the output went away (``wfe show ID | head``), as for other tools.
 """
 
 from __future__ import annotations

@@ -239,16 +239,6 @@ async def show(store: Store, workflow_id: str, as_json: bool) -> int:
     for label, value in facts:
         if value:
             print(f"  {label:<11}{value}")
-    text = json.dumps(data, ensure_ascii=False)
-    if len(text) > _DATA_WIDTH:
-        text = text[: _DATA_WIDTH - 1] + "…"  # the whole value: wfe show ID --json
-    if type_name is not None and not importable:
-        print(f"  {'data':<11}{text}")
-        print(f"  {'':<11}(stored as {type_name}, which cannot be imported here: shown as stored)")
-    elif type_name is not None:
-        print(f"  {'data':<11}{text}  ({type_name})")
-    else:
-        print(f"  {'data':<11}{text}")
     print("steps:")
     table = [("STEP", "STATUS", "START", "DURATION", "RETRIES")] + [
         (
@@ -269,7 +259,22 @@ async def show(store: Store, workflow_id: str, as_json: bool) -> int:
             print(f"  {_when(e.time)}  {step}{lines[0]}")
             for more in lines[1:]:
                 print(f"      {more}")
+    _print_data(data, type_name, importable)
     return EXIT_OK
+
+
+def _print_data(data: Any, type_name: str | None, importable: bool) -> None:
+    """The data section of ``wfe show`` (after the timeline: it may be long)."""
+    text = json.dumps(data, ensure_ascii=False)
+    if len(text) > _DATA_WIDTH:
+        text = text[: _DATA_WIDTH - 1] + "…"  # the whole value: wfe show ID --json
+    if type_name is None:
+        print("data:")
+    elif importable:
+        print(f"data ({type_name}):")
+    else:
+        print(f"data (stored as {type_name}, which cannot be imported here: shown as stored):")
+    print(f"  {text}")
 
 
 def _error_json(e: ExecutionError, names: Mapping[str, str]) -> dict[str, Any]:

@@ -102,8 +102,7 @@ def _only_own(own: set[str]) -> Callable[..., Awaitable[None]]:
     async def middleware(
         instance: WorkflowInstance, proceed: Callable[[], Awaitable[None]]
     ) -> None:
-        reference = instance.reference or ""
-        parent = reference[len(CHILD_PREFIX) :] if reference.startswith(CHILD_PREFIX) else None
+        parent = _parent(instance.reference)
         if instance.id in own or (parent is not None and parent in own):
             own.add(instance.id)
             await proceed()
@@ -289,11 +288,14 @@ def _check_known(instance: WorkflowInstance, loaded: Loaded) -> None:
 async def _others(host: WorkflowHost, own: set[str]) -> list[str]:
     """Ids of the store's other RUNNABLE workflows (not ``own``, not their children)."""
     found = await host.list_workflows(status=WorkflowStatus.RUNNABLE, take=1000)
-    return [
-        i.id
-        for i in found
-        if i.id not in own and (i.reference or "")[len(CHILD_PREFIX) :] not in own
-    ]
+    return [i.id for i in found if i.id not in own and _parent(i.reference) not in own]
+
+
+def _parent(reference: str | None) -> str | None:
+    """The parent's id of a sub-workflow (its reference is ``child of <id>``)."""
+    if reference is not None and reference.startswith(CHILD_PREFIX):
+        return reference[len(CHILD_PREFIX) :]
+    return None
 
 
 def _same_destination() -> bool:

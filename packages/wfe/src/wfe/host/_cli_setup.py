@@ -130,13 +130,14 @@ def sqlite_file(url: str) -> Path | None:
 
 
 def resolve_store(url: str | None, *, creates: bool = True) -> Store:
-    """The store named by ``--store`` (default: ``sqlite:///.wfe/wfe.db``). Definitions
-    run from files are remembered in the SQLite file's directory, or in ``.wfe/`` for
-    other stores.
+    """The store named by ``--store`` (default: ``sqlite:///.wfe/wfe.db``, its directory
+    created on first use). Definitions run from files are remembered in the SQLite
+    file's directory, or in ``.wfe/`` for other stores.
 
-    ``creates``: the command may create the store (``run``, ``worker``, ``publish``):
-    a SQLite file's missing directories are created. Without it (``list``, ``show``,
-    ...) a missing SQLite file is an error (exit 3), and nothing is created."""
+    ``creates``: the command may create the store (``run``, ``worker``, ``publish``).
+    Without it (``list``, ``show``, ...) a missing SQLite file is an error (exit 3) and
+    nothing is created. A ``--store`` file in a directory that does not exist is an
+    error saying how to create it (a typo must not create directories)."""
     if url is None:
         url = DEFAULT_STORE
         is_default = True
@@ -155,13 +156,19 @@ def resolve_store(url: str | None, *, creates: bool = True) -> Store:
     file = sqlite_file(url)
     if file is not None:
         state_dir = file.absolute().parent
-        if creates:
-            options["create_parents"] = True
-        elif not file.exists():
+        if not creates and not file.exists():
             where = "in this directory " if is_default else ""
             raise CliError(
                 f"no store at {file} {where}(nothing has run here yet; "
                 "'wfe run FILE.yaml' creates it, or pass --store URL)",
+                EXIT_STORE,
+            )
+        if is_default:
+            options["create_parents"] = True
+        elif not state_dir.is_dir():
+            raise CliError(
+                f"store {url}: directory {state_dir} does not exist; "
+                f"create it first (mkdir -p {state_dir})",
                 EXIT_STORE,
             )
     return Store(url, options, state_dir, is_default)
