@@ -46,7 +46,7 @@ workflow:
   steps:
     - name: nap
       config:
-        run: echo sleeping; sleep 60
+        run: if [ -f marker ]; then echo resumed; else touch marker; echo sleeping; sleep 60; fi
     - name: last
       config:
         run: touch sleepy-finished
@@ -132,6 +132,23 @@ def test_run_leaves_other_interrupted_workflows_alone(tmp_path: Path) -> None:
     assert "nap" not in result.stdout
     assert not (tmp_path / "sleepy-finished").exists()
     assert show_json(tmp_path, other)["status"] == "RUNNABLE"
+
+
+def test_a_resumed_step_is_announced_before_its_output(tmp_path: Path) -> None:
+    """The step cut short by Ctrl-C runs again on resume: started, output, completed —
+    in that order."""
+    wid = _interrupted(tmp_path)
+    resumed = wfe(tmp_path, "resume", wid)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    lines = resumed.stdout.splitlines()
+    order = [
+        lines.index("[wfe] step nap started"),
+        lines.index("  nap | resumed"),
+        next(i for i, ln in enumerate(lines) if ln.startswith("[wfe] step nap completed")),
+        lines.index("[wfe] step last started"),
+    ]
+    assert order == sorted(order), resumed.stdout
+    assert (tmp_path / "sleepy-finished").exists()
 
 
 def test_a_failure_is_told_once_in_a_merged_log(tmp_path: Path) -> None:
