@@ -145,6 +145,7 @@ def test_executor_exports() -> None:
 
     assert sorted(wfe.core.executor.__all__) == [
         "Command",
+        "DEFAULT_ERROR_BEHAVIOR",
         "EVERY_EVENT",
         "ExecutorEnv",
         "InstanceRun",

@@ -176,3 +176,30 @@ def test_uuid_and_datetime_with_offset_round_trip() -> None:
     back = loads(dumps(value))
     assert back == value
     assert back["at"].utcoffset() == timedelta(hours=-3)
+
+
+_FOREIGN = (
+    '{"$wfe":"attrs","type":"__main__:Gone","v":{"total":{"$wfe":"decimal","v":"1.50"},'
+    '"color":{"$wfe":"enum","type":"nowhere:Color","v":"red"}}}'
+)
+
+
+def test_opaque_types_keep_values_of_unimportable_classes_as_stored() -> None:
+    """Inside opaque_types(), a class that cannot be imported reads as a StoredValue that
+    is stored again byte for byte; outside, reading it raises."""
+    from wfe.core._serialization import StoredValue, opaque_types
+
+    with pytest.raises(DataSerializationError, match="cannot be imported"):
+        loads(_FOREIGN)
+    with opaque_types():
+        value = loads(_FOREIGN)
+        listed = loads(f'{{"items":[{_FOREIGN}],"n":1}}')
+    assert isinstance(value, StoredValue)
+    assert value.type_name == "__main__:Gone"
+    assert dumps(value) == _FOREIGN
+    assert listed["n"] == 1
+    assert isinstance(listed["items"][0], StoredValue)
+    # Importable classes still come back as themselves.
+    with opaque_types():
+        sample = loads(dumps(SampleLine(sku="a", price=Decimal("2"))))
+    assert isinstance(sample, SampleLine)

@@ -61,11 +61,14 @@ class WorkflowError(LifecycleEvent):
 
 @attrs.frozen(kw_only=True)
 class StepStarted(LifecycleEvent):
-    """A step body is about to run."""
+    """A step body is about to run: published for every attempt (``attempt`` is 1 for
+    the first run, 2 for the first retry, ...) and when a step cut short by a stopped
+    host runs again; not when a waiting step (delay, event, container) continues."""
 
     step_id: int = 0
     step_name: str | None = None
     pointer_id: str = ""
+    attempt: int = 1
 
 
 @attrs.frozen(kw_only=True)

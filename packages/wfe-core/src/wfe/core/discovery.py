@@ -1,9 +1,13 @@
 """Find providers by URL scheme through entry points; an explicit object always wins.
 
-Each provider distribution registers factories ``(url: str, **options) -> provider``
-under an entry-point group whose names are URL schemes, for example
-``[project.entry-points."wfe.persistence"] sqlite = "wfe.sqlite:SqliteStore.from_url"``.
-Third parties extend wfe the same way: no list of backends is hard-coded here.
+Each provider distribution registers factories under an entry-point group whose names
+are URL schemes, for example ``[project.entry-points."wfe.persistence"] sqlite =
+"wfe.sqlite:SqlitePersistenceProvider"``. A factory is any callable (a class, a
+function) taking ``(url: str, **options)`` and returning the provider: ``url`` is the
+whole URL as the user wrote it, ``options`` the keyword arguments given with it
+(``WorkflowHostBuilder().persistence("sqlite:///wfe.db", create_parents=True)``); the
+result must satisfy the group's protocol (:data:`EXPECTED_PROTOCOLS`). Third parties
+extend wfe the same way: no list of backends is hard-coded here.
 """
 
 from __future__ import annotations

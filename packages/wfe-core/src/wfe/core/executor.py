@@ -13,6 +13,8 @@ The host drives it through a small command set and never touches its insides:
   of one (a run made for the command alone, with ``definition=None`` if the host does
   not know the definition); ``await run.defer(message, until)`` records an error and
   retries later; ``run.drain()`` starts nothing new;
+- :data:`DEFAULT_ERROR_BEHAVIOR` is what a step does on error when neither it nor its
+  definition says (retry every 60 s, 3 times);
 - :func:`error_records` is the one way an error becomes an ``ExecutionError`` and a
   ``WorkflowError`` lifecycle event.
 """
@@ -24,10 +26,12 @@ from ._executor import InstanceRun as InstanceRun
 from ._executor import StepMiddleware as StepMiddleware
 from ._executor import error_records as error_records
 from ._models import as_utc as as_utc
+from ._results import DEFAULT_ERROR_BEHAVIOR as DEFAULT_ERROR_BEHAVIOR
 from ._step import LogSink as LogSink
 from ._telemetry import get_tracer as get_tracer
 
 __all__ = [
+    "DEFAULT_ERROR_BEHAVIOR",
     "EVERY_EVENT",
     "Command",
     "ExecutorEnv",

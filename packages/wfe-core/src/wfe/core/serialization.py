@@ -8,16 +8,24 @@ frozensets and bytes. A dict that itself has a ``"$wfe"`` key is wrapped, so no 
 value is ever mistaken for a tag. Anything else (functions, open files, NaN, dicts
 with non-string keys, ...) is rejected with a :class:`DataSerializationError` that
 names the path of the offending field, for example ``data.items[2].price``.
+
+Reading data whose attrs or Enum class cannot be imported raises, except inside
+:func:`opaque_types` (used by tools that inspect any store, such as ``wfe list``): there
+such a value comes back as a :class:`StoredValue` holding its stored JSON, which is
+written back unchanged.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
 import enum
 import importlib
 import json
 import math
 import uuid
+from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -27,6 +35,32 @@ import attrs
 from ._errors import DataSerializationError
 
 TAG = "$wfe"
+
+
+@attrs.frozen
+class StoredValue:
+    """A stored attrs or Enum value whose class cannot be imported here (read inside
+    :func:`opaque_types`): ``type_name`` is the class's ``module:qualname``, ``stored``
+    the stored JSON (tagged object), stored again as it is."""
+
+    type_name: str
+    stored: Any
+
+
+# Whether an unimportable class reads as a StoredValue instead of raising. A context
+# variable, so it reaches the worker threads that providers decode in (trio copies the
+# context into them) and stays local to the caller.
+_opaque = contextvars.ContextVar("wfe_opaque_types", default=False)
+
+
+@contextlib.contextmanager
+def opaque_types() -> Iterator[None]:
+    """Within this block, read values of unimportable classes as :class:`StoredValue`."""
+    token = _opaque.set(True)
+    try:
+        yield
+    finally:
+        _opaque.reset(token)
 
 
 def _qualname(cls: type) -> str:
@@ -46,6 +80,14 @@ def _resolve(name: str, path: str) -> type:
     if not isinstance(obj, type):
         raise DataSerializationError(f"stored value at {path}: {name!r} is not a type", path)
     return obj
+
+
+def _can_resolve(name: str) -> bool:
+    try:
+        _resolve(name, "data")
+    except DataSerializationError:
+        return False
+    return True
 
 
 _importable: dict[type, bool] = {}
@@ -72,6 +114,8 @@ def _check_importable(cls: type, path: str) -> str:
 
 def to_jsonable(value: Any, path: str = "data") -> Any:
     """Convert ``value`` into plain JSON values, tagging what JSON cannot hold."""
+    if isinstance(value, StoredValue):
+        return value.stored
     if isinstance(value, enum.Enum):
         # Before str/int: StrEnum and IntEnum members must come back as members.
         name = _check_importable(type(value), path)
@@ -169,6 +213,8 @@ def from_jsonable(obj: Any, path: str = "data") -> Any:
             return {from_jsonable(x, f"{path}[{i}]") for i, x in enumerate(v)}
         case "frozenset":
             return frozenset(from_jsonable(x, f"{path}[{i}]") for i, x in enumerate(v))
+        case "enum" | "attrs" if _opaque.get() and not _can_resolve(obj["type"]):
+            return StoredValue(str(obj["type"]), obj)
         case "enum":
             return _resolve(obj["type"], path)(from_jsonable(v, path))
         case "attrs":

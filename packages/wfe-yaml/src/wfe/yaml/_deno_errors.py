@@ -118,10 +118,13 @@ def crash_error(returncode: int, stderr_tail: Iterable[str]) -> DenoStepError:
     return DenoStepError(f"Deno step {how} without reporting an exception{detail}", kind="crash")
 
 
+DENO_INSTALL_HINT = "pip install 'wfe-yaml[deno]'"
+"""How to install the Deno runtime; the one place every message takes it from."""
+
+
 def missing_error(reason: str) -> DenoStepError:
     """Build the step error for a missing Deno runtime."""
     return DenoStepError(
-        f"Deno steps need the Deno runtime, which is not available ({reason}): "
-        "pip install 'wfe-yaml[deno]'",
+        f"Deno steps need the Deno runtime, which is not available ({reason}): {DENO_INSTALL_HINT}",
         kind="missing",
     )

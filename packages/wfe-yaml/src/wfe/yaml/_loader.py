@@ -17,6 +17,7 @@ from ._interpolation import EXPRESSION, parse_expression, to_text
 from ._nodes import YamlNode, parse_yaml
 from ._plugins import StepType, StepTypeRegistry
 from ._schema import FILE_KEYS, WorkflowSpec, parse_workflow
+from ._script_check import check_scripts
 
 
 def substitute_vars(node: YamlNode, config: Mapping[str, Any], issues: list[Issue]) -> None:
@@ -70,7 +71,9 @@ def substitute_vars(node: YamlNode, config: Mapping[str, Any], issues: list[Issu
 class _Load:
     config: Mapping[str, Any]
     registry: StepTypeRegistry
+    check_scripts: bool = False
     issues: list[Issue] = attrs.field(factory=list)
+    warnings: list[Issue] = attrs.field(factory=list)
     specs: list[WorkflowSpec] = attrs.field(factory=list)
     loaded: set[str] = attrs.field(factory=set)
 
@@ -171,13 +174,21 @@ class _Load:
                     )
                 )
             seen.setdefault(key, spec)
+        if self.check_scripts:
+            errors, warnings = check_scripts(self.specs)
+            self.issues.extend(errors)
+            self.warnings.extend(warnings)
         if self.issues:
             raise YamlWorkflowError(self.issues)
         return [compile_workflow(spec) for spec in self.specs]
 
 
-def _loader(config: Mapping[str, Any] | None, step_types: Mapping[str, StepType] | None) -> _Load:
-    return _Load(dict(config or {}), StepTypeRegistry(step_types))
+def _loader(
+    config: Mapping[str, Any] | None,
+    step_types: Mapping[str, StepType] | None,
+    check_scripts: bool = False,
+) -> _Load:
+    return _Load(dict(config or {}), StepTypeRegistry(step_types), check_scripts)
 
 
 def load_workflows(
@@ -185,11 +196,13 @@ def load_workflows(
     config: Mapping[str, Any] | None = None,
     *,
     step_types: Mapping[str, StepType] | None = None,
+    check_scripts: bool = False,
 ) -> list[CompiledWorkflow]:
     """Every workflow of the file at ``path`` and of the files it includes (the file's own
     first). ``config`` fills ``${{ var.NAME }}``; ``step_types`` adds or overrides step
-    types by name. Raises :class:`YamlWorkflowError` listing every problem."""
-    load = _loader(config, step_types)
+    types by name; ``check_scripts`` also checks Deno scripts' syntax (when Deno is
+    installed). Raises :class:`YamlWorkflowError` listing every problem."""
+    load = _loader(config, step_types, check_scripts)
     load.load_file(Path(path), (), None)
     return load.finish()
 
@@ -240,19 +253,32 @@ def validate(
     config: Mapping[str, Any] | None = None,
     *,
     step_types: Mapping[str, StepType] | None = None,
+    warnings: list[Issue] | None = None,
 ) -> list[Issue]:
     """Every problem of a workflow file (a path, or a string naming an existing file) or
     of YAML text (any other string); an empty list when it is valid. Never raises for
-    bad input."""
+    bad input.
+
+    Beyond what loading checks, Deno scripts are parsed (when the Deno runtime is
+    installed; a syntax error is an issue at its line and column). Problems that do not
+    make the file invalid — a Deno step without the Deno runtime — are appended to
+    ``warnings`` when a list is given."""
+    if isinstance(source, os.PathLike) or (
+        isinstance(source, str) and "\n" not in source and _is_file(source)
+    ):
+        load = _loader(config, step_types, check_scripts=True)
+        load.load_file(Path(source), (), None)
+    else:
+        load = _loader(config, step_types, check_scripts=True)
+        text = str(source)
+        load.load_text(text, "<string>", Path.cwd(), ("<string>",))
     try:
-        if isinstance(source, os.PathLike) or (
-            isinstance(source, str) and "\n" not in source and _is_file(source)
-        ):
-            load_workflows(source, config, step_types=step_types)
-        else:
-            load_workflow_from_str(str(source), config, step_types=step_types)
+        load.finish()
     except YamlWorkflowError as exc:
         return exc.issues
+    finally:
+        if warnings is not None:
+            warnings.extend(load.warnings)
     return []
 
 

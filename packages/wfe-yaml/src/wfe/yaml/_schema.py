@@ -18,6 +18,7 @@ from ._data import STEPS_KEY
 from ._errors import Issue
 from ._nodes import YamlNode
 from ._plugins import StepInfo, StepType, StepTypeRegistry
+from ._references import check_step_references
 from ._types import TYPE_HELP, ValueType, parse_type
 
 FILE_KEYS = ("workflow", "workflows", "include")
@@ -232,10 +233,15 @@ class _WorkflowParser:
     ) -> tuple[StepSpec, ...]:
         if node is None:
             return ()
+        if hook and node.is_map:
+            # One step, as pipelines written for WFE give `on_success`/`on_failure`/`ensure`.
+            single = self.step(node, hook=True)
+            return () if single is None else (single,)
         if not node.is_seq or (not node.value and not hook):
-            self.issues.append(
-                node.issue(f"expected a non-empty list of steps for {where}, got {kind_of(node)}")
+            expected = (
+                "a step (a mapping) or a list of steps" if hook else "a non-empty list of steps"
             )
+            self.issues.append(node.issue(f"expected {expected} for {where}, got {kind_of(node)}"))
             return ()
         out = [self.step(item, hook=hook) for item in node.value]
         return tuple(s for s in out if s is not None)
@@ -384,6 +390,8 @@ def parse_workflow(
     if steps_node is None:
         issues.append(node.issue("a workflow needs `steps` (a non-empty list)"))
     steps = parser.steps(steps_node, "steps")
+    if steps_node is not None and not parser.issues:
+        check_step_references(node, set(parser.names), parser.issues)
     issues.extend(parser.issues)
     return WorkflowSpec(
         id=wid,

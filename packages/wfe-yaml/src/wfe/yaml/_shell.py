@@ -25,7 +25,7 @@ from wfe.core import ExecutionResult, StepBody, StepError, StepExecutionContext
 
 from ._checks import check_keys, expect_duration, expect_string, expect_string_map
 from ._data import OUTPUT_NAME, STEPS_KEY, merge_outputs, record_step, workflow_data
-from ._durations import parse_duration
+from ._durations import format_duration, parse_duration
 from ._errors import Issue
 from ._interpolation import render, render_shell
 from ._nodes import YamlNode
@@ -168,26 +168,35 @@ class ShellStep(StepBody):
         # ancestor engines use (not exported to the environment: see export_env).
         data[f"{info.name}.stdout"] = result.stdout
         data[f"{info.name}.stderr"] = result.stderr
-        tail = "\n".join(result.stderr.rstrip("\n").splitlines()[-20:])
+        tail = _tail(result.stderr, result.stdout)
         if result.timed_out:
             assert cfg.timeout is not None
             raise ShellStepError(
-                f"step {info.name!r} timed out after {cfg.timeout}; its process group was killed"
-                + (f"; stderr tail:\n{tail}" if tail else ""),
+                f"step {info.name!r} timed out after {format_duration(cfg.timeout)}; "
+                f"its process group was killed{tail}",
                 exit_code=result.exit_code,
                 timed_out=True,
                 stderr=result.stderr,
             )
         if result.exit_code != 0:
             raise ShellStepError(
-                f"step {info.name!r} failed with exit code {result.exit_code}"
-                + (f"; stderr tail:\n{tail}" if tail else "; stderr was empty"),
+                f"step {info.name!r} failed with exit code {result.exit_code}{tail}",
                 exit_code=result.exit_code,
                 timed_out=False,
                 stderr=result.stderr,
             )
         merge_outputs(data, outputs, info.name)
         return ExecutionResult.next()
+
+
+def _tail(stderr: str, stdout: str, lines: int = 20) -> str:
+    """The end of an error message: the last lines of stderr, or of stdout when stderr is
+    empty (pytest, for one, writes why it failed to stdout)."""
+    for name, text in (("stderr", stderr), ("stdout", stdout)):
+        kept = text.rstrip("\n").splitlines()[-lines:]
+        if any(line.strip() for line in kept):
+            return f"; {name} tail:\n" + "\n".join(kept)
+    return "; it wrote nothing to stdout or stderr"
 
 
 class ShellStepType:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import attrs
@@ -22,6 +23,30 @@ class ValueType:
     def __str__(self) -> str:
         base = f"{self.kind}<{self.item}>" if self.item is not None else self.kind
         return f"{base}?" if self.optional else base
+
+    def from_text(self, text: str) -> Any:
+        """The value a command-line ``NAME=TEXT`` gives an input of this type: the text
+        itself for ``string``; JSON (``1.10``, ``true``, ``[1, 2]``, ``null``) for the
+        others, and ``yes``/``no``/``on``/``off`` for ``bool``. Text that does not parse
+        is returned unchanged, so :meth:`check` reports it."""
+        if self.optional and text.strip() == "null":
+            return None
+        if self.kind == "string":
+            return text
+        if self.kind == "bool":
+            lowered = text.strip().lower()
+            if lowered in ("true", "yes", "on", "1"):
+                return True
+            if lowered in ("false", "no", "off", "0"):
+                return False
+            return text
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return text
+        if self.kind == "integer" and isinstance(value, float) and value.is_integer():
+            return text  # "3.0" is not an integer as written; let check() say so
+        return value
 
     def check(self, value: Any, path: str = "value") -> str | None:
         """``None`` if ``value`` has this type, else a message saying what is wrong."""

@@ -1,10 +1,26 @@
 """wfe.host: the workflow host, its builder, and provider discovery."""
 
-from ._blocking import BlockingWorkflowHost as BlockingWorkflowHost
-from ._blocking import HostStoppedError as HostStoppedError
-from ._blocking import LifecycleEventStream as LifecycleEventStream
-from ._builder import WorkflowHostBuilder as WorkflowHostBuilder
-from ._host import WorkflowHost as WorkflowHost
+# The names are imported on first use (PEP 562), so the ``wfe`` command, which lives in
+# this package, starts without loading the engine: ``wfe --help`` stays instant.
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._blocking import BlockingWorkflowHost as BlockingWorkflowHost
+    from ._blocking import HostStoppedError as HostStoppedError
+    from ._blocking import LifecycleEventStream as LifecycleEventStream
+    from ._builder import WorkflowHostBuilder as WorkflowHostBuilder
+    from ._host import WorkflowHost as WorkflowHost
+
+_WHERE = {
+    "BlockingWorkflowHost": "._blocking",
+    "HostStoppedError": "._blocking",
+    "LifecycleEventStream": "._blocking",
+    "WorkflowHostBuilder": "._builder",
+    "WorkflowHost": "._host",
+}
 
 __all__ = [
     "BlockingWorkflowHost",
@@ -13,3 +29,16 @@ __all__ = [
     "WorkflowHost",
     "WorkflowHostBuilder",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -3,35 +3,31 @@
 Exit codes: 0 success; 1 the workflow failed (suspended after an error, or
 terminated) or, for ``validate``, a file has issues; 2 usage or validation error (bad
 YAML, unknown workflow id, bad ``--set``); 3 the store cannot be opened or is
-misconfigured; 130 interrupted (the workflow stays stored and resumable).
+misconfigured; 130 interrupted (the workflow stays stored and resumable); 141 the
+reader of the output went away (``wfe show ID | head``), as for other tools.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import trio
-
-from wfe.core import ConfigurationError, ProviderError, WfeError
-
-from . import _cli_commands as commands
-from . import _cli_run as running
-from ._cli_setup import (
+from ._cli_codes import (
+    DEFAULT_STORE,
+    EXIT_CLOSED_PIPE,
     EXIT_INTERRUPTED,
     EXIT_STORE,
     EXIT_USAGE,
-    CliError,
-    Loaded,
-    load_module,
-    load_remembered,
-    load_yaml,
-    parse_assignments,
-    parse_value,
-    resolve_store,
 )
+
+# Only argparse at import time: ``wfe --help`` and usage errors stay fast. The engine,
+# trio, rich and the providers are imported by the command that needs them.
+if TYPE_CHECKING:
+    from ._cli_setup import Loaded
+
 
 _EPILOG = (
     "Without --store the store is sqlite:///.wfe/wfe.db in the current directory; "
@@ -89,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="workflow input (JSON if it parses, else a string); repeatable",
+        help="workflow input, typed by its declaration (a string input takes the text "
+        "as it is; others JSON, e.g. 3, true, [1,2]); repeatable",
     )
     p.add_argument("--workflow", metavar="ID", help="which workflow, when there are several")
     p.add_argument("--reference", metavar="TEXT", help="a reference stored with the workflow")
@@ -143,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(files: Sequence[str], imports: Sequence[str], config: dict[str, Any]) -> Loaded:
+    from ._cli_setup import Loaded, load_module, load_yaml
+
     loaded = Loaded()
     for file in files:
         load_yaml(loaded, file, config)
@@ -153,6 +152,9 @@ def _load(files: Sequence[str], imports: Sequence[str], config: dict[str, Any]) 
 
 def _pick(args: argparse.Namespace, loaded: Loaded) -> Any:
     """The workflow ``wfe run`` starts."""
+    from ._cli_run import definition_of
+    from ._cli_setup import CliError
+
     if args.workflow:
         matches = [
             obj
@@ -162,31 +164,57 @@ def _pick(args: argparse.Namespace, loaded: Loaded) -> Any:
         if not matches:
             known = ", ".join(sorted(loaded.definitions)) or "none"
             raise CliError(f"--workflow {args.workflow!r}: no such workflow; defined: {known}")
-        return max(matches, key=lambda o: running._definition(o).version)
+        return max(matches, key=lambda o: definition_of(o).version)
     own = loaded.own.get(args.file, []) if args.file else list(loaded.definitions.values())
     if len(own) == 1:
         return own[0]
     if not own:
         raise CliError(f"{args.file}: defines no workflow of its own")
-    ids = ", ".join(running._definition(o).id for o in own)
+    ids = ", ".join(definition_of(o).id for o in own)
     raise CliError(
         f"{args.file or 'the imports'} define several workflows ({ids}); "
         "pick one with --workflow ID"
     )
 
 
+def _default_store_exists() -> bool:
+    return os.path.exists(DEFAULT_STORE[len("sqlite:///") :])
+
+
+# Commands that may create the store; the others only read or change what exists.
+_CREATES_STORE = frozenset({"run", "worker", "publish"})
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    import trio
+
+    from . import _cli_commands as commands
+    from . import _cli_run as running
+    from ._cli_setup import (
+        CliError,
+        Loaded,
+        coerce_inputs,
+        load_remembered,
+        parse_assignments,
+        parse_value,
+        resolve_store,
+    )
+
     command = args.command
     if command == "validate":
         return commands.validate(args.files, parse_assignments(args.sets, "--set", typed=False))
-    store = resolve_store(args.store)
+    if command == "run" and not args.file and not args.imports:
+        raise CliError("wfe run: give a FILE.yaml (or --import MODULE with --workflow)")
+    if command == "list" and args.store is None and not _default_store_exists():
+        # Nothing ran here: nothing to list, and listing must not create a store.
+        return commands.no_store_here(args.json)
+    store = resolve_store(args.store, creates=command in _CREATES_STORE)
     if command == "run":
-        if not args.file and not args.imports:
-            raise CliError("wfe run: give a FILE.yaml (or --import MODULE with --workflow)")
         config = parse_assignments(args.sets, "--set", typed=False)
-        inputs = parse_assignments(args.inputs, "--input", typed=True)
+        raw = parse_assignments(args.inputs, "--input", typed=False)
         loaded = _load([args.file] if args.file else [], args.imports, config)
         target = _pick(args, loaded)
+        inputs = coerce_inputs(target, raw)
         return trio.run(
             lambda: running.run_new(
                 store,
@@ -243,9 +271,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BaseException as exc:
         leaf = _leaf(exc)
+        if isinstance(leaf, BrokenPipeError):
+            return _closed_pipe()
         if isinstance(leaf, KeyboardInterrupt):
             print("wfe: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
+        from wfe.core import ConfigurationError, ProviderError, WfeError
+
+        from ._cli_setup import CliError
+
         if isinstance(leaf, CliError):
             print(f"wfe: {leaf}", file=sys.stderr)
             return leaf.code
@@ -254,6 +288,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             store_failure = isinstance(leaf, ProviderError | ConfigurationError)
             return EXIT_STORE if store_failure else EXIT_USAGE
         raise
+
+
+def _closed_pipe() -> int:
+    """The reader of stdout went away (``wfe show ID | head``): stop quietly, as other
+    command-line tools do, and keep Python from complaining when it flushes stdout."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_CLOSED_PIPE
 
 
 if __name__ == "__main__":

@@ -3,24 +3,30 @@ that read or change the store without running workflows."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from wfe.core import (
+    DataSerializationError,
     ExecutionError,
     ExecutionPointer,
     WorkflowInstance,
     WorkflowNotFoundError,
     WorkflowStatus,
 )
+from wfe.core.serialization import StoredValue, from_jsonable, opaque_types
 
 from ._cli_setup import (
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_STORE,
     EXIT_USAGE,
     CliError,
     Store,
@@ -29,10 +35,29 @@ from ._cli_setup import (
 )
 from ._cli_view import seconds
 
+if TYPE_CHECKING:
+    from ._host import WorkflowHost
+
+
+@contextlib.asynccontextmanager
+async def _inspect(store: Store) -> AsyncIterator[WorkflowHost]:
+    """A control host whose reads never import a workflow's data class: data of a class
+    this process cannot import (a ``__main__`` class, a module not on the path) comes
+    back as its stored JSON, and is written back unchanged by control commands."""
+    with opaque_types():
+        try:
+            async with open_control(store) as host:
+                yield host
+        except DataSerializationError as exc:
+            raise CliError(
+                f"store {store.url}: unreadable workflow data: {exc}", EXIT_STORE
+            ) from exc
+
 
 def validate(files: Sequence[str], config: Mapping[str, Any]) -> int:
-    """Every issue of every file as ``file:line:col: key: message``; 0 when all are
-    valid, 1 when any has issues, 2 when a file cannot be read."""
+    """Every issue of every file as ``file:line:col: key: message`` (warnings as
+    ``file:line:col: warning: message``); 0 when all are valid (warnings or not), 1 when
+    any has issues, 2 when a file cannot be read."""
     yaml = yaml_module()
     unreadable = False
     invalid = False
@@ -48,13 +73,17 @@ def validate(files: Sequence[str], config: Mapping[str, Any]) -> int:
             print(f"wfe: {file}: cannot read: {exc.strerror}", file=sys.stderr)
             unreadable = True
             continue
-        issues = yaml.validate(path, dict(config))
+        warnings: list[Any] = []
+        issues = yaml.validate(path, dict(config), warnings=warnings)
+        for issue in issues:
+            print(str(issue))
+        for warning in warnings:
+            print(f"{warning.file}:{warning.line}:{warning.column}: warning: {warning.message}")
         if issues:
             invalid = True
-            for issue in issues:
-                print(str(issue))
         else:
-            print(f"{file}: ok")
+            noted = f" ({len(warnings)} warning(s))" if warnings else ""
+            print(f"{file}: ok{noted}")
     if unreadable:
         return EXIT_USAGE
     return EXIT_FAILED if invalid else EXIT_OK
@@ -74,17 +103,49 @@ def _status(text: str | None) -> WorkflowStatus | None:
         raise CliError(f"--status {text!r}: expected one of {names}") from exc
 
 
-def _json_value(value: Any) -> Any:
-    try:
-        return json.loads(json.dumps(value, default=str))
-    except (TypeError, ValueError):
-        return repr(value)
+def _plain(value: Any) -> Any:
+    """Workflow data as plain JSON values for display: attrs instances (importable or
+    not) as their fields, other non-JSON values (Decimal, datetime, ...) as text."""
+    if isinstance(value, StoredValue):
+        fields = value.stored.get("v") if isinstance(value.stored, dict) else value.stored
+        return _plain(from_jsonable(fields))
+    if attrs.has(type(value)):
+        return {f.name: _plain(getattr(value, f.name)) for f in attrs.fields(type(value))}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _data_type(value: Any) -> tuple[str | None, bool]:
+    """The data's class name (``module:qualname``; ``None`` for plain data) and whether
+    this process can import it."""
+    if isinstance(value, StoredValue):
+        return value.type_name, False
+    if attrs.has(type(value)):
+        return f"{type(value).__module__}:{type(value).__qualname__}", True
+    return None, True
+
+
+_DATA_WIDTH = 400
+
+
+def no_store_here(as_json: bool) -> int:
+    """``wfe list`` where nothing has run: no workflows, and no store is created."""
+    if as_json:
+        print("[]")
+    else:
+        print("no workflows: no store in this directory yet (.wfe/wfe.db)", file=sys.stderr)
+    return EXIT_OK
 
 
 async def list_workflows(store: Store, status: str | None, take: int, as_json: bool) -> int:
     """Stored workflows, newest first."""
     wanted = _status(status)
-    async with open_control(store) as host:
+    async with _inspect(store) as host:
         found = await host.list_workflows(status=wanted, take=take)
     if as_json:
         rows = [_summary(i) for i in found]
@@ -134,7 +195,7 @@ def _duration(p: ExecutionPointer) -> str:
 async def show(store: Store, workflow_id: str, as_json: bool) -> int:
     """A workflow's step timeline (each pointer's step, status, start, duration) and
     its errors."""
-    async with open_control(store) as host:
+    async with _inspect(store) as host:
         try:
             instance = await host.get_workflow(workflow_id)
         except WorkflowNotFoundError as exc:
@@ -145,9 +206,13 @@ async def show(store: Store, workflow_id: str, as_json: bool) -> int:
         key=lambda p: (p.start_time is None, p.start_time or datetime.min, p.sequence),
     )
     names = {p.id: p.step_name or f"step {p.step_id}" for p in pointers}
+    type_name, importable = _data_type(instance.data)
+    data = _plain(instance.data)
     if as_json:
         out = _summary(instance)
-        out["data"] = _json_value(instance.data)
+        out["data"] = data
+        out["data_type"] = type_name
+        out["data_type_importable"] = importable
         out["steps"] = [
             {
                 "pointer_id": p.id,
@@ -194,7 +259,22 @@ async def show(store: Store, workflow_id: str, as_json: bool) -> int:
             print(f"  {_when(e.time)}  {step}{lines[0]}")
             for more in lines[1:]:
                 print(f"      {more}")
+    _print_data(data, type_name, importable)
     return EXIT_OK
+
+
+def _print_data(data: Any, type_name: str | None, importable: bool) -> None:
+    """The data section of ``wfe show`` (after the timeline: it may be long)."""
+    text = json.dumps(data, ensure_ascii=False)
+    if len(text) > _DATA_WIDTH:
+        text = text[: _DATA_WIDTH - 1] + "…"  # the whole value: wfe show ID --json
+    if type_name is None:
+        print("data:")
+    elif importable:
+        print(f"data ({type_name}):")
+    else:
+        print(f"data (stored as {type_name}, which cannot be imported here: shown as stored):")
+    print(f"  {text}")
 
 
 def _error_json(e: ExecutionError, names: Mapping[str, str]) -> dict[str, Any]:
@@ -208,7 +288,7 @@ def _error_json(e: ExecutionError, names: Mapping[str, str]) -> dict[str, Any]:
 
 async def control(store: Store, action: str, workflow_id: str) -> int:
     """``suspend`` or ``terminate`` one workflow."""
-    async with open_control(store) as host:
+    async with _inspect(store) as host:
         try:
             instance = await host.persistence.get_workflow(workflow_id)
         except WorkflowNotFoundError as exc:

@@ -4,6 +4,7 @@ stopped cleanly by Ctrl-C or SIGTERM."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -27,7 +28,9 @@ from wfe.core import (
     WorkflowNotFoundError,
     WorkflowStatus,
 )
+from wfe.core.serialization import opaque_types
 
+from ._cli_output import capture_step_prints, step_output
 from ._cli_setup import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -45,8 +48,20 @@ from ._cli_setup import (
 from ._cli_view import LiveView, PlainView, Progress, View, seconds
 from ._host import WorkflowHost
 
+CHILD_PREFIX = "child of "
+"""How a sub-workflow's reference names its parent."""
+
 RUN_GRACE = timedelta(seconds=1)
 """How long ``wfe run`` lets a step finish after Ctrl-C (it re-runs on resume)."""
+
+
+def _quiet_step_log() -> None:
+    """The progress view shows every step error: the host's log of them would repeat
+    each one on stderr (through logging's last-resort handler)."""
+    steps = logging.getLogger("wfe.host.steps")
+    steps.propagate = False
+    if not steps.handlers:
+        steps.addHandler(logging.NullHandler())
 
 
 def make_view(plain: bool, title: str = "") -> View:
@@ -57,8 +72,9 @@ def make_view(plain: bool, title: str = "") -> View:
 
 
 def _tag_output(progress: Progress) -> Callable[..., Awaitable[ExecutionResult | None]]:
-    """Step middleware giving each step body a log sink that knows its workflow and step,
-    so output lines are shown under the step that printed them."""
+    """Step middleware giving each step body a log sink that knows its workflow, step and
+    attempt, so output lines (including what a code step prints) are shown under the
+    step that printed them."""
 
     async def middleware(
         ctx: StepExecutionContext,
@@ -66,12 +82,30 @@ def _tag_output(progress: Progress) -> Callable[..., Awaitable[ExecutionResult |
         proceed: Callable[[], Awaitable[ExecutionResult | None]],
     ) -> ExecutionResult | None:
         wid, pid, name = ctx.workflow.id, ctx.pointer.id, ctx.step.display_name
+        attempt = ctx.pointer.retry_count + 1
 
         def sink(stream: str, line: str) -> None:
-            progress.output(wid, pid, name, stream, line)
+            progress.output(wid, pid, name, stream, line, attempt)
 
         ctx.log_sink = sink
-        return await proceed()
+        with step_output(sink):
+            return await proceed()
+
+    return middleware
+
+
+def _only_own(own: set[str]) -> Callable[..., Awaitable[None]]:
+    """Workflow middleware of ``wfe run``/``wfe resume``: run passes of the workflows in
+    ``own`` and of their sub-workflows only. Other runnable instances of the store stay
+    as they are (due), for ``wfe resume`` or ``wfe worker`` to run."""
+
+    async def middleware(
+        instance: WorkflowInstance, proceed: Callable[[], Awaitable[None]]
+    ) -> None:
+        parent = _parent(instance.reference)
+        if instance.id in own or (parent is not None and parent in own):
+            own.add(instance.id)
+            await proceed()
 
     return middleware
 
@@ -119,7 +153,7 @@ async def _consume(host: WorkflowHost, progress: Progress) -> None:
         progress.event(ev)
 
 
-def _definition(obj: Any) -> WorkflowDefinition:
+def definition_of(obj: Any) -> WorkflowDefinition:
     return obj if isinstance(obj, WorkflowDefinition) else obj.definition
 
 
@@ -142,11 +176,12 @@ async def run_new(
     reference: str | None,
 ) -> int:
     """``wfe run``: start ``target`` and show it until it stops being RUNNABLE."""
-    definition = _definition(target)
+    definition = definition_of(target)
     data = _start_data(target, inputs)
     if detach:
         async with open_control(store) as host:
             loaded.register_on_host(host)
+            await _warn_changed(host, definition)
             remember(store, loaded.sources)
             wid = await _start(host, definition, data, reference)
         print(f"[wfe] workflow {wid} started ({definition.id} v{definition.version})")
@@ -154,10 +189,32 @@ async def run_new(
         return EXIT_OK
 
     async def begin(host: WorkflowHost) -> str:
+        await _warn_changed(host, definition)
         remember(store, loaded.sources)  # once the store opened: resumable from here on
         return await _start(host, definition, data, reference)
 
     return await _watch(store, loaded, begin, plain=plain, title=definition.id)
+
+
+async def _warn_changed(host: WorkflowHost, definition: WorkflowDefinition) -> None:
+    """Warn when the store ran this id and version with other steps: its unfinished
+    instances cannot resume with the changed file, and both graphs now share a name."""
+    with opaque_types():
+        found = await host.list_workflows(definition_id=definition.id, take=50)
+    for instance in found:
+        if (
+            instance.version == definition.version
+            and instance.fingerprint
+            and instance.fingerprint != definition.fingerprint
+        ):
+            print(
+                f"wfe: warning: {definition.id!r} version {definition.version} ran in this "
+                f"store with other steps (workflow {instance.id}); unfinished runs of the "
+                "old steps cannot resume with this file: give the changed workflow a new "
+                "version",
+                file=sys.stderr,
+            )
+            return
 
 
 async def _start(
@@ -218,7 +275,7 @@ def _check_known(instance: WorkflowInstance, loaded: Loaded) -> None:
             f"{instance.version}, which is not known here; pass its file: "
             f"wfe resume {instance.id} FILE.yaml"
         )
-    definition = _definition(obj)
+    definition = definition_of(obj)
     if instance.fingerprint and instance.fingerprint != definition.fingerprint:
         raise CliError(
             f"workflow {instance.id} was started with other steps than "
@@ -226,6 +283,29 @@ def _check_known(instance: WorkflowInstance, loaded: Loaded) -> None:
             f"(from {loaded.sources[key_of(definition)].path}); restore the file as it "
             "was, or run the changed workflow under a new version"
         )
+
+
+async def _others(host: WorkflowHost, own: set[str]) -> list[str]:
+    """Ids of the store's other RUNNABLE workflows (not ``own``, not their children)."""
+    found = await host.list_workflows(status=WorkflowStatus.RUNNABLE, take=1000)
+    return [i.id for i in found if i.id not in own and _parent(i.reference) not in own]
+
+
+def _parent(reference: str | None) -> str | None:
+    """The parent's id of a sub-workflow (its reference is ``child of <id>``)."""
+    if reference is not None and reference.startswith(CHILD_PREFIX):
+        return reference[len(CHILD_PREFIX) :]
+    return None
+
+
+def _same_destination() -> bool:
+    """Whether stdout and stderr are one file (a CI log, ``2>&1``): a failure is then
+    told once, not once on each."""
+    try:
+        out, err = os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (out.st_dev, out.st_ino) == (err.st_dev, err.st_ino)
 
 
 async def _watch(
@@ -236,32 +316,63 @@ async def _watch(
     plain: bool,
     title: str,
 ) -> int:
+    _quiet_step_log()
     view = make_view(plain, title)
-    progress = Progress(view)
+    progress = Progress(view, definitions=loaded.definitions)
     finished = trio.Event()
     progress.on_finish = lambda _wid: finished.set()
-    builder = builder_for(store).grace_period(RUN_GRACE).use_step_middleware(_tag_output(progress))
+    own: set[str] = set()
+    builder = (
+        builder_for(store)
+        .grace_period(RUN_GRACE)
+        .use_step_middleware(_tag_output(progress))
+        .use_workflow_middleware("execute", _only_own(own))
+    )
     loaded.register_on(builder)
     started = time.monotonic()
     wid = ""
     instance: WorkflowInstance | None = None
     interrupt: _Interrupt | None = None
     try:
-        async with _running(builder.build(), store) as host, trio.open_nursery() as nursery:
-            interrupt = _Interrupt(nursery.cancel_scope)
-            nursery.start_soon(interrupt.serve)
-            wid = await begin(host)
-            progress.watch(wid)
-            # Started after the id is known: the replayed history holds every event.
-            nursery.start_soon(_consume, host, progress)
-            instance = await host.wait_for_workflow(wid)
-            with trio.move_on_after(1.0):
-                await finished.wait()  # let the view show the last events
-            nursery.cancel_scope.cancel()
+        # Other workflows of the store are not run here, but the host still reads them
+        # (their data class may not be importable in this process).
+        with opaque_types(), capture_step_prints():
+            async with _running(builder.build(), store) as host, trio.open_nursery() as nursery:
+                interrupt = _Interrupt(nursery.cancel_scope)
+                nursery.start_soon(interrupt.serve)
+                wid = await begin(host)
+                own.add(wid)
+                progress.watch(wid)
+                # Started after the id is known: the replayed history holds every event.
+                nursery.start_soon(_consume, host, progress)
+                others = await _others(host, own)
+                if others:
+                    view.message(
+                        f"{len(others)} other unfinished workflow(s) in this store are not "
+                        f"run here (e.g. {others[0]}); run them with: wfe resume ID"
+                        f"{store.hint()}, or all with: wfe worker{store.hint()}"
+                    )
+                instance = await host.wait_for_workflow(wid)
+                with trio.move_on_after(1.0):
+                    await finished.wait()  # let the view show the last events
+                nursery.cancel_scope.cancel()
     finally:
         progress.flush_all()
+        if instance is None or (interrupt is not None and interrupt.hit):
+            progress.interrupt_all()
         view.close()
-    elapsed = seconds(time.monotonic() - started)
+    return _report(store, progress, wid, instance, interrupt, seconds(time.monotonic() - started))
+
+
+def _report(
+    store: Store,
+    progress: Progress,
+    wid: str,
+    instance: WorkflowInstance | None,
+    interrupt: _Interrupt | None,
+    elapsed: str,
+) -> int:
+    """The closing lines of ``wfe run``/``wfe resume`` and the exit code."""
     hint = f"wfe resume {wid}{store.hint()}  (or let a worker run it: wfe worker{store.hint()})"
     if instance is None or (interrupt is not None and interrupt.hit):
         if not wid:
@@ -269,7 +380,8 @@ async def _watch(
             return EXIT_INTERRUPTED
         print(f"[wfe] interrupted; the workflow is stored and resumable: {hint}")
         print(f"[wfe] workflow {wid} INTERRUPTED after {elapsed}")
-        print(f"wfe: interrupted; resume with: {hint}", file=sys.stderr)
+        if not _same_destination():
+            print(f"wfe: interrupted; resume with: {hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     status = instance.status
     if status is WorkflowStatus.COMPLETE:
@@ -277,7 +389,10 @@ async def _watch(
         return EXIT_OK
     step, message = progress.last_error.get(wid, ("", ""))
     where = f"step {step}: " if step else ""
-    if message:
+    shown = bool(step) and isinstance(progress.view, PlainView)
+    if message and not shown:
+        # The progress lines did not show the whole message (a live table shows its
+        # first line; an error outside any step is not a step line).
         lines = message.strip().splitlines() or [""]
         print(f"[wfe] last error: {where}{lines[0]}")
         for more in lines[1:]:
@@ -287,6 +402,8 @@ async def _watch(
     else:
         print("[wfe] a terminated workflow cannot be resumed; start it again with wfe run")
     print(f"[wfe] workflow {wid} {status.value} in {elapsed}")
+    if _same_destination():
+        return EXIT_FAILED  # everything above is already in the one log
     detail = f": {where}{message}" if message else ""
     print(f"wfe: workflow {wid} {status.value}{detail}", file=sys.stderr)
     if status is WorkflowStatus.SUSPENDED:
@@ -303,22 +420,24 @@ async def worker(store: Store, loaded: Loaded) -> int:
             "a workflow with 'wfe run' first (its definition is remembered)",
             EXIT_USAGE,
         )
+    _quiet_step_log()
     view = PlainView(name_workflows=True)
-    progress = Progress(view, watch_all=True)
+    progress = Progress(view, watch_all=True, definitions=loaded.definitions)
     builder = builder_for(store).use_step_middleware(_tag_output(progress))
     loaded.register_on(builder)
     names = ", ".join(sorted(k.replace("@", " v") for k in loaded.definitions))
     host = builder.build()
-    async with _running(host, store), trio.open_nursery() as nursery:
-        interrupt = _Interrupt(nursery.cancel_scope)
-        grace = seconds(host.config.grace_period)
-        interrupt.on_first = lambda: view.message(
-            f"stopping: draining in-flight steps (up to {grace}; Ctrl-C again to quit now)"
-        )
-        nursery.start_soon(interrupt.serve)
-        nursery.start_soon(_consume, host, progress)
-        remember(store, loaded.sources)
-        view.message(f"worker serving {store.url}: {names}; Ctrl-C to stop")
+    with capture_step_prints():
+        async with _running(host, store), trio.open_nursery() as nursery:
+            interrupt = _Interrupt(nursery.cancel_scope)
+            grace = seconds(host.config.grace_period)
+            interrupt.on_first = lambda: view.message(
+                f"stopping: draining in-flight steps (up to {grace}; Ctrl-C again to quit now)"
+            )
+            nursery.start_soon(interrupt.serve)
+            nursery.start_soon(_consume, host, progress)
+            remember(store, loaded.sources)
+            view.message(f"worker serving {store.url}: {names}; Ctrl-C to stop")
     progress.flush_all()
     view.message("worker stopped")
     return EXIT_OK

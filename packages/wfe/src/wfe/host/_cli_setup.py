@@ -23,18 +23,15 @@ from wfe.core import (
 )
 
 from ._builder import WorkflowHostBuilder
+from ._cli_codes import DEFAULT_STORE as DEFAULT_STORE
+from ._cli_codes import EXIT_FAILED as EXIT_FAILED
+from ._cli_codes import EXIT_INTERRUPTED as EXIT_INTERRUPTED
+from ._cli_codes import EXIT_OK as EXIT_OK
+from ._cli_codes import EXIT_STORE as EXIT_STORE
+from ._cli_codes import EXIT_USAGE as EXIT_USAGE
 from ._host import WorkflowHost
 
-DEFAULT_STORE = "sqlite:///.wfe/wfe.db"
-"""The store used without ``--store``: a SQLite file under ``.wfe/`` in the current directory."""
-
 DEFINITIONS_FILE = "definitions.json"
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_STORE = 3
-EXIT_INTERRUPTED = 130
 
 
 class CliError(WfeError):
@@ -62,6 +59,28 @@ def parse_assignments(items: Iterable[str], option: str, *, typed: bool) -> dict
     return result
 
 
+def coerce_inputs(target: Any, raw: Mapping[str, str]) -> dict[str, Any]:
+    """``--input`` values typed by the workflow's declarations: a YAML workflow's
+    declared input types (``version=1.10`` stays the string ``"1.10"`` for a ``string``
+    input); a code-defined workflow's attrs fields annotated ``str`` keep the text;
+    anything else is JSON if it parses, else the string."""
+    declared: Mapping[str, Any] = getattr(target, "inputs", None) or {}
+    text_fields: set[str] = set()
+    data_type = getattr(target, "data_type", None)
+    if data_type is not None and attrs.has(data_type):
+        text_fields = {f.name for f in attrs.fields(data_type) if f.type in (str, "str")}
+    out: dict[str, Any] = {}
+    for name, text in raw.items():
+        spec = declared.get(name)
+        if spec is not None:
+            out[name] = spec.type.from_text(text)
+        elif name in text_fields:
+            out[name] = text
+        else:
+            out[name] = parse_value(text)
+    return out
+
+
 def parse_value(text: str) -> Any:
     """``text`` as JSON if it parses, else the string itself."""
     try:
@@ -87,18 +106,72 @@ class Store:
         return "" if self.is_default else f" --store {self.url}"
 
 
-def resolve_store(url: str | None) -> Store:
+def _path_hint(url: str) -> str | None:
+    """The ``sqlite:`` URL meant by a bare file path given as ``--store``, if it is one
+    (a bare scheme such as ``memory`` is a valid spec, not a path)."""
+    if "://" in url:
+        return None
+    looks_like_path = (
+        "/" in url
+        or url.startswith(("~", "."))
+        or Path(url).suffix.lower() in (".db", ".sqlite", ".sqlite3")
+    )
+    if not looks_like_path:
+        return None
+    path = Path(url).expanduser()
+    return f"sqlite:///{path}"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a ``sqlite:///PATH`` URL names (``None`` for other URLs and ``:memory:``)."""
+    if not url.startswith("sqlite:///") or ":memory:" in url:
+        return None
+    return Path(url[len("sqlite:///") :].split("?", 1)[0])
+
+
+def resolve_store(url: str | None, *, creates: bool = True) -> Store:
     """The store named by ``--store`` (default: ``sqlite:///.wfe/wfe.db``, its directory
     created on first use). Definitions run from files are remembered in the SQLite
-    file's directory, or in ``.wfe/`` for other stores."""
+    file's directory, or in ``.wfe/`` for other stores.
+
+    ``creates``: the command may create the store (``run``, ``worker``, ``publish``).
+    Without it (``list``, ``show``, ...) a missing SQLite file is an error (exit 3) and
+    nothing is created. A ``--store`` file in a directory that does not exist is an
+    error saying how to create it (a typo must not create directories)."""
     if url is None:
-        return Store(DEFAULT_STORE, {"create_parents": True}, Path(".wfe").absolute(), True)
-    if not url.strip():
-        raise CliError("--store: empty URL")
+        url = DEFAULT_STORE
+        is_default = True
+    else:
+        is_default = False
+        if not url.strip():
+            raise CliError("--store: empty URL")
+        hint = _path_hint(url)
+        if hint is not None:
+            raise CliError(
+                f"--store {url}: expected a store URL, not a path; "
+                f"for a SQLite file write --store {hint}"
+            )
     state_dir = Path(".wfe").absolute()
-    if url.startswith("sqlite:///") and ":memory:" not in url:
-        state_dir = Path(url[len("sqlite:///") :]).absolute().parent
-    return Store(url, {}, state_dir, False)
+    options: dict[str, Any] = {}
+    file = sqlite_file(url)
+    if file is not None:
+        state_dir = file.absolute().parent
+        if not creates and not file.exists():
+            where = "in this directory " if is_default else ""
+            raise CliError(
+                f"no store at {file} {where}(nothing has run here yet; "
+                "'wfe run FILE.yaml' creates it, or pass --store URL)",
+                EXIT_STORE,
+            )
+        if is_default:
+            options["create_parents"] = True
+        elif not state_dir.is_dir():
+            raise CliError(
+                f"store {url}: directory {state_dir} does not exist; "
+                f"create it first (mkdir -p {state_dir})",
+                EXIT_STORE,
+            )
+    return Store(url, options, state_dir, is_default)
 
 
 def builder_for(store: Store) -> WorkflowHostBuilder:
@@ -239,7 +312,7 @@ def load_yaml(loaded: Loaded, file: str, config: Mapping[str, Any]) -> None:
     if not path.is_file():
         raise CliError(f"{file}: no such file")
     try:
-        compiled = yaml.load_workflows(path, dict(config))
+        compiled = yaml.load_workflows(path, dict(config), check_scripts=True)
     except yaml.YamlWorkflowError as exc:
         raise CliError(f"{file} is not a valid workflow file:\n{exc}") from exc
     source = Source("yaml", str(path.absolute()), dict(config))

@@ -11,6 +11,16 @@ Plain lines (a stable contract for scripts)::
     [wfe] step <name> failed: <message>      (further message lines indented 4 spaces)
     [wfe] workflow <id> COMPLETE in 1.23s
 
+A retried step announces each attempt after the first and each failed attempt that
+will be retried (``N`` is the number of attempts its error behaviour allows, ``?`` when
+unbounded)::
+
+    [wfe] step <name> failed (attempt 1/N; retrying in 5.00s): <message>
+    [wfe] step <name> started (attempt 2/N)
+
+A step cut short by Ctrl-C is shown as ``[wfe] step <name> interrupted``; the internal
+``(outputs)`` step of a YAML workflow is shown only when it fails.
+
 ``wfe worker`` shows every workflow, so its step lines name the workflow:
 ``[wfe] <id> step <name> started``. Steps of a sub-workflow are named
 ``<child definition>/<step>``.
@@ -20,7 +30,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TextIO
 
@@ -32,6 +42,8 @@ from rich.table import Table
 from rich.text import Text
 
 from wfe.core import (
+    ErrorBehavior,
+    ErrorBehaviorType,
     LifecycleEvent,
     StepCompleted,
     StepStarted,
@@ -42,6 +54,7 @@ from wfe.core import (
     WorkflowSuspended,
     WorkflowTerminated,
 )
+from wfe.core.executor import DEFAULT_ERROR_BEHAVIOR
 
 TERMINAL_EVENTS = (WorkflowCompleted, WorkflowSuspended, WorkflowTerminated)
 
@@ -63,9 +76,14 @@ def first_line(message: str) -> str:
     return lines[0] if lines else ""
 
 
+HIDDEN_STEPS = ("(outputs)",)
+"""Internal steps shown only when they fail (the YAML workflow's outputs check)."""
+
+
 @attrs.define
 class StepRow:
-    """One visit of a step (one execution pointer) as shown."""
+    """One execution pointer of a step as shown; ``attempt`` counts its runs after
+    failures, ``attempts`` is how many its error behaviour allows (``None``: no limit)."""
 
     workflow_id: str
     pointer_id: str
@@ -77,6 +95,24 @@ class StepRow:
     last_line: str = ""
     error: str = ""
     announced: bool = False
+    attempt: int = 1
+    attempts: int | None = 1
+    retry_in: timedelta | None = None
+    hidden: bool = False
+
+    def of_attempts(self, attempt: int | None = None) -> str:
+        """``2/4`` (``2/?`` when retries are unbounded)."""
+        total = "?" if self.attempts is None else str(self.attempts)
+        return f"{self.attempt if attempt is None else attempt}/{total}"
+
+    def status_text(self) -> str:
+        if self.status == "retrying":
+            return f"retrying ({self.of_attempts(self.attempt + 1)})"
+        if self.status == "running" and self.attempt > 1:
+            return f"running ({self.of_attempts()})"
+        if self.status in ("completed", "failed") and self.attempt > 1:
+            return f"{self.status} (attempt {self.of_attempts()})"
+        return self.status
 
 
 class View:
@@ -87,6 +123,10 @@ class View:
     def step_completed(self, row: StepRow) -> None: ...
 
     def step_failed(self, row: StepRow) -> None: ...
+
+    def step_retrying(self, row: StepRow) -> None: ...
+
+    def step_interrupted(self, row: StepRow) -> None: ...
 
     def output(self, row: StepRow, stream: str, line: str) -> None: ...
 
@@ -112,17 +152,28 @@ class PlainView(View):
         who = f"{row.workflow_id} " if self._name_workflows else ""
         return f"[wfe] {who}step {row.name}"
 
+    def _message(self, head: str, message: str) -> None:
+        lines = message.strip().splitlines() or [""]
+        self._line(f"{head}: {lines[0]}")
+        for more in lines[1:]:
+            self._line(f"    {more}")
+
     def step_started(self, row: StepRow) -> None:
-        self._line(f"{self._step(row)} started")
+        attempt = f" (attempt {row.of_attempts()})" if row.attempt > 1 else ""
+        self._line(f"{self._step(row)} started{attempt}")
 
     def step_completed(self, row: StepRow) -> None:
         self._line(f"{self._step(row)} completed in {seconds(row.duration or 0.0)}")
 
     def step_failed(self, row: StepRow) -> None:
-        lines = row.error.strip().splitlines() or [""]
-        self._line(f"{self._step(row)} failed: {lines[0]}")
-        for more in lines[1:]:
-            self._line(f"    {more}")
+        self._message(f"{self._step(row)} failed", row.error)
+
+    def step_retrying(self, row: StepRow) -> None:
+        wait = f"; retrying in {seconds(row.retry_in)}" if row.retry_in is not None else ""
+        self._message(f"{self._step(row)} failed (attempt {row.of_attempts()}{wait})", row.error)
+
+    def step_interrupted(self, row: StepRow) -> None:
+        self._line(f"{self._step(row)} interrupted (it runs again on resume)")
 
     def output(self, row: StepRow, stream: str, line: str) -> None:
         mark = "" if stream == "stdout" else f" [{stream}]"
@@ -141,14 +192,17 @@ _STATUS_STYLE = {
     "completed": "green",
     "failed": "red",
     "retrying": "yellow",
+    "interrupted": "magenta",
 }
+_STATUS_ICON = {"completed": "✓", "failed": "✗", "retrying": "↻", "interrupted": "■"}
 
 
 class LiveView(View):
     """A rich Live table of steps (spinner, status, duration, last output line)."""
 
     def __init__(self, console: Console | None = None, title: str = "") -> None:
-        self.console = console or Console()
+        # Bound to the real stdout now: while steps run, sys.stdout is a StepStream.
+        self.console = console or Console(file=sys.stdout)
         self.title = title
         self._rows: list[StepRow] = []
         self._notes: list[str] = []
@@ -169,15 +223,13 @@ class LiveView(View):
                 icon = Spinner("dots", style="yellow")
                 took = seconds(now - row.started_mono)
             else:
-                icon = Text(
-                    "✓" if row.status == "completed" else "✗", style=_STATUS_STYLE[row.status]
-                )
+                icon = Text(_STATUS_ICON.get(row.status, "?"), style=_STATUS_STYLE[row.status])
                 took = seconds(row.duration) if row.duration is not None else ""
             tail = first_line(row.error) if row.error else row.last_line
             table.add_row(
                 icon,
                 row.name,
-                Text(row.status, style=_STATUS_STYLE.get(row.status, "")),
+                Text(row.status_text(), style=_STATUS_STYLE.get(row.status, "")),
                 took,
                 Text(tail, style="red" if row.error else "dim"),
             )
@@ -185,13 +237,18 @@ class LiveView(View):
         notes = [Text(n, style="dim") for n in self._notes[-3:]]
         return Group(*header, table, *notes)
 
-    def step_started(self, row: StepRow) -> None:
+    def _show(self, row: StepRow) -> None:
         if row not in self._rows:
             self._rows.append(row)
 
+    def step_started(self, row: StepRow) -> None:
+        self._show(row)
+
     def step_failed(self, row: StepRow) -> None:
-        if row not in self._rows:
-            self._rows.append(row)
+        self._show(row)
+
+    def step_retrying(self, row: StepRow) -> None:
+        self._show(row)
 
     def output(self, row: StepRow, stream: str, line: str) -> None:
         row.last_line = line if stream == "stdout" else f"[{stream}] {line}"
@@ -207,13 +264,29 @@ class LiveView(View):
         self._live.stop()
 
 
+def _attempts(behavior: ErrorBehavior) -> tuple[int | None, timedelta | None]:
+    """How many attempts ``behavior`` allows (``None``: unbounded) and the retry wait."""
+    if behavior.type is not ErrorBehaviorType.RETRY:
+        return 1, None
+    total = None if behavior.max_retries is None else behavior.max_retries + 1
+    return total, behavior.interval
+
+
 class Progress:
     """Turns lifecycle events and output lines of the watched workflows (and their
-    sub-workflows) into :class:`View` calls; ``watch_all`` follows every workflow."""
+    sub-workflows) into :class:`View` calls; ``watch_all`` follows every workflow.
+    ``definitions`` (by ``id@version``) tell how often a failing step is retried."""
 
-    def __init__(self, view: View, *, watch_all: bool = False) -> None:
+    def __init__(
+        self,
+        view: View,
+        *,
+        watch_all: bool = False,
+        definitions: Mapping[str, object] | None = None,
+    ) -> None:
         self.view = view
         self.watch_all = watch_all
+        self.definitions = definitions or {}
         self.watched: dict[str, str] = {}  # workflow id -> name prefix ("" for the main one)
         self.rows: dict[str, StepRow] = {}
         self.last_error: dict[str, tuple[str, str]] = {}  # workflow id -> (step, message)
@@ -221,8 +294,8 @@ class Progress:
         self.on_finish: Callable[[str], None] | None = None
         # Output of a workflow not watched yet: a step may print before the id of the
         # workflow being started is known.
-        self._early: dict[str, list[tuple[str, str, str, str]]] = {}
-        self._held: dict[str, list[tuple[str, str]]] = {}
+        self._early: dict[str, list[tuple[str, str, str, str, int]]] = {}
+        self._held: dict[str, list[tuple[int, str, str]]] = {}
 
     def watch(self, workflow_id: str, prefix: str = "") -> None:
         self.watched[workflow_id] = prefix
@@ -235,11 +308,28 @@ class Progress:
             return self.watched[workflow_id]
         return "" if self.watch_all else None
 
-    def _row(self, wid: str, pointer_id: str, name: str | None, step_id: int) -> StepRow:
+    def _behavior(self, ev: LifecycleEvent, step_id: int | None) -> ErrorBehavior:
+        """The error behaviour of a step as the executor applies it (outside sagas)."""
+        definition: object = self.definitions.get(f"{ev.definition_id}@{ev.version}")
+        definition = getattr(definition, "definition", definition)  # a compiled YAML one
+        if definition is None:
+            return DEFAULT_ERROR_BEHAVIOR
+        default = getattr(definition, "default_error_behavior", None) or DEFAULT_ERROR_BEHAVIOR
+        for step in getattr(definition, "steps", ()):
+            if step.id == step_id:
+                if step.compensation_step_id is not None:
+                    return ErrorBehavior.compensate()
+                return step.error_behavior or default
+        return default
+
+    def _row(self, ev: LifecycleEvent, pointer_id: str, name: str | None, step_id: int) -> StepRow:
+        wid = ev.workflow_instance_id
         row = self.rows.get(pointer_id)
         if row is None:
             prefix = self._prefix(wid) or ""
-            row = StepRow(wid, pointer_id, f"{prefix}{name or f'step {step_id}'}")
+            shown = name or f"step {step_id}"
+            row = StepRow(wid, pointer_id, f"{prefix}{shown}", hidden=shown in HIDDEN_STEPS)
+            row.attempts, row.retry_in = _attempts(self._behavior(ev, step_id))
             self.rows[pointer_id] = row
         return row
 
@@ -258,14 +348,9 @@ class Progress:
         if prefix is None:
             return
         if isinstance(ev, StepStarted):
-            row = self._row(wid, ev.pointer_id, ev.step_name, ev.step_id)
-            row.status, row.error, row.started = "running", "", ev.time
-            row.started_mono = time.monotonic()
-            row.announced = True
-            self.view.step_started(row)
-            self._flush(row)
+            self._started(ev)
         elif isinstance(ev, StepCompleted):
-            row = self._row(wid, ev.pointer_id, ev.step_name, ev.step_id)
+            row = self._row(ev, ev.pointer_id, ev.step_name, ev.step_id)
             if row.status == "running":
                 row.status = "completed"
                 row.duration = (
@@ -273,54 +358,93 @@ class Progress:
                     if row.started
                     else timedelta(seconds=time.monotonic() - row.started_mono)
                 )
-                self.view.step_completed(row)
+                if not row.hidden:
+                    self.view.step_completed(row)
         elif isinstance(ev, WorkflowError):
-            if ev.pointer_id and ev.pointer_id in self.rows:
-                row = self.rows[ev.pointer_id]
-                row.status, row.error = "failed", ev.message
-                row.duration = ev.time - row.started if row.started else None
-                self.view.step_failed(row)
-                self.last_error[wid] = (row.name, ev.message)
-            else:
-                self.last_error[wid] = ("", ev.message)
-                self.view.message(f"workflow {wid} error: {first_line(ev.message)}")
+            self._error(ev)
         elif isinstance(ev, WorkflowStarted):
             self.view.workflow(wid, f"started ({ev.definition_id} v{ev.version})")
         elif isinstance(ev, WorkflowResumed):
             self.view.workflow(wid, "resumed")
-        elif isinstance(ev, TERMINAL_EVENTS) and prefix == "":
-            self.finished[wid] = ev
-            if self.watch_all:
-                status = {
-                    WorkflowCompleted: "COMPLETE",
-                    WorkflowSuspended: "SUSPENDED",
-                    WorkflowTerminated: "TERMINATED",
-                }[type(ev)]
-                self.view.workflow(wid, status)
-            if self.on_finish is not None:
-                self.on_finish(wid)
+        elif isinstance(ev, TERMINAL_EVENTS):
+            self._finished(ev, prefix)
 
-    def output(self, wid: str, pointer_id: str, name: str, stream: str, line: str) -> None:
+    def _started(self, ev: StepStarted) -> None:
+        row = self._row(ev, ev.pointer_id, ev.step_name, ev.step_id)
+        row.attempt = getattr(ev, "attempt", 1)
+        row.status, row.error, row.started, row.duration = "running", "", ev.time, None
+        row.started_mono = time.monotonic()
+        row.announced = True
+        if not row.hidden:
+            self.view.step_started(row)
+        self._flush(row)
+
+    def _error(self, ev: WorkflowError) -> None:
+        wid = ev.workflow_instance_id
+        row = self.rows.get(ev.pointer_id or "")
+        if row is None:
+            self.last_error[wid] = ("", ev.message)
+            self.view.message(f"workflow {wid} error: {first_line(ev.message)}")
+            return
+        row.error = ev.message
+        row.duration = ev.time - row.started if row.started else None
+        self.last_error[wid] = (row.name, ev.message)
+        if row.attempts is None or row.attempt < row.attempts:
+            row.status = "retrying"
+            self.view.step_retrying(row)
+        else:
+            row.status = "failed"
+            self.view.step_failed(row)
+
+    def _finished(self, ev: LifecycleEvent, prefix: str) -> None:
+        wid = ev.workflow_instance_id
+        for row in self.rows.values():
+            # The workflow stopped: a step shown as about to retry did not.
+            if row.workflow_id == wid and row.status == "retrying":
+                row.status = "failed"
+        if prefix != "":
+            return
+        self.finished[wid] = ev
+        if self.watch_all:
+            status = {
+                WorkflowCompleted: "COMPLETE",
+                WorkflowSuspended: "SUSPENDED",
+                WorkflowTerminated: "TERMINATED",
+            }[type(ev)]
+            self.view.workflow(wid, status)
+        if self.on_finish is not None:
+            self.on_finish(wid)
+
+    def output(
+        self, wid: str, pointer_id: str, name: str, stream: str, line: str, attempt: int = 1
+    ) -> None:
+        """A line a step printed during its ``attempt``-th run."""
         prefix = self._prefix(wid)
         if prefix is None:
             if not self.watched:
-                self._early.setdefault(wid, []).append((pointer_id, name, stream, line))
+                self._early.setdefault(wid, []).append((pointer_id, name, stream, line, attempt))
             return
         row = self.rows.get(pointer_id)
         if row is None:
-            row = StepRow(wid, pointer_id, f"{prefix}{name}")
+            row = StepRow(wid, pointer_id, f"{prefix}{name}", hidden=name in HIDDEN_STEPS)
             self.rows[pointer_id] = row
-        if row.announced and row.status == "running":
+        if row.announced and row.status == "running" and row.attempt == attempt:
             self.view.output(row, stream, line)
         else:
             # Lifecycle events reach the view a little later than output lines (they
-            # come through the host's event iterator): hold a step's lines until its
-            # StepStarted has been shown, so every line appears under its step.
-            self._held.setdefault(pointer_id, []).append((stream, line))
+            # come through the host's event iterator): hold a step's lines until the
+            # StepStarted of their attempt has been shown, so every line appears under
+            # its step and attempt.
+            self._held.setdefault(pointer_id, []).append((attempt, stream, line))
 
-    def _flush(self, row: StepRow) -> None:
-        for stream, line in self._held.pop(row.pointer_id, []):
-            self.view.output(row, stream, line)
+    def _flush(self, row: StepRow, *, everything: bool = False) -> None:
+        held = self._held.pop(row.pointer_id, [])
+        later = [h for h in held if h[0] > row.attempt and not everything]
+        for attempt, stream, line in held:
+            if everything or attempt <= row.attempt:
+                self.view.output(row, stream, line)
+        if later:
+            self._held[row.pointer_id] = later
 
     def flush_all(self) -> None:
         """Show held lines whose step start was never seen (call before closing)."""
@@ -328,5 +452,15 @@ class Progress:
             row = self.rows[pointer_id]
             if not row.announced:
                 row.announced = True
-                self.view.step_started(row)
-            self._flush(row)
+                if not row.hidden:
+                    self.view.step_started(row)
+            self._flush(row, everything=True)
+
+    def interrupt_all(self) -> None:
+        """Ctrl-C stopped the run: steps still running are shown as interrupted."""
+        for row in self.rows.values():
+            if row.status == "running" and row.announced:
+                row.status = "interrupted"
+                row.duration = timedelta(seconds=time.monotonic() - row.started_mono)
+                if not row.hidden:
+                    self.view.step_interrupted(row)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
@@ -14,11 +15,15 @@ import trio
 
 from wfe.core import (
     ConfigurationError,
+    DataSerializationError,
     Event,
     ExecutionError,
     ExecutionPointer,
     LifecycleEvent,
+    ProviderError,
+    WorkflowError,
     WorkflowInstance,
+    WorkflowNotFoundError,
     WorkflowResumed,
     WorkflowStarted,
     WorkflowStatus,
@@ -47,6 +52,9 @@ from ._hub import LifecycleHub
 from ._middleware import run_pre
 from ._registry import DefinitionRegistry
 from ._services import HostServices
+
+step_log = logging.getLogger("wfe.host.steps")
+"""Where the host logs each step error (a warning naming the workflow and the step)."""
 
 
 class WorkflowHost:
@@ -175,6 +183,10 @@ class WorkflowHost:
     def _publish(self, event: LifecycleEvent) -> None:
         """Publish a lifecycle event, in order, without blocking."""
         self._hub.publish(event)
+        if isinstance(event, WorkflowError):
+            # Step errors are otherwise only stored: a step failing under retries would
+            # be silent until the workflow gives up (the message names the step).
+            step_log.warning("workflow %s: %s", event.workflow_instance_id, event.message)
         if self._publish_send is not None:
             with contextlib.suppress(trio.ClosedResourceError):
                 self._publish_send.send_nowait(event)
@@ -214,8 +226,15 @@ class WorkflowHost:
 
         Data that cannot be stored is rejected here with :class:`DataSerializationError`
         naming the offending field; nothing is stored then.
+
+        ``workflow_id`` names the instance instead of a generated id, which makes the
+        start idempotent: when an instance with that id exists already (started before,
+        by this or another host), nothing is created and its id is returned, whatever
+        its definition, data or status.
         """
         dispatcher = self._require_running()
+        if workflow_id is not None and await self._exists(workflow_id):
+            return workflow_id
         definition = self.registry.find(definition_id, version)
         data_type = definition.data_type
         if data is None and data_type is not None:
@@ -246,12 +265,26 @@ class WorkflowHost:
             # May change the data or raise to reject; what it leaves must be storable.
             await run_pre(pre, instance)
             serialization.dumps(instance.data)
-        await self.persistence.create_workflow(instance)
+        try:
+            await self.persistence.create_workflow(instance)
+        except ProviderError:
+            if workflow_id is not None and await self._exists(workflow_id):
+                return workflow_id  # started concurrently by another caller
+            raise
         self._publish(WorkflowStarted(**_fields(instance, now)))
         if enqueue:
             await self.queues.enqueue(QueueKind.WORKFLOW, instance.id)
         await dispatcher.request_index(instance.id)
         return instance.id
+
+    async def _exists(self, workflow_id: str) -> bool:
+        try:
+            await self.persistence.get_workflow(workflow_id, with_pointers=False)
+        except WorkflowNotFoundError:
+            return False
+        except DataSerializationError:
+            return True  # stored, though its data cannot be read here
+        return True
 
     async def publish_event(
         self,
@@ -333,8 +366,10 @@ class WorkflowHost:
                 instance = await self.get_workflow(workflow_id)
                 if instance.status is not WorkflowStatus.RUNNABLE:
                     return instance
+                errors = await self.persistence.get_errors(workflow_id)
+                last = f"; its last error: {errors[-1].message}" if errors else ""
                 raise WorkflowTimeoutError(
-                    f"workflow {workflow_id} still {instance.status.value} after {seconds} s"
+                    f"workflow {workflow_id} still {instance.status.value} after {seconds} s{last}"
                 )
 
     async def search(

@@ -262,14 +262,18 @@ class InstanceRun:
         state = self.state
         step = state.step(p)
         now = self.now()
-        if p.start_time is None:
-            p.start_time = now
+        # A new run (first, retry, or again after a stopped host), not a continuation
+        # of a step that is waiting (its persistence data or a delivered event).
+        if p.start_time is None or (p.persistence_data is None and not p.event_published):
+            if p.start_time is None:
+                p.start_time = now
             self.env.publish(
                 StepStarted(
                     **self.lifecycle_fields(),
                     step_id=step.id,
                     step_name=step.display_name,
                     pointer_id=p.id,
+                    attempt=p.retry_count + 1,
                 )
             )
         p.status = PointerStatus.RUNNING

@@ -6,8 +6,8 @@ fixture the suite names::
 
     class TestSqlitePersistence(PersistenceContract):
         @pytest.fixture
-        async def persistence(self) -> AsyncIterator[SqliteStore]:
-            async with SqliteStore.from_url("sqlite://:memory:") as store:
+        async def persistence(self) -> AsyncIterator[SqlitePersistenceProvider]:
+            async with SqlitePersistenceProvider("sqlite://:memory:") as store:
                 yield store
 
 Fixtures: ``persistence`` (:class:`PersistenceContract`), ``locks``
