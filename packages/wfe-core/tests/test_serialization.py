@@ -187,7 +187,7 @@ _FOREIGN = (
 def test_opaque_types_keep_values_of_unimportable_classes_as_stored() -> None:
     """Inside opaque_types(), a class that cannot be imported reads as a StoredValue that
     is stored again byte for byte; outside, reading it raises."""
-    from wfe.core._serialization import StoredValue, opaque_types
+    from wfe.core.serialization import StoredValue, opaque_types
 
     with pytest.raises(DataSerializationError, match="cannot be imported"):
         loads(_FOREIGN)
