@@ -235,7 +235,7 @@ def _check(source: str, module: str = "wfe.host._host", *, is_package: bool = Fa
         ("import wfe.core._executor\n", "1:private:wfe.core._executor"),
         ("import wfe.core._executor._outcomes as o\n", "1:private:wfe.core._executor._outcomes"),
         ("from wfe.core._models import WorkflowInstance\n", "1:private:wfe.core._models"),
-        ("from wfe.core import _serialization\n", "1:private:wfe.core.serialization"),
+        ("from wfe.core import _serialization\n", "1:private:wfe.core._serialization"),
         ("from wfe.core.testing import _samples\n", "1:private:wfe.core.testing._samples"),
         ("from wfe.core.testing._samples import x\n", "1:private:wfe.core.testing._samples"),
         ("from ..core import _telemetry\n", "1:private:wfe.core._telemetry"),
