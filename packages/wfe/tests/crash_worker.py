@@ -7,8 +7,10 @@
 
 ``WFE_CRASH=OP:WHEN:N`` makes the process SIGKILL itself at a write boundary: right
 ``before`` or ``after`` the Nth call of the store's ``OP`` (``persist_checkpoint``,
-``deliver_event``, ``create_workflow``, ``claim_workflow``). ``WFE_LOCKS`` names a lock
-store other than the workflow store (a second SQLite file). Every step and every
+``deliver_event``, ``create_workflow``, ``claim_workflow``), or the Nth ``delivery`` of
+an event (through the store, or in the checkpoint of a run that held the workflow).
+``WFE_LOCKS`` names a lock store other than the workflow store (a second SQLite file).
+Every step and every
 checkpoint outcome is appended to LOG (``O_APPEND`` lines are atomic), so the test
 sees what ran, where, and what the store accepted.
 """
@@ -76,17 +78,23 @@ class CrashingStore(SqlitePersistenceProvider):
         self._crash = (op, when, int(n))
         self._calls: dict[str, int] = {}
 
-    def _boundary(self, op: str, when: str) -> None:
+    def _boundary(self, op: str, when: str, number: int) -> None:
         want_op, want_when, n = self._crash
-        if op == want_op and when == want_when and self._calls.get(op, 0) == n:
+        if op == want_op and when == want_when and number == n:
             record("killed", op, when, n)
             os.kill(os.getpid(), signal.SIGKILL)
 
-    async def _around(self, op: str, call: Any) -> Any:
-        self._calls[op] = self._calls.get(op, 0) + 1
-        self._boundary(op, "before")
+    async def _around(self, op: str, call: Any, *, delivery: bool = False) -> Any:
+        """Count the call (as ``op``, and as ``delivery`` when it delivers an event,
+        through the store or inside a held run's checkpoint) and die where told."""
+        numbers: dict[str, int] = {}
+        for name in [op, "delivery"] if delivery else [op]:
+            # Calls overlap (concurrent runs): each knows its own number.
+            numbers[name] = self._calls[name] = self._calls.get(name, 0) + 1
+            self._boundary(name, "before", numbers[name])
         result = await call
-        self._boundary(op, "after")
+        for name, number in numbers.items():
+            self._boundary(name, "after", number)
         return result
 
     async def create_workflow(self, instance: Any) -> str:
@@ -98,12 +106,18 @@ class CrashingStore(SqlitePersistenceProvider):
         )
 
     async def deliver_event(self, delivery: EventDelivery) -> bool:
-        return await self._around("deliver_event", super().deliver_event(delivery))  # type: ignore[no-any-return]
+        return await self._around(  # type: ignore[no-any-return]
+            "deliver_event", super().deliver_event(delivery), delivery=True
+        )
 
     async def persist_checkpoint(self, checkpoint: Checkpoint) -> None:
         wid = checkpoint.instance.id
         try:
-            await self._around("persist_checkpoint", super().persist_checkpoint(checkpoint))
+            await self._around(
+                "persist_checkpoint",
+                super().persist_checkpoint(checkpoint),
+                delivery=bool(checkpoint.processed_events),
+            )
         except StaleLeaseError:
             record("refused", wid, checkpoint.fencing_token)
             raise

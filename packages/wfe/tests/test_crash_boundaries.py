@@ -132,7 +132,7 @@ def test_kill_in_a_start_burst_loses_no_started_workflow(tmp_path: Path, crash: 
     assert_all_complete(db, created, ("1", "2", "3", "4", "5"))
 
 
-@pytest.mark.parametrize("crash", ["deliver_event:before:2", "deliver_event:after:2"])
+@pytest.mark.parametrize("crash", ["delivery:before:2", "delivery:after:2"])
 def test_kill_in_the_middle_of_event_deliveries(tmp_path: Path, crash: str) -> None:
     db, log = tmp_path / "w.db", tmp_path / "log"
     assert finish(spawn(db, log, "start", "wait", "3")).strip() == "waiting"
