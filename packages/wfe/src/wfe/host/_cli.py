@@ -19,6 +19,7 @@ from wfe.core import ConfigurationError, ProviderError, WfeError
 
 from . import _cli_commands as commands
 from . import _cli_run as running
+from ._cli_safety import redacted_output
 from ._cli_setup import (
     EXIT_INTERRUPTED,
     EXIT_STORE,
@@ -236,6 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wfe`` command; returns (and, as a script, exits with) the
     exit code."""
     args = build_parser().parse_args(argv)
+    with redacted_output(getattr(args, "store", None)):
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return _dispatch(args)
     except KeyboardInterrupt:

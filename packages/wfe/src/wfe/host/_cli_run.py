@@ -28,6 +28,7 @@ from wfe.core import (
     WorkflowStatus,
 )
 
+from ._cli_safety import escape_controls
 from ._cli_setup import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -183,7 +184,7 @@ async def resume(
         try:
             instance = await control.persistence.get_workflow(workflow_id)
         except WorkflowNotFoundError as exc:
-            raise CliError(f"no workflow {workflow_id!r} in store {store.url}") from exc
+            raise CliError(f"no workflow {workflow_id!r} in store {store.shown}") from exc
         if instance.status is WorkflowStatus.COMPLETE:
             print(f"[wfe] workflow {workflow_id} is already COMPLETE")
             return EXIT_OK
@@ -276,6 +277,7 @@ async def _watch(
         print(f"[wfe] workflow {wid} COMPLETE in {elapsed}")
         return EXIT_OK
     step, message = progress.last_error.get(wid, ("", ""))
+    message = "\n".join(escape_controls(line) for line in message.split("\n"))
     where = f"step {step}: " if step else ""
     if message:
         lines = message.strip().splitlines() or [""]
@@ -318,7 +320,7 @@ async def worker(store: Store, loaded: Loaded) -> int:
         nursery.start_soon(interrupt.serve)
         nursery.start_soon(_consume, host, progress)
         remember(store, loaded.sources)
-        view.message(f"worker serving {store.url}: {names}; Ctrl-C to stop")
+        view.message(f"worker serving {store.shown}: {names}; Ctrl-C to stop")
     progress.flush_all()
     view.message("worker stopped")
     return EXIT_OK

@@ -43,6 +43,8 @@ from wfe.core import (
     WorkflowTerminated,
 )
 
+from ._cli_safety import escape_controls
+
 TERMINAL_EVENTS = (WorkflowCompleted, WorkflowSuspended, WorkflowTerminated)
 
 
@@ -105,7 +107,9 @@ class PlainView(View):
         self._name_workflows = name_workflows
 
     def _line(self, text: str) -> None:
-        self._out.write(text + "\n")
+        # Step names, output and error messages come from steps: no control character
+        # of theirs reaches the terminal.
+        self._out.write(escape_controls(text) + "\n")
         self._out.flush()
 
     def _step(self, row: StepRow) -> str:
@@ -194,6 +198,7 @@ class LiveView(View):
             self._rows.append(row)
 
     def output(self, row: StepRow, stream: str, line: str) -> None:
+        line = escape_controls(line)
         row.last_line = line if stream == "stdout" else f"[{stream}] {line}"
 
     def workflow(self, workflow_id: str, text: str) -> None:
