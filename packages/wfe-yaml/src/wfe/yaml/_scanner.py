@@ -140,7 +140,7 @@ class _Scanner:
             self.i = m.end()  # var expressions and malformed ones are left as text
             return True
         if context != COMMENT:
-            problem = problem or self.uncertain or self.foreign
+            problem = self.foreign or problem or self.uncertain
         self.sites.append(
             Site(start=m.start(), end=m.end(), text=m.group(), context=context, problem=problem)
         )
