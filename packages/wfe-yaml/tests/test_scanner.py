@@ -81,7 +81,8 @@ def test_a_script_run_by_an_unknown_interpreter_takes_no_data_expressions() -> N
         "workflow:\n  id: x\n  steps:\n    - name: a\n"
         "      config: {shell: python3, run: 'print(${{ data.v }})'}\n"
     )
-    assert issues and "not a POSIX shell" in issues[0].message
+    assert issues
+    assert "not a POSIX shell" in issues[0].message
 
 
 def test_render_shell_refuses_unsafe_contexts_at_run_time() -> None:

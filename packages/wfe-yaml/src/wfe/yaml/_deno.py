@@ -239,7 +239,7 @@ async def run_deno(
     try:
         channel_path = workdir / f"channel-{secrets.token_hex(16)}"
         launch = _prepare(config, workdir, cache, channel_path)
-        channel = Channel(channel_path, log)
+        channel = Channel(channel_path, log, config.limits)
         try:
             return await _supervise(config, launch, channel, data_bytes, log)
         finally:
