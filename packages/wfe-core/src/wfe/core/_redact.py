@@ -12,7 +12,7 @@ _USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*:)(?P<p
 # password=... in a query string or a libpq-style "key=value" connection string.
 _SECRET_PARAM = re.compile(
     r"(?P<key>\b(?:password|passwd|pwd|pass|secret|token|access_token|api_key|apikey"
-    r"|sslpassword|auth)\b\s*=\s*)(?P<q>['\"]?)(?P<value>[^&\s'\";,]*)(?P=q)",
+    r"|sslpassword|auth)\b\s*=\s*)(?:(?P<q>['\"])(?P<quoted>.*?)(?P=q)|(?P<bare>[^&\s'\";,]*))",
     re.IGNORECASE,
 )
 
@@ -35,19 +35,26 @@ def redact_url(text: str, url: str | None = None) -> str:
             secrets.append(m.group("pw"))
             secrets.append(unquote(m.group("pw")))
     for m in _SECRET_PARAM.finditer(text):
-        if m.group("value"):
-            secrets.append(m.group("value"))
+        if _value(m) and not _value(m).startswith(MASK):
+            secrets.append(_value(m))
     out = _USERINFO.sub(lambda m: f"{m.group('head')}{MASK}@" if m.group("pw") else m.group(), text)
-    out = _SECRET_PARAM.sub(
-        lambda m: (
-            f"{m.group('key')}{m.group('q')}{MASK}{m.group('q')}" if m.group("value") else m.group()
-        ),
-        out,
-    )
+    out = _SECRET_PARAM.sub(_mask_param, out)
     # Longest first, so a secret containing a shorter one is replaced whole.
     for secret in sorted({s for s in secrets if len(s) >= 3 and s != MASK}, key=len, reverse=True):
         out = out.replace(secret, MASK)
     return out
+
+
+def _value(m: re.Match[str]) -> str:
+    return m.group("quoted") if m.group("q") else (m.group("bare") or "")
+
+
+def _mask_param(m: re.Match[str]) -> str:
+    value = _value(m)
+    if not value or value.startswith(MASK):
+        return m.group()  # nothing to hide, or already hidden
+    quote = m.group("q") or ""
+    return f"{m.group('key')}{quote}{MASK}{quote}"
 
 
 def _passwords_of(url: str) -> list[str]:
@@ -60,8 +67,8 @@ def _passwords_of(url: str) -> list[str]:
     if password:
         found.extend((password, unquote(password)))
     for m in _SECRET_PARAM.finditer(url):
-        if m.group("value"):
-            found.extend((m.group("value"), unquote(m.group("value"))))
+        if _value(m):
+            found.extend((_value(m), unquote(_value(m))))
     userinfo = _USERINFO.search(url)
     if userinfo is not None and userinfo.group("pw"):
         found.extend((userinfo.group("pw"), unquote(userinfo.group("pw"))))
