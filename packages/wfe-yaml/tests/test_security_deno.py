@@ -78,3 +78,62 @@ async def test_deno_outputs_cannot_overwrite_a_declared_input() -> None:
     out = await run(one(text), {"target": "staging"})
     assert out.status != WorkflowStatus.COMPLETE
     assert "declared workflow input" in out.error_text()
+
+
+@pytest.mark.parametrize("link", ["file", "directory"])
+async def test_a_symlink_inside_a_read_grant_cannot_escape_it(tmp_path: Path, link: str) -> None:
+    granted = tmp_path / "granted"
+    granted.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("SECRET")
+    if link == "file":
+        (granted / "link").symlink_to(outside / "secret.txt")
+        read = "Deno.readTextFileSync(Wfe.getData().dir + '/link')"
+    else:
+        (granted / "link").symlink_to(outside)
+        read = "Deno.readTextFileSync(Wfe.getData().dir + '/link/secret.txt')"
+    compiled = one(deno(f'Wfe.setOutput("got", {read});', f"permissions: {{read: [{granted}]}}"))
+    out = await run(compiled, {"dir": str(granted)})
+    assert out.status != WorkflowStatus.COMPLETE
+    assert "got" not in out.data
+    assert "denied by its sandbox" in out.error_text()
+    assert "SECRET" not in out.error_text()
+
+
+async def test_the_rest_of_a_grant_holding_an_escaping_link_stays_usable(tmp_path: Path) -> None:
+    granted = tmp_path / "granted"
+    granted.mkdir()
+    (granted / "own.txt").write_text("mine")
+    (granted / "out").symlink_to("/etc")
+    script = 'Wfe.setOutput("got", Deno.readTextFileSync(Wfe.getData().dir + "/own.txt"));'
+    compiled = one(deno(script, f"permissions: {{read: [{granted}]}}"))
+    out = await run(compiled, {"dir": str(granted)})
+    assert out.status == WorkflowStatus.COMPLETE, out.errors
+    assert out.data["got"] == "mine"
+
+
+async def test_links_that_stay_inside_the_grant_and_granted_links_work(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "a.txt").write_text("A")
+    (real / "alias.txt").symlink_to(real / "a.txt")
+    (tmp_path / "via").symlink_to(real)
+    script = 'Wfe.setOutput("got", Deno.readTextFileSync(Wfe.getData().dir + "/alias.txt"));'
+    compiled = one(deno(script, f"permissions: {{read: [{tmp_path / 'via'}]}}"))
+    out = await run(compiled, {"dir": str(tmp_path / "via")})
+    assert out.status == WorkflowStatus.COMPLETE, out.errors
+    assert out.data["got"] == "A"
+
+
+async def test_a_large_output_within_the_limit_arrives_whole() -> None:
+    script = 'Wfe.setOutput("big", "y".repeat(900000));'
+    out = await run(one(deno(script)))
+    assert out.status == WorkflowStatus.COMPLETE, out.errors
+    assert out.data["big"] == "y" * 900_000
+
+
+async def test_a_huge_output_fails_clearly_without_stalling(tmp_path: Path) -> None:
+    out = await run(one(deno('Wfe.setOutput("huge", "z".repeat(50_000_000));')), timeout=30)
+    assert out.status != WorkflowStatus.COMPLETE
+    assert "max_output_size" in out.error_text()

@@ -22,6 +22,9 @@ from ._limits import OutputLimits
 
 # Bytes a channel record adds around an output's JSON value (type, name, quoting).
 _RECORD_OVERHEAD = 512
+# Records longer than this are parsed off the event loop.
+_PARSE_IN_THREAD = 64 * 1024
+_MALFORMED = object()
 
 #: Longest line passed to the log callback; longer runs are split (bounded memory).
 MAX_LINE = 64 * 1024
@@ -106,13 +109,27 @@ class Channel:
         fd = self._require_fd()
         while True:
             await trio.lowlevel.wait_readable(fd)
-            self._read_available(fd)
+            for line in self._read_available(fd):
+                await self._take(line)
 
-    def drain(self) -> None:
+    async def drain(self) -> None:
         """Handle whatever is still buffered in the FIFO (after the writer exited)."""
         if self._fd is not None:
-            self._read_available(self._fd)
+            for line in self._read_available(self._fd):
+                await self._take(line)
         for line in self._lines.flush():
+            await self._take(line)
+
+    async def _take(self, line: str) -> None:
+        # Large records are parsed in a worker thread: the host's event loop keeps
+        # renewing leases and running other workflows meanwhile.
+        if _PARSE_IN_THREAD < len(line) <= self.limits.per_value + _RECORD_OVERHEAD:
+            try:
+                record = await trio.to_thread.run_sync(json.loads, line)
+            except (ValueError, RecursionError):
+                record = None
+            self._handle(line, record if record is not None else _MALFORMED)
+        else:
             self._handle(line)
 
     def close(self) -> None:
@@ -128,16 +145,16 @@ class Channel:
             raise RuntimeError("the Deno result channel is already closed")
         return self._fd
 
-    def _read_available(self, fd: int) -> None:
+    def _read_available(self, fd: int) -> list[str]:
+        lines: list[str] = []
         while True:
             try:
                 chunk = os.read(fd, 65536)
             except BlockingIOError:
-                return
+                return lines
             if not chunk:
-                return
-            for line in self._lines.feed(chunk):
-                self._handle(line)
+                return lines
+            lines.extend(self._lines.feed(chunk))
             if self._lines.pending > self.limits.per_value + _RECORD_OVERHEAD:
                 self._fail(
                     f"an output record exceeds {self.limits.per_value:,} bytes (max_output_size)"
@@ -148,7 +165,7 @@ class Channel:
         if self.broken is None:
             self.broken = reason
 
-    def _handle(self, line: str) -> None:
+    def _handle(self, line: str, parsed: Any = None) -> None:
         if self.broken is not None:
             return
         if len(line) > self.limits.per_value + _RECORD_OVERHEAD:
@@ -157,7 +174,9 @@ class Channel:
             )
             return
         try:
-            record = json.loads(line)
+            if parsed is _MALFORMED:
+                raise ValueError("not JSON")
+            record = json.loads(line) if parsed is None else parsed
             kind = record["t"] if isinstance(record, dict) else None
         except (ValueError, KeyError, TypeError, RecursionError):
             self._fail("a malformed record arrived (was the channel written by user code?)")
