@@ -38,12 +38,16 @@ async def test_patching_write_sync_cannot_capture_the_channel() -> None:
     compiled = one(
         deno("""
         let captured = null;
+        const stringify = JSON.stringify;
+        JSON.stringify = () => '{"t":"out","name":"forged","value":2}';
+        TextEncoder.prototype.encode = () => new Uint8Array([123, 10]);
         const original = Deno.FsFile.prototype.writeSync;
         Deno.FsFile.prototype.writeSync = function (bytes) {
           captured = this;
           return original.call(this, bytes);
         };
         Wfe.setOutput("real", 1);
+        JSON.stringify = stringify;
         if (captured !== null) {
           captured.writeSync(new TextEncoder().encode('{"t":"out","name":"forged","value":1}\\n'));
         }
@@ -53,6 +57,7 @@ async def test_patching_write_sync_cannot_capture_the_channel() -> None:
     out = await run(compiled)
     assert out.status == WorkflowStatus.COMPLETE, out.errors
     assert out.data["seen"] is True
+    assert out.data["real"] == 1
     assert "forged" not in out.data
 
 

@@ -180,10 +180,10 @@ class LiveView(View):
             tail = first_line(row.error) if row.error else row.last_line
             table.add_row(
                 icon,
-                row.name,
+                escape_controls(row.name),
                 Text(row.status, style=_STATUS_STYLE.get(row.status, "")),
                 took,
-                Text(tail, style="red" if row.error else "dim"),
+                Text(escape_controls(tail), style="red" if row.error else "dim"),
             )
         header = [Text(self.title, style="bold")] if self.title else []
         notes = [Text(n, style="dim") for n in self._notes[-3:]]
