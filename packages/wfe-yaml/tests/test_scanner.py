@@ -31,6 +31,9 @@ E = "${{ data.v }}"
         f'for i in {E}; do echo "$i"; done',
         f"case {E} in *) echo;; esac",
         f"echo > {E}",
+        f"printf %s {E} | sh script.sh",
+        f"diff <(printf %s {E}) f",
+        f"echo {E}; sh",
     ],
 )
 def test_safe_contexts_are_accepted(script: str) -> None:
@@ -55,6 +58,12 @@ def test_safe_contexts_are_accepted(script: str) -> None:
         (f"echo ${{x:-{E}}}", "parameter expansion"),
         (f"declare -i n; n={E}", "integer"),
         (f"trap 'echo {E}' EXIT", "trap"),
+        (f"printf '%s' {E} | grep . | sh", "piped into a shell"),
+        (f"x=$(echo {E} | bash -s)", "piped into a shell"),
+        (f'$SHELL -c "echo {E}"', "chosen at run time"),
+        (f"sudo {E}", "command-name"),
+        (f"source <(echo {E})", "sourced"),
+        (f"bash <(echo {E})", "a shell runs"),
     ],
 )
 def test_unsafe_contexts_are_refused(script: str, why: str) -> None:
@@ -126,6 +135,8 @@ UNSAFE = [
     "cat > {o} <<'EOF'\n{e}\nEOF",
     "{e} > {o}",
     "let x={e}",
+    "printf '%s' {e} | sh > {o}",
+    "$SHELL -c \"printf '%s' {e}\" > {o}",
 ]
 PAYLOADS = [
     "$(touch {p})",

@@ -27,33 +27,19 @@ from pathlib import PurePath
 import attrs
 
 from ._interpolation import EXPRESSION, parse_expression
+from ._scanner_rules import (
+    ASSIGNMENT,
+    LIST_STARTERS,
+    POSIX_SHELLS,
+    RESERVED,
+    Command,
+    command_problem,
+    process_substitution_problem,
+    reads_code_from_stdin,
+)
 
 BARE, DOUBLE, SINGLE, HEREDOC, COMMENT = "bare", "double", "single", "heredoc", "comment"
 
-#: Interpreters whose quoting the scanner knows (the first word of ``shell:``).
-POSIX_SHELLS = frozenset({"sh", "bash", "dash", "ash", "ksh", "mksh", "zsh", "busybox"})
-# Programs whose -c option runs its next argument as a shell script.
-_DASH_C = POSIX_SHELLS | {"fish", "csh", "tcsh", "su", "runuser", "flock", "script"}
-# Commands that parse their arguments as shell code (or arithmetic).
-_REPARSE = {
-    "eval": "`eval` runs its arguments as shell code",
-    "let": "`let` evaluates its arguments as arithmetic, where bash runs `a[$(cmd)]`",
-    "trap": "`trap` runs its argument as shell code",
-    "alias": "an alias is shell code",
-    "ssh": "ssh passes its command to the remote shell, which parses it again",
-    "watch": "watch passes its command to `sh -c`",
-}
-# Words that only prefix the command that really runs.
-_WRAPPERS = frozenset(
-    {"sudo", "doas", "env", "command", "builtin", "exec", "nohup", "nice", "time", "timeout"}
-    | {"stdbuf", "setsid", "xargs", "ionice", "chrt", "taskset"}
-)
-_RESERVED = frozenset(
-    {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "{", "}", "!"}
-    | {"function", "time"}
-)
-_LIST_STARTERS = frozenset({"for", "select", "case"})
-_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 _SUBSCRIPT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\[[^\]]*$")
 _INTEGER_DECL = re.compile(r"(?:^|[\s;&|(])(?:declare|typeset|local|readonly|export)\s+-\w*i")
 _OPERATORS = frozenset(";&|()<>")
@@ -98,16 +84,6 @@ class _Heredoc:
     strip_tabs: bool
     quoted: bool
     problem: str | None
-
-
-@attrs.define
-class _Command:
-    """The simple command being read: its completed words (``None``: not literal)."""
-
-    words: list[str | None] = attrs.field(factory=list)
-    list_mode: bool = False  # for/select/case: the words are not commands
-    redirect_next: bool = False
-    dbracket: bool = False
 
 
 class _Scanner:
@@ -267,7 +243,7 @@ class _Scanner:
 
     def command(self, term: str | None, inherited: str | None) -> None:
         """A command list up to ``term`` (``)``, a backtick, or the end for ``None``)."""
-        cmd = _Command()
+        cmd = Command()
         word: list[str] = []  # literal text of the current word
         literal = True
         started = False
@@ -286,12 +262,12 @@ class _Scanner:
             if cases and cases[-1] == "word" and text == "in":
                 cases[-1] = "pattern"
                 return
-            if not cmd.words and not cmd.list_mode and text in _RESERVED:
+            if not cmd.words and not cmd.list_mode and text in RESERVED:
                 return
             if text == "esac" and not cmd.words and cases:
                 cases.pop()
                 return
-            if not cmd.words and text in _LIST_STARTERS:
+            if not cmd.words and text in LIST_STARTERS:
                 cmd.list_mode = True
                 if text == "case":
                     cases.append("word")
@@ -302,10 +278,22 @@ class _Scanner:
                 cmd.dbracket = False
             cmd.words.append(text)
 
-        def new_command() -> None:
+        pipeline = [len(self.sites), -1]  # first site of the pipeline, of this command
+
+        def new_command(pipe: bool = False) -> None:
             nonlocal cmd
             finish_word()
-            cmd = _Command()
+            if pipeline[1] >= 0 and reads_code_from_stdin(cmd.words):
+                for k in range(pipeline[0], pipeline[1]):
+                    if self.sites[k].context != COMMENT and self.sites[k].problem is None:
+                        self.sites[k] = attrs.evolve(
+                            self.sites[k], problem="piped into a shell, which runs it as code"
+                        )
+            cmd = Command()
+            if pipe:
+                pipeline[1] = len(self.sites)
+            else:
+                pipeline[0], pipeline[1] = len(self.sites), -1
 
         def word_problem() -> str | None:
             """Why a value in the current word could become code (``None``: it cannot)."""
@@ -320,7 +308,7 @@ class _Scanner:
             text = "".join(word)
             if literal and _SUBSCRIPT.match(text):
                 return "inside an array subscript, which is arithmetic"
-            is_assignment = literal and _ASSIGNMENT.match(text) is not None
+            is_assignment = literal and ASSIGNMENT.match(text) is not None
             if is_assignment and self.integer_vars:
                 return "in an assignment in a script that declares integer variables (-i)"
             return command_problem(cmd, is_assignment)
@@ -329,7 +317,7 @@ class _Scanner:
             s, i = self.s, self.i
             c = s[i]
             if term == "`" and c == "`":
-                finish_word()
+                new_command()
                 self.i += 1
                 return
             if self.expression(BARE, word_problem()):
@@ -381,6 +369,12 @@ class _Scanner:
                 self.i += 2
                 self.arithmetic("))", inherited)
                 continue
+            if c in "<>" and s.startswith("(", i + 1):
+                problem = word_problem() or process_substitution_problem(cmd)
+                started, literal = True, False
+                self.i += 2
+                self.command(")", problem)
+                continue
             if c in _OPERATORS:
                 op = c
                 for longer in ("<<-", "<<<", ";;&", ";;", ";&", "&&", "||", "<<", ">>", "<&"):
@@ -413,7 +407,7 @@ class _Scanner:
                         self.i += 1
                         continue
                     if depth == 0 and term == ")":
-                        finish_word()
+                        new_command()
                         self.i += 1
                         return
                     depth -= 1
@@ -426,13 +420,13 @@ class _Scanner:
                     finish_word()
                     self.i += 1
                     continue
-                new_command()
+                new_command(pipe=op == "|")
                 self.i += len(op)
                 continue
             started = True
             word.append(c)
             self.i += 1
-        finish_word()
+        new_command()
 
     def comment(self, term: str | None) -> None:
         """From ``#`` to the end of the line (or a closing backtick)."""
@@ -446,7 +440,7 @@ class _Scanner:
 
     # -- heredocs ------------------------------------------------------------------
 
-    def heredoc_operator(self, op: str, cmd: _Command, inherited: str | None) -> None:
+    def heredoc_operator(self, op: str, cmd: Command, inherited: str | None) -> None:
         """After ``<<``/``<<-``: read the delimiter word and queue the body."""
         while self.i < self.n and self.s[self.i] in _BLANKS:
             self.i += 1
@@ -528,62 +522,6 @@ class _Scanner:
                     self.i += 1
         finally:
             self.n = saved_n
-
-
-def command_problem(cmd: _Command, is_assignment: bool, *, heredoc: bool = False) -> str | None:
-    """Why a value in the next word of ``cmd`` (or in a heredoc it reads) could run."""
-    words = cmd.words
-    index = len(words)
-    k = 0
-    while k < index and words[k] is not None and _ASSIGNMENT.match(words[k] or ""):
-        k += 1
-    if heredoc:
-        pass
-    elif k == index:
-        if is_assignment or cmd.list_mode:
-            return None
-        return "in the command-name position, where the value would choose the program to run"
-    j = k
-    while j < index and words[j] in _WRAPPERS:
-        j += 1
-        while j < index and (
-            (words[j] or "").startswith("-")
-            or _ASSIGNMENT.match(words[j] or "")
-            or (words[j] or "")[:1].isdigit()
-        ):
-            j += 1
-    effective = words[j] if j < index else None
-    name = PurePath(effective).name if effective else None
-    if name in _REPARSE:
-        return _REPARSE[name]
-    for pos, w in enumerate(words):
-        base = PurePath(w).name if w else ""
-        if heredoc:
-            if base in POSIX_SHELLS:
-                return "in a heredoc read by a shell, which runs it as code"
-            continue
-        if base in _DASH_C and _dash_c_script(words, pos) == index:
-            return f"in the command string of `{w} -c`, which is parsed again as shell code"
-    return None
-
-
-def _dash_c_script(words: list[str | None], shell_at: int) -> int | None:
-    """Index of the word ``-c`` runs after ``words[shell_at]`` (len(words) if not yet
-    read), or ``None`` when that command has no ``-c``."""
-    seen_c = False
-    k = shell_at + 1
-    while k < len(words):
-        w = words[k]
-        if w is None or not w.startswith("-") or w == "-":
-            return k if seen_c else None
-        if w == "--":
-            return k + 1 if seen_c else None
-        if not w.startswith("--") and "c" in w[1:]:
-            seen_c = True
-        if w in ("-o", "+o", "-O", "+O"):
-            k += 1
-        k += 1
-    return k if seen_c else None
 
 
 def scan(script: str, shell: str | None = None) -> list[Site]:
