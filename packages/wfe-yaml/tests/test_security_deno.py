@@ -142,3 +142,11 @@ async def test_a_huge_output_fails_clearly_without_stalling(tmp_path: Path) -> N
     out = await run(one(deno('Wfe.setOutput("huge", "z".repeat(50_000_000));')), timeout=30)
     assert out.status != WorkflowStatus.COMPLETE
     assert "max_output_size" in out.error_text()
+
+
+async def test_a_nul_byte_in_a_deno_env_value_is_a_clear_step_error() -> None:
+    text = deno('Wfe.setOutput("x", 1);', 'env: {V: "${{ data.v }}"}')
+    out = await run(one(text), {"v": "a\0b"})
+    assert out.status != WorkflowStatus.COMPLETE
+    assert "env V" in out.error_text()
+    assert "NUL byte" in out.error_text()

@@ -34,6 +34,7 @@ from ._interpolation import render
 from ._limits import LIMIT_KEYS, OutputLimits, check_limits
 from ._nodes import YamlNode
 from ._plugins import StepInfo
+from ._shell_script import env_value
 
 DENO_KEYS = (
     "script",
@@ -93,7 +94,8 @@ class DenoStep(StepBody):
         cfg, info = type(self).config, type(self).info
         data = workflow_data(ctx.workflow.data)
         if cfg.env:
-            cfg = attrs.evolve(cfg, env={k: render(v, data) for k, v in cfg.env.items()})
+            env = {k: env_value(f"env {k}", render(v, data)) for k, v in cfg.env.items()}
+            cfg = attrs.evolve(cfg, env=env)
         visible = {k: v for k, v in data.items() if k != "steps"}
         outputs = await run_deno(cfg, visible, ctx.log_sink)
         record_step(data, info.name, {"outputs": outputs})
