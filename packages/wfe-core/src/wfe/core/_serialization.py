@@ -103,9 +103,9 @@ def _check_importable(cls: type, path: str) -> str:
 def to_jsonable(value: Any, path: str = "data", _depth: int = 0) -> Any:
     """Convert ``value`` into plain JSON values, tagging what JSON cannot hold."""
     if _depth > MAX_DEPTH:
+        shown = path if len(path) <= 200 else f"{path[:200]}..."
         raise DataSerializationError(
-            f"cannot store the value at {path[:200]}...: it is nested more than "
-            f"{MAX_DEPTH} levels deep",
+            f"cannot store the value at {shown}: it is nested more than {MAX_DEPTH} levels deep",
             path,
         )
     if isinstance(value, enum.Enum):
