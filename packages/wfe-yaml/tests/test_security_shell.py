@@ -225,3 +225,20 @@ def test_start_data_cannot_forge_step_records() -> None:
         """)
     with pytest.raises(Exception, match="reserved"):
         compiled.definition.data_validator({"steps": {"x": {"exports": ["path"]}}})  # type: ignore[misc]
+
+
+async def test_an_output_cannot_shadow_an_inputs_environment_variable() -> None:
+    compiled = one("""
+        workflow:
+          id: no-shadow
+          inputs: {target: string}
+          steps:
+            - name: a
+              config: {run: 'echo TARGET=prod >> "$WFE_OUTPUT"'}
+            - name: b
+              outputs: [seen]
+              config: {run: 'echo "##wfe[output seen=$TARGET]"'}
+        """)
+    out = await run(compiled, {"target": "staging"})
+    assert out.status != WorkflowStatus.COMPLETE
+    assert "environment variable of the declared workflow input 'target'" in out.error_text()

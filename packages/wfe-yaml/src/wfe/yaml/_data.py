@@ -31,6 +31,16 @@ OUTPUT_NAME_HELP = (
 )
 
 
+_ENV_NAME = re.compile(r"[^A-Za-z0-9_]")
+
+
+def env_name(key: str) -> str:
+    """The environment variable a data key is exported as (upper-cased, ``_`` for
+    other characters, ``_`` in front of a leading digit)."""
+    name = _ENV_NAME.sub("_", key).upper()
+    return f"_{name}" if not name or name[0].isdigit() else name
+
+
 def output_name_problem(name: object) -> str | None:
     """Why ``name`` cannot name an output (``None`` when it can); the same rule for every
     step type."""
@@ -51,6 +61,12 @@ def output_rule_problem(
         return problem
     if name in inputs:
         return f"output {name!r} would overwrite the declared workflow input {name!r}"
+    clash = next((i for i in inputs if env_name(i) == env_name(name)), None)
+    if clash is not None:
+        return (
+            f"output {name!r} would overwrite ${env_name(name)}, the environment variable "
+            f"of the declared workflow input {clash!r}"
+        )
     if declared is not None and name not in declared:
         names = ", ".join(sorted(declared)) or "none"
         return f"output {name!r} is not among the step's declared outputs ({names})"

@@ -11,14 +11,13 @@ from typing import Any
 
 from wfe.core import StepError
 
-from ._data import STEPS_KEY
+from ._data import STEPS_KEY, env_name
 
 _OUTPUT_LINE = re.compile(r"^##wfe\[output ([^=\]\s]+)=(.*)\]\s*$")
 _FILE_LINE = re.compile(r"^([^=<\s]+)=(.*)$")
 _FILE_HEREDOC = re.compile(r"^([^=<\s]+)<<(\S+)$")
 _INT = re.compile(r"^[-+]?\d{1,300}$")
 _FLOAT = re.compile(r"^[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$")
-_ENV_NAME = re.compile(r"[^A-Za-z0-9_]")
 # Variables that change how the shell, the loader or wfe itself behave: never exported.
 _PROTECTED = frozenset(
     {"PATH", "HOME", "SHELL", "IFS", "ENV", "BASH_ENV", "CDPATH", "PS4", "SHELLOPTS", "BASHOPTS"}
@@ -92,13 +91,6 @@ def output_size(value: Any) -> int:
     """Bytes an output value takes (its text, or its JSON)."""
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return len(text.encode("utf-8", "surrogatepass"))
-
-
-def env_name(key: str) -> str:
-    """The environment variable a data key is exported as (upper-cased, ``_`` for
-    other characters, ``_`` in front of a leading digit)."""
-    name = _ENV_NAME.sub("_", key).upper()
-    return f"_{name}" if not name or name[0].isdigit() else name
 
 
 def export_env(
