@@ -212,10 +212,12 @@ def parse_yaml(text: str, file: str) -> tuple[YamlNode | None, list[Issue]]:
     yaml = YAML(typ="rt", pure=True)
     yaml.allow_duplicate_keys = False
     try:
+        data = yaml.load(text)
+        # Only once the text parsed (so its nesting is bounded): refuse explicit tags,
+        # which the round-trip loader would otherwise keep silently on maps and lists.
         tags = _tag_issues(yaml, text, file)
         if tags:
             return None, tags
-        data = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
