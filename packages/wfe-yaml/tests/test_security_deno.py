@@ -150,3 +150,21 @@ async def test_a_nul_byte_in_a_deno_env_value_is_a_clear_step_error() -> None:
     assert out.status != WorkflowStatus.COMPLETE
     assert "env V" in out.error_text()
     assert "NUL byte" in out.error_text()
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["not json", "[1]", '{"t":"out"}', '{"t":"out","name":"__proto__","value":1}', '{"t":"x"}'],
+)
+async def test_a_malformed_channel_record_breaks_the_channel_with_a_reason(
+    tmp_path: Path, line: str
+) -> None:
+    from wfe.yaml._deno_channel import Channel
+
+    channel = Channel(tmp_path / "fifo", lambda kind, text: None)
+    try:
+        channel._handle(line)
+        assert channel.broken
+        assert channel.outputs == {}
+    finally:
+        channel.close()
