@@ -46,6 +46,7 @@ CORE_SUBSET = [
     "WorkflowStep",
     "WorkflowSuspended",
     "WorkflowTerminated",
+    "redact_url",
 ]
 
 

@@ -203,3 +203,37 @@ def test_opaque_types_keep_values_of_unimportable_classes_as_stored() -> None:
     with opaque_types():
         sample = loads(dumps(SampleLine(sku="a", price=Decimal("2"))))
     assert isinstance(sample, SampleLine)
+
+
+@pytest.mark.parametrize(
+    ("value", "path", "why"),
+    [
+        ({"n": 10**5000}, "data.n", "digits"),
+        ({"s": "a\udc80b"}, "data.s", "surrogate"),
+        ({"k": {"\ud800": 1}}, "data.k", "surrogate"),
+        ({"items": [1, {"deep": "x"}]}, None, None),
+    ],
+)
+def test_unstorable_odd_values_are_refused_naming_the_field(
+    value: Any, path: str | None, why: str | None
+) -> None:
+    if path is None:
+        assert loads(dumps(value)) == value
+        return
+    with pytest.raises(DataSerializationError, match=why) as info:
+        dumps(value)
+    assert path in str(info.value)
+
+
+def test_deep_nesting_is_refused_without_a_recursion_error() -> None:
+    deep: Any = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(DataSerializationError, match="nested more than") as info:
+        dumps({"tree": deep})
+    assert "data.tree[0][0]" in str(info.value)
+
+
+def test_largest_storable_integer_round_trips() -> None:
+    big = 10**3999
+    assert loads(dumps({"n": big})) == {"n": big}

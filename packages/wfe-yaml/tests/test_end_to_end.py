@@ -55,9 +55,9 @@ async def test_parallel_steps_run_concurrently() -> None:
           steps:
             - name: all
               parallel:
-                - {name: a, config: {run: "sleep 0.6; echo '##wfe[output a=1]'"}}
-                - {name: b, config: {run: "sleep 0.6; echo '##wfe[output b=2]'"}}
-                - {name: c, config: {run: "sleep 0.6; echo '##wfe[output c=3]'"}}
+                - {name: a, config: {run: "sleep 0.6; echo a=1 >> $WFE_OUTPUT"}}
+                - {name: b, config: {run: "sleep 0.6; echo b=2 >> $WFE_OUTPUT"}}
+                - {name: c, config: {run: "sleep 0.6; echo c=3 >> $WFE_OUTPUT"}}
             - name: after
               config: {run: "echo \\"##wfe[output sum=$((A + B + C))]\\""}
         """
@@ -104,15 +104,15 @@ async def test_hooks_on_failure_then_ensure_then_suspend() -> None:
           id: hooks
           steps:
             - name: ok
-              config: {run: "echo '##wfe[output order=ok]'"}
-              on_success: [{name: ok-success, config: {run: 'echo "##wfe[output order=$ORDER,success]"'}}]
-              ensure: [{name: ok-ensure, config: {run: 'echo "##wfe[output order=$ORDER,ensure]"'}}]
+              config: {run: "echo order=ok >> $WFE_OUTPUT"}
+              on_success: [{name: ok-success, config: {run: 'echo "order=$ORDER,success" >> "$WFE_OUTPUT"'}}]
+              ensure: [{name: ok-ensure, config: {run: 'echo "order=$ORDER,ensure" >> "$WFE_OUTPUT"'}}]
             - name: bad
               config: {run: "echo boom >&2; exit 4"}
               on_failure:
                 - name: bad-failure
                   config: {run: 'echo "##wfe[output seen=${{ data.steps.bad.exit_code }}]"'}
-              ensure: [{name: bad-ensure, config: {run: 'echo "##wfe[output order=$ORDER,bad-ensure]"'}}]
+              ensure: [{name: bad-ensure, config: {run: 'echo "order=$ORDER,bad-ensure" >> "$WFE_OUTPUT"'}}]
             - name: never
               config: {run: "echo '##wfe[output never=true]'"}
         """
@@ -173,7 +173,7 @@ async def test_sub_workflow_runs_and_merges_its_data() -> None:
             inputs: {who: string, n: integer}
             steps:
               - name: greet
-                config: {run: "echo '##wfe[output greeting=hello ${{ data.who }} ${{ data.n }}]'"}
+                config: {run: "echo greeting=hello ${{ data.who }} ${{ data.n }} >> $WFE_OUTPUT"}
         """
     )
     inst, errors = await run(wfs, {"name": "ann", "n": 2})

@@ -12,13 +12,15 @@ import trio
 
 from wfe.core import StepError
 from wfe.yaml import ShellStepError, ShellStepType, StepInfo
-from wfe.yaml._shell import export_env, parse_output_line, parse_output_value
+from wfe.yaml._shell_outputs import export_env, parse_output_line, parse_output_value
 
 Runner = Any  # the `runner` fixture of conftest.py
 
 
-def info(name: str, base: Path | None) -> StepInfo:
-    return StepInfo(name=name, workflow_id="t", file="t.yaml", base_dir=base or Path.cwd())
+def info(name: str, base: Path | None, exported: frozenset[str] = frozenset()) -> StepInfo:
+    return StepInfo(
+        name=name, workflow_id="t", file="t.yaml", base_dir=base or Path.cwd(), exported=exported
+    )
 
 
 async def assert_gone(pid: int) -> None:
@@ -38,8 +40,13 @@ async def assert_gone(pid: int) -> None:
     pytest.fail(f"process {pid} survived")
 
 
-def shell(config: dict[str, Any], name: str = "step", base: Path | None = None) -> Any:
-    return ShellStepType().build(config, info(name, base))
+def shell(
+    config: dict[str, Any],
+    name: str = "step",
+    base: Path | None = None,
+    exported: frozenset[str] = frozenset(),
+) -> Any:
+    return ShellStepType().build(config, info(name, base, exported))
 
 
 @pytest.mark.parametrize(
@@ -67,7 +74,6 @@ def test_output_line_syntax() -> None:
     assert parse_output_line("##wfe[output files=3]") == ("files", 3)
     assert parse_output_line("##wfe[output msg=a]b]") == ("msg", "a]b")
     assert parse_output_line("echo ##wfe[output x=1]") is None
-    assert parse_output_line("##wfe[output steps=1]") is None
 
 
 async def test_outputs_merge_into_data_and_record_the_step(runner: Runner) -> None:
@@ -98,6 +104,7 @@ async def test_output_lines_are_streamed_to_the_log(runner: Runner) -> None:
 async def test_data_keys_are_exported_upper_cased(runner: Runner) -> None:
     body = shell(
         {"run": 'echo "##wfe[output got=$BRANCH|$COUNT|$ITEMS|$MY_KEY]"'},
+        exported=frozenset({"branch", "count", "items", "my-key"}),
     )
     data = await runner.run(body, {"branch": "main", "count": 3, "items": [1, "a"], "my-key": None})
     assert data["got"] == 'main|3|[1, "a"]|null'
@@ -129,7 +136,8 @@ async def test_env_working_dir_and_shell(runner: Runner, tmp_path: Path) -> None
 
 async def test_file_script_runs(runner: Runner, tmp_path: Path) -> None:
     (tmp_path / "s.sh").write_text('echo "##wfe[output from_file=$X]"\n')
-    data = await runner.run(shell({"file": "s.sh"}, base=tmp_path), {"x": "yes"})
+    body = shell({"file": "s.sh"}, base=tmp_path, exported=frozenset({"x"}))
+    data = await runner.run(body, {"x": "yes"})
     assert data["from_file"] == "yes"
 
 

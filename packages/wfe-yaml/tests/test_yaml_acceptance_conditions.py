@@ -271,10 +271,13 @@ async def test_parallel_steps_run_concurrently() -> None:
             - name: group
               parallel:
                 - name: one
+                  outputs: [one]
                   config: {run: 'sleep 1; echo "##wfe[output one=1]"'}
                 - name: two
+                  outputs: [two]
                   config: {run: 'sleep 1; echo "##wfe[output two=2]"'}
                 - name: three
+                  outputs: [three]
                   config: {run: 'sleep 1; echo "##wfe[output three=3]"'}
             - name: after
               config: {run: 'echo "##wfe[output total=$((ONE + TWO + THREE))]"'}

@@ -148,6 +148,7 @@ async def test_top_level_data_keys_are_exported_upper_cased() -> None:
     compiled = one("""
         workflow:
           id: envs
+          inputs: {branch: string, count: integer}
           steps:
             - name: a
               config:
@@ -356,7 +357,7 @@ async def test_workflow_step_type_runs_a_child() -> None:
             version: 2
             steps:
               - name: work
-                config: {run: 'echo "##wfe[output child=done]"'}
+                config: {run: 'echo child=done >> "$WFE_OUTPUT"'}
         """),
         {},
     )

@@ -37,6 +37,7 @@ from ._models import PointerStatus as PointerStatus
 from ._models import ScheduledCommand as ScheduledCommand
 from ._models import WorkflowInstance as WorkflowInstance
 from ._models import WorkflowStatus as WorkflowStatus
+from ._redact import redact_url as redact_url
 from ._results import ErrorBehavior as ErrorBehavior
 from ._results import ErrorBehaviorType as ErrorBehaviorType
 from ._results import ExecutionResult as ExecutionResult
@@ -95,4 +96,5 @@ __all__ = [
     "WorkflowStep",
     "WorkflowSuspended",
     "WorkflowTerminated",
+    "redact_url",
 ]

@@ -18,6 +18,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from ._errors import ConfigurationError, ProviderNotFoundError, WfeError
+from ._redact import redact_url
 from .protocols import DistributedLockProvider, PersistenceProvider, QueueProvider, SearchIndex
 
 #: What each entry-point group must produce (groups not listed are not checked).
@@ -115,12 +116,15 @@ def load_provider(group: str, spec: str | object, **options: Any) -> object:
     factory = load_entry_point(group, name)
     try:
         provider: object = factory(spec, **options)
-    except WfeError:
+    except WfeError as exc:
+        # A provider's message may quote its URL: never with the password.
+        exc.args = tuple(redact_url(a, spec) if isinstance(a, str) else a for a in exc.args)
         raise
     except Exception as exc:
         raise ConfigurationError(
             f"provider {name!r} of group {group!r} could not be created from "
-            f"{spec!r}: {type(exc).__name__}: {exc}"
+            f"{redact_url(repr(spec), spec)}: {type(exc).__name__}: "
+            f"{redact_url(str(exc), spec)}"
         ) from exc
     expected = EXPECTED_PROTOCOLS.get(group)
     if expected is not None and not isinstance(provider, expected):

@@ -24,6 +24,7 @@ import enum
 import importlib
 import json
 import math
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
@@ -35,6 +36,35 @@ import attrs
 from ._errors import DataSerializationError
 
 TAG = "$wfe"
+
+MAX_DEPTH = 200
+"""Deepest nesting of lists, dicts and tagged values that can be stored."""
+MAX_INT_DIGITS = 4000
+"""Longest integer (in decimal digits) that can be stored; Python refuses to convert
+longer ones to text by default, and other JSON readers lose them."""
+# The smallest integer with more than MAX_INT_DIGITS digits, and its bit length rounded
+# down (a cheap first check, so ordinary integers cost one comparison).
+_INT_LIMIT = 10**MAX_INT_DIGITS
+_MAX_INT_BITS = _INT_LIMIT.bit_length() - 1
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_str(value: str, path: str) -> None:
+    if not value.isascii() and _SURROGATE.search(value):
+        raise DataSerializationError(
+            f"cannot store the string at {path}: it holds a lone surrogate "
+            "(not valid Unicode text, for example from undecodable bytes)",
+            path,
+        )
+
+
+def _check_int(value: int, path: str) -> None:
+    if abs(value) >= _INT_LIMIT:
+        raise DataSerializationError(
+            f"cannot store the integer at {path}: it has more than {MAX_INT_DIGITS:,} "
+            "digits (store it as a string or a Decimal)",
+            path,
+        )
 
 
 @attrs.frozen
@@ -112,17 +142,28 @@ def _check_importable(cls: type, path: str) -> str:
     return name
 
 
-def to_jsonable(value: Any, path: str = "data") -> Any:
+def to_jsonable(value: Any, path: str = "data", _depth: int = 0) -> Any:
     """Convert ``value`` into plain JSON values, tagging what JSON cannot hold."""
     if isinstance(value, StoredValue):
         return value.stored
+    if _depth > MAX_DEPTH:
+        shown = path if len(path) <= 200 else f"{path[:200]}..."
+        raise DataSerializationError(
+            f"cannot store the value at {shown}: it is nested more than {MAX_DEPTH} levels deep",
+            path,
+        )
     if isinstance(value, enum.Enum):
         # Before str/int: StrEnum and IntEnum members must come back as members.
         name = _check_importable(type(value), path)
-        return {TAG: "enum", "type": name, "v": to_jsonable(value.value, path)}
-    if value is None or isinstance(value, bool | str):
+        return {TAG: "enum", "type": name, "v": to_jsonable(value.value, path, _depth + 1)}
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        _check_str(value, path)
         return value
     if isinstance(value, int):
+        if value.bit_length() > _MAX_INT_BITS:
+            _check_int(value, path)
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -151,12 +192,14 @@ def to_jsonable(value: Any, path: str = "data") -> Any:
                 raise DataSerializationError(
                     f"cannot store dict key {k!r} at {path}: keys must be strings", path
                 )
-            out[k] = to_jsonable(v, f"{path}.{k}" if k.isidentifier() else f"{path}[{k!r}]")
+            child = f"{path}.{k}" if k.isidentifier() else f"{path}[{k!r}]"
+            _check_str(k, child)
+            out[k] = to_jsonable(v, child, _depth + 1)
         if TAG in out:
             return {TAG: "dict", "v": out}
         return out
     if isinstance(value, list):
-        return [to_jsonable(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [to_jsonable(v, f"{path}[{i}]", _depth + 1) for i, v in enumerate(value)]
     if isinstance(value, tuple | set | frozenset):
         tag = "tuple" if isinstance(value, tuple) else type(value).__name__
         if tag not in ("tuple", "set", "frozenset"):
@@ -164,13 +207,16 @@ def to_jsonable(value: Any, path: str = "data") -> Any:
                 f"cannot store {type(value).__name__} at {path}: not a supported type", path
             )
         items = value if isinstance(value, tuple) else sorted(value, key=repr)
-        return {TAG: tag, "v": [to_jsonable(v, f"{path}[{i}]") for i, v in enumerate(items)]}
+        return {
+            TAG: tag,
+            "v": [to_jsonable(v, f"{path}[{i}]", _depth + 1) for i, v in enumerate(items)],
+        }
     if attrs.has(type(value)):
         fields = {}
         for f in attrs.fields(type(value)):
             if not f.init:
                 continue
-            fields[f.name] = to_jsonable(getattr(value, f.name), f"{path}.{f.name}")
+            fields[f.name] = to_jsonable(getattr(value, f.name), f"{path}.{f.name}", _depth + 1)
         return {TAG: "attrs", "type": _check_importable(type(value), path), "v": fields}
     raise DataSerializationError(
         f"cannot store {type(value).__module__}.{type(value).__qualname__} at {path}: "

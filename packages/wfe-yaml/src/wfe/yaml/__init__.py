@@ -12,7 +12,6 @@ from ._errors import Issue as Issue
 from ._errors import YamlWorkflowError as YamlWorkflowError
 from ._interpolation import InterpolationError as InterpolationError
 from ._interpolation import render as render
-from ._interpolation import render_shell as render_shell
 from ._interpolation import render_value as render_value
 from ._loader import load_workflow as load_workflow
 from ._loader import load_workflow_from_str as load_workflow_from_str
@@ -26,6 +25,7 @@ from ._shell import ShellConfig as ShellConfig
 from ._shell import ShellStep as ShellStep
 from ._shell import ShellStepError as ShellStepError
 from ._shell import ShellStepType as ShellStepType
+from ._shell_script import render_shell as render_shell
 from ._subworkflow import WorkflowStepType as WorkflowStepType
 
 __all__ = [

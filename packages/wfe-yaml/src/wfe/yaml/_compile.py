@@ -34,7 +34,7 @@ from wfe.core import (
 )
 from wfe.core import StepBuilder as _StepBuilder
 
-from ._data import record_step, workflow_data
+from ._data import STEPS_KEY, record_step, workflow_data
 from ._errors import Issue, YamlWorkflowError
 from ._schema import InputSpec, StepSpec, WorkflowSpec
 from ._types import ValueType
@@ -171,6 +171,19 @@ def check_inputs(compiled: CompiledWorkflow, data: Any) -> dict[str, Any]:
     if data is None:
         data = {}
     issues: list[Issue] = []
+    if isinstance(data, dict) and STEPS_KEY in data:
+        raise YamlWorkflowError(
+            [
+                Issue(
+                    file=compiled.file,
+                    line=1,
+                    column=1,
+                    key="inputs",
+                    message=f"start data cannot hold {STEPS_KEY!r}: it is reserved for the "
+                    "records of the workflow's own steps",
+                )
+            ]
+        )
     if not isinstance(data, dict):
         spec_file = compiled.file
         raise YamlWorkflowError(
@@ -211,16 +224,29 @@ def _copy(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
-def _leaf_body(spec: StepSpec) -> type[StepBody]:
+def _declared_names(spec: WorkflowSpec) -> frozenset[str]:
+    """Every name the workflow's author declared: inputs, workflow and step outputs."""
+    names = {*spec.inputs, *spec.outputs}
+
+    def visit(steps: tuple[StepSpec, ...]) -> None:
+        for step in steps:
+            names.update(step.outputs)
+            visit(step.parallel + step.on_success + step.on_failure + step.ensure)
+
+    visit(spec.steps)
+    return frozenset(names)
+
+
+def _leaf_body(spec: StepSpec, exported: frozenset[str]) -> type[StepBody]:
     assert spec.step_type is not None
-    main = spec.step_type.build(spec.config, spec.info)
+    main = spec.step_type.build(spec.config, attrs.evolve(spec.info, exported=exported))
     plan = LeafPlan(
         name=spec.name,
         body=main,
         when=spec.when,
-        on_success=tuple(_leaf_body(h) for h in spec.on_success),
-        on_failure=tuple(_leaf_body(h) for h in spec.on_failure),
-        ensure=tuple(_leaf_body(h) for h in spec.ensure),
+        on_success=tuple(_leaf_body(h, exported) for h in spec.on_success),
+        on_failure=tuple(_leaf_body(h, exported) for h in spec.on_failure),
+        ensure=tuple(_leaf_body(h, exported) for h in spec.ensure),
         outputs=dict(spec.outputs),
     )
     return type(
@@ -230,14 +256,14 @@ def _leaf_body(spec: StepSpec) -> type[StepBody]:
     )
 
 
-def _add(position: Any, spec: StepSpec) -> _StepBuilder[dict[str, Any]]:
+def _add(position: Any, spec: StepSpec, exported: frozenset[str]) -> _StepBuilder[dict[str, Any]]:
     """Append ``spec`` after ``position`` (a WorkflowBuilder or StepBuilder)."""
     if spec.parallel:
 
         def add_parallel(b: Any) -> Any:
             group = b.parallel()
             for branch in spec.parallel:
-                group.do(lambda bb, br=branch: _add(bb, br))
+                group.do(lambda bb, br=branch: _add(bb, br, exported))
             return group.join().name(spec.name)
 
         if spec.when is not None:
@@ -248,7 +274,7 @@ def _add(position: Any, spec: StepSpec) -> _StepBuilder[dict[str, Any]]:
         else:
             sb = add_parallel(position)
     else:
-        sb = position.then(_leaf_body(spec)).name(spec.name)
+        sb = position.then(_leaf_body(spec, exported)).name(spec.name)
     if spec.error_behavior is not None:
         sb.on_error(spec.error_behavior)
     return sb
@@ -258,8 +284,9 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
     """Build the definition of a validated workflow."""
     builder: WorkflowBuilder[dict[str, Any]] = WorkflowBuilder(dict)
     position: Any = builder
+    exported = _declared_names(spec)
     for step in spec.steps:
-        position = _add(position, step)
+        position = _add(position, step, exported)
     if spec.outputs:
         check = type(
             OUTPUTS_STEP,

@@ -37,6 +37,7 @@ from ._deno_config import DenoPermissions as DenoPermissions
 from ._deno_config import is_remote
 from ._deno_errors import DenoStepError as DenoStepError
 from ._deno_errors import crash_error, error_from_record, missing_error
+from ._deno_links import escaping_links, resolved_grants
 
 _PRELUDE = Path(__file__).with_name("_deno_prelude.js")
 _BASE_FLAGS = ("run", "--no-prompt", "--no-config", "--no-lock", "--no-npm")
@@ -126,7 +127,9 @@ class _Launch:
     display: str
 
 
-def _prepare(config: DenoConfig, workdir: Path, deno_dir: Path, channel: Path) -> _Launch:
+def _prepare(
+    config: DenoConfig, workdir: Path, deno_dir: Path, channel: Path, deny: list[str]
+) -> _Launch:
     """Write the entry module (and an inline script) and build argv and env."""
     cwd = Path(config.working_dir) if config.working_dir else Path.cwd()
     if not cwd.is_dir():
@@ -175,8 +178,25 @@ def _prepare(config: DenoConfig, workdir: Path, deno_dir: Path, channel: Path) -
     env.update({n: os.environ[n] for n in config.permissions.env if n in os.environ})
     env.update(config.env)
     env.update(DENO_DIR=str(deno_dir), DENO_NO_UPDATE_CHECK="1", NO_COLOR="1")
-    argv = [_deno_binary(), *_BASE_FLAGS, *config.permission_flags(str(channel)), str(entry)]
+    flags = [*config.permission_flags(str(channel)), *deny]
+    argv = [_deno_binary(), *_BASE_FLAGS, *flags, str(entry)]
     return _Launch(argv=argv, env=env, cwd=cwd, script_url=script_url, display=display)
+
+
+def _contain_links(config: DenoConfig) -> tuple[DenoConfig, list[str]]:
+    """The config with grants that are links also granting what they name, and the
+    ``--deny-*`` flags for links that lead out of the grants (see :mod:`._deno_links`)."""
+    perms = config.permissions
+    cwd = Path(config.working_dir) if config.working_dir else Path.cwd()
+    deny: list[str] = []
+    for kind, paths in (("read", perms.read), ("write", perms.write)):
+        links = escaping_links(kind, paths, cwd)
+        if links:
+            deny.append(f"--deny-{kind}=" + ",".join(links))
+    resolved = attrs.evolve(
+        perms, read=resolved_grants(perms.read, cwd), write=resolved_grants(perms.write, cwd)
+    )
+    return attrs.evolve(config, permissions=resolved), deny
 
 
 def _kill_group(pid: int) -> None:
@@ -234,12 +254,13 @@ async def run_deno(
     Raises :class:`DenoStepError` whose ``kind`` says why the step failed.
     """
     data_bytes = _encode_data(data)
+    config, deny = await trio.to_thread.run_sync(_contain_links, config)
     cache = deno_dir if deno_dir is not None else default_deno_dir()
     workdir = Path(tempfile.mkdtemp(prefix="wfe-deno-"))
     try:
         channel_path = workdir / f"channel-{secrets.token_hex(16)}"
-        launch = _prepare(config, workdir, cache, channel_path)
-        channel = Channel(channel_path, log)
+        launch = _prepare(config, workdir, cache, channel_path, deny)
+        channel = Channel(channel_path, log, config.limits)
         try:
             return await _supervise(config, launch, channel, data_bytes, log)
         finally:
@@ -284,7 +305,7 @@ async def _supervise(
                 f"Deno step timed out after {config.timeout.total_seconds():g}s and was killed",
                 kind="timeout",
             )
-        channel.drain()
+        await channel.drain()
     finally:
         if process.returncode is None:
             _kill_group(process.pid)

@@ -17,6 +17,15 @@ from typing import Any
 
 import trio
 
+from ._data import output_name_problem
+from ._limits import OutputLimits
+
+# Bytes a channel record adds around an output's JSON value (type, name, quoting).
+_RECORD_OVERHEAD = 512
+# Records longer than this are parsed off the event loop.
+_PARSE_IN_THREAD = 64 * 1024
+_MALFORMED = object()
+
 #: Longest line passed to the log callback; longer runs are split (bounded memory).
 MAX_LINE = 64 * 1024
 
@@ -32,18 +41,31 @@ class LineSplitter:
 
     def feed(self, chunk: bytes | bytearray) -> list[str]:
         """Add ``chunk``; return the lines it completes (without their newline)."""
+        # Search only the new bytes: a long line arriving in many chunks costs linear
+        # time, not quadratic.
+        searched = len(self._buffer)
         self._buffer += chunk
         lines: list[str] = []
         while True:
-            newline = self._buffer.find(b"\n")
+            newline = self._buffer.find(b"\n", searched)
             if newline < 0:
                 break
             lines.append(self._decode(self._buffer[:newline]))
             del self._buffer[: newline + 1]
+            searched = 0
         while len(self._buffer) >= self._limit:
             lines.append(self._decode(self._buffer[: self._limit]))
             del self._buffer[: self._limit]
         return lines
+
+    @property
+    def pending(self) -> int:
+        """Bytes held back (an unfinished line)."""
+        return len(self._buffer)
+
+    def discard(self) -> None:
+        """Drop the unfinished line."""
+        self._buffer.clear()
 
     def flush(self) -> list[str]:
         """Return what is left as a final line (if anything)."""
@@ -61,8 +83,10 @@ class LineSplitter:
 class Channel:
     """Reader side of the FIFO: collects outputs, forwards logs, keeps the first error."""
 
-    def __init__(self, path: Path, log: LogFn) -> None:
+    def __init__(self, path: Path, log: LogFn, limits: OutputLimits | None = None) -> None:
         self.path = path
+        self.limits = limits or OutputLimits()
+        self._budget = self.limits.per_step
         self.outputs: dict[str, Any] = {}
         self.error: dict[str, Any] | None = None
         #: Set when a line was not a channel record (a wfe bug); later lines are ignored.
@@ -85,13 +109,27 @@ class Channel:
         fd = self._require_fd()
         while True:
             await trio.lowlevel.wait_readable(fd)
-            self._read_available(fd)
+            for line in self._read_available(fd):
+                await self._take(line)
 
-    def drain(self) -> None:
+    async def drain(self) -> None:
         """Handle whatever is still buffered in the FIFO (after the writer exited)."""
         if self._fd is not None:
-            self._read_available(self._fd)
+            for line in self._read_available(self._fd):
+                await self._take(line)
         for line in self._lines.flush():
+            await self._take(line)
+
+    async def _take(self, line: str) -> None:
+        # Large records are parsed in a worker thread: the host's event loop keeps
+        # renewing leases and running other workflows meanwhile.
+        if _PARSE_IN_THREAD < len(line) <= self.limits.per_value + _RECORD_OVERHEAD:
+            try:
+                record = await trio.to_thread.run_sync(json.loads, line)
+            except (ValueError, RecursionError):
+                record = None
+            self._handle(line, record if record is not None else _MALFORMED)
+        else:
             self._handle(line)
 
     def close(self) -> None:
@@ -107,35 +145,65 @@ class Channel:
             raise RuntimeError("the Deno result channel is already closed")
         return self._fd
 
-    def _read_available(self, fd: int) -> None:
+    def _read_available(self, fd: int) -> list[str]:
+        lines: list[str] = []
         while True:
             try:
                 chunk = os.read(fd, 65536)
             except BlockingIOError:
-                return
+                return lines
             if not chunk:
-                return
-            for line in self._lines.feed(chunk):
-                self._handle(line)
+                return lines
+            lines.extend(self._lines.feed(chunk))
+            if self._lines.pending > self.limits.per_value + _RECORD_OVERHEAD:
+                self._fail(
+                    f"an output record exceeds {self.limits.per_value:,} bytes (max_output_size)"
+                )
+                self._lines.discard()
 
-    def _handle(self, line: str) -> None:
+    def _fail(self, reason: str) -> None:
+        if self.broken is None:
+            self.broken = reason
+
+    def _handle(self, line: str, parsed: Any = None) -> None:
         if self.broken is not None:
             return
+        if len(line) > self.limits.per_value + _RECORD_OVERHEAD:
+            self._fail(
+                f"an output record exceeds {self.limits.per_value:,} bytes (max_output_size)"
+            )
+            return
         try:
-            record = json.loads(line)
-            kind = record["t"]
-        except (ValueError, KeyError, TypeError):
-            self.broken = f"malformed channel record {line[:200]!r}"
+            if parsed is _MALFORMED:
+                raise ValueError("not JSON")
+            record = json.loads(line) if parsed is None else parsed
+            kind = record["t"] if isinstance(record, dict) else None
+        except (ValueError, KeyError, TypeError, RecursionError):
+            self._fail("a malformed record arrived (was the channel written by user code?)")
             return
         if kind == "ready":
             self.ready.set()
         elif kind == "out":
-            self.outputs[record["name"]] = record["value"]
+            name = record.get("name")
+            problem = output_name_problem(name)
+            if problem is not None or "value" not in record:
+                self._fail(problem or "an output record without a value")
+                return
+            size = len(line)
+            self._budget -= size
+            if size > self.limits.per_value + _RECORD_OVERHEAD or self._budget < 0:
+                self._fail(
+                    f"output {name!r} makes the step's outputs larger than allowed "
+                    f"({self.limits.per_value:,} bytes a value, {self.limits.per_step:,} a "
+                    "step: max_output_size / max_outputs_size)"
+                )
+                return
+            self.outputs[name] = record["value"]
         elif kind == "log":
-            for text in str(record["text"]).splitlines() or [""]:
+            for text in str(record.get("text", "")).splitlines() or [""]:
                 self._log("log", text)
         elif kind == "error":
             if self.error is None:
                 self.error = record
         else:
-            self.broken = f"unknown channel record type {kind!r}"
+            self._fail(f"a record of unknown type {kind!r} arrived")

@@ -13,6 +13,8 @@ import attrs
 
 from wfe.core import DefinitionError
 
+from ._limits import OutputLimits
+
 _TS_SUFFIXES = frozenset({".ts", ".mts", ".cts", ".tsx"})
 _JS_SUFFIXES = frozenset({".js", ".mjs", ".cjs", ".jsx"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -140,6 +142,8 @@ class DenoConfig:
     env: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_env, hash=False)
     working_dir: str | None = None
     typescript: bool | None = None
+    limits: OutputLimits = attrs.field(factory=OutputLimits)
+    """How large one output and all outputs of the step may be."""
 
     def __attrs_post_init__(self) -> None:
         if (self.script is None) == (self.file is None):

@@ -13,6 +13,14 @@
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+// Captured before any user code runs: patching these prototypes or globals later
+// cannot reach the channel handle or change what is sent.
+const apply = Reflect.apply;
+const fileWriteSync = Deno.FsFile.prototype.writeSync;
+const encode = TextEncoder.prototype.encode;
+const stringify = JSON.stringify;
+const testRegExp = RegExp.prototype.test;
+const OUTPUT_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,127}$/;
 
 let pending = new Uint8Array(0);
 let stdinDone = false;
@@ -52,7 +60,9 @@ function readRest() {
 
 function writeAll(file, bytes) {
   let offset = 0;
-  while (offset < bytes.length) offset += file.writeSync(bytes.subarray(offset));
+  while (offset < bytes.length) {
+    offset += apply(fileWriteSync, file, [bytes.subarray(offset)]);
+  }
 }
 
 function describe(value) {
@@ -78,7 +88,7 @@ function errorRecord(error) {
 export async function run(loaders) {
   const header = JSON.parse(readLine());
   const channel = Deno.openSync(header.channel, { write: true });
-  const send = (text) => writeAll(channel, encoder.encode(text + "\n"));
+  const send = (text) => writeAll(channel, apply(encode, encoder, [text + "\n"]));
   send('{"t":"ready"}');
   const dataText = readRest();
 
@@ -89,15 +99,21 @@ export async function run(loaders) {
     },
     /** Set the step output `name` to any JSON value (undefined becomes null). */
     setOutput(name, value) {
-      if (typeof name !== "string" || name === "") {
-        throw new TypeError("Wfe.setOutput: the output name must be a non-empty string");
+      if (
+        typeof name !== "string" || !apply(testRegExp, OUTPUT_NAME, [name]) ||
+        name === "steps" || name.startsWith("__")
+      ) {
+        throw new TypeError(
+          "Wfe.setOutput: the output name must be a non-empty string: a letter or _ then letters, digits, _ or - " +
+            "(at most 128), not starting with __ and not `steps`",
+        );
       }
-      const json = JSON.stringify(value);
-      send('{"t":"out","name":' + JSON.stringify(name) + ',"value":' + (json ?? "null") + "}");
+      const json = apply(stringify, JSON, [value]);
+      send('{"t":"out","name":' + apply(stringify, JSON, [name]) + ',"value":' + (json ?? "null") + "}");
     },
     /** Log a line to the workflow's step log (not to stdout). */
     log(...args) {
-      send(JSON.stringify({ t: "log", text: args.map(describe).join(" ") }));
+      send(apply(stringify, JSON, [{ t: "log", text: args.map(describe).join(" ") }]));
     },
   });
   Object.defineProperty(globalThis, "Wfe", {
@@ -108,7 +124,7 @@ export async function run(loaders) {
   });
 
   const fail = (error) => {
-    send(JSON.stringify(errorRecord(error)));
+    send(apply(stringify, JSON, [errorRecord(error)]));
     Deno.exit(1);
   };
   globalThis.addEventListener("error", (event) => {

@@ -31,8 +31,10 @@ from ._deno_config import DenoConfig, DenoPermissions, is_remote
 from ._durations import parse_duration
 from ._errors import Issue
 from ._interpolation import render
+from ._limits import LIMIT_KEYS, OutputLimits, check_limits
 from ._nodes import YamlNode
 from ._plugins import StepInfo
+from ._shell_script import env_value
 
 DENO_KEYS = (
     "script",
@@ -43,6 +45,7 @@ DENO_KEYS = (
     "env",
     "working_dir",
     "typescript",
+    *LIMIT_KEYS,
 )
 PERMISSION_KEYS = ("net", "read", "write", "env", "run", "dynamic_import")
 
@@ -75,6 +78,7 @@ def make_deno_config(config: Mapping[str, Any], info: StepInfo) -> DenoConfig:
         env={k: str(v) for k, v in (config.get("env") or {}).items()},
         working_dir=_absolute(working_dir, base) if working_dir is not None else None,
         typescript=config.get("typescript"),
+        limits=OutputLimits.from_config(config),
     )
 
 
@@ -90,11 +94,12 @@ class DenoStep(StepBody):
         cfg, info = type(self).config, type(self).info
         data = workflow_data(ctx.workflow.data)
         if cfg.env:
-            cfg = attrs.evolve(cfg, env={k: render(v, data) for k, v in cfg.env.items()})
+            env = {k: env_value(f"env {k}", render(v, data)) for k, v in cfg.env.items()}
+            cfg = attrs.evolve(cfg, env=env)
         visible = {k: v for k, v in data.items() if k != "steps"}
         outputs = await run_deno(cfg, visible, ctx.log_sink)
         record_step(data, info.name, {"outputs": outputs})
-        merge_outputs(data, outputs, info.name)
+        merge_outputs(data, outputs, info.name, inputs=info.inputs, declared=info.outputs)
         return ExecutionResult.next()
 
 
@@ -131,6 +136,7 @@ class DenoStepType:
         if node.get("env") is not None:
             expect_string_map(node.get("env"), issues, "environment variables")
         expect_duration(node.get("timeout"), issues)
+        check_limits(node, issues)
         typescript = node.get("typescript")
         if typescript is not None and not isinstance(typescript.value, bool):
             issues.append(typescript.issue(f"expected true or false, got {kind_of(typescript)}"))

@@ -1,12 +1,10 @@
 """``${{ var.name }}`` (load time, from the config map) and ``${{ data.path }}`` (run time,
 from workflow data) expressions, including their shell-safe form.
 
-In a shell script, a data expression is never pasted into the command text. Each one
-is passed to the shell as an environment variable ``__WFE_EXPR_<n>`` and the expression
-is rewritten to a quoted reference to it, chosen by the quoting context it stands in:
-bare (also inside ``$(...)`` or backticks) → ``"${V}"``, inside double quotes →
-``${V}``, inside single quotes → ``'"${V}"'``. The shell expands a quoted variable
-without re-parsing its value, so no value can change the command's syntax.
+In a shell script, a data expression is never pasted into the command text: see
+:mod:`wfe.yaml._scanner`, which passes each value as an environment variable
+``__WFE_EXPR_<n>`` referenced in quotes, and refuses contexts where quoting is not
+enough.
 """
 
 from __future__ import annotations
@@ -144,81 +142,3 @@ def render_value(value: Any, data: Any) -> Any:
     if isinstance(value, dict):
         return {k: render_value(v, data) for k, v in value.items()}
     return value
-
-
-# Shell quoting contexts tracked by the scanner.
-_BARE, _SINGLE, _DOUBLE, _SUBST, _BACKTICK = "bare", "single", "double", "subst", "backtick"
-
-
-def render_shell(script: str, data: Any) -> tuple[str, dict[str, str]]:
-    """``script`` with each data expression rewritten to a quoted variable reference,
-    and the environment variables carrying the values."""
-    env: dict[str, str] = {}
-    out: list[str] = []
-    stack: list[str] = [_BARE]
-    depth: list[int] = [0]  # parenthesis depth inside each $( ... )
-    i = 0
-    n = len(script)
-    while i < n:
-        top = stack[-1]
-        if script.startswith("${{", i):
-            m = EXPRESSION.match(script, i)
-            if m is not None:
-                parsed = parse_expression(m.group(1))
-                if parsed is not None and parsed[0] == "data":
-                    name = f"{ENV_PREFIX}{len(env) + 1}"
-                    env[name] = to_text(resolve_path(data, parsed[1]))
-                    if top == _DOUBLE:
-                        out.append(f"${{{name}}}")
-                    elif top == _SINGLE:
-                        out.append(f"'\"${{{name}}}\"'")
-                    else:
-                        out.append(f'"${{{name}}}"')
-                    i = m.end()
-                    continue
-        c = script[i]
-        if top == _SINGLE:
-            if c == "'":
-                stack.pop()
-        elif c == "\\" and i + 1 < n:
-            out.append(script[i : i + 2])
-            i += 2
-            continue
-        elif top == _DOUBLE:
-            if c == '"':
-                stack.pop()
-            elif script.startswith("$(", i):
-                stack.append(_SUBST)
-                depth.append(0)
-                out.append("$(")
-                i += 2
-                continue
-            elif c == "`":
-                stack.append(_BACKTICK)
-        else:  # bare, inside $( ... ) or inside backticks
-            if c == "'":
-                stack.append(_SINGLE)
-            elif c == '"':
-                stack.append(_DOUBLE)
-            elif script.startswith("$(", i):
-                stack.append(_SUBST)
-                depth.append(0)
-                out.append("$(")
-                i += 2
-                continue
-            elif c == "`":
-                if top == _BACKTICK:
-                    stack.pop()
-                else:
-                    stack.append(_BACKTICK)
-            elif top == _SUBST and c == "(":
-                depth[-1] += 1
-            elif top == _SUBST and c == ")":
-                if depth[-1] == 0:
-                    stack.pop()
-                    depth.pop()
-                else:
-                    depth[-1] -= 1
-        out.append(c)
-        i += 1
-    return "".join(out), env

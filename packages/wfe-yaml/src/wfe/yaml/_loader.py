@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -88,11 +89,12 @@ class _Load:
             return
         self.loaded.add(key)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            text = read_workflow_file(path)
+        except _Unreadable as exc:
             if at is not None:
-                self.issues.append(at.issue(f"cannot read included file {str(path)!r}: {reason}"))
+                self.issues.append(
+                    at.issue(f"cannot read included file {str(path)!r}: {exc.reason}")
+                )
             else:
                 self.issues.append(
                     Issue(
@@ -100,14 +102,31 @@ class _Load:
                         line=1,
                         column=1,
                         key="(file)",
-                        message=f"cannot read: {reason}",
+                        message=f"cannot read: {exc.reason}",
                     )
                 )
             return
-        self.load_text(text, str(path), path.parent, (*chain, key))
+        self.load_text(text, str(path), path.parent, (*chain, key), included_at=at)
 
-    def load_text(self, text: str, file: str, base_dir: Path, chain: tuple[str, ...]) -> None:
+    def load_text(
+        self,
+        text: str,
+        file: str,
+        base_dir: Path,
+        chain: tuple[str, ...],
+        included_at: YamlNode | None = None,
+    ) -> None:
         root, issues = parse_yaml(text, file)
+        if included_at is not None and not _is_workflow_file(root):
+            # Not a workflow file (say /etc/shadow): say so without quoting a word of it.
+            where = f" (line {issues[0].line}, column {issues[0].column})" if issues else ""
+            self.issues.append(
+                included_at.issue(
+                    f"cannot include {file!r}: it is not a wfe workflow file (a YAML "
+                    f"mapping with `workflow`, `workflows` or `include`){where}"
+                )
+            )
+            return
         self.issues.extend(issues)
         if root is None:
             return
@@ -181,6 +200,49 @@ class _Load:
         if self.issues:
             raise YamlWorkflowError(self.issues)
         return [compile_workflow(spec) for spec in self.specs]
+
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+"""Largest workflow file (or included file) read: 4 MiB."""
+
+
+class _Unreadable(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def read_workflow_file(path: Path) -> str:
+    """The text of a workflow file: a regular file (never a FIFO, device or directory) of
+    at most :data:`MAX_FILE_BYTES`, in UTF-8; :class:`_Unreadable` says why not."""
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; checked right after.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _Unreadable(exc.strerror or type(exc).__name__) from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _Unreadable("not a regular file (FIFOs, devices and directories are refused)")
+        if info.st_size > MAX_FILE_BYTES:
+            raise _Unreadable(
+                f"{info.st_size:,} bytes, more than the {MAX_FILE_BYTES:,} a workflow file may have"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _Unreadable(exc.strerror or type(exc).__name__) from exc
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_FILE_BYTES:
+        raise _Unreadable(f"more than the {MAX_FILE_BYTES:,} bytes a workflow file may have")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Unreadable(f"not UTF-8 text (byte {exc.start})") from exc
+
+
+def _is_workflow_file(root: YamlNode | None) -> bool:
+    return root is not None and root.is_map and any(k in root.value for k in FILE_KEYS)
 
 
 def _loader(

@@ -17,6 +17,7 @@ import attrs
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import NodeEvent
 
 from ._errors import Issue
 
@@ -107,11 +108,23 @@ def _container_pos(obj: Any, fallback: tuple[int, int]) -> tuple[int, int]:
     return int(lc.line) + 1, int(lc.col) + 1
 
 
+MAX_NODES = 50_000
+"""Most values one document may hold once its aliases are expanded (a "billion laughs"
+file of a few hundred bytes would expand to billions)."""
+
+
+class _TooLarge(Exception):
+    def __init__(self, path: str, pos: tuple[int, int]) -> None:
+        self.path = path
+        self.pos = pos
+
+
 class _Converter:
     def __init__(self, file: str) -> None:
         self.file = file
         self.issues: list[Issue] = []
         self._active: set[int] = set()
+        self._budget = MAX_NODES
 
     def _issue(self, path: str, pos: tuple[int, int], message: str) -> None:
         self.issues.append(
@@ -122,6 +135,9 @@ class _Converter:
         self, obj: Any, path: str, pos: tuple[int, int], key_pos: tuple[int, int]
     ) -> YamlNode:
         node = YamlNode(None, self.file, pos[0], pos[1], path, key_pos[0], key_pos[1])
+        self._budget -= 1
+        if self._budget < 0:
+            raise _TooLarge(path, pos)
         if isinstance(obj, CommentedMap | CommentedSeq):
             if id(obj) in self._active:
                 self._issue(path, pos, "recursive alias: a value cannot contain itself")
@@ -197,6 +213,11 @@ def parse_yaml(text: str, file: str) -> tuple[YamlNode | None, list[Issue]]:
     yaml.allow_duplicate_keys = False
     try:
         data = yaml.load(text)
+        # Only once the text parsed (so its nesting is bounded): refuse explicit tags,
+        # which the round-trip loader would otherwise keep silently on maps and lists.
+        tags = _tag_issues(yaml, text, file)
+        if tags:
+            return None, tags
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -219,4 +240,35 @@ def parse_yaml(text: str, file: str) -> tuple[YamlNode | None, list[Issue]]:
         root = conv.convert(data, "", _container_pos(data, (1, 1)), (1, 1))
     except RecursionError:
         return None, [Issue(file=file, line=1, column=1, key="(yaml)", message="nested too deeply")]
+    except _TooLarge as exc:
+        message = (
+            f"the document holds more than {MAX_NODES:,} values once its aliases are "
+            "expanded (aliases of aliases multiply); refusing to expand it"
+        )
+        key = exc.path or "(yaml)"
+        return None, [
+            Issue(file=file, line=exc.pos[0], column=exc.pos[1], key=key, message=message)
+        ]
     return root, conv.issues
+
+
+def _tag_issues(yaml: YAML, text: str, file: str) -> list[Issue]:
+    """An issue for every explicit tag (``!x``, ``!!str``) on any node: tags are not part of
+    the workflow format, on scalars, sequences and mappings alike."""
+    issues: list[Issue] = []
+    for event in yaml.parse(text):
+        tag = getattr(event, "tag", None)
+        if tag is None or not isinstance(event, NodeEvent):
+            continue
+        mark = event.start_mark
+        issues.append(
+            Issue(
+                file=file,
+                line=mark.line + 1,
+                column=mark.column + 1,
+                key="(yaml)",
+                message=f"YAML tags are not supported (found {tag}); "
+                "use plain strings, numbers, lists and maps",
+            )
+        )
+    return issues

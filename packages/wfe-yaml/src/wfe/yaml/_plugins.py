@@ -39,13 +39,20 @@ class StepInfo:
     """What a step type is told about the step it validates or builds.
 
     ``base_dir`` is the directory of the YAML file (the current directory for text),
-    against which relative paths in the configuration resolve.
+    against which relative paths in the configuration resolve. ``inputs`` are the
+    workflow's declared input names (no output may overwrite them), ``outputs`` the
+    step's declared output names (``None``: it declares none, so it may set any), and
+    ``exported`` every name the workflow declares (inputs, outputs of the workflow and
+    of its steps), which shell steps export to their environment.
     """
 
     name: str
     workflow_id: str
     file: str
     base_dir: Path
+    inputs: frozenset[str] = frozenset()
+    outputs: frozenset[str] | None = None
+    exported: frozenset[str] = frozenset()
 
 
 @runtime_checkable

@@ -62,10 +62,17 @@ def _kill_group(pid: int) -> None:
 
 
 async def _pump(
-    stream: trio.abc.ReceiveStream, name: str, tail: Tail, on_line: Callable[[str, str], None]
+    stream: trio.abc.ReceiveStream,
+    name: str,
+    tail: Tail,
+    on_line: Callable[[str, str], None],
+    max_line: int,
 ) -> None:
+    # A line longer than max_line is passed on in pieces of max_line characters, so a
+    # stream without newlines costs bounded memory and linear time.
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    pending = ""
+    parts: list[str] = []
+    size = 0
     while True:
         try:
             chunk = await stream.receive_some(65536)
@@ -73,13 +80,26 @@ async def _pump(
             chunk = b""
         text = decoder.decode(chunk, final=not chunk)
         tail.add(text)
-        pending += text
-        *lines, pending = pending.split("\n")
-        for line in lines:
-            on_line(name, line.removesuffix("\r"))
+        pos = 0
+        while pos < len(text):
+            nl = text.find("\n", pos)
+            end = len(text) if nl < 0 else nl
+            piece = text[pos:end]
+            while size + len(piece) > max_line:
+                cut = max_line - size
+                parts.append(piece[:cut])
+                on_line(name, "".join(parts))
+                parts, size, piece = [], 0, piece[cut:]
+            parts.append(piece)
+            size += len(piece)
+            if nl < 0:
+                break
+            on_line(name, "".join(parts).removesuffix("\r"))
+            parts, size = [], 0
+            pos = nl + 1
         if not chunk:
-            if pending:
-                on_line(name, pending)
+            if size:
+                on_line(name, "".join(parts))
             return
 
 
@@ -90,10 +110,12 @@ async def run_streaming(
     cwd: str | None,
     timeout: timedelta | None,
     on_line: Callable[[str, str], None],
+    max_line: int = TAIL_BYTES,
 ) -> ProcessResult:
     """Run ``argv`` in a new session; ``on_line(stream, line)`` gets each output line live.
 
     On timeout or cancellation the process group is SIGKILLed (children included).
+    Lines longer than ``max_line`` characters arrive in pieces of that length.
     """
     proc = await trio.lowlevel.open_process(
         list(argv),
@@ -116,8 +138,8 @@ async def run_streaming(
                 assert proc.stdout is not None
                 assert proc.stderr is not None
                 async with trio.open_nursery() as inner:
-                    inner.start_soon(_pump, proc.stdout, "stdout", out_tail, on_line)
-                    inner.start_soon(_pump, proc.stderr, "stderr", err_tail, on_line)
+                    inner.start_soon(_pump, proc.stdout, "stdout", out_tail, on_line, max_line)
+                    inner.start_soon(_pump, proc.stderr, "stderr", err_tail, on_line, max_line)
                 readers_done.set()
 
             nursery.start_soon(read_both)

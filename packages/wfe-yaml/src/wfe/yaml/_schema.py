@@ -14,7 +14,7 @@ from wfe.core import ErrorBehavior, ErrorBehaviorType
 
 from ._checks import check_keys, expect_duration, expect_map, expect_string, kind_of
 from ._conditions import Condition, parse_condition
-from ._data import STEPS_KEY
+from ._data import STEPS_KEY, output_name_problem
 from ._errors import Issue
 from ._nodes import YamlNode
 from ._plugins import StepInfo, StepType, StepTypeRegistry
@@ -157,6 +157,10 @@ def parse_type_map(node: YamlNode | None, issues: list[Issue], what: str) -> dic
     if node.is_seq:  # a plain list of names: values of any type
         for item in node.value:
             if expect_string(item, issues, what=f"an {what} name"):
+                problem = output_name_problem(item.value)
+                if problem is not None:
+                    issues.append(item.issue(problem))
+                    continue
                 out[item.value] = ValueType("any")
         return out
     if not expect_map(node, f"{what} declarations (name: type)", issues):
@@ -168,8 +172,9 @@ def parse_type_map(node: YamlNode | None, issues: list[Issue], what: str) -> dic
         if t is None:
             issues.append(child.issue(f"expected {TYPE_HELP}, got {kind_of(child)}"))
             continue
-        if name == STEPS_KEY:
-            issues.append(child.key_issue(f"{STEPS_KEY!r} is reserved for step records"))
+        problem = output_name_problem(name)
+        if problem is not None:
+            issues.append(child.key_issue(problem))
             continue
         out[name] = t
     return out
@@ -219,8 +224,14 @@ def parse_inputs(node: YamlNode | None, issues: list[Issue]) -> dict[str, InputS
 
 class _WorkflowParser:
     def __init__(
-        self, workflow_id: str, file: str, info_base: Any, registry: StepTypeRegistry
+        self,
+        workflow_id: str,
+        file: str,
+        info_base: Any,
+        registry: StepTypeRegistry,
+        inputs: frozenset[str] = frozenset(),
     ) -> None:
+        self.inputs = inputs
         self.workflow_id = workflow_id
         self.file = file
         self.base_dir = info_base
@@ -267,8 +278,22 @@ class _WorkflowParser:
                 )
             else:
                 self.names[name] = name_node
+        outputs = parse_type_map(node.get("outputs"), issues, "output")
+        for output in outputs:
+            if output in self.inputs:
+                issues.append(
+                    node.value["outputs"].issue(
+                        f"output {output!r} would overwrite the declared workflow input "
+                        f"{output!r}; outputs never overwrite inputs"
+                    )
+                )
         info = StepInfo(
-            name=name, workflow_id=self.workflow_id, file=self.file, base_dir=self.base_dir
+            name=name,
+            workflow_id=self.workflow_id,
+            file=self.file,
+            base_dir=self.base_dir,
+            inputs=self.inputs,
+            outputs=frozenset(outputs) if node.get("outputs") is not None else None,
         )
         when_node = node.get("when")
         when = parse_condition(when_node, issues) if when_node is not None else None
@@ -279,7 +304,6 @@ class _WorkflowParser:
                     "a hook step takes the error behaviour of the step it belongs to"
                 )
             )
-        outputs = parse_type_map(node.get("outputs"), issues, "output")
         parallel_node = node.get("parallel")
         hooks: dict[str, tuple[StepSpec, ...]] = {}
         if parallel_node is not None:
@@ -385,7 +409,15 @@ def parse_workflow(
     error_behavior = parse_error_behavior(node.get("error_behavior"), issues)
     inputs = parse_inputs(node.get("inputs"), issues)
     outputs = parse_type_map(node.get("outputs"), issues, "output")
-    parser = _WorkflowParser(wid, file, base_dir, registry)
+    for name in outputs:
+        if name in inputs:
+            issues.append(
+                node.value["outputs"].issue(
+                    f"{name!r} is declared as an input and an output; outputs never "
+                    "overwrite inputs"
+                )
+            )
+    parser = _WorkflowParser(wid, file, base_dir, registry, frozenset(inputs))
     steps_node = node.get("steps")
     if steps_node is None:
         issues.append(node.issue("a workflow needs `steps` (a non-empty list)"))

@@ -1,21 +1,26 @@
 """The ``shell`` step type: a script run by ``sh -c`` (or ``config.shell``).
 
-Every top-level data key is exported as an upper-cased environment variable (JSON
-for non-strings; ``steps`` and names that would redirect the shell itself, such as
-``PATH``, ``IFS``, ``BASH_ENV`` or ``LD_*``, are not). ``${{ data.path }}`` expressions
-in ``run`` reach the shell as quoted variables, never as command text. Stdout lines
-``##wfe[output NAME=VALUE]`` set outputs (``true``/``false`` → bool, ``null`` → None,
-integers, floats, else the string). The step's record goes to ``data["steps"][NAME]``.
+Outputs go to the file named by ``$WFE_OUTPUT`` (``NAME=VALUE`` or ``NAME<<DELIM``
+blocks, as GitHub's ``$GITHUB_OUTPUT``); stdout lines ``##wfe[output NAME=VALUE]``
+are read too (``true``/``false`` → bool, ``null`` → None, integers, floats, else the
+string). No output overwrites a declared workflow input, and a step declaring
+``outputs:`` sets only those. Only names the author chose reach the environment,
+upper-cased: declared inputs and outputs and what steps wrote to ``$WFE_OUTPUT``
+(never ``PATH``, ``IFS``, ``BASH_ENV``, ``LD_*`` and the like); all data is in the
+JSON file named by ``$WFE_DATA``. ``${{ data.path }}`` expressions in ``run`` reach
+the shell as quoted variables, never as command text (see :mod:`._scanner`). The
+step's record goes to ``data["steps"][NAME]``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
+import tempfile
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
@@ -23,25 +28,42 @@ import trio
 
 from wfe.core import ExecutionResult, StepBody, StepError, StepExecutionContext
 
-from ._checks import check_keys, expect_duration, expect_string, expect_string_map
-from ._data import OUTPUT_NAME, STEPS_KEY, merge_outputs, record_step, workflow_data
+from ._checks import (
+    check_keys,
+    expect_duration,
+    expect_string,
+    expect_string_map,
+    forbid_data_expressions,
+)
+from ._data import (
+    EXPORTS_KEY,
+    exported_names,
+    merge_outputs,
+    output_rule_problem,
+    record_step,
+    workflow_data,
+)
 from ._durations import format_duration, parse_duration
 from ._errors import Issue
-from ._interpolation import render, render_shell
+from ._interpolation import render
+from ._limits import LIMIT_KEYS, OutputLimits, check_limits
 from ._nodes import YamlNode
 from ._plugins import StepInfo
-from ._process import run_streaming
-
-SHELL_KEYS = ("run", "file", "shell", "env", "working_dir", "timeout")
-_OUTPUT_LINE = re.compile(r"^##wfe\[output ([^=\]\s]+)=(.*)\]\s*$")
-_INT = re.compile(r"^[-+]?\d+$")
-_FLOAT = re.compile(r"^[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$")
-_ENV_NAME = re.compile(r"[^A-Za-z0-9_]")
-# Variables that change how the shell or the loader behave: data must not set them.
-_PROTECTED = frozenset(
-    {"PATH", "HOME", "SHELL", "IFS", "ENV", "BASH_ENV", "CDPATH", "PS4", "SHELLOPTS", "BASHOPTS"}
+from ._process import ProcessResult, run_streaming
+from ._scanner import problems as script_problems
+from ._shell_outputs import (
+    export_env,
+    output_size,
+    parse_output_file,
+    parse_output_line,
 )
-_MAX_ENV_VALUE = 100_000  # Linux refuses single environment strings over 128 KiB
+from ._shell_script import env_value, render_shell
+
+SHELL_KEYS = ("run", "file", "shell", "env", "working_dir", "timeout", *LIMIT_KEYS)
+_WFE_LINE_PREFIX = "##wfe[output "
+# An environment and argument list larger than this fails exec() with E2BIG (Linux
+# allows 2 MiB with the default stack limit; leave room for the inherited environment).
+_MAX_ENV_TOTAL = 1024 * 1024
 
 
 class ShellStepError(StepError):
@@ -56,51 +78,6 @@ class ShellStepError(StepError):
         self.stderr = stderr
 
 
-def parse_output_value(text: str) -> Any:
-    """An output value typed: true/false → bool, null → None, int, float, else the string."""
-    if text in ("true", "false"):
-        return text == "true"
-    if text == "null":
-        return None
-    if _INT.match(text):
-        return int(text)
-    if _FLOAT.match(text):
-        return float(text)
-    return text
-
-
-def parse_output_line(line: str) -> tuple[str, Any] | None:
-    """``(name, value)`` for a ``##wfe[output NAME=VALUE]`` line, else ``None``."""
-    m = _OUTPUT_LINE.match(line)
-    if m is None or not OUTPUT_NAME.match(m.group(1)) or m.group(1) == STEPS_KEY:
-        return None
-    return m.group(1), parse_output_value(m.group(2))
-
-
-_STREAM_KEYS = (".stdout", ".stderr")
-
-
-def export_env(data: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
-    """The environment exported from data, and the keys left out (with why)."""
-    env: dict[str, str] = {}
-    skipped: list[str] = []
-    for key, value in data.items():
-        if key == STEPS_KEY or not isinstance(key, str) or key.endswith(_STREAM_KEYS):
-            continue  # step records and captured output stay out of the environment
-        name = _ENV_NAME.sub("_", key).upper()
-        if not name or name[0].isdigit():
-            name = f"_{name}"
-        if name in _PROTECTED or name.startswith(("LD_", "DYLD_")):
-            skipped.append(f"{key} (would set {name})")
-            continue
-        text = value if isinstance(value, str) else json.dumps(value, default=str)
-        if "\0" in text or len(text) > _MAX_ENV_VALUE:
-            skipped.append(f"{key} (value too large or holds NUL)")
-            continue
-        env[name] = text
-    return env, skipped
-
-
 @attrs.frozen(kw_only=True)
 class ShellConfig:
     """A shell step's configuration (see the wfe-yaml README)."""
@@ -111,6 +88,7 @@ class ShellConfig:
     env: Mapping[str, str] = attrs.field(factory=dict)
     working_dir: str | None = None
     timeout: timedelta | None = None
+    limits: OutputLimits = attrs.field(factory=OutputLimits)
 
 
 class ShellStep(StepBody):
@@ -123,70 +101,171 @@ class ShellStep(StepBody):
         cfg, info = type(self).config, type(self).info
         data = workflow_data(ctx.workflow.data)
         base = info.base_dir
-        exported, skipped = export_env(data)
+        exported, skipped = export_env(data, exported_names(data, info.exported))
         if skipped:
             ctx.log(f"not exported to the environment: {', '.join(skipped)}", "log")
         env = {**os.environ, **exported}
-        env.update({k: render(v, data) for k, v in cfg.env.items()})
+        for key, value in cfg.env.items():
+            env[key] = env_value(f"env {key}", render(value, data))
         shell = shlex.split(cfg.shell) if cfg.shell else ["sh"]
         if cfg.run is not None:
-            script, expr_env = render_shell(cfg.run, data)
+            script, expr_env = render_shell(cfg.run, data, shell=cfg.shell)
             env.update(expr_env)
             argv = [*shell, "-c", script]
         else:
             assert cfg.file is not None
-            argv = [*shell, str(base / render(cfg.file, data))]
-        cwd = str(base / render(cfg.working_dir, data)) if cfg.working_dir else None
+            argv = [*shell, str(base / cfg.file)]
+        total = sum(len(k) + len(v) + 2 for k, v in env.items()) + sum(map(len, argv))
+        if total > _MAX_ENV_TOTAL:
+            raise StepError(
+                f"step {info.name!r}: its environment and command line take {total:,} bytes, "
+                f"more than the {_MAX_ENV_TOTAL:,} a process may be given; read large values "
+                "from the JSON file named by $WFE_DATA instead of `${{ }}` or `env:`"
+            )
+        cwd = str(base / cfg.working_dir) if cfg.working_dir else None
         if cwd is not None and not await trio.Path(cwd).is_dir():
             raise StepError(f"step {info.name!r}: working_dir {cwd!r} is not a directory")
-        outputs: dict[str, Any] = {}
-
-        def on_line(stream: str, line: str) -> None:
-            if stream == "stdout":
-                parsed = parse_output_line(line)
-                if parsed is not None:
-                    outputs[parsed[0]] = parsed[1]
-            ctx.log(line, stream)
-
-        try:
-            result = await run_streaming(
-                argv, env=env, cwd=cwd, timeout=cfg.timeout, on_line=on_line
+        with tempfile.TemporaryDirectory(prefix="wfe-step-") as private:
+            output_file = Path(private) / "output"
+            output_file.touch(mode=0o600)
+            data_file = Path(private) / "data.json"
+            await trio.to_thread.run_sync(_write_data, data_file, data)
+            env["WFE_OUTPUT"], env["WFE_DATA"] = str(output_file), str(data_file)
+            result, printed, problems = await self._run_process(ctx, cfg, argv, env, cwd)
+            written = await trio.to_thread.run_sync(
+                _read_output_file, output_file, cfg.limits.per_step, info.name
             )
-        except OSError as exc:
-            raise StepError(f"step {info.name!r}: cannot start {argv[0]!r}: {exc}") from exc
-        record_step(
-            data,
-            info.name,
-            {
-                "stdout": result.stdout,
-                "stderr": result.stderr,
-                "exit_code": result.exit_code,
-                "outputs": outputs,
-            },
-        )
+        record: dict[str, Any] = {
+            "stdout": result.stdout,
+            "stderr": result.stderr,
+            "exit_code": result.exit_code,
+            "outputs": {**printed, **written},
+        }
+        if written:
+            record[EXPORTS_KEY] = sorted(written)
+        record_step(data, info.name, record)
         # Also under "<step>.stdout" / "<step>.stderr", the names DESIGN.md and the
         # ancestor engines use (not exported to the environment: see export_env).
         data[f"{info.name}.stdout"] = result.stdout
         data[f"{info.name}.stderr"] = result.stderr
-        tail = _tail(result.stderr, result.stdout)
-        if result.timed_out:
-            assert cfg.timeout is not None
-            raise ShellStepError(
-                f"step {info.name!r} timed out after {format_duration(cfg.timeout)}; "
-                f"its process group was killed{tail}",
-                exit_code=result.exit_code,
-                timed_out=True,
-                stderr=result.stderr,
-            )
-        if result.exit_code != 0:
-            raise ShellStepError(
-                f"step {info.name!r} failed with exit code {result.exit_code}{tail}",
-                exit_code=result.exit_code,
-                timed_out=False,
-                stderr=result.stderr,
-            )
-        merge_outputs(data, outputs, info.name)
+        _raise_for_exit(info, cfg, result)
+        if problems:
+            raise StepError(f"step {info.name!r}: " + "; ".join(problems))
+        _check_sizes(info.name, written, cfg.limits)
+        merge_outputs(data, printed, info.name)
+        merge_outputs(data, written, info.name, inputs=info.inputs, declared=info.outputs)
         return ExecutionResult.next()
+
+    async def _run_process(
+        self,
+        ctx: StepExecutionContext,
+        cfg: ShellConfig,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str | None,
+    ) -> tuple[ProcessResult, dict[str, Any], list[str]]:
+        info = type(self).info
+        printed: dict[str, Any] = {}
+        problems: list[str] = []
+        budget = [cfg.limits.per_step]
+        max_line = cfg.limits.per_value + len(_WFE_LINE_PREFIX) + 256
+
+        def on_line(stream: str, line: str) -> None:
+            ctx.log(line, stream)
+            if stream == "stdout" and line.startswith(_WFE_LINE_PREFIX):
+                note = _stdout_output(line, printed, problems, budget, info, cfg.limits, max_line)
+                if note is not None:
+                    ctx.log(note, "log")
+
+        try:
+            result = await run_streaming(
+                argv, env=env, cwd=cwd, timeout=cfg.timeout, on_line=on_line, max_line=max_line
+            )
+        except OSError as exc:
+            raise StepError(f"step {info.name!r}: cannot start {argv[0]!r}: {exc}") from exc
+        return result, printed, problems
+
+
+def _stdout_output(
+    line: str,
+    printed: dict[str, Any],
+    problems: list[str],
+    budget: list[int],
+    info: StepInfo,
+    limits: OutputLimits,
+    max_line: int,
+) -> str | None:
+    """Take one ``##wfe[output ...]`` stdout line. Stdout may carry text the step did not
+    write itself (``cat untrusted.txt``), so a line breaking a rule is ignored (noted in
+    the log, returned), and one too large fails the step."""
+    if len(line) >= max_line:
+        problems.append(f"a stdout output line is longer than {limits.per_value:,} bytes")
+        return None
+    parsed = parse_output_line(line)
+    if parsed is None:
+        return None
+    name, value = parsed
+    problem = output_rule_problem(name, info.inputs, info.outputs)
+    if problem is not None:
+        return f"ignored a stdout output line: {problem}"
+    size = output_size(value)
+    budget[0] -= size
+    if size > limits.per_value or budget[0] < 0:
+        problems.append(
+            f"output {name!r} makes the step's outputs larger than allowed "
+            f"({limits.per_value:,} bytes a value, {limits.per_step:,} a step: "
+            "max_output_size / max_outputs_size)"
+        )
+        return None
+    printed[name] = value
+    return None
+
+
+def _write_data(path: Path, data: dict[str, Any]) -> None:
+    text = json.dumps(data, default=str, ensure_ascii=False, allow_nan=False)
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    path.chmod(0o600)
+
+
+def _read_output_file(path: Path, limit: int, step: str) -> dict[str, Any]:
+    size = path.stat().st_size
+    if size > limit:
+        raise StepError(
+            f"step {step!r}: $WFE_OUTPUT holds {size:,} bytes, more than the {limit:,} "
+            "a step's outputs may take (max_outputs_size)"
+        )
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    return parse_output_file(text, step)
+
+
+def _check_sizes(step: str, outputs: dict[str, Any], limits: OutputLimits) -> None:
+    for name, value in outputs.items():
+        size = output_size(value)
+        if size > limits.per_value:
+            raise StepError(
+                f"step {step!r}: output {name!r} takes {size:,} bytes, more than the "
+                f"{limits.per_value:,} one output may take (max_output_size)"
+            )
+
+
+def _raise_for_exit(info: StepInfo, cfg: ShellConfig, result: ProcessResult) -> None:
+    tail = _tail(result.stderr, result.stdout)
+    if result.timed_out:
+        assert cfg.timeout is not None
+        raise ShellStepError(
+            f"step {info.name!r} timed out after {format_duration(cfg.timeout)}; "
+            f"its process group was killed{tail}",
+            exit_code=result.exit_code,
+            timed_out=True,
+            stderr=result.stderr,
+        )
+    if result.exit_code != 0:
+        raise ShellStepError(
+            f"step {info.name!r} failed with exit code {result.exit_code}{tail}",
+            exit_code=result.exit_code,
+            timed_out=False,
+            stderr=result.stderr,
+        )
 
 
 def _tail(stderr: str, stdout: str, lines: int = 20) -> str:
@@ -214,9 +293,19 @@ class ShellStepType:
             expect_string(file, issues, what="a script path (string)")
         for key in ("shell", "working_dir"):
             expect_string(node.get(key), issues)
+        for key in ("file", "working_dir", "shell", "timeout", *LIMIT_KEYS):
+            forbid_data_expressions(
+                node.get(key), issues, "it is fixed when the file loads (use `${{ var.NAME }}`)"
+            )
         if node.get("env") is not None:
             expect_string_map(node.get("env"), issues, "environment variables")
         expect_duration(node.get("timeout"), issues)
+        check_limits(node, issues)
+        shell = node.get("shell")
+        if run is not None and isinstance(run.value, str):
+            shell_text = shell.value if shell is not None and isinstance(shell.value, str) else None
+            for site in script_problems(run.value, shell_text):
+                issues.append(run.issue(site.describe(run.value)))
         return issues
 
     def build(self, config: Mapping[str, Any], info: StepInfo) -> type[StepBody]:
@@ -231,6 +320,7 @@ class ShellStepType:
             },
             working_dir=config.get("working_dir"),
             timeout=parse_duration(timeout) if timeout is not None else None,
+            limits=OutputLimits.from_config(config),
         )
         return type(
             f"ShellStep[{info.name}]",

@@ -18,7 +18,7 @@ from wfe.core import ExecutionResult, StepBody, StepError, StepExecutionContext,
 from wfe.core.primitives import SubWorkflow
 
 from ._checks import check_keys, expect_map, expect_string, forbid_data_expressions, kind_of
-from ._data import STEPS_KEY, merge_outputs, record_step, workflow_data
+from ._data import EXPORTS_KEY, STEPS_KEY, exported_names, record_step, workflow_data
 from ._errors import Issue
 from ._interpolation import render_value
 from ._nodes import YamlNode
@@ -49,19 +49,30 @@ class WorkflowStepBody(SubWorkflow):
         if result is None or not result.proceed:
             return result
         status = self.child_status
-        record_step(
-            data,
-            cls.info.name,
-            {"workflow_id": self.child_id, "status": str(status.value) if status else None},
-        )
+        record: dict[str, Any] = {
+            "workflow_id": self.child_id,
+            "status": str(status.value) if status else None,
+        }
+        child = self.child_data if isinstance(self.child_data, dict) else {}
+        # What the child's steps wrote to $WFE_OUTPUT stays exported here too.
+        exports = sorted(exported_names(child, ()) - cls.info.inputs)
+        if exports:
+            record[EXPORTS_KEY] = exports
+        record_step(data, cls.info.name, record)
         if status is not WorkflowStatus.COMPLETE:
             raise StepError(
                 f"step {cls.info.name!r}: sub-workflow {cls.child_workflow!r} "
                 f"({self.child_id}) ended {status.value if status else 'unknown'}"
             )
-        if isinstance(self.child_data, dict):
-            outputs = {k: v for k, v in self.child_data.items() if k != STEPS_KEY}
-            merge_outputs(data, outputs, cls.info.name)
+        # The child's data started as a copy of this workflow's: its copies of declared
+        # inputs are not merged back (outputs never overwrite inputs), and a step that
+        # declares outputs takes only those.
+        declared = cls.info.outputs
+        data.update(
+            (k, v)
+            for k, v in child.items()
+            if k != STEPS_KEY and k not in cls.info.inputs and (declared is None or k in declared)
+        )
         return result
 
 

@@ -264,6 +264,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wfe`` command; returns (and, as a script, exits with) the
     exit code."""
     args = build_parser().parse_args(argv)
+    from ._cli_safety import redacted_output  # after parsing: --help stays fast
+
+    with redacted_output(getattr(args, "store", None)):
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return _dispatch(args)
     except KeyboardInterrupt:

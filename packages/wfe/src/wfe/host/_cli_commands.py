@@ -23,6 +23,7 @@ from wfe.core import (
 )
 from wfe.core.serialization import StoredValue, from_jsonable, opaque_types
 
+from ._cli_safety import escape_controls
 from ._cli_setup import (
     EXIT_FAILED,
     EXIT_OK,
@@ -199,7 +200,7 @@ async def show(store: Store, workflow_id: str, as_json: bool) -> int:
         try:
             instance = await host.get_workflow(workflow_id)
         except WorkflowNotFoundError as exc:
-            raise CliError(f"no workflow {workflow_id!r} in store {store.url}") from exc
+            raise CliError(f"no workflow {workflow_id!r} in store {store.shown}") from exc
         errors = await host.get_errors(workflow_id)
     pointers = sorted(
         instance.execution_pointers,
@@ -255,7 +256,7 @@ async def show(store: Store, workflow_id: str, as_json: bool) -> int:
         print("errors:")
         for e in errors:
             step = f"step {names[e.pointer_id]}: " if e.pointer_id in names else ""
-            lines = e.message.strip().splitlines() or [""]
+            lines = [escape_controls(x) for x in e.message.strip().splitlines()] or [""]
             print(f"  {_when(e.time)}  {step}{lines[0]}")
             for more in lines[1:]:
                 print(f"      {more}")
@@ -292,7 +293,7 @@ async def control(store: Store, action: str, workflow_id: str) -> int:
         try:
             instance = await host.persistence.get_workflow(workflow_id)
         except WorkflowNotFoundError as exc:
-            raise CliError(f"no workflow {workflow_id!r} in store {store.url}") from exc
+            raise CliError(f"no workflow {workflow_id!r} in store {store.shown}") from exc
         if action == "suspend":
             done = await host.suspend_workflow(workflow_id)
         else:

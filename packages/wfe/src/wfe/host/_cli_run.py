@@ -31,6 +31,7 @@ from wfe.core import (
 from wfe.core.serialization import opaque_types
 
 from ._cli_output import capture_step_prints, step_output
+from ._cli_safety import escape_controls
 from ._cli_setup import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -240,7 +241,7 @@ async def resume(
         try:
             instance = await control.persistence.get_workflow(workflow_id)
         except WorkflowNotFoundError as exc:
-            raise CliError(f"no workflow {workflow_id!r} in store {store.url}") from exc
+            raise CliError(f"no workflow {workflow_id!r} in store {store.shown}") from exc
         if instance.status is WorkflowStatus.COMPLETE:
             print(f"[wfe] workflow {workflow_id} is already COMPLETE")
             return EXIT_OK
@@ -388,6 +389,7 @@ def _report(
         print(f"[wfe] workflow {wid} COMPLETE in {elapsed}")
         return EXIT_OK
     step, message = progress.last_error.get(wid, ("", ""))
+    message = "\n".join(escape_controls(line) for line in message.split("\n"))
     where = f"step {step}: " if step else ""
     shown = bool(step) and isinstance(progress.view, PlainView)
     if message and not shown:
@@ -437,7 +439,7 @@ async def worker(store: Store, loaded: Loaded) -> int:
             nursery.start_soon(interrupt.serve)
             nursery.start_soon(_consume, host, progress)
             remember(store, loaded.sources)
-            view.message(f"worker serving {store.url}: {names}; Ctrl-C to stop")
+            view.message(f"worker serving {store.shown}: {names}; Ctrl-C to stop")
     progress.flush_all()
     view.message("worker stopped")
     return EXIT_OK

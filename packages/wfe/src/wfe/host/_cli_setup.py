@@ -20,6 +20,7 @@ from wfe.core import (
     ProviderError,
     WfeError,
     WorkflowDefinition,
+    redact_url,
 )
 
 from ._builder import WorkflowHostBuilder
@@ -101,9 +102,15 @@ class Store:
     state_dir: Path
     is_default: bool
 
+    @property
+    def shown(self) -> str:
+        """The URL as it may be printed: its password replaced by ``***``."""
+        return redact_url(self.url)
+
     def hint(self) -> str:
-        """The ``--store`` option to repeat in a suggested command (empty for the default)."""
-        return "" if self.is_default else f" --store {self.url}"
+        """The ``--store`` option to repeat in a suggested command (empty for the default;
+        the password, if any, left as ``***`` to fill in)."""
+        return "" if self.is_default else f" --store {self.shown}"
 
 
 def _path_hint(url: str) -> str | None:
@@ -389,7 +396,7 @@ def load_remembered(loaded: Loaded, store: Store) -> None:
 def store_error(exc: BaseException, store: Store) -> CliError | None:
     """A :class:`CliError` (exit 3) for a store that cannot be opened, else ``None``."""
     if isinstance(exc, ConfigurationError | ProviderError) and not isinstance(exc, DefinitionError):
-        return CliError(f"store {store.url}: {exc}", EXIT_STORE)
+        return CliError(f"store {store.shown}: {redact_url(str(exc), store.url)}", EXIT_STORE)
     return None
 
 

@@ -56,6 +56,8 @@ from wfe.core import (
 )
 from wfe.core.executor import DEFAULT_ERROR_BEHAVIOR
 
+from ._cli_safety import escape_controls
+
 TERMINAL_EVENTS = (WorkflowCompleted, WorkflowSuspended, WorkflowTerminated)
 
 
@@ -145,7 +147,9 @@ class PlainView(View):
         self._name_workflows = name_workflows
 
     def _line(self, text: str) -> None:
-        self._out.write(text + "\n")
+        # Step names, output and error messages come from steps: no control character
+        # of theirs reaches the terminal.
+        self._out.write(escape_controls(text) + "\n")
         self._out.flush()
 
     def _step(self, row: StepRow) -> str:
@@ -228,10 +232,10 @@ class LiveView(View):
             tail = first_line(row.error) if row.error else row.last_line
             table.add_row(
                 icon,
-                row.name,
+                escape_controls(row.name),
                 Text(row.status_text(), style=_STATUS_STYLE.get(row.status, "")),
                 took,
-                Text(tail, style="red" if row.error else "dim"),
+                Text(escape_controls(tail), style="red" if row.error else "dim"),
             )
         header = [Text(self.title, style="bold")] if self.title else []
         notes = [Text(n, style="dim") for n in self._notes[-3:]]
@@ -251,6 +255,7 @@ class LiveView(View):
         self._show(row)
 
     def output(self, row: StepRow, stream: str, line: str) -> None:
+        line = escape_controls(line)
         row.last_line = line if stream == "stdout" else f"[{stream}] {line}"
 
     def workflow(self, workflow_id: str, text: str) -> None:

@@ -1,0 +1,66 @@
+"""A shell script with its ``${{ data.* }}`` expressions rewritten to quoted references to
+environment variables carrying the values (see :mod:`wfe.yaml._scanner` for where
+that is safe), and the limits of what such a variable can carry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._interpolation import ENV_PREFIX, InterpolationError, parse_expression, resolve_path, to_text
+from ._scanner import COMMENT, DOUBLE, HEREDOC, SINGLE, scan
+
+
+def render_shell(script: str, data: Any, *, shell: str | None = None) -> tuple[str, dict[str, str]]:
+    """``script`` with each data expression rewritten to a quoted variable reference,
+    and the environment variables carrying the values.
+
+    Bare (also inside ``$(...)`` or backticks) → ``"${V}"``, inside double quotes or an
+    unquoted heredoc → ``${V}``, inside single quotes → ``'"${V}"'``; expressions in
+    comments are left alone. Raises :class:`InterpolationError` for an expression where
+    a value could become code (see :func:`scan`), for a name missing from ``data``, and
+    for a value no environment variable can carry (a NUL byte, or too large).
+    """
+    env: dict[str, str] = {}
+    out: list[str] = []
+    last = 0
+    for site in scan(script, shell):
+        if site.context == COMMENT:
+            continue
+        if site.problem is not None:
+            raise InterpolationError(site.describe(script))
+        parsed = parse_expression(site.text[3:-2])
+        assert parsed is not None
+        name = f"{ENV_PREFIX}{len(env) + 1}"
+        env[name] = env_value(site.text, to_text(resolve_path(data, parsed[1])))
+        if site.context == SINGLE:
+            ref = f"'\"${{{name}}}\"'"
+        elif site.context in (DOUBLE, HEREDOC):
+            ref = f"${{{name}}}"
+        else:
+            ref = f'"${{{name}}}"'
+        out.append(script[last : site.start])
+        out.append(ref)
+        last = site.end
+    out.append(script[last:])
+    return "".join(out), env
+
+
+MAX_ENV_VALUE = 100_000
+"""Longest value passed in one environment variable (Linux refuses strings over 128 KiB)."""
+
+
+def env_value(what: str, text: str) -> str:
+    """``text`` if an environment variable can carry it; else an
+    :class:`InterpolationError` naming ``what`` and the way out (``$WFE_DATA``)."""
+    if "\0" in text:
+        raise InterpolationError(
+            f"{what}: the value holds a NUL byte, which no environment variable or "
+            "argument can carry; read it from the JSON file named by $WFE_DATA"
+        )
+    if len(text) > MAX_ENV_VALUE:
+        raise InterpolationError(
+            f"{what}: the value has {len(text):,} characters, more than the "
+            f"{MAX_ENV_VALUE:,} an environment variable may carry; read it from the JSON "
+            "file named by $WFE_DATA"
+        )
+    return text
