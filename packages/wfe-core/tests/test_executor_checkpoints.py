@@ -4,6 +4,7 @@ last write, and a store left in a state a fresh claim finishes whatever failed."
 from __future__ import annotations
 
 from collections import Counter as Tally
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from wfe.core import (
     WorkflowStatus,
 )
 from wfe.core.executor import InstanceRun
+from wfe.core.primitives import CHILD_FINISHED_EVENT
 
 STEPS = ("a", "b", "c", "d")
 
@@ -160,30 +162,73 @@ async def test_a_failed_checkpoint_leaves_a_store_a_fresh_claim_finishes(
     assert sorted(runs) == sorted(STEPS)
 
 
+async def refuse_each_checkpoint_in_turn(
+    make: Callable[[list[str]], list[WorkflowDefinition]], expected: set[str]
+) -> int:
+    """Refuse the 1st, 2nd, ... checkpoint of a fresh run until a run needs fewer writes.
+
+    ``make(ran)`` gives the definition to start (and any it starts as sub-workflows),
+    whose named steps append their name (and loop item, if any) to ``ran``. After each
+    refusal a fresh claim must finish the workflow, run every ``expected`` step, and run
+    none whose completion was committed again. Returns how many refusals were exercised
+    (trio schedules concurrent tasks in a varying order, so concurrent steps may or may
+    not share a checkpoint).
+    """
+    fail_at = 0
+    while True:
+        fail_at += 1
+        ran: list[str] = []
+        store = RecordingPersistence(fail_at=fail_at)
+        main, *others = make(ran)
+        engine = Engine(store, *others)
+        wid = await engine.start(main, {})
+        try:
+            await engine.run(wid)
+        except ProviderError:
+            pass
+        else:
+            assert store.attempts < fail_at, "a refused write went unnoticed"
+            return fail_at - 1
+        committed = set()
+        for row in await store.list_workflows():
+            for p in (await store.get_workflow(row.id)).execution_pointers:
+                if p.status is PointerStatus.COMPLETE and p.step_name is not None:
+                    committed.add(f"{p.step_name}{p.context_item or ''}")
+        instance = await engine.run(wid)
+        assert instance.status is WorkflowStatus.COMPLETE, (fail_at, ran)
+        runs = Tally(ran)
+        assert set(runs) == expected, (fail_at, ran)
+        assert all(runs[name] == 1 for name in committed), (fail_at, ran, committed)
+
+
+def named(ran: list[str], name: str) -> Any:
+    def body(ctx: StepExecutionContext) -> None:
+        ran.append(name)
+
+    return body
+
+
 def parallel_recording(ran: list[str]) -> WorkflowDefinition:
     """Three two-step branches in parallel between a first and a last step."""
 
-    def step(name: str) -> Any:
-        def body(ctx: StepExecutionContext) -> None:
-            ran.append(name)
-
-        return body
-
     def branch(tag: str) -> Any:
         return lambda b: (
-            b.start_with(step(f"{tag}1")).name(f"{tag}1").then(step(f"{tag}2")).name(f"{tag}2")
+            b.start_with(named(ran, f"{tag}1"))
+            .name(f"{tag}1")
+            .then(named(ran, f"{tag}2"))
+            .name(f"{tag}2")
         )
 
     return (
         WorkflowBuilder(dict)
-        .start_with(step("first"))
+        .start_with(named(ran, "first"))
         .name("first")
         .parallel()
         .do(branch("x"))
         .do(branch("y"))
         .do(branch("z"))
         .join()
-        .then(step("last"))
+        .then(named(ran, "last"))
         .name("last")
         .build("par-crash", 1)
     )
@@ -192,31 +237,80 @@ def parallel_recording(ran: list[str]) -> WorkflowDefinition:
 async def test_with_parallel_branches_any_failed_checkpoint_is_finished_by_a_fresh_claim(
     autojump_clock: MockClock,
 ) -> None:
-    """Each checkpoint of a parallel pass in turn is refused; every time, the store is
-    left finishable and committed steps never run twice."""
-    probe = RecordingPersistence()
-    probe_engine = Engine(probe)
-    await probe_engine.run(await probe_engine.start(parallel_recording([]), {}))
-    total = len(probe.checkpoints)
-    assert total > 3  # concurrent steps may share a checkpoint
-    names = {"first", "last", "x1", "x2", "y1", "y2", "z1", "z2"}
-    for fail_at in range(1, total + 1):
-        ran: list[str] = []
-        store = RecordingPersistence(fail_at=fail_at)
-        engine = Engine(store)
-        wid = await engine.start(parallel_recording(ran), {})
-        with pytest.raises(ProviderError):
-            await engine.run(wid)
-        committed = {
-            p.step_name or ""
-            for p in (await store.get_workflow(wid)).execution_pointers
-            if p.status is PointerStatus.COMPLETE and p.step_name in names
-        }
-        instance = await engine.run(wid)
-        assert instance.status is WorkflowStatus.COMPLETE, fail_at
-        runs = Tally(ran)
-        assert set(runs) == names, fail_at
-        assert all(runs[name] == 1 for name in committed), (fail_at, runs, committed)
+    expected = {"first", "last", "x1", "x2", "y1", "y2", "z1", "z2"}
+    refused = await refuse_each_checkpoint_in_turn(lambda ran: [parallel_recording(ran)], expected)
+    assert refused >= 4
+
+
+async def test_in_a_sequential_for_each_any_failed_checkpoint_is_finished_by_a_fresh_claim(
+    autojump_clock: MockClock,
+) -> None:
+    def make(ran: list[str]) -> list[WorkflowDefinition]:
+        return [
+            WorkflowBuilder(dict)
+            .start_with(named(ran, "first"))
+            .name("first")
+            .for_each(
+                lambda data: [1, 2, 3],
+                lambda b: b.start_with(lambda ctx: ran.append(f"item{ctx.item}")).name("item"),
+                parallel=False,
+            )
+            .then(named(ran, "last"))
+            .name("last")
+            .build("each-crash", 1)
+        ]
+
+    expected = {"first", "item1", "item2", "item3", "last"}
+    assert await refuse_each_checkpoint_in_turn(make, expected) >= 5
+
+
+async def test_around_a_sub_workflow_any_failed_checkpoint_is_finished_by_a_fresh_claim(
+    autojump_clock: MockClock,
+) -> None:
+    """Parent and child share the store: whichever of their writes is refused (the
+    child's final one carries the notice to its parent), the parent still completes."""
+
+    def make(ran: list[str]) -> list[WorkflowDefinition]:
+        parent = (
+            WorkflowBuilder(dict)
+            .start_with(named(ran, "p1"))
+            .name("p1")
+            .sub_workflow("child", 1, data=lambda data: {})
+            .then(named(ran, "p2"))
+            .name("p2")
+            .build("parent", 1)
+        )
+        child = (
+            WorkflowBuilder(dict)
+            .start_with(named(ran, "c1"))
+            .name("c1")
+            .then(named(ran, "c2"))
+            .name("c2")
+            .build("child", 1)
+        )
+        return [parent, child]
+
+    assert await refuse_each_checkpoint_in_turn(make, {"p1", "p2", "c1", "c2"}) >= 5
+
+
+async def test_a_finishing_child_stores_its_notice_to_the_parent_with_its_final_write(
+    engine: Engine, store: RecordingPersistence, autojump_clock: MockClock
+) -> None:
+    engine.definitions[("child", 1)] = (
+        WorkflowBuilder(dict).start_with(lambda ctx: None).build("child", 1)
+    )
+    definition = (
+        WorkflowBuilder(dict)
+        .start_with(lambda ctx: None)
+        .sub_workflow("child", 1, data=lambda data: {})
+        .build("parent", 1)
+    )
+    wid = await engine.start(definition, {})
+    assert (await engine.run(wid)).status is WorkflowStatus.COMPLETE
+    [final] = [c for c in store.checkpoints if c.events]
+    assert final.instance.definition_id == "child"
+    assert final.instance.status is WorkflowStatus.COMPLETE
+    assert [(e.name, e.key) for e in final.events] == [(CHILD_FINISHED_EVENT, final.instance.id)]
 
 
 async def test_a_superseded_run_is_refused_and_stops_running_steps(

@@ -18,6 +18,7 @@ from wfe.core import (
     WorkflowBuilder,
     WorkflowStatus,
 )
+from wfe.core.executor import Command
 
 
 def note(name: str) -> Any:
@@ -282,3 +283,52 @@ async def test_a_step_whose_cancel_condition_already_holds_never_runs(
     )
     wid = await engine.start(definition, Counter())
     assert (await engine.run(wid)).data.log == ["after"]
+
+
+async def test_saga_with_suspend_waits_for_resume_then_runs_again(
+    engine: Engine, autojump_clock: MockClock
+) -> None:
+    attempts: list[int] = []
+
+    def flaky(ctx: StepExecutionContext) -> None:
+        attempts.append(1)
+        ctx.workflow.data.log.append(f"try-{len(attempts)}")
+        if len(attempts) < 2:
+            raise StepError("not yet")
+
+    definition = (
+        WorkflowBuilder(Counter)
+        .saga(lambda b: b.start_with(note("do")).compensate_with(note("undo")).then(flaky))
+        .on_error(ErrorBehavior.suspend())
+        .then(note("end"))
+        .build("saga-suspend", 1)
+    )
+    wid = await engine.start(definition, Counter())
+    suspended = await engine.run(wid)
+    assert suspended.status is WorkflowStatus.SUSPENDED
+    assert suspended.data.log == ["do", "try-1", "undo"]
+    assert await engine.control(wid, Command.RESUME)
+    instance = await engine.run(wid)
+    assert instance.status is WorkflowStatus.COMPLETE
+    assert instance.data.log == ["do", "try-1", "undo", "do", "try-2", "end"]
+
+
+async def test_cancel_condition_on_an_endless_while_stops_it_and_proceeds(
+    engine: Engine, autojump_clock: MockClock
+) -> None:
+    def bump(ctx: StepExecutionContext) -> None:
+        ctx.workflow.data.n += 1
+
+    definition = (
+        WorkflowBuilder(Counter)
+        .start_with(lambda ctx: None)
+        .while_do(lambda data: True, lambda b: b.start_with(bump).delay(timedelta(minutes=10)))
+        .cancel_condition(lambda data: data.n >= 3, proceed=True)
+        .then(note("end"))
+        .build("endless", 1)
+    )
+    wid = await engine.start(definition, Counter())
+    instance = await engine.run(wid)
+    assert instance.status is WorkflowStatus.COMPLETE
+    assert instance.data.n == 3
+    assert instance.data.log == ["end"]

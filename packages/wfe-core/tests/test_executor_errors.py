@@ -288,3 +288,51 @@ async def test_an_input_that_raises_fails_the_step_like_its_body_would(
     assert ran == []
     [error] = await engine.persistence.get_errors(wid)
     assert error.message.startswith("step 'Needs input': KeyError: 'missing'")
+
+
+async def test_a_retrying_branch_does_not_hold_up_its_sibling(
+    engine: Engine, autojump_clock: MockClock
+) -> None:
+    attempts: list[float] = []
+    definition = (
+        WorkflowBuilder(Counter)
+        .start_with(lambda ctx: None)
+        .parallel()
+        .do(
+            lambda b: b.start_with(failing(attempts, succeed_on=3)).on_error(
+                ErrorBehavior.retry(timedelta(minutes=5))
+            )
+        )
+        .do(
+            lambda b: (
+                b.start_with(lambda ctx: ctx.workflow.data.log.append(f"one@{trio.current_time()}"))
+                .delay(timedelta(minutes=1))
+                .then(lambda ctx: ctx.workflow.data.log.append(f"two@{trio.current_time()}"))
+            )
+        )
+        .join()
+        .then(lambda ctx: ctx.workflow.data.log.append(f"end@{trio.current_time()}"))
+        .build("retry-branch", 1)
+    )
+    wid = await engine.start(definition, Counter())
+    instance = await engine.run(wid)
+    assert instance.status is WorkflowStatus.COMPLETE
+    assert attempts == [0.0, 300.0, 600.0]
+    assert instance.data.log == ["one@0.0", "two@60.0", "end@600.0"]
+
+
+async def test_resume_gives_the_failed_step_a_fresh_set_of_retries(
+    engine: Engine, autojump_clock: MockClock
+) -> None:
+    attempts: list[float] = []
+    definition = (
+        WorkflowBuilder(dict)
+        .start_with(failing(attempts))
+        .on_error(ErrorBehavior.retry(timedelta(seconds=10), max_retries=2))
+        .build("fresh-retries", 1)
+    )
+    wid = await engine.start(definition, {})
+    await engine.run(wid)
+    assert await engine.control(wid, Command.RESUME)
+    assert (await engine.run(wid)).status is WorkflowStatus.SUSPENDED
+    assert len(attempts) == 6

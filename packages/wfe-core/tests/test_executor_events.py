@@ -4,16 +4,19 @@ dates, cancelled waits, and delivery into a held run."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import attrs
+import pytest
 import trio
-from core_engine import Engine
+from core_engine import Engine, RecordingPersistence
 from trio.testing import MockClock
 
 from wfe.core import (
     EventSubscription,
     PointerStatus,
+    ProviderError,
     StepExecutionContext,
     WorkflowBuilder,
     WorkflowDefinition,
@@ -285,3 +288,109 @@ async def test_event_delivered_to_a_held_run_continues_in_the_same_pass(
     assert stored.status is WorkflowStatus.COMPLETE
     assert stored.data == {"got": "direct"}
     assert (await store.get_event(event_id)).processed
+
+
+async def test_an_event_dated_exactly_at_the_effective_date_is_taken(
+    engine: Engine, autojump_clock: MockClock
+) -> None:
+    at = engine.clock.now() + timedelta(hours=1)
+    definition = (
+        WorkflowBuilder(dict)
+        .start_with(lambda ctx: None)
+        .wait_for("e", "k", effective_date=at)
+        .output("got", lambda step: step.event_data)
+        .build("boundary", 1)
+    )
+    wid = await engine.start(definition, {})
+    await engine.run(wid)
+    await engine.publish("e", "k", "too early", effective_date=at - timedelta(microseconds=1))
+    await engine.publish("e", "k", "exact", effective_date=at)
+    await engine.advance(timedelta(hours=2))
+    assert (await engine.run(wid)).data == {"got": "exact"}
+
+
+async def test_two_waits_of_one_workflow_both_receive_one_event_exactly(
+    engine: Engine, autojump_clock: MockClock
+) -> None:
+    definition = (
+        WorkflowBuilder(dict)
+        .start_with(lambda ctx: None)
+        .parallel()
+        .do(lambda b: b.start_with(lambda ctx: None).wait_for("e", "k").output("a", _event_data))
+        .do(lambda b: b.start_with(lambda ctx: None).wait_for("e", "k").output("b", _event_data))
+        .join()
+        .build("two-waiters", 1)
+    )
+    wid = await engine.start(definition, {})
+    await engine.run(wid)
+    event_id = await engine.publish("e", "k", Decimal("1.10"))
+    instance = await engine.run(wid)
+    assert instance.status is WorkflowStatus.COMPLETE
+    assert instance.data == {"a": Decimal("1.10"), "b": Decimal("1.10")}
+    assert str(instance.data["a"]) == "1.10"
+    assert (await engine.persistence.get_event(event_id)).processed
+
+
+def _event_data(step: Any) -> Any:
+    return step.event_data
+
+
+async def test_a_held_delivery_whose_write_fails_is_delivered_again(
+    engine: Engine, store: RecordingPersistence, autojump_clock: MockClock
+) -> None:
+    definition = approval()
+    wid = await engine.start(definition, {})
+    await engine.run(wid)
+    event_id = await engine.publish("approved", "k", 7)
+    [sub] = await store.get_subscriptions("approved", "k", engine.clock.now())
+    async with engine.lease(wid) as token:
+        run = InstanceRun(engine.env, await store.claim_workflow(wid, token), definition, token)
+        store.fail_at = store.attempts + 1
+        with pytest.raises(ProviderError):
+            await run.deliver_event(sub, await store.get_event(event_id), mark_processed=True)
+    assert not (await store.get_event(event_id)).processed
+    assert len(await store.get_subscriptions("approved", "k", engine.clock.now())) == 1
+    assert (await engine.run(wid)).data == {"answer": 7}
+
+
+async def test_a_delivery_wakes_a_run_sleeping_in_its_hold_window(
+    engine: Engine, autojump_clock: MockClock
+) -> None:
+    """The run sleeps towards a wake within its hold window; an event delivered then is
+    taken at once, not after the sleep."""
+    definition = (
+        WorkflowBuilder(dict)
+        .start_with(lambda ctx: None)
+        .parallel()
+        .do(
+            lambda b: (
+                b.start_with(lambda ctx: None)
+                .wait_for("e", "k")
+                .output(lambda step, data: data.update(at=trio.current_time()))
+            )
+        )
+        .do(lambda b: b.start_with(lambda ctx: None).delay(timedelta(milliseconds=900)))
+        .join()
+        .build("hold-sleep", 1)
+    )
+    opened: list[EventSubscription] = []
+    subscribed = trio.Event()
+
+    async def on_subscribed(subs: list[EventSubscription]) -> None:
+        opened.extend(subs)
+        subscribed.set()
+
+    env = attrs.evolve(engine.env, on_subscribed=on_subscribed)
+    wid = await engine.start(definition, {})
+    async with engine.lease(wid) as token:
+        run = InstanceRun(
+            env, await engine.persistence.claim_workflow(wid, token), definition, token
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run.run)
+            await subscribed.wait()
+            await trio.sleep(0.1)
+            event = await engine.persistence.get_event(await engine.publish("e", "k"))
+            assert await run.deliver_event(opened[0], event, mark_processed=True)
+    assert run.instance.status is WorkflowStatus.COMPLETE
+    assert run.instance.data == {"at": 0.1}

@@ -481,3 +481,53 @@ async def test_parallel_steps_of_one_instance_are_bounded_by_max_parallel_steps(
     wid = await engine.start(definition, Counter())
     assert (await engine.run(wid)).status is WorkflowStatus.COMPLETE
     assert peak == 2
+
+
+async def test_nested_for_each_sees_the_inner_item(
+    engine: Engine, autojump_clock: MockClock
+) -> None:
+    seen: list[int] = []
+    definition = (
+        WorkflowBuilder(Counter)
+        .start_with(lambda ctx: None)
+        .for_each(
+            lambda data: [1, 2],
+            lambda outer: outer.start_with(lambda ctx: None).for_each(
+                lambda data, ctx: [ctx.item * 10, ctx.item * 10 + 1],
+                lambda inner: inner.start_with(lambda ctx: seen.append(ctx.item)),
+                parallel=False,
+            ),
+        )
+        .build("nested", 1)
+    )
+    wid = await engine.start(definition, Counter())
+    assert (await engine.run(wid)).status is WorkflowStatus.COMPLETE
+    assert sorted(seen) == [10, 11, 20, 21]
+    assert seen.index(10) < seen.index(11)
+    assert seen.index(20) < seen.index(21)
+
+
+async def test_end_workflow_deep_inside_a_loop_closes_every_pointer(
+    engine: Engine, autojump_clock: MockClock
+) -> None:
+    def bump(ctx: StepExecutionContext) -> None:
+        ctx.workflow.data.n += 1
+
+    definition = (
+        WorkflowBuilder(Counter)
+        .start_with(lambda ctx: None)
+        .while_do(
+            lambda data: True,
+            lambda b: b.start_with(bump).if_do(
+                lambda data: data.n == 5, lambda i: i.start_with(lambda ctx: None).end_workflow()
+            ),
+        )
+        .then(note("never"))
+        .build("end-deep", 1)
+    )
+    wid = await engine.start(definition, Counter())
+    instance = await engine.run(wid)
+    assert instance.status is WorkflowStatus.COMPLETE
+    assert instance.data.n == 5
+    assert instance.data.log == []
+    assert all(p.end_time is not None for p in instance.execution_pointers)
