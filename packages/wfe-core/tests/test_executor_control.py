@@ -154,3 +154,27 @@ async def test_defer_records_an_error_and_makes_the_instance_due_later(
     assert [e.message for e in await engine.persistence.get_errors(wid)] == ["definition missing"]
     assert await engine.persistence.get_runnable_instances(engine.clock.now()) == []
     assert (await engine.run(wid)).status is WorkflowStatus.COMPLETE
+
+
+async def test_an_event_delivered_while_suspended_is_taken_after_resume(
+    engine: Engine, autojump_clock: MockClock
+) -> None:
+    definition = (
+        WorkflowBuilder(dict)
+        .start_with(lambda ctx: None)
+        .wait_for("e", "k")
+        .output("got", lambda step: step.event_data)
+        .build("suspended-event", 1)
+    )
+    wid = await engine.start(definition, {})
+    await engine.run(wid)
+    assert await engine.control(wid, Command.SUSPEND)
+    await engine.publish("e", "k", "while away")
+    assert await engine.deliver_events() == 1
+    suspended = await engine.run(wid)
+    assert suspended.status is WorkflowStatus.SUSPENDED
+    assert "got" not in suspended.data
+    assert await engine.control(wid, Command.RESUME)
+    instance = await engine.run(wid)
+    assert instance.status is WorkflowStatus.COMPLETE
+    assert instance.data == {"got": "while away"}

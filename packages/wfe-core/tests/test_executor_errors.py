@@ -133,9 +133,7 @@ async def test_resume_after_exhausted_retries_runs_the_failed_step_again(
     assert instance.status is WorkflowStatus.COMPLETE
     assert len(attempts) == 3
     assert instance.data.log == ["after"]
-    assert [type(e) for e in engine.lifecycle if isinstance(e, WorkflowResumed)] == [
-        WorkflowResumed
-    ]
+    assert sum(isinstance(e, WorkflowResumed) for e in engine.lifecycle) == 1
 
 
 async def test_suspend_behaviour_suspends_at_the_first_failure(

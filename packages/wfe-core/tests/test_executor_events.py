@@ -389,7 +389,7 @@ async def test_a_delivery_wakes_a_run_sleeping_in_its_hold_window(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run.run)
             await subscribed.wait()
-            await trio.sleep(0.1)
+            await trio.sleep(0.1)  # virtual time: the run now sleeps towards 0.9
             event = await engine.persistence.get_event(await engine.publish("e", "k"))
             assert await run.deliver_event(opened[0], event, mark_processed=True)
     assert run.instance.status is WorkflowStatus.COMPLETE
