@@ -89,6 +89,13 @@ class SqliteQueueProvider(SqliteProvider):
         db = self._db
         vt_us = max(1, round(db.visibility_timeout * 1_000_000))
 
+        def look(conn: sqlite3.Connection) -> int | None:
+            """When the earliest item of ``kind`` is (or becomes) visible; ``None``: empty."""
+            row = conn.execute(
+                "SELECT min(visible_at) FROM queue_items WHERE kind = ?", (kind_enum.value,)
+            ).fetchone()
+            return None if row[0] is None else int(row[0])
+
         def take(conn: sqlite3.Connection) -> tuple[tuple[int, str, str] | None, int | None]:
             now = wall_us()
             row = conn.execute(
@@ -97,12 +104,7 @@ class SqliteQueueProvider(SqliteProvider):
                 (kind_enum.value, now),
             ).fetchone()
             if row is None:
-                # When the earliest in-flight item becomes visible again.
-                nxt = conn.execute(
-                    "SELECT min(visible_at) FROM queue_items WHERE kind = ?",
-                    (kind_enum.value,),
-                ).fetchone()
-                return None, nxt[0]
+                return None, look(conn)
             token = secrets.token_hex(8)
             conn.execute(
                 "UPDATE queue_items SET receipt = ?, visible_at = ? WHERE id = ?",
@@ -110,9 +112,18 @@ class SqliteQueueProvider(SqliteProvider):
             )
             return (row[0], row[1], token), None
 
+        polled = False
         while True:
             wakeup = db.wakeup(kind_enum.value)
-            taken, next_visible = await db.write(take)
+            taken: tuple[int, str, str] | None = None
+            next_visible: int | None = None
+            if polled:
+                # Woken by the poll timer, not by an enqueue here: look in a read
+                # transaction first, so an idle queue polled by every process takes
+                # no write lock.
+                next_visible = await db.read(look)
+            if not polled or (next_visible is not None and next_visible <= wall_us()):
+                taken, next_visible = await db.write(take)
             if taken is not None:
                 row_id, item_id, token = taken
                 item = QueueItem(kind=kind_enum, item_id=item_id, receipt=f"{row_id}:{token}")
@@ -133,6 +144,7 @@ class SqliteQueueProvider(SqliteProvider):
                 wait = min(wait, max(0.0, (next_visible - wall_us()) / 1_000_000))
             with trio.move_on_after(wait):
                 await wakeup.wait()
+            polled = not wakeup.is_set()
 
     async def ack(self, item: QueueItem) -> None:
         """Finish a delivery; acking twice or with a superseded receipt is harmless."""
