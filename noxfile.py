@@ -2,7 +2,7 @@
 
     nox -l                                   # the whole matrix
     nox -s lint typecheck
-    nox -s tests                             # every Python × distribution × resolution
+    nox -s tests                             # every Python x distribution x resolution
     nox -s "tests-3.12(dist='wfe-sqlite', resolution='lowest-direct')"
     nox -s dists                             # build, twine check, fresh-venv installs
 
@@ -19,6 +19,7 @@ downloaded.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -34,6 +35,28 @@ ROOT = Path(__file__).parent
 RELEASE = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["wfe"]["release"]
 PYTHONS: list[str] = RELEASE["pythons"]
 RESOLUTIONS = ["lowest-direct", "highest"]
+
+
+def find_pyenv_pythons() -> None:
+    """Put pyenv's interpreters of the matrix on PATH, newest patch release first.
+
+    pyenv's ``python3.X`` shims fail for versions that ``pyenv global`` does not enable,
+    so nox would skip sessions whose interpreter is installed.
+    """
+    versions = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    found = []
+    for python in PYTHONS:
+        releases = sorted(
+            (p for p in versions.glob(f"{python}.*") if (p / "bin" / f"python{python}").exists()),
+            key=lambda p: [int(x) if x.isdigit() else -1 for x in p.name.split(".")],
+        )
+        if releases:
+            found.append(str(releases[-1] / "bin"))
+    if found:
+        os.environ["PATH"] = os.pathsep.join([*found, os.environ.get("PATH", "")])
+
+
+find_pyenv_pythons()
 PACKAGES = sorted(p.name for p in (ROOT / "packages").iterdir() if (p / "pyproject.toml").exists())
 # Test tools at their newest versions compatible with what the distribution resolved
 # to: they are not the distribution's dependencies, so they do not move its bounds.
@@ -47,10 +70,11 @@ TEST_TOOLS = [
 ]
 
 
-# Extras each distribution's own tests exercise (the host runs on SQLite, loads YAML and
-# runs asyncio step bodies; wfe-yaml runs Deno steps). Extras are declared dependencies
-# too, so installing them keeps "only what it declares" true.
-TEST_EXTRAS = {"wfe": ["sqlite", "yaml", "asyncio"], "wfe-yaml": ["deno"]}
+# Extras each distribution's own tests exercise (the host runs on SQLite, loads YAML,
+# runs asyncio step bodies and reports a provider that wfe-postgres lacks; wfe-yaml runs
+# Deno steps). Extras are declared dependencies too, so installing them keeps "only what
+# it declares" true.
+TEST_EXTRAS = {"wfe": ["sqlite", "postgres", "yaml", "asyncio"], "wfe-yaml": ["deno"]}
 # Siblings a distribution's tests use but the distribution itself does not import:
 # wfe-yaml's end-to-end tests run YAML workflows on the host.
 TEST_SIBLINGS = {"wfe-yaml": ["wfe"]}

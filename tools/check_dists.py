@@ -16,7 +16,11 @@ What it proves, stopping at the first failure with what and where:
    the wfe siblings it declares, and imports; ``wfe`` stays a namespace package;
 4. the documented command, ``pip install --find-links WHEELHOUSE 'wfe[all]'``, works in a
    fresh venv made by ``python -m venv``: every distribution imports, the ``wfe`` command
-   runs a YAML workflow on SQLite, and a Deno step runs.
+   runs a YAML workflow on SQLite, and a Deno step runs;
+5. the CLI's install hints work: with only wfe-core and wfe installed from this
+   checkout's directories, ``wfe run`` names a command for wfe-yaml, for wfe-sqlite, then
+   for Deno; running each verbatim makes the same ``wfe run`` succeed (each rebuilds
+   ``dist/``).
 
 Third-party dependencies come from the package index, so this needs the network (or a
 warm cache). It takes about a minute, which is why it is a nox session (``nox -s dists``)
@@ -29,6 +33,7 @@ import argparse
 import email.parser
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -283,6 +288,67 @@ def check_all(wheelhouse: Path, python: str, work: Path) -> None:
     log(f"wfe[all] imports {len(modules)} modules and `wfe run` works:\n{run.strip()}")
 
 
+# How the CLI introduces an install command: the YAML loader, a provider scheme, Deno.
+HINTS = [
+    re.compile(r"YAML workflows need the wfe-yaml distribution: (.+)$"),
+    re.compile(r"; install it with: (.+)$"),
+    re.compile(r"Deno steps need the Deno runtime, which is not available \(.*?\): (.+)$"),
+]
+
+
+def check_hint(python: str, work: Path) -> None:
+    """Step 5: install from the checkout without wfe-yaml, then follow the CLI's hint."""
+    venv = work / "hint"
+    base = call([python, "-c", "import sys; print(sys.executable)"], "finding Python").strip()
+    call([base, "-m", "venv", str(venv)], "python -m venv")
+    pip = venv_python(venv).with_name("pip")
+    packages = ROOT / "packages"
+    call(
+        [
+            str(pip),
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            str(packages / "wfe-core"),
+            str(packages / "wfe"),
+        ],
+        "pip install ./packages/wfe-core ./packages/wfe",
+    )
+    pipeline = work / "smoke.yaml"
+    pipeline.write_text(PIPELINE.replace("id: smoke", "id: hint"))
+    wfe = str(venv_python(venv).with_name("wfe"))
+    store = f"sqlite:///{work}/hint.db"
+    followed: list[str] = []
+    # Without wfe-yaml nor wfe-sqlite each run names what it lacks next: follow each hint.
+    while True:
+        result = subprocess.run(
+            [wfe, "run", str(pipeline), "--store", store],
+            capture_output=True,
+            text=True,
+            env=env(),
+            cwd=work,
+            check=False,
+        )
+        if result.returncode == 0:
+            break
+        hints = [
+            match[1]
+            for line in result.stderr.splitlines()
+            for pattern in HINTS
+            if (match := pattern.search(line))
+        ]
+        if not hints or len(followed) == len(HINTS) or hints[0] in followed:
+            raise CheckFailed(
+                f"wfe run failed with no new install hint after {followed}:\n{result.stderr}"
+            )
+        log(f"the CLI's hint: {hints[0]}")
+        call(["sh", "-c", hints[0]], "the CLI's install hint, run verbatim", cwd=work)
+        followed.append(hints[0])
+    if len(followed) < len(HINTS):
+        raise CheckFailed(f"expected hints for wfe-yaml, wfe-sqlite and Deno, got {followed}")
+    log(f"after running its {len(followed)} hints verbatim, the same wfe run succeeds")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tools/check_dists.py",
@@ -292,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wheelhouse", type=Path, help="check these files instead of building")
     parser.add_argument("--python", default=sys.executable, help="Python of the fresh venvs")
     parser.add_argument("--skip-all", action="store_true", help="skip the wfe[all] pip install")
+    parser.add_argument("--skip-hint", action="store_true", help="skip following the CLI hint")
     options = parser.parse_args(argv)
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["wfe"]["release"][
         "version"
@@ -308,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
             check_alone(wheelhouse.resolve(), options.python, work, version)
             if not options.skip_all:
                 check_all(wheelhouse.resolve(), options.python, work)
+            if not options.skip_hint:
+                check_hint(options.python, work)
     except (CheckFailed, dev.DevError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -4,6 +4,8 @@
     python3 tools/dists.py check          # exit 1 and list every drift
     python3 tools/dists.py sync           # rewrite the packages' pyproject.toml files
     python3 tools/dists.py bump 0.2.0     # set the version, sync, then refresh uv.lock
+    python3 tools/dists.py check --tag v0.1.0 --repository URL
+                                          # also: the tag and the repository match
 
 The source is ``[tool.wfe.release]`` in the root ``pyproject.toml``: the version every
 distribution carries, the Python versions supported (``requires-python`` and the
@@ -155,6 +157,23 @@ def drift() -> list[str]:
     return problems
 
 
+def release_mismatch(tag: str | None, repository: str | None) -> list[str]:
+    """Why a release from ``tag`` in ``repository`` would publish the wrong thing."""
+    rel = release()
+    problems = []
+    if tag is not None and tag != f"v{rel['version']}":
+        problems.append(
+            f"tag {tag!r} does not name version {rel['version']!r} of [tool.wfe.release]"
+            f" (want 'v{rel['version']}'; bump with: python3 tools/dists.py bump VERSION)"
+        )
+    if repository is not None and repository.rstrip("/") != rel["repository"].rstrip("/"):
+        problems.append(
+            f"[tool.wfe.release] repository is {rel['repository']!r}, but this is "
+            f"{repository!r}: the project URLs would point elsewhere"
+        )
+    return problems
+
+
 def sync() -> list[Path]:
     """Rewrite every package file that drifted; returns the files changed."""
     import tomlkit  # dev dependency: only writing needs it
@@ -213,7 +232,7 @@ def bump(version: str) -> None:
 
     path = ROOT / "pyproject.toml"
     doc = tomlkit.parse(path.read_text())
-    doc["tool"]["wfe"]["release"]["version"] = version  # type: ignore[index]
+    doc["tool"]["wfe"]["release"]["version"] = version
     path.write_text(tomlkit.dumps(doc))
     sync()
     uv = shutil.which("uv") or str(ROOT / ".venv" / "bin" / "uv")
@@ -225,14 +244,16 @@ def main(argv: list[str] | None = None) -> int:
         prog="tools/dists.py", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("check", help="exit 1 if a package drifted from the release source")
+    check_parser = sub.add_parser("check", help="exit 1 if a package drifted from the source")
+    check_parser.add_argument("--tag", help="a release tag, which must be v<version>")
+    check_parser.add_argument("--repository", help="the URL of the repository releasing")
     sub.add_parser("sync", help="rewrite the packages from the release source")
     bump_parser = sub.add_parser("bump", help="set the version, sync, refresh uv.lock")
     bump_parser.add_argument("version")
     options = parser.parse_args(argv)
     try:
         if options.command == "check":
-            problems = drift()
+            problems = drift() + release_mismatch(options.tag, options.repository)
             for line in problems:
                 print(line)
             if problems:

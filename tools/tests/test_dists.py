@@ -130,3 +130,22 @@ def test_a_bad_version_is_refused_with_where(tree: Path) -> None:
     result = run_dists(tree, "check")
     assert result.returncode == 1
     assert "pyproject.toml: [tool.wfe.release] version 'one' is not X.Y.Z" in result.stderr
+
+
+def test_a_release_tag_must_name_the_version(tree: Path) -> None:
+    set_release_version(tree, "0.3.1")
+    assert run_dists(tree, "sync").returncode == 0
+    assert run_dists(tree, "check", "--tag", "v0.3.1").returncode == 0
+    wrong = run_dists(tree, "check", "--tag", "v0.3.2")
+    assert wrong.returncode == 1
+    assert "tag 'v0.3.2' does not name version '0.3.1'" in wrong.stdout
+
+
+def test_a_release_from_another_repository_is_refused(tree: Path) -> None:
+    repository = tomllib.loads((tree / "pyproject.toml").read_text())["tool"]["wfe"]["release"][
+        "repository"
+    ]
+    assert run_dists(tree, "check", "--repository", repository + "/").returncode == 0
+    fork = run_dists(tree, "check", "--repository", "https://github.com/someone/fork")
+    assert fork.returncode == 1
+    assert "but this is 'https://github.com/someone/fork'" in fork.stdout

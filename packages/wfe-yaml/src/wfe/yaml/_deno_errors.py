@@ -120,8 +120,10 @@ def crash_error(returncode: int, stderr_tail: Iterable[str]) -> DenoStepError:
 
 def missing_error(reason: str) -> DenoStepError:
     """Build the step error for a missing Deno runtime."""
+    from wfe.core.installation import install_command
+
     return DenoStepError(
         f"Deno steps need the Deno runtime, which is not available ({reason}): "
-        "pip install 'wfe-yaml[deno]'",
+        + install_command("wfe-yaml[deno]"),
         kind="missing",
     )
