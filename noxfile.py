@@ -104,6 +104,22 @@ def wfe_dependencies(dist: str, extras: list[str], seen: set[str] | None = None)
     return out
 
 
+def build_requirements_at_lowest() -> set[str]:
+    """``name==X`` for each ``name>=X`` of the packages' ``build-system.requires``."""
+    pins = set()
+    for dist in PACKAGES:
+        text = (ROOT / "packages" / dist / "pyproject.toml").read_text()
+        for req in tomllib.loads(text)["build-system"]["requires"]:
+            match = re.fullmatch(r"([\w.-]+)\s*>=\s*([\w.]+)", req)
+            if match is None:
+                raise ValueError(
+                    f"packages/{dist}/pyproject.toml: build requirement {req!r}"
+                    " is not NAME>=VERSION"
+                )
+            pins.add(f"{match[1]}=={match[2]}")
+    return pins
+
+
 @nox.session(python=PYTHONS[0])
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check over the repository."""
@@ -157,6 +173,14 @@ def tests(session: nox.Session, dist: str, resolution: str) -> None:
 def dists(session: nox.Session) -> None:
     """Build every sdist and wheel, twine check them, and install them in fresh venvs."""
     session.install("twine>=6.1", "uv")
-    wheelhouse = Path(session.create_tmp()) / "wheelhouse"
-    session.run("uv", "build", "--all-packages", "--no-build-logs", "--out-dir", str(wheelhouse))
+    tmp = Path(session.create_tmp())
+    # The lowest build backend the packages allow builds them too (and twine accepts it).
+    lowest = tmp / "lowest-build-backend.txt"
+    lowest.write_text("\n".join(sorted(build_requirements_at_lowest())) + "\n")
+    oldest = tmp / "built-with-lowest-backend"
+    build = ["uv", "build", "--all-packages", "--no-build-logs", "--out-dir"]
+    session.run(*build, str(oldest), "--build-constraint", str(lowest))
+    session.run("twine", "check", "--strict", *(str(p) for p in sorted(oldest.iterdir())))
+    wheelhouse = tmp / "wheelhouse"
+    session.run(*build, str(wheelhouse))
     session.run("python", "tools/check_dists.py", "--wheelhouse", str(wheelhouse), *session.posargs)
