@@ -180,7 +180,8 @@ def dists(session: nox.Session) -> None:
     oldest = tmp / "built-with-lowest-backend"
     build = ["uv", "build", "--all-packages", "--no-build-logs", "--out-dir"]
     session.run(*build, str(oldest), "--build-constraint", str(lowest))
-    session.run("twine", "check", "--strict", *(str(p) for p in sorted(oldest.iterdir())))
+    built = sorted(str(p) for p in oldest.iterdir() if p.name.endswith((".whl", ".tar.gz")))
+    session.run("twine", "check", "--strict", *built)
     wheelhouse = tmp / "wheelhouse"
     session.run(*build, str(wheelhouse))
     session.run("python", "tools/check_dists.py", "--wheelhouse", str(wheelhouse), *session.posargs)
