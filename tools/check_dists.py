@@ -13,7 +13,8 @@ What it proves, stopping at the first failure with what and where:
    each wheel ships ``py.typed`` and its licence, and its metadata has a summary,
    ``Requires-Python``, a licence expression, classifiers and project URLs;
 3. each wheel installs alone into a fresh venv from the wheelhouse (with uv), brings only
-   the wfe siblings it declares, and imports; ``wfe`` stays a namespace package;
+   the wfe siblings it declares, and imports; ``wfe`` stays a namespace package; installed
+   so (by name, no checkout), the install hints are the plain ``... install 'wfe[yaml]'``;
 4. the documented command, ``pip install --find-links WHEELHOUSE 'wfe[all]'``, works in a
    fresh venv made by ``python -m venv``: every distribution imports, the ``wfe`` command
    runs a YAML workflow on SQLite, and a Deno step runs;
@@ -230,6 +231,24 @@ def check_alone(wheelhouse: Path, python: str, work: Path, version: str) -> None
         if stale:
             raise CheckFailed(f"{dist} alone installed other versions than {version}: {stale}")
         log(f"{dist} installs alone ({', '.join(expected)}) and imports {module_of(dist)}")
+        if dist == "wfe-core":
+            check_plain_hint(venv, work)
+
+
+def check_plain_hint(venv: Path, work: Path) -> None:
+    """Installed by name from a wheelhouse, wfe knows no checkout: hints are plain."""
+    hint = call(
+        [
+            str(venv_python(venv)),
+            "-c",
+            "from wfe.core.installation import install_command as c; print(c('wfe[yaml]'))",
+        ],
+        "computing an install hint",
+        cwd=work,
+    ).strip()
+    if "dev.py" in hint or not hint.endswith(" 'wfe[yaml]'"):
+        raise CheckFailed(f"installed from a wheelhouse, the hint names a checkout: {hint}")
+    log(f"installed by name, the install hint is plain: {hint}")
 
 
 PIPELINE = textwrap.dedent(
