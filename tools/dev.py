@@ -5,6 +5,13 @@
     python3 tools/dev.py test [ARGS] # set up .venv, then run every package's tests
     python3 tools/dev.py lint        # ruff check + ruff format --check
     python3 tools/dev.py typecheck   # mypy --strict on each package's sources
+    python3 tools/dev.py wheelhouse [DIR] [--check]
+                                     # build every sdist and wheel into DIR (dist/)
+
+Install any combination from a checkout, extras resolved against the local builds:
+
+    python3 tools/dev.py wheelhouse
+    pip install --find-links dist 'wfe[all]'
 
 Standard library only, so it runs with any Python 3.11+ before anything is installed.
 The environment is ``.venv`` at the repository root: created with ``python -m venv`` if
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -33,6 +41,8 @@ PYTHON = BIN / f"python{EXE}"
 UV = BIN / f"uv{EXE}"
 YAML_EXAMPLE = ROOT / "examples" / "ci-pipeline.yaml"
 PY_EXAMPLE = ROOT / "examples" / "hello.py"
+# Where `wheelhouse` builds by default (ignored by git).
+DIST = ROOT / "dist"
 
 # pytest's exit code when it collected no test at all.
 NO_TESTS_COLLECTED = 5
@@ -68,9 +78,8 @@ def venv_env() -> dict[str, str]:
     return env
 
 
-def bootstrap() -> None:
-    """Create or update .venv so every workspace distribution and dev tool is installed."""
-    started = time.monotonic()
+def ensure_uv() -> None:
+    """Create .venv if missing and make sure it holds uv (nothing else is installed)."""
     if not PYTHON.exists():
         log(f"creating {VENV.relative_to(ROOT)} with {sys.executable}")
         check([sys.executable, "-m", "venv", VENV], "creating the virtual environment")
@@ -80,6 +89,12 @@ def bootstrap() -> None:
             check([PYTHON, "-m", "ensurepip", "--upgrade"], "installing pip into .venv")
         log("installing uv into .venv")
         check([PYTHON, "-m", "pip", "install", "--quiet", "uv"], "pip install uv")
+
+
+def bootstrap() -> None:
+    """Create or update .venv so every workspace distribution and dev tool is installed."""
+    started = time.monotonic()
+    ensure_uv()
     # --inexact keeps pip and uv themselves, which the lock file does not list.
     check(
         [UV, "sync", "--inexact", "--python", PYTHON],
@@ -124,7 +139,9 @@ def cmd_demo(extra: list[str]) -> int:
 
 
 def test_dirs() -> list[Path]:
-    return sorted(p for p in (ROOT / "packages").glob("*/tests") if p.is_dir())
+    """Every package's tests, then the tests of the tools under tools/."""
+    packages = sorted(p for p in (ROOT / "packages").glob("*/tests") if p.is_dir())
+    return [*packages, ROOT / "tools" / "tests"]
 
 
 def names_a_path(args: list[str]) -> bool:
@@ -204,11 +221,61 @@ def cmd_typecheck(extra: list[str]) -> int:
     return 0
 
 
+def cmd_wheelhouse(extra: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tools/dev.py wheelhouse")
+    parser.add_argument("dir", nargs="?", default=str(DIST), help="output directory (dist/)")
+    parser.add_argument("--check", action="store_true", help="then run twine check --strict")
+    options = parser.parse_args(extra)
+    out = Path(options.dir).resolve()
+    # --check needs twine from the dev tools; building alone needs only uv.
+    if options.check:
+        bootstrap()
+    else:
+        ensure_uv()
+    built = build_wheelhouse(out)
+    if options.check:
+        check([BIN / f"twine{EXE}", "check", "--strict", *built], "twine check", env=venv_env())
+    shown = os.path.relpath(out) if out.is_relative_to(Path.cwd()) else str(out)
+    log(f"{len(built)} files in {shown}; install any combination with, for example:")
+    print(f"pip install --find-links {shlex.quote(shown)} 'wfe[all]'", flush=True)
+    return 0
+
+
+def distribution_names() -> list[str]:
+    """The project names of the distributions under packages/."""
+    import tomllib  # here: the module must import on old Pythons to say it needs 3.11
+
+    return sorted(
+        tomllib.loads(p.read_text())["project"]["name"]
+        for p in (ROOT / "packages").glob("*/pyproject.toml")
+    )
+
+
+def build_wheelhouse(out: Path) -> list[Path]:
+    """Build every distribution's sdist and wheel into ``out``; returns the files.
+
+    Earlier builds of these distributions in ``out`` are removed first, so the
+    directory never offers a stale version next to the fresh one.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    prefixes = tuple(f"{name.replace('-', '_')}-" for name in distribution_names())
+    for old in out.iterdir():
+        if old.name.startswith(prefixes) and old.name.endswith((".whl", ".tar.gz")):
+            old.unlink()
+    check(
+        [UV, "build", "--all-packages", "--no-build-logs", "--out-dir", out],
+        "uv build (every distribution)",
+        env=venv_env(),
+    )
+    return sorted(p for p in out.iterdir() if p.name.startswith(prefixes))
+
+
 COMMANDS = {
     "demo": cmd_demo,
     "test": cmd_test,
     "lint": cmd_lint,
     "typecheck": cmd_typecheck,
+    "wheelhouse": cmd_wheelhouse,
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from wfe.core import ConfigurationError, ProviderNotFoundError, discovery
 from wfe.core.discovery import installed_schemes, load_entry_point, load_provider, scheme_of
+from wfe.core.installation import install_command
 from wfe.core.memory import (
     MemoryLockProvider,
     MemoryPersistenceProvider,
@@ -90,13 +91,16 @@ def test_unknown_scheme_names_group_installed_schemes_and_distribution(
     assert "wfe.persistence" in message
     assert "installed: memory" in message
     # Either how to install the distribution, or that the installed one lacks it.
-    assert f"pip install {dist}" in message or f"{dist} is installed but has no" in message
+    assert (
+        f"install it with: {install_command(dist)}" in message
+        or f"{dist} is installed but has no" in message
+    )
 
 
 def test_unknown_scheme_without_a_known_distribution(fake_group: list[EntryPoint]) -> None:
     with pytest.raises(ProviderNotFoundError, match=r"'ftp'.*installed: none") as info:
         load_provider("wfe.locks", "ftp://x")
-    assert "pip install" not in str(info.value)
+    assert "install it with" not in str(info.value)
 
 
 def test_factory_returning_the_wrong_kind_of_object_is_a_configuration_error(

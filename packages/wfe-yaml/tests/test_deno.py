@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import trio
 
+from wfe.core.installation import install_command
 from wfe.yaml._deno import DenoConfig, DenoPermissions, DenoStepError, run_deno
 
 
@@ -575,7 +576,7 @@ async def test_missing_deno_distribution_says_how_to_install(
     finally:
         _deno._deno_binary.cache_clear()
     assert caught.value.kind == "missing"
-    assert "pip install 'wfe-yaml[deno]'" in str(caught.value)
+    assert str(caught.value).endswith(install_command("wfe-yaml[deno]"))
 
 
 async def test_set_output_rejects_a_bad_name(deno_dir: Path) -> None:

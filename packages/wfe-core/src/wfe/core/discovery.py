@@ -19,6 +19,7 @@ from typing import Any
 
 from ._errors import ConfigurationError, ProviderNotFoundError, WfeError
 from ._redact import redact_url
+from .installation import install_command
 from .protocols import DistributedLockProvider, PersistenceProvider, QueueProvider, SearchIndex
 
 #: What each entry-point group must produce (groups not listed are not checked).
@@ -74,7 +75,7 @@ def _not_found(group: str, name: str, what: str) -> ProviderNotFoundError:
         try:
             importlib.metadata.distribution(dist)
         except importlib.metadata.PackageNotFoundError:
-            hint = f"; install it with: pip install {dist}"
+            hint = f"; install it with: {install_command(dist)}"
         else:
             hint = f"; {dist} is installed but has no {group} provider for it in this release"
     return ProviderNotFoundError(

@@ -118,13 +118,18 @@ def crash_error(returncode: int, stderr_tail: Iterable[str]) -> DenoStepError:
     return DenoStepError(f"Deno step {how} without reporting an exception{detail}", kind="crash")
 
 
-DENO_INSTALL_HINT = "pip install 'wfe-yaml[deno]'"
-"""How to install the Deno runtime; the one place every message takes it from."""
+def deno_install_hint() -> str:
+    """How to install the Deno runtime, as a command that works where wfe was installed
+    from; the one place every message takes it from."""
+    from wfe.core.installation import install_command
+
+    return install_command("wfe-yaml[deno]")
 
 
 def missing_error(reason: str) -> DenoStepError:
     """Build the step error for a missing Deno runtime."""
     return DenoStepError(
-        f"Deno steps need the Deno runtime, which is not available ({reason}): {DENO_INSTALL_HINT}",
+        f"Deno steps need the Deno runtime, which is not available ({reason}): "
+        + deno_install_hint(),
         kind="missing",
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from wfe.core import DefinitionError, StepError
 
-from ._deno_errors import DENO_INSTALL_HINT
+from ._deno_errors import deno_install_hint
 from ._deno_step import DenoStepType, make_deno_config
 from ._errors import Issue
 from ._nodes import YamlNode
@@ -63,7 +63,7 @@ def check_scripts(specs: Iterable[WorkflowSpec]) -> tuple[list[Issue], list[Issu
             first.node.issue(
                 f"the Deno runtime is not installed, so {len(deno_steps)} Deno step(s) "
                 f"(first: {first.name!r}) would fail when they run; install it with: "
-                f"{DENO_INSTALL_HINT}"
+                f"{deno_install_hint()}"
             )
         ]
     errors: list[Issue] = []

@@ -305,8 +305,10 @@ def yaml_module() -> Any:
     try:
         import wfe.yaml
     except ImportError as exc:  # pragma: no cover - depends on the installation
+        from wfe.core.installation import install_command
+
         raise CliError(
-            "YAML workflows need the wfe-yaml distribution: pip install 'wfe[yaml]'"
+            "YAML workflows need the wfe-yaml distribution: " + install_command("wfe[yaml]")
         ) from exc
     return wfe.yaml
 

@@ -48,8 +48,10 @@ def prepare() -> ModuleType:
     try:
         return importlib.import_module("trio_asyncio")
     except ImportError as exc:
+        from wfe.core.installation import install_command
+
         raise ConfigurationError(
-            "asyncio step bodies need trio-asyncio: install 'wfe[asyncio]'"
+            "asyncio step bodies need trio-asyncio: " + install_command("wfe[asyncio]")
         ) from exc
 
 
