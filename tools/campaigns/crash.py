@@ -1,8 +1,9 @@
 """Crash campaign: several host processes on one SQLite file, a random one SIGKILLed
-every 1-3 s and restarted, while hundreds of workflows (sequences of five steps, and
-workflows that wait for an event) run to the end.
+every 1-3 s and restarted, while waves of workflows (sequences of five steps, and
+workflows that wait for an event, its event published at once) are started every
+few seconds for ``--seconds`` and then run to the end.
 
-    python tools/campaigns/crash.py [--hosts 3] [--workflows 300] [--seconds 240]
+    python tools/campaigns/crash.py [--hosts 3] [--workflows 100] [--seconds 180]
 
 Checks, and prints one ``metric value unit`` line each plus ``ok``/``FAILED``:
 every workflow completes with every step's result; a step runs again only when its
@@ -76,18 +77,21 @@ def stored(db: Path) -> dict[str, tuple[str, dict[str, object]]]:
     return {wid: (status, json.loads(data)) for wid, status, data in rows}
 
 
-# A step a host scheduled just before it was stopped starts just after it continues
-# (the check of its lease and the start are not one instant); the store refuses its result.
-_SCHEDULED_SLACK = 0.5
+# A run is in flight from a little before its ``begin`` (scheduled, its lease checked)
+# until a little after its ``end`` (its checkpoint is being written); a host stopped in
+# that window loses the run to the new holder, which runs the step again, and the
+# store refuses the stopped host's result.
+_IN_FLIGHT_SLACK = 0.5
 
 
 def paused_during(
     pauses: dict[int, list[tuple[float, float]]], pid: int, began: float, ended: float
 ) -> bool:
-    """Whether ``pid`` was stopped (SIGSTOP) at some time within [began, ended], or
-    the run began right after such a stop (it was scheduled before it)."""
+    """Whether ``pid`` was stopped (SIGSTOP) while the run from ``began`` to ``ended``
+    was in flight (see above)."""
+    slack = _IN_FLIGHT_SLACK
     return any(
-        stop <= ended and began <= cont + _SCHEDULED_SLACK for stop, cont in pauses.get(pid, [])
+        stop <= ended + slack and began <= cont + slack for stop, cont in pauses.get(pid, [])
     )
 
 
@@ -150,8 +154,9 @@ def check(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=3)
-    parser.add_argument("--workflows", type=int, default=300)
-    parser.add_argument("--seconds", type=float, default=240.0)
+    parser.add_argument("--workflows", type=int, default=100, help="per wave")
+    parser.add_argument("--seconds", type=float, default=180.0, help="of waves and faults")
+    parser.add_argument("--wave-seconds", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--pause-every", type=int, default=0, help="every Nth fault is a SIGSTOP for 3-4 s"
@@ -164,16 +169,23 @@ def main() -> int:
         kills: dict[int, float] = {}
         pauses: dict[int, list[tuple[float, float]]] = defaultdict(list)
         faults = 0
-        seq, wait = trio.run(start_all, db, args.workflows)
-        published = False
+        seq: list[str] = []
+        wait: list[str] = []
         started = time.monotonic()
+        next_wave = started
         next_kill = time.monotonic() + rng.uniform(1, 3)
+        deadline = started + args.seconds + 120  # the last wave's time to finish
         try:
-            while time.monotonic() - started < args.seconds:
+            while time.monotonic() < deadline:
                 time.sleep(0.1)
-                if not published and time.monotonic() - started > 3:
-                    trio.run(publish_all, db, wait)
-                    published = True
+                if time.monotonic() >= next_wave and time.monotonic() - started < args.seconds:
+                    # A wave: start workflows and publish the waiting ones' events at once
+                    # (an event may arrive before its wait: it stays pending).
+                    new_seq, new_wait = trio.run(start_all, db, args.workflows)
+                    trio.run(publish_all, db, new_wait)
+                    seq += new_seq
+                    wait += new_wait
+                    next_wave = time.monotonic() + args.wave_seconds
                 if time.monotonic() >= next_kill:
                     faults += 1
                     victim = rng.randrange(len(hosts))
@@ -190,7 +202,7 @@ def main() -> int:
                         kills[proc.pid] = time.time()
                         hosts[victim] = spawn(db, log)
                     next_kill = time.monotonic() + rng.uniform(1, 3)
-                if published and len(kills) >= 3:
+                if time.monotonic() - started >= args.seconds:
                     state = stored(db)
                     if all(state[w][0] == "COMPLETE" for w in seq + wait):
                         break
