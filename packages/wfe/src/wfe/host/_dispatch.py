@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import trio
@@ -21,7 +21,7 @@ from wfe.core import (
     WorkflowNotFoundError,
     WorkflowStatus,
 )
-from wfe.core.executor import Command, ExecutorEnv, InstanceRun, get_tracer
+from wfe.core.executor import EVERY_EVENT, Command, ExecutorEnv, InstanceRun, get_tracer
 from wfe.core.primitives import CHILD_FINISHED_EVENT
 from wfe.core.protocols import EventDelivery, Lease, QueueItem, QueueKind
 
@@ -318,16 +318,7 @@ class Dispatcher:
         host = self.host
         now = host.clock.now()
         subs = await host.persistence.get_subscriptions(CHILD_FINISHED_EVENT, instance.id, now)
-        if not subs:
-            return []
-        return [
-            Event(
-                name=CHILD_FINISHED_EVENT,
-                key=instance.id,
-                data={"status": instance.status.value, "data": instance.data},
-                time=now,
-            )
-        ]
+        return [_child_notice(instance, now)] if subs else []
 
     async def start_child(
         self,
@@ -338,19 +329,32 @@ class Dispatcher:
         parent_id: str,
     ) -> str:
         """Create a child workflow (idempotent by id); it is queued once the parent's
-        subscription to its end is stored (see :meth:`on_subscribed`)."""
+        subscription to its end is stored (see :meth:`on_subscribed`).
+
+        A child that already exists was started by an earlier run of this step (one
+        whose checkpoint was never stored). If it has finished meanwhile, its final
+        checkpoint found no parent waiting, so its notice is published here for the
+        subscription this run is about to open."""
         host = self.host
-        with contextlib.suppress(WorkflowNotFoundError):
-            await host.persistence.get_workflow(child_id)
-            return child_id
-        return await host.start_workflow(
-            definition_id,
-            version,
-            data,
-            reference=f"child of {parent_id}",
-            workflow_id=child_id,
-            enqueue=False,
-        )
+        try:
+            child = await host.persistence.get_workflow(child_id, with_pointers=False)
+        except WorkflowNotFoundError:
+            return await host.start_workflow(
+                definition_id,
+                version,
+                data,
+                reference=f"child of {parent_id}",
+                workflow_id=child_id,
+                enqueue=False,
+            )
+        if child.status in (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED):
+            pending = await host.persistence.get_pending_events(
+                CHILD_FINISHED_EVENT, child_id, EVERY_EVENT, 1
+            )
+            if not pending:
+                notice = _child_notice(child, host.clock.now())
+                await host.persistence.create_event(notice)
+        return child_id
 
     async def on_subscribed(self, subs: list[EventSubscription]) -> None:
         """New waits: hand them an already pending event; start awaited children."""
@@ -442,6 +446,16 @@ class Dispatcher:
         if delivered:
             await host.queues.enqueue(QueueKind.WORKFLOW, sub.workflow_id)
         return True
+
+
+def _child_notice(child: WorkflowInstance, now: datetime) -> Event:
+    """The event that ends a parent's sub_workflow step: the child's status and data."""
+    return Event(
+        name=CHILD_FINISHED_EVENT,
+        key=child.id,
+        data={"status": child.status.value, "data": child.data},
+        time=now,
+    )
 
 
 class _Hold:
