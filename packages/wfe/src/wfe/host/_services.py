@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import attrs
 
@@ -35,4 +34,3 @@ class HostServices:
     registry: DefinitionRegistry
     publish: Callable[[LifecycleEvent], None]
     start_workflow: StartWorkflow
-    extra: dict[str, Any] = attrs.field(factory=dict)

@@ -7,7 +7,13 @@ from datetime import datetime
 import attrs
 
 from .._lifecycle import LifecycleEvent
-from .._models import Event, EventSubscription, ExecutionError, WorkflowInstance
+from .._models import (
+    Event,
+    EventSubscription,
+    ExecutionError,
+    ExecutionPointer,
+    WorkflowInstance,
+)
 from ..protocols import Checkpoint
 from ._state import InstanceState
 
@@ -32,9 +38,11 @@ class PendingChanges:
         self.lifecycle.append(event)
 
     def any(self, state: InstanceState) -> bool:
+        """Whether there is anything to write."""
         return bool(
             state.dirty
             or self.instance_dirty
+            or self.wake_at is not None
             or self.opened_subscriptions
             or self.closed_subscriptions
             or self.processed_events
@@ -42,13 +50,16 @@ class PendingChanges:
             or self.events
         )
 
-    def take(
-        self, instance: WorkflowInstance, state: InstanceState, fencing_token: int | None
-    ) -> tuple[Checkpoint, list[LifecycleEvent]]:
-        """The checkpoint of everything pending (and its lifecycle events); resets."""
-        checkpoint = Checkpoint(
+    def checkpoint(
+        self,
+        instance: WorkflowInstance,
+        pointers: list[ExecutionPointer],
+        fencing_token: int | None,
+    ) -> Checkpoint:
+        """These changes, with the changed ``pointers``, as one checkpoint."""
+        return Checkpoint(
             instance=instance,
-            pointers=list(state.dirty.values()),
+            pointers=pointers,
             opened_subscriptions=self.opened_subscriptions,
             closed_subscriptions=self.closed_subscriptions,
             processed_events=self.processed_events,
@@ -56,14 +67,3 @@ class PendingChanges:
             events=self.events,
             fencing_token=fencing_token,
         )
-        lifecycle = self.lifecycle
-        state.dirty = {}
-        self.opened_subscriptions = []
-        self.closed_subscriptions = []
-        self.processed_events = []
-        self.errors = []
-        self.events = []
-        self.lifecycle = []
-        self.instance_dirty = False
-        self.wake_at = None
-        return checkpoint, lifecycle

@@ -151,7 +151,6 @@ class InstanceRun:
                 changed = suspend_workflow(self)
             case Command.RESUME:
                 changed = resume_workflow(self)
-                self.instance.next_execution = self.now()
             case Command.TERMINATE:
                 changed = finish_workflow(self, WorkflowStatus.TERMINATED)
         if not changed:
@@ -166,7 +165,6 @@ class InstanceRun:
         a missing definition or a failed middleware), as one checkpoint."""
         record_error(self, None, message)
         self.pending.wake_at = until
-        self.pending.instance_dirty = True
         await self._flush()
 
     async def _run(self) -> None:
@@ -375,8 +373,11 @@ class InstanceRun:
             finishing = inst.status in FINISHED and not self._finished_notified
             if finishing:
                 pending.events.extend(await self.env.finish_events(inst))
-            checkpoint, lifecycle = pending.take(inst, state, self.fencing_token)
-            self._inflight = {p.id for p in checkpoint.pointers}
+            # The next changes collect afresh while this checkpoint is being written.
+            pointers, state.dirty = list(state.dirty.values()), {}
+            self.pending = PendingChanges()
+            checkpoint = pending.checkpoint(inst, pointers, self.fencing_token)
+            self._inflight = {p.id for p in pointers}
             try:
                 await self.env.persistence.persist_checkpoint(checkpoint)
             except BaseException as exc:
@@ -386,7 +387,7 @@ class InstanceRun:
                 raise
             finally:
                 self._inflight = set()
-            for event in lifecycle:
+            for event in pending.lifecycle:
                 self.env.publish(event)
             if checkpoint.opened_subscriptions:
                 await self.env.on_subscribed(list(checkpoint.opened_subscriptions))
