@@ -9,7 +9,7 @@ the contract suites in :mod:`wfe.core.testing`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -352,6 +352,27 @@ class LifecycleEventPublisher(Protocol):
     async def publish(self, event: LifecycleEvent) -> None: ...
 
 
+@runtime_checkable
+class WorkflowChangeFeed(Protocol):
+    """Optional capability of any provider: wake-ups from changes made by other processes.
+
+    A host starts :meth:`watch_workflows` for each of its providers that has it
+    (persistence, locks, queues, search index, publishers), so that
+    ``wait_for_workflow`` learns within milliseconds that an instance running on
+    another host has stopped being RUNNABLE, instead of finding out by polling.
+    """
+
+    async def watch_workflows(self, changed: Callable[[str], None]) -> None:
+        """Run until cancelled, calling ``changed(workflow_id)`` soon after any process
+        stores a new status for that workflow.
+
+        Calls may be repeated or spurious (the host re-reads before it trusts one).
+        While disconnected a feed reconnects by itself and may miss changes: the host
+        still polls, more slowly, so a missed call only costs latency.
+        """
+        ...
+
+
 __all__ = [
     "AsyncProvider",
     "Checkpoint",
@@ -368,4 +389,5 @@ __all__ = [
     "SearchFilters",
     "SearchIndex",
     "SearchResult",
+    "WorkflowChangeFeed",
 ]

@@ -44,6 +44,7 @@ from wfe.core.protocols import (
     QueueProvider,
     SearchFilters,
     SearchIndex,
+    WorkflowChangeFeed,
 )
 
 from ._config import HostConfig
@@ -110,6 +111,8 @@ class WorkflowHost:
                 send, receive = trio.open_memory_channel[LifecycleEvent](math.inf)
                 self._publish_send = send
                 self._nursery.start_soon(self._forward_lifecycle, receive)
+            for feed in self._change_feeds():
+                self._nursery.start_soon(feed.watch_workflows, self._changed_elsewhere)
             await self._nursery.start(self._dispatcher.serve)
         except BaseException:
             await stack.__aexit__(None, None, None)
@@ -179,6 +182,22 @@ class WorkflowHost:
                 for publisher in self.config.publishers:
                     with contextlib.suppress(Exception):
                         await publisher.publish(event)
+
+    def _change_feeds(self) -> list[WorkflowChangeFeed]:
+        """The distinct providers that can tell this host about other hosts' changes."""
+        candidates = [self.persistence, self.locks, self.queues, self.search_index]
+        feeds: list[WorkflowChangeFeed] = []
+        for provider in [*candidates, *self.config.publishers]:
+            if isinstance(provider, WorkflowChangeFeed) and not any(
+                provider is seen for seen in feeds
+            ):
+                feeds.append(provider)
+        return feeds
+
+    def _changed_elsewhere(self, workflow_id: str) -> None:
+        """A change feed saw ``workflow_id`` change status, maybe on another host."""
+        self._status_changed.set()
+        self._status_changed = trio.Event()
 
     def _publish(self, event: LifecycleEvent) -> None:
         """Publish a lifecycle event, in order, without blocking."""
