@@ -90,6 +90,7 @@ def test_protocols_exports() -> None:
         "SearchFilters",
         "SearchIndex",
         "SearchResult",
+        "WorkflowChangeFeed",
     ]
 
 
