@@ -76,6 +76,7 @@ def test_memory_exports() -> None:
 def test_protocols_exports() -> None:
     assert sorted(wfe.core.protocols.__all__) == [
         "AsyncProvider",
+        "BulkSearchIndex",
         "Checkpoint",
         "DistributedLockProvider",
         "EventDelivery",

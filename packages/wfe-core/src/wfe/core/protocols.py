@@ -331,6 +331,18 @@ class SearchIndex(AsyncProvider, Protocol):
 
 
 @runtime_checkable
+class BulkSearchIndex(SearchIndex, Protocol):
+    """Optional capability of a :class:`SearchIndex`: index several instances at once.
+
+    When the index has it, the host's index consumer takes every pending index item
+    (up to a batch) and hands their instances over in one call, so a remote index
+    gets one bulk request instead of one request per change. Returns once all are
+    stored; the last of several entries for one id wins."""
+
+    async def index_many(self, instances: Sequence[WorkflowInstance]) -> None: ...
+
+
+@runtime_checkable
 class ProvidesCompanions(Protocol):
     """Optional: a persistence provider that can also serve locks, queues and search
     from the same store. The host uses these when no lock/queue/search provider is
@@ -375,6 +387,7 @@ class WorkflowChangeFeed(Protocol):
 
 __all__ = [
     "AsyncProvider",
+    "BulkSearchIndex",
     "Checkpoint",
     "DistributedLockProvider",
     "EventDelivery",

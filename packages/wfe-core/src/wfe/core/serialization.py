@@ -283,6 +283,31 @@ def loads(text: str | None, path: str = "data") -> Any:
     return from_jsonable(json.loads(text), path)
 
 
+def search_text(data: Any) -> str:
+    """The searchable words of workflow data: its string, number and boolean values
+    (not its keys, nor the type tags the serialiser adds), space-separated.
+
+    Every search index that matches terms against data indexes this text, so a term
+    finds the same instances on every store."""
+    words: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if TAG in value:
+                walk(value.get("v"))
+            else:
+                for v in value.values():
+                    walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif value is not None:
+            words.append(str(value))
+
+    walk(to_jsonable(data))
+    return " ".join(words)
+
+
 def restore(value: Any, data_type: type | None) -> Any:
     """Coerce deserialised ``value`` to ``data_type`` (attrs class or dict) when it differs.
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from wfe.core import ConfigurationError, WorkflowInstance, WorkflowStatus
 from wfe.core.protocols import Page, SearchFilters, SearchResult
-from wfe.core.serialization import TAG, dumps, loads, to_jsonable
+from wfe.core.serialization import dumps, loads
+from wfe.core.serialization import search_text as data_text
 
 from . import _codec as c
 from ._base import SqliteProvider, open_database
@@ -15,28 +16,6 @@ from ._base import SqliteProvider, open_database
 _DOC_COLUMNS = (
     "id, definition_id, version, status, reference, description, create_time, complete_time, data"
 )
-
-
-def data_text(data: Any) -> str:
-    """The searchable words of workflow data: its string, number and boolean values
-    (not its keys, nor the type tags the serialiser adds)."""
-    words: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            if TAG in value:
-                walk(value.get("v"))
-            else:
-                for v in value.values():
-                    walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-        elif value is not None:
-            words.append(str(value))
-
-    walk(to_jsonable(data))
-    return " ".join(words)
 
 
 def fts_query(terms: str) -> str | None:
