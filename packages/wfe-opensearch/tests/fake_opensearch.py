@@ -181,6 +181,12 @@ class FakeOpenSearch:
             raise _Refused(404, "index_not_found_exception", f"no such index [{name}]")
         if parts[1:] == ["_mapping"] and method == "GET":
             return 200, {name: {"mappings": index.mapping}}
+        if parts[1:] == ["_mapping"] and method == "PUT":
+            added = (body or {}).get("properties", {})
+            if set(added) & set(index.mapping["properties"]) or set(body or {}) != {"properties"}:
+                raise _Refused(400, "illegal_argument_exception", "mapping update conflicts")
+            index.mapping["properties"].update(added)
+            return 200, {"acknowledged": True}
         if parts[1:] == ["_refresh"] and method in ("POST", "GET"):
             index.visible = dict(index.stored)
             return 200, {"_shards": {"total": 1, "successful": 1, "failed": 0}}
@@ -280,7 +286,10 @@ class FakeOpenSearch:
         if kind == "term":
             ((field, value),) = spec.items()
             self._require(index, field, {"keyword", "integer", "long"})
-            return doc.get(field) is not None and doc.get(field) == value
+            have = doc.get(field)
+            if isinstance(have, list):  # a multi-valued field matches any of its values
+                return value in have
+            return have is not None and have == value
         if kind == "range":
             ((field, bounds),) = spec.items()
             self._require(index, field, {"long", "integer", "date"})

@@ -9,7 +9,7 @@ the contract suites in :mod:`wfe.core.testing`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -273,17 +273,47 @@ class QueueProvider(AsyncProvider, Protocol):
     async def ack(self, item: QueueItem) -> None: ...
 
 
+@attrs.frozen
+class DataFilter:
+    """Match instances whose data holds ``value`` at ``field``.
+
+    ``field`` is a dotted path through mappings and attrs fields
+    (``"customer.name"``); a list matches when one of its items does. Values compare
+    with their type: numbers by value (``3`` matches ``3.0``), but ``3``, ``"3"`` and
+    ``True`` never match one another. Indexes compare the tokens of
+    :func:`wfe.core.serialization.search_fields`, so every store agrees.
+    """
+
+    field: str
+    value: Any
+
+
+def _data_filters(value: Any) -> tuple[DataFilter, ...]:
+    """Data filters from one filter, several, or a mapping of field to value."""
+    if isinstance(value, DataFilter):
+        return (value,)
+    if isinstance(value, Mapping):
+        return tuple(DataFilter(str(k), v) for k, v in value.items())
+    filters = tuple(value)
+    for f in filters:
+        if not isinstance(f, DataFilter):
+            raise TypeError(f"data filters must be DataFilter objects, got {f!r}")
+    return filters
+
+
 @attrs.frozen(kw_only=True)
 class SearchFilters:
-    """Narrow a search; every set field must match."""
+    """Narrow a search; every set field must match (and every data filter)."""
 
     status: WorkflowStatus | None = None
     definition_id: str | None = None
+    version: int | None = None
     reference: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
     completed_from: datetime | None = None
     completed_to: datetime | None = None
+    data: tuple[DataFilter, ...] = attrs.field(default=(), converter=_data_filters)
 
 
 @attrs.frozen(kw_only=True)
@@ -389,6 +419,7 @@ __all__ = [
     "AsyncProvider",
     "BulkSearchIndex",
     "Checkpoint",
+    "DataFilter",
     "DistributedLockProvider",
     "EventDelivery",
     "Lease",

@@ -7,7 +7,7 @@ from typing import Any
 
 from wfe.core import ConfigurationError, WorkflowInstance, WorkflowStatus
 from wfe.core.protocols import Page, SearchFilters, SearchResult
-from wfe.core.serialization import dumps, loads, search_text
+from wfe.core.serialization import dumps, loads, search_field, search_fields, search_text
 
 # An explicit mapping with dynamic fields refused: a workflow's data can never add
 # fields (or mapping explosions) to the index. Ids, status, reference and definition
@@ -24,6 +24,8 @@ MAPPING: dict[str, Any] = {
         "description": {"type": "text", "copy_to": "text"},
         "data_tokens": {"type": "text", "copy_to": "text"},
         "text": {"type": "text"},
+        # Typed data-field tokens (wfe.core.serialization.search_fields): DataFilter.
+        "data_fields": {"type": "keyword"},
         # Microseconds since the epoch: exact filters and order at the precision the
         # stores keep (OpenSearch `date` keeps milliseconds). The ISO forms are for
         # people reading the index with other tools.
@@ -71,6 +73,7 @@ def document(instance: WorkflowInstance) -> dict[str, Any]:
         "reference": instance.reference,
         "description": instance.description,
         "data_tokens": search_text(instance.data),
+        "data_fields": search_fields(instance.data),
         "create_us": to_us(instance.create_time),
         "complete_us": None if instance.complete_time is None else to_us(instance.complete_time),
         "create_time": _iso(instance.create_time),
@@ -99,8 +102,11 @@ def search_body(terms: str, filters: SearchFilters | None, skip: int, take: int)
         flt.append({"term": {"status": WorkflowStatus(f.status).value}})
     if f.definition_id is not None:
         flt.append({"term": {"definition_id": f.definition_id}})
+    if f.version is not None:
+        flt.append({"term": {"version": f.version}})
     if f.reference is not None:
         flt.append({"term": {"reference": f.reference}})
+    flt.extend({"term": {"data_fields": search_field(d.field, d.value)}} for d in f.data)
     for field, low, high in (
         ("create_us", f.created_from, f.created_to),
         ("complete_us", f.completed_from, f.completed_to),

@@ -189,14 +189,18 @@ class OpenSearchIndex:
             wrong = [
                 field
                 for field, spec in MAPPING["properties"].items()
-                if fields.get(field, {}).get("type") != spec["type"]
+                if field in fields and fields[field].get("type") != spec["type"]
             ]
-            if wrong:
+            if wrong or "id" not in fields:
                 raise ConfigurationError(
                     f"OpenSearch index {name!r} at {self.settings.where} exists with "
-                    f"another mapping (fields {', '.join(wrong)} differ): it was not "
-                    "made by wfe; give wfe an index of its own"
+                    f"another mapping (fields {', '.join(wrong or ['id'])} differ): it was "
+                    "not made by wfe; give wfe an index of its own"
                 )
+            missing = {f: spec for f, spec in MAPPING["properties"].items() if f not in fields}
+            if missing:
+                # Made by an earlier wfe: new fields can be added to a mapping in place.
+                client.indices.put_mapping(index=name, body={"properties": missing})
 
         await self._call(ensure)
         self._ready = True

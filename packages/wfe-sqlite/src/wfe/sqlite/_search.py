@@ -7,7 +7,7 @@ from typing import Any
 
 from wfe.core import ConfigurationError, WorkflowInstance, WorkflowStatus
 from wfe.core.protocols import Page, SearchFilters, SearchResult
-from wfe.core.serialization import dumps, loads
+from wfe.core.serialization import dumps, loads, search_field, search_fields
 from wfe.core.serialization import search_text as data_text
 
 from . import _codec as c
@@ -79,6 +79,7 @@ class SqliteSearchIndex(SqliteProvider):
             status,
             data_text(instance.data),
         )
+        fields = search_fields(instance.data)
 
         def run(conn: sqlite3.Connection) -> None:
             (rowid,) = conn.execute(
@@ -92,6 +93,11 @@ class SqliteSearchIndex(SqliteProvider):
                 doc,
             ).fetchone()
             conn.execute("DELETE FROM search_fts WHERE rowid = ?", (rowid,))
+            conn.execute("DELETE FROM search_fields WHERE doc = ?", (rowid,))
+            conn.executemany(
+                "INSERT OR IGNORE INTO search_fields (token, doc) VALUES (?, ?)",
+                [(token, rowid) for token in fields],
+            )
             conn.execute(
                 "INSERT INTO search_fts "
                 "(rowid, reference, description, definition_id, status, data) "
@@ -121,6 +127,7 @@ class SqliteSearchIndex(SqliteProvider):
         for clause, value in (
             ("status = ?", None if f.status is None else WorkflowStatus(f.status).value),
             ("definition_id = ?", f.definition_id),
+            ("version = ?", f.version),
             ("reference = ?", f.reference),
             ("create_time >= ?", c.to_us_opt(f.created_from)),
             ("create_time <= ?", c.to_us_opt(f.created_to)),
@@ -130,6 +137,9 @@ class SqliteSearchIndex(SqliteProvider):
             if value is not None:
                 where.append(clause)
                 params.append(value)
+        for data_filter in f.data:
+            where.append("rowid IN (SELECT doc FROM search_fields WHERE token = ?)")
+            params.append(search_field(data_filter.field, data_filter.value))
         cond = (" WHERE " + " AND ".join(where)) if where else ""
 
         def run(conn: sqlite3.Connection) -> tuple[int, list[tuple[Any, ...]]]:
