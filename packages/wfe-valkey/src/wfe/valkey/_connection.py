@@ -9,6 +9,7 @@ against ~1,130-1,230 µs through the asyncio client under trio-asyncio, so the t
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -201,9 +202,12 @@ class Server:
         self._client: valkey.Valkey | None = None
 
     def make_client(self, **overrides: Any) -> valkey.Valkey:
-        """A new client with its own pool (the subscriber uses one alone)."""
+        """A new client with its own pool (the subscriber uses one alone).
+
+        Connections are named ``<prefix><pid>`` (``CLIENT LIST`` shows whose they are)."""
         s = self.settings
         kwargs: dict[str, Any] = {
+            "client_name": f"{s.prefix}{os.getpid()}",
             "host": s.host,
             "port": s.port,
             "db": s.db,
