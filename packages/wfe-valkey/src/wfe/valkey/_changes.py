@@ -81,6 +81,12 @@ class ChangeFeed:
         await self._publish_raw([(self.changes_channel, event.workflow_instance_id)])
 
     async def _publish_raw(self, messages: list[tuple[str, str]]) -> None:
+        if self._server.failed_recently():
+            # Unreachable a moment ago: drop the message rather than queue events behind
+            # connection timeouts (other hosts still poll).
+            await trio.lowlevel.checkpoint()
+            return
+
         def send(client: Any) -> None:
             if len(messages) == 1:
                 client.publish(*messages[0])
@@ -93,7 +99,7 @@ class ChangeFeed:
         try:
             await self._server.run(send, "publishing a lifecycle event")
         except Exception as exc:
-            log.warning("could not publish to %s: %s", self._server.settings.label, exc)
+            log.debug("could not publish to %s: %s", self._server.settings.label, exc)
 
     async def watch_workflows(self, changed: Callable[[str], None]) -> None:
         """Until cancelled, call ``changed(workflow_id)`` for every id published on the

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -200,6 +201,28 @@ class Server:
         self.settings = settings
         self.limiter = trio.CapacityLimiter(settings.pool_size)
         self._client: valkey.Valkey | None = None
+        self._down_since: float | None = None
+        self._last_failure = 0.0
+
+    def failed_recently(self, seconds: float = 1.0) -> bool:
+        """Whether a call failed to reach the server within the last ``seconds``."""
+        return self._down_since is not None and time.monotonic() - self._last_failure < seconds
+
+    def _note(self, error: WfeError | None) -> None:
+        """Log an outage once when it starts and once when it ends, not per call."""
+        now = time.monotonic()
+        if error is not None:
+            self._last_failure = now
+            if self._down_since is None:
+                self._down_since = now
+                log.warning("%s; retrying until it is back", error)
+        elif self._down_since is not None:
+            log.warning(
+                "Valkey at %s is reachable again after %.1f s",
+                self.settings.label,
+                now - self._down_since,
+            )
+            self._down_since = None
 
     def make_client(self, **overrides: Any) -> valkey.Valkey:
         """A new client with its own pool (the subscriber uses one alone).
@@ -259,8 +282,14 @@ class Server:
         (only for calls that change nothing, such as a blocking wait)."""
         client = self.client
         try:
-            return await trio.to_thread.run_sync(
+            result = await trio.to_thread.run_sync(
                 fn, client, limiter=self.limiter, abandon_on_cancel=abandon
             )
         except vx.ValkeyError as exc:
-            raise translate(exc, self.settings, doing) from exc
+            error = translate(exc, self.settings, doing)
+            if is_connection_error(exc):
+                self._note(error)
+            raise error from exc
+        if self._down_since is not None:
+            self._note(None)
+        return result

@@ -115,7 +115,7 @@ class ValkeyLockProvider(ValkeyProvider):
                 raise
             # Unreachable: the lease cannot be shown to be held, so it counts as lost
             # (the holder stops writing; the store fences it anyway).
-            log.warning("%s", exc)
+            log.debug("%s", exc)
             return False
         return bool(reply)
 

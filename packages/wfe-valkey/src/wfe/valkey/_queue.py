@@ -196,7 +196,8 @@ class ValkeyQueueProvider(ValkeyProvider):
         except ProviderError as exc:
             if exc.__cause__ is None or not is_connection_error(exc.__cause__):
                 raise
-            log.warning("%s; the hint is dropped, the store's poller finds the work", exc)
+            # Logged once per outage by the server; the store's poller finds the work.
+            log.debug("%s; the hint is dropped", exc)
 
     async def dequeue(self, kind: QueueKind, timeout: float) -> QueueItem | None:
         """The next item of ``kind``: a reclaimed one first, else a new one; waits up to
@@ -215,7 +216,7 @@ class ValkeyQueueProvider(ValkeyProvider):
             except ProviderError as exc:
                 if exc.__cause__ is None or not is_connection_error(exc.__cause__):
                     raise
-                log.warning("%s; retrying", exc)
+                log.debug("%s; retrying", exc)
                 remaining = deadline - trio.current_time()
                 if remaining <= 0:
                     return None
