@@ -3,6 +3,7 @@ duplicates are suppressed, the stream stays trimmed, outages are survived."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -102,8 +103,9 @@ async def test_stream_is_capped_and_a_trimmed_id_can_be_queued_again(
 
 
 async def test_dequeue_waits_out_a_server_restart_and_enqueue_keeps_working(
-    private_valkey: ValkeyServer, private_valkey_url: str
+    private_valkey: ValkeyServer, private_valkey_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="wfe.valkey")
     async with ValkeyQueueProvider(
         private_valkey_url, prefix="wfe-test:queue-restart:", visibility_timeout=1.0
     ) as queues:
@@ -111,12 +113,18 @@ async def test_dequeue_waits_out_a_server_restart_and_enqueue_keeps_working(
         # Unreachable: an empty answer at the timeout, a dropped hint, no exception.
         assert await queues.dequeue(QueueKind.WORKFLOW, 0.3) is None
         await queues.enqueue(QueueKind.WORKFLOW, "lost-hint")
+        assert await queues.dequeue(QueueKind.EVENT, 0.3) is None
         await trio.to_thread.run_sync(private_valkey.start)
         await queues.enqueue(QueueKind.WORKFLOW, "after")
         item = await queues.dequeue(QueueKind.WORKFLOW, 10.0)
         assert item is not None
         assert item.item_id == "after"
         await queues.ack(item)
+    messages = [r.getMessage() for r in caplog.records]
+    # One warning when the outage starts and one when it ends, however many calls failed.
+    assert len(messages) == 2, messages
+    assert "cannot reach Valkey" in messages[0]
+    assert "reachable again" in messages[1]
 
 
 @pytest.mark.parametrize(

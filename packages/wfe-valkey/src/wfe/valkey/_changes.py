@@ -20,6 +20,7 @@ import trio
 import valkey.exceptions as vx
 from wfe.core import (
     LifecycleEvent,
+    ProviderError,
     WorkflowCompleted,
     WorkflowResumed,
     WorkflowSuspended,
@@ -98,8 +99,11 @@ class ChangeFeed:
 
         try:
             await self._server.run(send, "publishing a lifecycle event")
-        except Exception as exc:
-            log.debug("could not publish to %s: %s", self._server.settings.label, exc)
+        except ProviderError as exc:
+            # An outage is logged once by the server; anything else (a refused command)
+            # is worth a warning each time.
+            unreachable = exc.__cause__ is not None and is_connection_error(exc.__cause__)
+            log.log(logging.DEBUG if unreachable else logging.WARNING, "%s", exc)
 
     async def watch_workflows(self, changed: Callable[[str], None]) -> None:
         """Until cancelled, call ``changed(workflow_id)`` for every id published on the
