@@ -14,6 +14,7 @@ import os
 import secrets
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -97,18 +98,56 @@ def delete_prefix(url: str, prefix: str) -> None:
         client.close()
 
 
-# Stores the multi-host tests run on, by name: a function of the test's temporary
-# directory returning the store URL. PostgreSQL joins by adding its entry (a URL with a
-# schema of the test's own), nothing else.
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _postgres_store(tmp: Path) -> str:
+    """A schema of this test's own on ``WFE_TEST_POSTGRES_URL`` (dropped afterwards)."""
+    base = os.environ.get("WFE_TEST_POSTGRES_URL", POSTGRES_URL)
+    schema = f"wfe_valkey_{secrets.token_hex(6)}"
+    return f"{base}{'&' if '?' in base else '?'}schema={schema}"
+
+
+# Stores the fencing and multi-host tests run on, by name: a function of the test's
+# temporary directory returning the store URL. A store whose distribution provides no
+# `wfe.persistence` entry point for its scheme is skipped, saying so.
 STORES: dict[str, Callable[[Path], str]] = {
     "sqlite": lambda tmp: f"sqlite:///{tmp / 'wfe.db'}",
+    "postgresql": _postgres_store,
 }
 
 
+def _drop_postgres_schema(url: str) -> None:
+    import psycopg  # installed with wfe-postgres, the only way to get here
+
+    base, _, query = url.partition("?")
+    schema = dict(p.split("=", 1) for p in query.split("&"))["schema"]
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 @pytest.fixture(params=sorted(STORES))
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh store of each kind in ``STORES``."""
-    return STORES[request.param](tmp_path)
+    name = request.param
+    if not entry_points(group="wfe.persistence", name=name):
+        pytest.skip(f"no installed distribution provides a {name!r} store")
+    url = STORES[name](tmp_path)
+    if name != "postgresql":
+        yield url
+        return
+    try:
+        _drop_postgres_schema(url)  # also proves the server answers
+    except Exception as exc:
+        names = {n.strip() for n in os.environ.get("WFE_REQUIRE_SERVICES", "").split(",")}
+        message = f"no PostgreSQL at WFE_TEST_POSTGRES_URL: {exc}"
+        if "postgres" in names:
+            pytest.fail(f"{message} (WFE_REQUIRE_SERVICES names postgres)")
+        pytest.skip(message)
+    try:
+        yield url
+    finally:
+        _drop_postgres_schema(url)
 
 
 @pytest.fixture
