@@ -31,6 +31,7 @@ from wfe.core import (
 from wfe.core.serialization import opaque_types
 
 from ._cli_output import capture_step_prints, step_output
+from ._cli_pipeline import graph_state
 from ._cli_safety import escape_controls
 from ._cli_setup import (
     EXIT_FAILED,
@@ -354,6 +355,7 @@ async def _watch(
                         f"{store.hint()}, or all with: wfe worker{store.hint()}"
                     )
                 instance = await host.wait_for_workflow(wid)
+                show_skipped(progress, instance)
                 with trio.move_on_after(1.0):
                     await finished.wait()  # let the view show the last events
                 nursery.cancel_scope.cancel()
@@ -363,6 +365,20 @@ async def _watch(
             progress.interrupt_all()
         view.close()
     return _report(store, progress, wid, instance, interrupt, seconds(time.monotonic() - started))
+
+
+def show_skipped(progress: Progress, instance: WorkflowInstance) -> None:
+    """Show the steps a graph skipped without running them (a need failed or was
+    skipped, or their `when` was false)."""
+    state = graph_state(instance.data)
+    if state is None:
+        return
+    ran = {row.name for row in progress.rows.values() if row.workflow_id == instance.id}
+    found = state.get("reasons")
+    reasons: dict[str, Any] = found if isinstance(found, dict) else {}
+    for name, status in state["status"].items():
+        if status == "skipped" and name not in ran:
+            progress.skipped(instance.id, str(name), str(reasons.get(name, "")))
 
 
 def _report(
