@@ -109,6 +109,7 @@ def parse_matrix(node: YamlNode | None, issues: list[Issue]) -> MatrixSpec | Non
     if not node.is_map or not node.value:
         issues.append(node.issue(f"expected {MATRIX_HELP}, got {kind_of(node)}"))
         return None
+    before = len(issues)
     axes: dict[str, list[Scalar]] = {}
     for key, child in node.items():
         if key in MATRIX_OPTIONS:
@@ -125,7 +126,6 @@ def parse_matrix(node: YamlNode | None, issues: list[Issue]) -> MatrixSpec | Non
             continue
         values = [v.value for v in child.value if _scalar(v, issues, f"a value of {key!r}")]
         axes[key] = list(dict.fromkeys(values))
-    before = len(issues)
     include = _entries(node.get("include"), issues, "include")
     exclude = _entries(node.get("exclude"), issues, "exclude")
     exclude_node = node.get("exclude")
@@ -153,7 +153,7 @@ def parse_matrix(node: YamlNode | None, issues: list[Issue]) -> MatrixSpec | Non
             issues.append(ff.issue(f"expected true or false, got {kind_of(ff)}"))
         else:
             fail_fast = ff.value
-    if not axes and not include:
+    if not axes and not include and all(k in MATRIX_OPTIONS for k in node.value):
         issues.append(node.issue(f"a matrix needs at least one axis; expected {MATRIX_HELP}"))
         return None
     if len(issues) > before:

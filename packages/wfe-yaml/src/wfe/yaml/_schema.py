@@ -23,6 +23,7 @@ from ._ci_keys import (
     parse_needs,
     parse_secrets,
     parse_timeout,
+    unit_name,
 )
 from ._conditions import Condition, parse_condition
 from ._data import STEPS_KEY, output_name_problem
@@ -494,7 +495,13 @@ def parse_workflow(
     timeout = parse_timeout(node.get("timeout"), parser.issues)
     secrets = parse_secrets(node.get("secrets"), parser.issues)
     if steps_node is not None and not parser.issues:
-        check_step_references(node, set(parser.names), parser.issues)
+        units = {
+            unit_name(s.name, c)
+            for s in steps
+            if s.matrix is not None
+            for c in s.matrix.combinations
+        }
+        check_step_references(node, set(parser.names) | units, parser.issues)
         check_pipeline(steps, secrets, parser.issues)
     issues.extend(parser.issues)
     return WorkflowSpec(
