@@ -112,7 +112,7 @@ async def test_fail_fast_skips_instances_not_started_and_dependents(tmp_path: Pa
             - {{name: build, needs: [job], config: {{run: "true"}}}}
         """
     )
-    inst, errors = await run(wf)
+    inst, _ = await run(wf)
     assert inst.status is WorkflowStatus.SUSPENDED
     assert log.read_text().split() == ["1"]
     state = inst.data[GRAPH]
