@@ -79,6 +79,8 @@ class CompiledWorkflow:
     outputs: Mapping[str, ValueType]
     file: str
     name: str | None = None
+    secrets: tuple[str, ...] = ()
+    """The secrets the workflow declares (``secrets:``): given at start, never stored."""
     companions: tuple[CompiledWorkflow, ...] = ()
     """The other workflows loaded with this one (the rest of its file and its includes):
     a host registering this workflow registers them too, so sub-workflows resolve."""
@@ -285,6 +287,7 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
         outputs=dict(spec.outputs),
         file=spec.file,
         name=spec.name,
+        secrets=spec.secrets,
     )
 
     def validate_start_data(data: Any) -> None:

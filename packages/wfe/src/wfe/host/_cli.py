@@ -71,6 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
             help="also register code-defined workflows from a Python module; repeatable",
         )
 
+    def secret_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--secret",
+            dest="secrets",
+            action="append",
+            default=[],
+            metavar="NAME[=@FILE]",
+            help="a secret the workflow declares: from the environment variable NAME, or "
+            "from FILE; kept in memory only, masked in all output; repeatable",
+        )
+
     def view_opt(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--plain", action="store_true", help="plain progress lines even on a terminal"
@@ -93,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--detach", action="store_true", help="only start it; a worker runs it (wfe worker)"
     )
+    secret_opt(p)
     store_opt(p)
     view_opt(p)
 
@@ -118,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sources(p)
     p.add_argument("--detach", action="store_true", help="only mark it runnable; a worker runs it")
+    secret_opt(p)
     store_opt(p)
     view_opt(p)
 
@@ -208,6 +221,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "list" and args.store is None and not _default_store_exists():
         # Nothing ran here: nothing to list, and listing must not create a store.
         return commands.no_store_here(args.json)
+    secrets: dict[str, str] = {}
+    if getattr(args, "secrets", None):
+        from ._cli_secrets import mask_output, parse_secrets
+
+        secrets = parse_secrets(args.secrets)
+        mask_output(secrets)
+        if args.detach:
+            raise CliError(
+                "--secret with --detach: secrets are kept in this process's memory only, so "
+                "a worker would not have them; run it here (without --detach)"
+            )
     store = resolve_store(args.store, creates=command in _CREATES_STORE)
     if command == "run":
         config = parse_assignments(args.sets, "--set", typed=False)
@@ -215,6 +239,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         loaded = _load([args.file] if args.file else [], args.imports, config)
         target = _pick(args, loaded)
         inputs = coerce_inputs(target, raw)
+        from ._cli_secrets import check_secrets, declared_secrets
+
+        check_secrets(running.definition_of(target).id, declared_secrets(target), secrets)
         return trio.run(
             lambda: running.run_new(
                 store,
@@ -224,6 +251,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 plain=args.plain,
                 detach=args.detach,
                 reference=args.reference,
+                secrets=secrets,
             )
         )
     if command in ("resume", "worker"):
@@ -239,7 +267,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         if command == "worker":
             return trio.run(running.worker, store, loaded)
         return trio.run(
-            lambda: running.resume(store, loaded, args.id, plain=args.plain, detach=args.detach)
+            lambda: running.resume(
+                store, loaded, args.id, plain=args.plain, detach=args.detach, secrets=secrets
+            )
         )
     if command == "list":
         return trio.run(commands.list_workflows, store, args.status, args.limit, args.json)

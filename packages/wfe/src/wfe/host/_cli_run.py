@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ from wfe.core.serialization import opaque_types
 from ._cli_output import capture_step_prints, step_output
 from ._cli_pipeline import graph_state
 from ._cli_safety import escape_controls
+from ._cli_secrets import check_secrets, declared_secrets
 from ._cli_setup import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -176,6 +177,7 @@ async def run_new(
     plain: bool,
     detach: bool,
     reference: str | None,
+    secrets: Mapping[str, str] | None = None,
 ) -> int:
     """``wfe run``: start ``target`` and show it until it stops being RUNNABLE."""
     definition = definition_of(target)
@@ -193,7 +195,7 @@ async def run_new(
     async def begin(host: WorkflowHost) -> str:
         await _warn_changed(host, definition)
         remember(store, loaded.sources)  # once the store opened: resumable from here on
-        return await _start(host, definition, data, reference)
+        return await _start(host, definition, data, reference, secrets)
 
     return await _watch(store, loaded, begin, plain=plain, title=definition.id)
 
@@ -220,10 +222,16 @@ async def _warn_changed(host: WorkflowHost, definition: WorkflowDefinition) -> N
 
 
 async def _start(
-    host: WorkflowHost, definition: WorkflowDefinition, data: Any, reference: str | None
+    host: WorkflowHost,
+    definition: WorkflowDefinition,
+    data: Any,
+    reference: str | None,
+    secrets: Mapping[str, str] | None = None,
 ) -> str:
     try:
-        return await host.start_workflow(definition.id, definition.version, data, reference)
+        return await host.start_workflow(
+            definition.id, definition.version, data, reference, secrets=secrets
+        )
     except (DefinitionError, DataSerializationError) as exc:
         raise CliError(f"cannot start {definition.id!r}: {exc}") from exc
     except WfeError as exc:
@@ -233,7 +241,13 @@ async def _start(
 
 
 async def resume(
-    store: Store, loaded: Loaded, workflow_id: str, *, plain: bool, detach: bool
+    store: Store,
+    loaded: Loaded,
+    workflow_id: str,
+    *,
+    plain: bool,
+    detach: bool,
+    secrets: Mapping[str, str] | None = None,
 ) -> int:
     """``wfe resume``: make a suspended workflow runnable and run it here to the end
     (with ``detach``, leave the running to a worker)."""
@@ -260,9 +274,13 @@ async def resume(
             )
             return EXIT_OK
         _check_known(instance, loaded)
+        target = loaded.definitions[f"{instance.definition_id}@{instance.version}"]
+        declared = declared_secrets(target)
+        if declared or secrets:
+            check_secrets(instance.definition_id, declared, secrets or {})
 
     async def begin(host: WorkflowHost) -> str:
-        await host.resume_workflow(workflow_id)
+        await host.resume_workflow(workflow_id, secrets=secrets)
         return workflow_id
 
     return await _watch(store, loaded, begin, plain=plain, title=instance.definition_id)

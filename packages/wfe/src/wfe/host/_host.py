@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -19,8 +19,11 @@ from wfe.core import (
     Event,
     ExecutionError,
     ExecutionPointer,
+    ExecutionResult,
     LifecycleEvent,
     ProviderError,
+    StepBody,
+    StepExecutionContext,
     WorkflowError,
     WorkflowInstance,
     WorkflowNotFoundError,
@@ -46,6 +49,7 @@ from wfe.core.protocols import (
     SearchIndex,
     WorkflowChangeFeed,
 )
+from wfe.core.secrets import SecretVault, using_secrets
 
 from ._config import HostConfig
 from ._dispatch import Dispatcher
@@ -68,6 +72,11 @@ class WorkflowHost:
     """
 
     def __init__(self, config: HostConfig) -> None:
+        self.secrets = SecretVault()
+        """Secrets given with ``start_workflow``/``resume_workflow``, by workflow id: in
+        this process's memory only (see :mod:`wfe.core.secrets`)."""
+        # Outermost step middleware: a step sees its own workflow's secrets.
+        config = attrs.evolve(config, step_middleware=[self._with_secrets, *config.step_middleware])
         self.config = config
         self.registry = DefinitionRegistry()
         for d in config.definitions:
@@ -217,6 +226,8 @@ class WorkflowHost:
         ):
             self._status_changed.set()
             self._status_changed = trio.Event()
+        if isinstance(event, WorkflowTerminated) or type(event).__name__ == "WorkflowCompleted":
+            self.secrets.forget(event.workflow_instance_id)
 
     def _require_running(self) -> Dispatcher:
         if self._dispatcher is None or self._stack is None:
@@ -240,6 +251,7 @@ class WorkflowHost:
         *,
         workflow_id: str | None = None,
         enqueue: bool = True,
+        secrets: Mapping[str, str] | None = None,
     ) -> str:
         """Create an instance of a registered definition and queue it; returns its id.
 
@@ -250,6 +262,11 @@ class WorkflowHost:
         start idempotent: when an instance with that id exists already (started before,
         by this or another host), nothing is created and its id is returned, whatever
         its definition, data or status.
+
+        ``secrets`` (name → value) are kept in this host's memory only, never stored:
+        its steps read them through :func:`wfe.core.secrets.current_secrets`. Another
+        process running the workflow has them only when given them again
+        (:meth:`resume_workflow` or :meth:`provide_secrets`).
         """
         dispatcher = self._require_running()
         if workflow_id is not None and await self._exists(workflow_id):
@@ -279,6 +296,8 @@ class WorkflowHost:
         )
         if workflow_id is not None:
             instance.id = workflow_id
+        if secrets:
+            self.secrets.provide(instance.id, secrets)
         pre = self.config.workflow_middleware.get("pre")
         if pre:
             # May change the data or raise to reject; what it leaves must be storable.
@@ -334,9 +353,28 @@ class WorkflowHost:
         """Stop scheduling a RUNNABLE workflow's steps; ``True`` if it was suspended."""
         return await self._require_running().control(workflow_id, Command.SUSPEND)
 
-    async def resume_workflow(self, workflow_id: str) -> bool:
-        """Make a SUSPENDED workflow runnable again; a failed step runs again."""
+    async def resume_workflow(
+        self, workflow_id: str, *, secrets: Mapping[str, str] | None = None
+    ) -> bool:
+        """Make a SUSPENDED workflow runnable again; a failed step runs again.
+        ``secrets`` are given to its steps from now on (as with :meth:`start_workflow`),
+        also when it was not suspended."""
+        if secrets:
+            self.secrets.provide(workflow_id, secrets)
         return await self._require_running().control(workflow_id, Command.RESUME)
+
+    def provide_secrets(self, workflow_id: str, secrets: Mapping[str, str]) -> None:
+        """Give a workflow's secrets to this host (kept in memory only)."""
+        self.secrets.provide(workflow_id, secrets)
+
+    async def _with_secrets(
+        self,
+        ctx: StepExecutionContext,
+        body: StepBody,
+        proceed: Callable[[], Awaitable[ExecutionResult | None]],
+    ) -> ExecutionResult | None:
+        with using_secrets(self.secrets.get(ctx.workflow.id)):
+            return await proceed()
 
     async def terminate_workflow(self, workflow_id: str) -> bool:
         """End a workflow that has not finished; ``True`` if it was terminated."""
