@@ -90,6 +90,9 @@ def test_protocols_exports() -> None:
         "SearchFilters",
         "SearchIndex",
         "SearchResult",
+        "StepLogLine",
+        "StepLogStore",
+        "WorkflowChangeFeed",
     ]
 
 
@@ -102,6 +105,7 @@ def test_testing_exports() -> None:
         "SampleData",
         "SampleLine",
         "SearchContract",
+        "StepLogContract",
         "T0",
         "expect_raises",
         "make_instance",

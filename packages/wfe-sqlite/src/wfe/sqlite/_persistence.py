@@ -22,6 +22,7 @@ from wfe.core.protocols import Checkpoint, EventDelivery
 from . import _codec as c
 from ._base import SqliteProvider, open_database
 from ._lock import SqliteLockProvider
+from ._logs import SqliteStepLogs
 from ._queue import SqliteQueueProvider
 from ._search import SqliteSearchIndex
 
@@ -48,7 +49,7 @@ _INSERT_ERROR = "INSERT INTO errors (workflow_id, pointer_id, time, message) VAL
 _WORKFLOW_KEYS = tuple(k.strip() for k in c.WORKFLOW_COLUMNS.split(","))
 
 
-class SqlitePersistenceProvider(SqliteProvider):
+class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
     """Workflows, events, subscriptions, errors and scheduled commands in one SQLite
     file (``sqlite:///path.db``, ``sqlite:////abs/path.db``) or in memory
     (``sqlite://:memory:``).

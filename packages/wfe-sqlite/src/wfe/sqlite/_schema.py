@@ -28,6 +28,8 @@ from sqlalchemy import (
 
 from wfe.core import ConfigurationError
 
+from ._logs import create_step_logs
+
 metadata = MetaData()
 
 schema_version = Table(
@@ -183,7 +185,11 @@ def _v2_subscriptions_by_workflow(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_subscriptions_by_workflow]
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _v1_initial,
+    _v2_subscriptions_by_workflow,
+    create_step_logs,  # v3: step output lines (the StepLogStore capability, _logs.py)
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

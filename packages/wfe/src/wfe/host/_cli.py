@@ -123,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON output")
     store_opt(p)
 
+    p = sub.add_parser("logs", help="the output lines a workflow's steps wrote (stored)")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("step", nargs="?", metavar="STEP", help="only this step's lines")
+    p.add_argument(
+        "--follow", "-f", action="store_true", help="keep printing until the workflow stops"
+    )
+    store_opt(p)
+
     p = sub.add_parser("resume", help="resume a workflow and run it here to the end")
     p.add_argument("id", metavar="ID")
     p.add_argument(
@@ -275,6 +283,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return trio.run(commands.list_workflows, store, args.status, args.limit, args.json)
     if command == "show":
         return trio.run(commands.show, store, args.id, args.json)
+    if command == "logs":
+        from ._cli_logs import logs
+
+        return trio.run(logs, store, args.id, args.step, args.follow)
     if command in ("suspend", "terminate"):
         return trio.run(commands.control, store, command, args.id)
     if command == "publish":

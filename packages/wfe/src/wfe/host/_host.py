@@ -47,6 +47,7 @@ from wfe.core.protocols import (
     QueueProvider,
     SearchFilters,
     SearchIndex,
+    StepLogStore,
     WorkflowChangeFeed,
 )
 from wfe.core.secrets import SecretVault, using_secrets
@@ -57,6 +58,7 @@ from ._hub import LifecycleHub
 from ._middleware import run_pre
 from ._registry import DefinitionRegistry
 from ._services import HostServices
+from ._steplogs import StepLogWriter
 
 step_log = logging.getLogger("wfe.host.steps")
 """Where the host logs each step error (a warning naming the workflow and the step)."""
@@ -76,7 +78,11 @@ class WorkflowHost:
         """Secrets given with ``start_workflow``/``resume_workflow``, by workflow id: in
         this process's memory only (see :mod:`wfe.core.secrets`)."""
         # Outermost step middleware: a step sees its own workflow's secrets.
-        config = attrs.evolve(config, step_middleware=[self._with_secrets, *config.step_middleware])
+        config = attrs.evolve(
+            config,
+            step_middleware=[self._with_secrets, *config.step_middleware, self._log_to_store],
+        )
+        self._step_logs: StepLogWriter | None = None
         self.config = config
         self.registry = DefinitionRegistry()
         for d in config.definitions:
@@ -122,6 +128,10 @@ class WorkflowHost:
                 self._nursery.start_soon(self._forward_lifecycle, receive)
             for feed in self._change_feeds():
                 self._nursery.start_soon(feed.watch_workflows, self._changed_elsewhere)
+            limits = self.config.step_log_limits
+            if isinstance(self.persistence, StepLogStore) and limits.max_lines > 0:
+                self._step_logs = StepLogWriter(self.persistence, limits, self.clock)
+                self._nursery.start_soon(self._step_logs.serve)
             await self._nursery.start(self._dispatcher.serve)
         except BaseException:
             await stack.__aexit__(None, None, None)
@@ -366,6 +376,16 @@ class WorkflowHost:
     def provide_secrets(self, workflow_id: str, secrets: Mapping[str, str]) -> None:
         """Give a workflow's secrets to this host (kept in memory only)."""
         self.secrets.provide(workflow_id, secrets)
+
+    async def _log_to_store(
+        self,
+        ctx: StepExecutionContext,
+        body: StepBody,
+        proceed: Callable[[], Awaitable[ExecutionResult | None]],
+    ) -> ExecutionResult | None:
+        if self._step_logs is None:
+            return await proceed()
+        return await self._step_logs.middleware(ctx, body, proceed)
 
     async def _with_secrets(
         self,

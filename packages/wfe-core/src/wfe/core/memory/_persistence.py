@@ -20,7 +20,7 @@ from .._models import (
     WorkflowInstance,
     WorkflowStatus,
 )
-from ..protocols import Checkpoint, EventDelivery
+from ..protocols import Checkpoint, EventDelivery, StepLogLine
 from ..serialization import loads
 from ._locks import LockTable, MemoryLockProvider
 from ._queue import MemoryQueueProvider, QueueState
@@ -50,6 +50,8 @@ class MemoryPersistenceProvider:
         self._lock_table = LockTable()
         self._queue_state = QueueState(visibility_timeout=visibility_timeout)
         self._search_state = SearchState()
+        self._step_logs: dict[str, list[StepLogLine]] = {}
+        self._log_seq = itertools.count(1)
 
     @classmethod
     def from_url(cls, url: str = "memory://", **options: Any) -> MemoryPersistenceProvider:
@@ -326,3 +328,34 @@ class MemoryPersistenceProvider:
         """Errors recorded for a workflow, oldest first."""
         await trio.lowlevel.checkpoint()
         return sorted(self._errors.get(workflow_id, []), key=lambda e: e.time)
+
+    # -- step logs (the optional StepLogStore capability) ---------------------------
+
+    async def append_step_logs(self, lines: Sequence[StepLogLine]) -> None:
+        """Keep step output lines, numbered in order (see :class:`StepLogStore`)."""
+        await trio.lowlevel.checkpoint()
+        for line in lines:
+            stored = attrs.evolve(line, seq=next(self._log_seq))
+            self._step_logs.setdefault(line.workflow_id, []).append(stored)
+
+    async def read_step_logs(
+        self,
+        workflow_id: str,
+        *,
+        step: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
+    ) -> list[StepLogLine]:
+        """A page of a workflow's step lines after ``after``."""
+        await trio.lowlevel.checkpoint()
+        found = [
+            x
+            for x in self._step_logs.get(workflow_id, [])
+            if x.seq > after and (step is None or x.step_name == step)
+        ]
+        return found[: max(0, limit)]
+
+    async def delete_step_logs(self, workflow_id: str) -> None:
+        """Forget a workflow's step lines."""
+        await trio.lowlevel.checkpoint()
+        self._step_logs.pop(workflow_id, None)

@@ -1,0 +1,63 @@
+"""Contract of the optional :class:`~wfe.core.protocols.StepLogStore` capability."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from ..protocols import StepLogLine
+from ._samples import T0, unique_word
+
+
+def _line(wid: str, n: int, step: str = "build", stream: str = "stdout") -> StepLogLine:
+    return StepLogLine(
+        workflow_id=wid,
+        pointer_id=f"p-{step}",
+        step_name=step,
+        attempt=1,
+        stream=stream,
+        line=f"line {n} ünïcode \\t tab",
+        time=T0 + timedelta(milliseconds=n),
+    )
+
+
+class StepLogContract:
+    """Run against a fixture ``step_logs`` yielding an entered provider with the
+    capability (usually the persistence provider itself)."""
+
+    async def test_lines_come_back_in_order_with_growing_seq(self, step_logs: Any) -> None:
+        wid = unique_word()
+        await step_logs.append_step_logs([_line(wid, i) for i in range(3)])
+        await step_logs.append_step_logs([_line(wid, 3, step="test", stream="stderr")])
+        got = await step_logs.read_step_logs(wid)
+        assert [x.line for x in got] == [f"line {i} ünïcode \\t tab" for i in range(4)]
+        assert [x.seq for x in got] == sorted({x.seq for x in got})
+        assert (got[3].stream, got[3].step_name) == ("stderr", "test")
+        assert (got[0].time, got[0].attempt, got[0].pointer_id) == (T0, 1, "p-build")
+
+    async def test_pages_follow_after_and_limit(self, step_logs: Any) -> None:
+        wid = unique_word()
+        await step_logs.append_step_logs([_line(wid, i) for i in range(5)])
+        first = await step_logs.read_step_logs(wid, limit=2)
+        rest = await step_logs.read_step_logs(wid, after=first[-1].seq, limit=10)
+        assert [x.line.split()[1] for x in first + rest] == ["0", "1", "2", "3", "4"]
+        assert await step_logs.read_step_logs(wid, after=rest[-1].seq) == []
+
+    async def test_lines_are_filtered_by_step_and_workflow(self, step_logs: Any) -> None:
+        wid, other = unique_word(), unique_word()
+        await step_logs.append_step_logs(
+            [_line(wid, 0, "a"), _line(other, 1, "a"), _line(wid, 2, "b")]
+        )
+        assert [x.line.split()[1] for x in await step_logs.read_step_logs(wid, step="b")] == ["2"]
+        assert len(await step_logs.read_step_logs(wid)) == 2
+        assert await step_logs.read_step_logs(unique_word()) == []
+
+    async def test_delete_removes_one_workflows_lines(self, step_logs: Any) -> None:
+        wid, other = unique_word(), unique_word()
+        await step_logs.append_step_logs([_line(wid, 0), _line(other, 1)])
+        await step_logs.delete_step_logs(wid)
+        assert await step_logs.read_step_logs(wid) == []
+        assert len(await step_logs.read_step_logs(other)) == 1
+
+    async def test_an_empty_batch_is_accepted(self, step_logs: Any) -> None:
+        await step_logs.append_step_logs([])
