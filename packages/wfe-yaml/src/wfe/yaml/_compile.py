@@ -193,9 +193,11 @@ class _Compiler:
         if spec.type_name in ENV_STEP_TYPES and (self.spec.env or spec.env):
             config["env"] = {**self.spec.env, **spec.env, **config.get("env", {})}
         main = spec.step_type.build(config, info)
-        workdir = info.base_dir
+        # Where the step runs: its working_dir, else the process's current directory
+        # (as the shell step runs), against which artifact paths resolve.
+        workdir = None
         if isinstance(config.get("working_dir"), str):
-            workdir = workdir / config["working_dir"]
+            workdir = info.base_dir / config["working_dir"]
         plan = LeafPlan(
             name=name,
             body=main,
