@@ -282,3 +282,42 @@ def test_random_dags_run_each_step_once_after_all_its_needs(
     status = inst.data[GRAPH]["status"]
     assert {n for n, s in status.items() if s == "skipped"} == set(order) - expected
     assert inst.status is (WorkflowStatus.SUSPENDED if failing else WorkflowStatus.COMPLETE)
+
+
+async def test_a_parallel_group_and_a_sub_workflow_can_be_graph_steps(tmp_path: Path) -> None:
+    wfs = load_workflow_from_str(
+        textwrap.dedent(
+            f"""
+            workflows:
+              - id: child
+                steps: [{{name: inner, config: {{run: "echo child=1 >> $WFE_OUTPUT"}}}}]
+              - id: parent
+                steps:
+                  - name: group
+                    parallel:
+                      - {{name: g1, config: {{run: "touch {tmp_path}/g1"}}}}
+                      - {{name: g2, when: {{field: .inputs.never, equals: true}}, config: {{run: "touch {tmp_path}/g2"}}}}
+                  - {{name: sub, needs: [group], type: workflow, config: {{workflow: child}}}}
+                  - {{name: last, needs: [sub], config: {{run: "touch {tmp_path}/last"}}}}
+            """
+        ),
+        {},
+        file="g.yaml",
+    )
+    parent = next(w for w in wfs if w.id == "parent")
+    builder = WorkflowHostBuilder()
+    for w in wfs:
+        builder = builder.register(w)
+    async with builder.build() as host:
+        wid = await host.start_workflow("parent", None, {})
+        inst = await host.wait_for_workflow(wid, timeout=30)
+    assert inst.status is WorkflowStatus.COMPLETE
+    assert (tmp_path / "g1").exists()
+    assert not (tmp_path / "g2").exists()
+    assert (tmp_path / "last").exists()
+    assert inst.data[GRAPH]["status"] == {
+        "group": "complete",
+        "sub": "complete",
+        "last": "complete",
+    }
+    assert parent.id == "parent"
