@@ -413,10 +413,6 @@ class StepLogStore(Protocol):
         workflow without lines (or unknown) gives ``[]``."""
         ...
 
-    async def delete_step_logs(self, workflow_id: str) -> None:
-        """Remove every line of ``workflow_id`` (when the workflow is purged)."""
-        ...
-
 
 __all__ = [
     "AsyncProvider",

@@ -55,6 +55,9 @@ class SecretVault:
         """The secrets given for ``workflow_id`` (empty when none were given here)."""
         return dict(self._by_workflow.get(workflow_id, {}))
 
+    def __bool__(self) -> bool:
+        return bool(self._by_workflow)
+
     def forget(self, workflow_id: str) -> None:
         """Drop a finished workflow's secrets."""
         self._by_workflow.pop(workflow_id, None)

@@ -91,11 +91,3 @@ class SqliteStepLogs:
             ]
 
         return await self._db.read(run)
-
-    async def delete_step_logs(self, workflow_id: str) -> None:
-        """Remove a workflow's lines."""
-
-        def run(conn: sqlite3.Connection) -> None:
-            conn.execute("DELETE FROM step_logs WHERE workflow_id = ?", (workflow_id,))
-
-        await self._db.write(run)

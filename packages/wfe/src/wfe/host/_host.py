@@ -393,6 +393,8 @@ class WorkflowHost:
         body: StepBody,
         proceed: Callable[[], Awaitable[ExecutionResult | None]],
     ) -> ExecutionResult | None:
+        if not self.secrets:
+            return await proceed()  # no workflow of this host was given secrets
         with using_secrets(self.secrets.get(ctx.workflow.id)):
             return await proceed()
 

@@ -354,8 +354,3 @@ class MemoryPersistenceProvider:
             if x.seq > after and (step is None or x.step_name == step)
         ]
         return found[: max(0, limit)]
-
-    async def delete_step_logs(self, workflow_id: str) -> None:
-        """Forget a workflow's step lines."""
-        await trio.lowlevel.checkpoint()
-        self._step_logs.pop(workflow_id, None)

@@ -52,12 +52,5 @@ class StepLogContract:
         assert len(await step_logs.read_step_logs(wid)) == 2
         assert await step_logs.read_step_logs(unique_word()) == []
 
-    async def test_delete_removes_one_workflows_lines(self, step_logs: Any) -> None:
-        wid, other = unique_word(), unique_word()
-        await step_logs.append_step_logs([_line(wid, 0), _line(other, 1)])
-        await step_logs.delete_step_logs(wid)
-        assert await step_logs.read_step_logs(wid) == []
-        assert len(await step_logs.read_step_logs(other)) == 1
-
     async def test_an_empty_batch_is_accepted(self, step_logs: Any) -> None:
         await step_logs.append_step_logs([])
