@@ -97,3 +97,34 @@ def test_masking_covers_derived_forms_but_not_short_fragments() -> None:
     assert mask("a p b", {"X": "p"}) == "a *** b"  # the value itself, however short
     assert Masker({"X": "abc"}).forms == ["abc"]  # no derived forms under 4 characters
     assert mask(base64.b64encode(b"user:" + value.encode()).decode(), {"X": value}) != "***"
+
+
+async def test_deno_steps_get_secrets_by_name_and_their_logs_and_outputs_are_masked() -> None:
+    wf = load(
+        """
+        workflow:
+          id: d
+          secrets: [TOKEN]
+          steps:
+            - name: js
+              type: deno
+              config:
+                permissions: {env: [TOKEN]}
+                script: |
+                  const t = Deno.env.get("TOKEN");
+                  console.log(`console ${t}`);
+                  Wfe.log(`wfe ${t}`);
+                  Wfe.setOutput("seen", t);
+        """
+    )
+    lines: list[tuple[str, str]] = []
+    builder = WorkflowHostBuilder().register(wf).log_sink(lambda s, line: lines.append((s, line)))
+    async with builder.build() as host:
+        wid = await host.start_workflow("d", None, {}, secrets={"TOKEN": TOKEN})
+        inst = await host.wait_for_workflow(wid, timeout=60)
+        errors = [e.message for e in await host.get_errors(wid)]
+    assert inst.status is WorkflowStatus.COMPLETE, errors
+    assert ("stdout", "console ***") in lines
+    assert ("log", "wfe ***") in lines
+    assert inst.data["seen"] == "***"
+    assert TOKEN not in json.dumps(inst.data) + json.dumps(lines)
