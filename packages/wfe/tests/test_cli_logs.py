@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -130,3 +131,44 @@ async def test_code_steps_ctx_log_lines_are_stored_and_bounded(tmp_path: Path) -
         "chatty [log] | line 2",
         "chatty [log] | [wfe] this step attempt wrote more than 3 lines; the rest is not kept",
     ]
+
+
+def test_the_stored_lines_per_step_are_bounded_by_an_environment_variable(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "many.yaml",
+        """\
+        workflow:
+          id: many
+          steps:
+            - {name: loud, config: {run: "for i in 1 2 3 4 5; do echo line $i; done"}}
+        """,
+    )
+    result = subprocess.run(
+        wfe_cmd("run", "many.yaml", "--plain"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "WFE_STEP_LOG_LINES": "2"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "loud | line 5" in result.stdout  # shown live in full
+    stored = wfe(tmp_path, "logs", started_id(result.stdout)).stdout.splitlines()
+    assert stored == [
+        "loud | line 1",
+        "loud | line 2",
+        "loud [log] | [wfe] this step attempt wrote more than 2 lines; the rest is not kept",
+    ]
+    bad = subprocess.run(
+        wfe_cmd("run", "many.yaml"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "WFE_STEP_LOG_LINES": "lots"},
+    )
+    assert bad.returncode == 2
+    assert "$WFE_STEP_LOG_LINES must be a whole number >= 0, got 'lots'" in bad.stderr
