@@ -128,3 +128,22 @@ async def test_deno_steps_get_secrets_by_name_and_their_logs_and_outputs_are_mas
     assert ("log", "wfe ***") in lines
     assert inst.data["seen"] == "***"
     assert TOKEN not in json.dumps(inst.data) + json.dumps(lines)
+
+
+def test_secrets_cannot_be_passed_to_a_sub_workflow() -> None:
+    doc = textwrap.dedent(
+        """\
+        workflows:
+          - id: child
+            inputs: {t: string}
+            steps: [{name: c, config: {run: "true"}}]
+          - id: parent
+            secrets: [TOKEN]
+            steps:
+              - {name: p, type: workflow, config: {workflow: child, inputs: {t: "${{ secrets.TOKEN }}"}}}
+        """
+    )
+    with pytest.raises(YamlWorkflowError) as info:
+        load_workflow_from_str(doc, {}, file="w.yaml")
+    assert "cannot be given to a sub-workflow: its inputs become its stored data" in str(info.value)
+    assert str(info.value).startswith("w.yaml:8:")

@@ -8,7 +8,7 @@ import difflib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ._ci_keys import check_namespaces, find_cycle
+from ._ci_keys import check_namespaces, expressions_in, find_cycle
 from ._errors import Issue
 
 if TYPE_CHECKING:
@@ -69,6 +69,16 @@ def check_pipeline(steps: Sequence[StepSpec], secrets: Sequence[str], issues: li
                     )
                 )
     for s in _all_steps(steps):
+        if s.type_name == "workflow":
+            config = s.node.get("config")
+            for namespace, parts, where in expressions_in(config) if config is not None else ():
+                if namespace == "secrets":
+                    issues.append(
+                        where.issue(
+                            f"`${{{{ secrets.{parts[0]} }}}}` cannot be given to a sub-workflow: "
+                            "its inputs become its stored data; secrets are never stored"
+                        )
+                    )
         if s.env and s.type_name not in ENV_STEP_TYPES:
             env_node = s.node.get("env")
             assert env_node is not None
