@@ -76,7 +76,9 @@ def test_memory_exports() -> None:
 def test_protocols_exports() -> None:
     assert sorted(wfe.core.protocols.__all__) == [
         "AsyncProvider",
+        "BulkSearchIndex",
         "Checkpoint",
+        "DataFilter",
         "DistributedLockProvider",
         "EventDelivery",
         "Lease",
@@ -93,6 +95,7 @@ def test_protocols_exports() -> None:
         "StepLogLine",
         "StepLogStore",
         "WorkflowChangeFeed",
+        "check_purge_statuses",
     ]
 
 
@@ -104,6 +107,7 @@ def test_testing_exports() -> None:
         "SampleColor",
         "SampleData",
         "SampleLine",
+        "SampleTagged",
         "SearchContract",
         "StepLogContract",
         "T0",

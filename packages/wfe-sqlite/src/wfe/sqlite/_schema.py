@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 
 from wfe.core import ConfigurationError
+from wfe.core.serialization import stored_search_fields
 
 from ._logs import create_step_logs
 
@@ -165,6 +166,17 @@ search_documents = Table(
     Index("ix_search_created", "create_time"),
 )
 
+# Data-field tokens (wfe.core.serialization.search_fields) of each document, for
+# DataFilter: ``doc`` is the rowid of its ``search_documents`` row.
+search_fields = Table(
+    "search_fields",
+    metadata,
+    Column("token", Text, primary_key=True),
+    Column("doc", Integer, primary_key=True),
+    Index("ix_search_fields_doc", "doc"),
+    sqlite_with_rowid=False,
+)
+
 # The FTS5 table cannot be described by a SQLAlchemy Table; its rowid equals the
 # rowid of the document's ``search_documents`` row.
 SEARCH_FTS_DDL = (
@@ -185,10 +197,22 @@ def _v2_subscriptions_by_workflow(conn: Connection) -> None:
     )
 
 
+def _v3_search_fields(conn: Connection) -> None:
+    search_fields.create(conn, checkfirst=True)
+    # Documents indexed before this version get their tokens now.
+    rows = conn.exec_driver_sql("SELECT rowid, data FROM search_documents").fetchall()
+    tokens = [(token, rowid) for rowid, data in rows for token in stored_search_fields(data)]
+    if tokens:
+        conn.exec_driver_sql(
+            "INSERT OR IGNORE INTO search_fields (token, doc) VALUES (?, ?)", tokens
+        )
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_initial,
     _v2_subscriptions_by_workflow,
-    create_step_logs,  # v3: step output lines (the StepLogStore capability, _logs.py)
+    _v3_search_fields,
+    create_step_logs,  # v4: step output lines (the StepLogStore capability, _logs.py)
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

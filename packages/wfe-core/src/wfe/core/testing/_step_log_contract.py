@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from ..protocols import StepLogLine
-from ._samples import T0, unique_word
+from .._models import WorkflowStatus
+from ..protocols import PersistenceProvider, StepLogLine
+from ._samples import T0, make_instance, unique_word
 
 
 def _line(wid: str, n: int, step: str = "build", stream: str = "stdout") -> StepLogLine:
@@ -51,6 +52,22 @@ class StepLogContract:
         assert [x.line.split()[1] for x in await step_logs.read_step_logs(wid, step="b")] == ["2"]
         assert len(await step_logs.read_step_logs(wid)) == 2
         assert await step_logs.read_step_logs(unique_word()) == []
+
+    async def test_purging_a_workflow_removes_its_lines(self, step_logs: Any) -> None:
+        """When the step-log store is the persistence provider (the usual case)."""
+        if not isinstance(step_logs, PersistenceProvider):
+            return
+        logs: Any = step_logs
+        old = T0 - timedelta(days=30000)
+        done = make_instance(status=WorkflowStatus.COMPLETE, create_time=old, complete_time=old)
+        kept = make_instance(status=WorkflowStatus.COMPLETE, create_time=T0, complete_time=T0)
+        for instance in (done, kept):
+            await step_logs.create_workflow(instance)
+        await logs.append_step_logs([_line(done.id, 0), _line(kept.id, 1)])
+        cutoff = old + timedelta(days=1)
+        assert await step_logs.purge_workflows(cutoff, [WorkflowStatus.COMPLETE]) == [done.id]
+        assert await logs.read_step_logs(done.id) == []
+        assert len(await logs.read_step_logs(kept.id)) == 1
 
     async def test_an_empty_batch_is_accepted(self, step_logs: Any) -> None:
         await step_logs.append_step_logs([])
