@@ -20,6 +20,8 @@ from wfe.postgres import (
     PostgresSearchIndex,
 )
 
+from .private_cluster import Cluster, private_cluster
+
 pytest.register_assert_rewrite("wfe.core.testing")
 
 URL = os.environ.get("WFE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -98,3 +100,10 @@ async def search_index(
 ) -> AsyncIterator[PostgresSearchIndex]:
     async with persistence.default_search() as provider:
         yield provider
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """A private cluster (password authentication, its own port), for the session."""
+    with private_cluster() as running:
+        yield running

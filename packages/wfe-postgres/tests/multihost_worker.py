@@ -9,7 +9,6 @@ the test can check that no two executions of one workflow overlapped.
 """
 
 # The log is shared with other processes: polling the store is the point.
-# ruff: noqa: ASYNC251
 from __future__ import annotations
 
 import os

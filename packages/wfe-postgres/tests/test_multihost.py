@@ -4,6 +4,7 @@ overlapped in time (the lease and the store's fence keep one executor at a time)
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from collections import defaultdict
@@ -61,7 +62,7 @@ def test_three_hosts_run_300_workflows_without_overlap(
     for wid, intervals in runs.items():
         intervals.sort()
         assert [s for _, _, s, _ in intervals] == ["1", "2", "3"], f"{wid}: {intervals}"
-        for (_, end, _, _), (start, _, _, _) in zip(intervals, intervals[1:], strict=False):
+        for (_, end, _, _), (start, _, _, _) in itertools.pairwise(intervals):
             assert start >= end, f"{wid}: two executions overlapped: {intervals}"
         pids |= {pid for *_, pid in intervals}
     assert len(pids) >= 2, "the work was not shared between hosts"

@@ -65,6 +65,8 @@ def describe_failure(settings: Settings, exc: BaseException) -> str:
             f" (the user needs CREATE on database {settings.database!r}, or an existing "
             f"schema {settings.schema!r} it may use)"
         )
+    elif "is the server running" in lowered:
+        pass  # libpq asked it already
     elif "connection refused" in lowered or "timeout" in lowered or "could not" in lowered:
         hint = " (is the server running and reachable from here?)"
     return f"PostgreSQL store, {settings.label}: {reason}{hint}"
@@ -130,7 +132,11 @@ class Database:
         except psycopg.Error as exc:
             raise ConfigurationError(describe_failure(settings, exc)) from None
         _loaders(first)
-        self.run_migrations()
+        try:
+            self.run_migrations()
+        except BaseException:
+            first.close()
+            raise
         with self._pool_lock:
             self._idle.append(first)
             self._all.add(first)
@@ -197,24 +203,28 @@ class Database:
             conn.close()
 
     def _hop(self, fn: Callable[[Conn], T], idempotent: bool) -> T:
-        attempts = 0
-        while True:
-            attempts += 1
+        """In the worker thread: ``fn`` on a pooled connection. Raises :class:`_Retry`
+        when the work can safely be tried again on a new connection: the connection
+        could not be made (nothing was sent), or it was lost under idempotent work."""
+        try:
             conn, _fresh = self._take()
-            try:
-                result = fn(conn)
-            except psycopg.Error as exc:
-                lost = conn.broken or conn.closed
-                self._give_back(conn)
-                if lost and attempts == 1 and idempotent:
-                    log.info("PostgreSQL connection lost (%s); retrying on a new one", exc)
-                    continue
-                raise self.error(exc, lost=lost) from exc
-            except BaseException:
-                self._give_back(conn)
+        except ProviderError as exc:
+            if self._closed:
                 raise
+            raise _Retry(str(exc)) from exc
+        try:
+            result = fn(conn)
+        except psycopg.Error as exc:
+            lost = conn.broken or conn.closed
             self._give_back(conn)
-            return result
+            if lost and idempotent:
+                raise _Retry(str(self.error(exc))) from exc
+            raise self.error(exc, lost=lost) from exc
+        except BaseException:
+            self._give_back(conn)
+            raise
+        self._give_back(conn)
+        return result
 
     def error(self, exc: psycopg.Error, *, lost: bool = False) -> ProviderError:
         text = redact_url(str(exc).strip(), self.settings.conninfo)
@@ -225,17 +235,33 @@ class Database:
     async def run(self, fn: Callable[[Conn], T], *, idempotent: bool = False) -> T:
         """Run ``fn(conn)`` in one worker-thread hop on a pooled connection.
 
-        ``idempotent`` work (reads; writes that are safe to apply twice) is retried once
-        on a new connection when the first one turns out dead. Not abandoned on
-        cancellation: the statement finishes before the caller sees ``Cancelled``."""
+        While the server cannot be reached (a restart, a dropped connection) the call
+        is retried with backoff for up to ``connect_timeout`` seconds, when that is safe:
+        always if no connection could be made, and for ``idempotent`` work (reads,
+        writes that may be applied twice) also when the connection died under it. Not
+        abandoned on cancellation: a statement finishes before ``Cancelled`` is seen."""
         async with self.limiter:
-            return await trio.to_thread.run_sync(
-                self._hop, fn, idempotent, limiter=self._hop_limiter
-            )
+            return await self.run_held(fn, idempotent=idempotent)
 
     async def run_held(self, fn: Callable[[Conn], T], *, idempotent: bool = False) -> T:
         """As :meth:`run`, for a caller already holding :attr:`limiter`."""
-        return await trio.to_thread.run_sync(self._hop, fn, idempotent, limiter=self._hop_limiter)
+        deadline = trio.current_time() + self.settings.connect_timeout
+        backoff = 0.02
+        while True:
+            try:
+                return await trio.to_thread.run_sync(
+                    self._hop, fn, idempotent, limiter=self._hop_limiter
+                )
+            except _Retry as exc:
+                if trio.current_time() + backoff > deadline:
+                    raise ProviderError(str(exc)) from exc.__cause__
+                log.info("PostgreSQL store unreachable (%s); retrying", exc)
+            await trio.sleep(backoff)
+            backoff = min(backoff * 2, 0.5)
+
+
+class _Retry(ProviderError):
+    """Internal: the work did not run (or may safely run again); try once more."""
 
 
 def _looks_alive(conn: Conn) -> bool:

@@ -195,7 +195,8 @@ class PostgresPersistenceProvider(PostgresProvider):
                 raise refused_error(label, workflow_id, fencing_token, fence)
             return _workflow(row)
 
-        return await self._db.run(run)
+        # Claiming again with the same token changes nothing: safe to retry.
+        return await self._db.run(run, idempotent=True)
 
     async def persist_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Store the checkpoint in one fenced statement (possibly together with other
