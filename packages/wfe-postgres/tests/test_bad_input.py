@@ -130,7 +130,8 @@ async def test_nul_in_an_event_key_is_refused_naming_the_field(
 
     with pytest.raises(DataSerializationError) as info:
         await persistence.create_event(Event(name="go", key="a\x00b"))
-    assert "NUL" in str(info.value) and "key" in str(info.value)
+    assert "NUL" in str(info.value)
+    assert "key" in str(info.value)
     # NUL inside workflow data is fine: JSON escapes it.
     instance = make_instance(data={"text": "a\x00b"})
     await persistence.create_workflow(instance)
