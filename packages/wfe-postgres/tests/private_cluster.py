@@ -41,11 +41,18 @@ class Cluster:
         return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{db}"
 
     def ctl(self, *args: str) -> None:
-        subprocess.run(
-            [*self._as_user, str(BIN / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", *args],
-            check=True,
-            capture_output=True,
-        )
+        # Output to a file, not a pipe: the server pg_ctl starts inherits it, and a pipe
+        # would keep this call waiting for its end as long as the server runs.
+        with (self.root / "ctl.out").open("ab") as out:
+            pg_ctl = [str(BIN / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", *args]
+            done = subprocess.run(
+                [*self._as_user, *pg_ctl],
+                stdout=out,
+                stderr=out,
+            )
+        if done.returncode:
+            log = (self.root / "ctl.out").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"pg_ctl {' '.join(args)} failed ({done.returncode}):\n{log}")
 
     def start(self) -> None:
         options = (
@@ -58,7 +65,7 @@ class Cluster:
         self.ctl("-m", "fast", "stop")
 
     def restart(self) -> None:
-        self.ctl("-m", "fast", "restart")
+        self.ctl("-l", str(self.root / "log"), "-m", "fast", "restart")
 
     def psql(self, sql: str, db: str = "postgres") -> None:
         import psycopg

@@ -38,6 +38,7 @@ class Listener:
         self._kinds: dict[str, trio.Event] = {}
         self._watchers: set[Callable[[str], None]] = set()
         self.connected = False
+        self.connections = 0  # how many times LISTEN came up (reconnections show here)
         self._scope: trio.CancelScope | None = None
         self._done: trio.Event | None = None
         # Set whenever the connection comes up (or drops): for tests and for waiters
@@ -120,6 +121,7 @@ class Listener:
     def _set_connected(self, up: bool) -> None:
         if up != self.connected:
             self.connected = up
+            self.connections += up
             up_event, self._up = self._up, trio.Event()
             up_event.set()
         # Up or down, something may have been missed: let every waiter look.
