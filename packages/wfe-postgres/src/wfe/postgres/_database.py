@@ -202,7 +202,7 @@ class Database:
         with contextlib.suppress(psycopg.Error):  # closing a dead socket
             conn.close()
 
-    def _hop(self, fn: Callable[[Conn], T], idempotent: bool) -> T:
+    def _hop(self, fn: Callable[[Conn], T], idempotent: bool, durable: bool) -> T:
         """In the worker thread: ``fn`` on a pooled connection. Raises :class:`_Retry`
         when the work can safely be tried again on a new connection: the connection
         could not be made (nothing was sent), or it was lost under idempotent work."""
@@ -213,7 +213,14 @@ class Database:
                 raise
             raise _Retry(str(exc)) from exc
         try:
-            result = fn(conn)
+            if durable:
+                result = fn(conn)
+            else:
+                # BEGIN, SET LOCAL and the statements leave in one flush, COMMIT in the
+                # next: the commit returns without waiting for the WAL to reach disk.
+                with conn.pipeline(), conn.transaction():
+                    conn.execute("SET LOCAL synchronous_commit = off")
+                    result = fn(conn)
         except psycopg.Error as exc:
             lost = conn.broken or conn.closed
             self._give_back(conn)
@@ -232,25 +239,34 @@ class Database:
             text += " (the connection was lost; a write in flight may or may not be stored)"
         return ProviderError(f"PostgreSQL store, {self.label}: {text}")
 
-    async def run(self, fn: Callable[[Conn], T], *, idempotent: bool = False) -> T:
+    async def run(
+        self, fn: Callable[[Conn], T], *, idempotent: bool = False, durable: bool = True
+    ) -> T:
         """Run ``fn(conn)`` in one worker-thread hop on a pooled connection.
 
         While the server cannot be reached (a restart, a dropped connection) the call
         is retried with backoff for up to ``connect_timeout`` seconds, when that is safe:
         always if no connection could be made, and for ``idempotent`` work (reads,
         writes that may be applied twice) also when the connection died under it. Not
-        abandoned on cancellation: a statement finishes before ``Cancelled`` is seen."""
-        async with self.limiter:
-            return await self.run_held(fn, idempotent=idempotent)
+        abandoned on cancellation: a statement finishes before ``Cancelled`` is seen.
 
-    async def run_held(self, fn: Callable[[Conn], T], *, idempotent: bool = False) -> T:
+        ``durable=False`` commits without waiting for the disk (``synchronous_commit =
+        off`` for this transaction only): for writes whose loss in a server crash costs
+        latency, never correctness — queue hints (the store is the truth: the poller
+        finds the work again) and the search index (rebuilt from the store)."""
+        async with self.limiter:
+            return await self.run_held(fn, idempotent=idempotent, durable=durable)
+
+    async def run_held(
+        self, fn: Callable[[Conn], T], *, idempotent: bool = False, durable: bool = True
+    ) -> T:
         """As :meth:`run`, for a caller already holding :attr:`limiter`."""
         deadline = trio.current_time() + self.settings.connect_timeout
         backoff = 0.02
         while True:
             try:
                 return await trio.to_thread.run_sync(
-                    self._hop, fn, idempotent, limiter=self._hop_limiter
+                    self._hop, fn, idempotent, durable, limiter=self._hop_limiter
                 )
             except _Retry as exc:
                 if trio.current_time() + backoff > deadline:

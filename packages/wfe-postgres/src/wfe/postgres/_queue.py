@@ -54,6 +54,10 @@ class PostgresQueueProvider(PostgresProvider):
     carries a fresh random receipt, so an old receipt cannot ack a redelivery. An
     enqueue sends ``NOTIFY``, so a waiting ``dequeue`` in any process wakes within
     milliseconds; without the LISTEN connection it polls every ``poll_interval``.
+
+    Queue writes commit without waiting for the disk (``synchronous_commit = off`` for
+    their transaction): a server crash may lose the last enqueues, deliveries or acks,
+    which costs a redelivery or a poll, never a workflow (the store is the truth).
     """
 
     def __init__(
@@ -100,7 +104,10 @@ class PostgresQueueProvider(PostgresProvider):
             return
         params = {"k": kind_value, "ids": ids, "ch": self._db.settings.channel}
         # Safe to repeat: a second copy coalesces with the first.
-        await self._db.run(lambda conn: conn.execute(self._enqueue, params), idempotent=True)
+        # Safe to lose in a server crash: the poller finds the work in the store again.
+        await self._db.run(
+            lambda conn: conn.execute(self._enqueue, params), idempotent=True, durable=False
+        )
         self._db.listener.wake(kind_value)
 
     async def dequeue(self, kind: QueueKind, timeout: float) -> QueueItem | None:
@@ -131,7 +138,8 @@ class PostgresQueueProvider(PostgresProvider):
             wakeup = listener.wakeup(kind_enum.value)
             next_visible: float | None = None
             try:
-                taken, next_visible = await db.run(take)
+                # A delivery lost in a server crash is delivered again: not durable.
+                taken, next_visible = await db.run(take, durable=False)
             except ProviderError as exc:
                 log.warning("dequeue from %s failed: %s; retrying", db.label, exc)
                 taken, next_visible = None, db.settings.poll_interval
@@ -163,7 +171,8 @@ class PostgresQueueProvider(PostgresProvider):
         if parsed is None:
             return
         sql = self._db.q("DELETE FROM {s}.queue_items WHERE id = %s AND receipt = %s")
-        await self._db.run(lambda conn: conn.execute(sql, parsed), idempotent=True)
+        # A lost ack means one more (harmless) delivery.
+        await self._db.run(lambda conn: conn.execute(sql, parsed), idempotent=True, durable=False)
 
     async def _put_back(self, item: QueueItem) -> None:
         """Make a delivery visible again (or drop it when a waiting copy exists)."""
@@ -172,7 +181,7 @@ class PostgresQueueProvider(PostgresProvider):
             return
         params: dict[str, Any] = {"id": parsed[0], "r": parsed[1]}
         sql = self._db.q(_PUT_BACK)
-        await self._db.run(lambda conn: conn.execute(sql, params), idempotent=True)
+        await self._db.run(lambda conn: conn.execute(sql, params), idempotent=True, durable=False)
         self._db.listener.wake(item.kind.value)
 
 

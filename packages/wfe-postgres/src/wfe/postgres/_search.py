@@ -129,7 +129,8 @@ class PostgresSearchIndex(PostgresProvider):
             "create_time = excluded.create_time, complete_time = excluded.complete_time, "
             "data = excluded.data, document = excluded.document"
         )
-        await self._db.run(lambda conn: conn.execute(sql, params), idempotent=True)
+        # The index is derived from the store: it need not wait for the disk.
+        await self._db.run(lambda conn: conn.execute(sql, params), idempotent=True, durable=False)
 
     async def search(
         self,
