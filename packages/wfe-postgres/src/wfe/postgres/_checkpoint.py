@@ -269,6 +269,12 @@ class GroupCommitter:
             if not slot.in_batch():
                 self._pending.remove(slot)
                 raise
+            # Cancelled once its batch was taken: the batch's statement runs to the end,
+            # so the checkpoint is stored or not as a whole; the caller sees the
+            # cancellation either way.
+            with trio.CancelScope(shield=True):
+                await slot.done.wait()
+            raise
         # Taken into a batch: its statement runs to the end (it cannot be abandoned
         # half-way), so wait for the outcome even when cancelled.
         with trio.CancelScope(shield=True):
@@ -296,10 +302,19 @@ class GroupCommitter:
         outcomes: list[BaseException | None] = []
         try:
             outcomes = await self._db.run_held(lambda conn: self._store(conn, batch))
-        except BaseException as exc:
+        except Exception as exc:
             outcomes = [exc] * len(batch)
-            if not isinstance(exc, Exception):
-                raise
+        except BaseException:
+            # Cancelled between connection attempts (a statement in flight cannot be
+            # interrupted): nothing of the batch was stored. The other callers get an
+            # error of their own, not this task's cancellation.
+            outcomes = [
+                ProviderError(
+                    f"PostgreSQL store, {self._db.label}: checkpoint not stored: the task "
+                    "sending its batch was cancelled while waiting for the server"
+                )
+            ] * len(batch)
+            raise
         finally:
             for slot, outcome in zip(batch, outcomes or [None] * len(batch), strict=True):
                 slot.error = outcome
