@@ -9,7 +9,7 @@ the contract suites in :mod:`wfe.core.testing`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -273,17 +273,47 @@ class QueueProvider(AsyncProvider, Protocol):
     async def ack(self, item: QueueItem) -> None: ...
 
 
+@attrs.frozen
+class DataFilter:
+    """Match instances whose data holds ``value`` at ``field``.
+
+    ``field`` is a dotted path through mappings and attrs fields
+    (``"customer.name"``); a list matches when one of its items does. Values compare
+    with their type: numbers by value (``3`` matches ``3.0``), but ``3``, ``"3"`` and
+    ``True`` never match one another. Indexes compare the tokens of
+    :func:`wfe.core.serialization.search_fields`, so every store agrees.
+    """
+
+    field: str
+    value: Any
+
+
+def _data_filters(value: Any) -> tuple[DataFilter, ...]:
+    """Data filters from one filter, several, or a mapping of field to value."""
+    if isinstance(value, DataFilter):
+        return (value,)
+    if isinstance(value, Mapping):
+        return tuple(DataFilter(str(k), v) for k, v in value.items())
+    filters = tuple(value)
+    for f in filters:
+        if not isinstance(f, DataFilter):
+            raise TypeError(f"data filters must be DataFilter objects, got {f!r}")
+    return filters
+
+
 @attrs.frozen(kw_only=True)
 class SearchFilters:
-    """Narrow a search; every set field must match."""
+    """Narrow a search; every set field must match (and every data filter)."""
 
     status: WorkflowStatus | None = None
     definition_id: str | None = None
+    version: int | None = None
     reference: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
     completed_from: datetime | None = None
     completed_to: datetime | None = None
+    data: tuple[DataFilter, ...] = attrs.field(default=(), converter=_data_filters)
 
 
 @attrs.frozen(kw_only=True)
@@ -331,6 +361,18 @@ class SearchIndex(AsyncProvider, Protocol):
 
 
 @runtime_checkable
+class BulkSearchIndex(SearchIndex, Protocol):
+    """Optional capability of a :class:`SearchIndex`: index several instances at once.
+
+    When the index has it, the host's index consumer takes every pending index item
+    (up to a batch) and hands their instances over in one call, so a remote index
+    gets one bulk request instead of one request per change. Returns once all are
+    stored; the last of several entries for one id wins."""
+
+    async def index_many(self, instances: Sequence[WorkflowInstance]) -> None: ...
+
+
+@runtime_checkable
 class ProvidesCompanions(Protocol):
     """Optional: a persistence provider that can also serve locks, queues and search
     from the same store. The host uses these when no lock/queue/search provider is
@@ -375,7 +417,9 @@ class WorkflowChangeFeed(Protocol):
 
 __all__ = [
     "AsyncProvider",
+    "BulkSearchIndex",
     "Checkpoint",
+    "DataFilter",
     "DistributedLockProvider",
     "EventDelivery",
     "Lease",

@@ -7,7 +7,8 @@ from typing import Any
 
 from wfe.core import ConfigurationError, WorkflowInstance, WorkflowStatus
 from wfe.core.protocols import Page, SearchFilters, SearchResult
-from wfe.core.serialization import TAG, dumps, loads, to_jsonable
+from wfe.core.serialization import dumps, loads, search_field, search_fields
+from wfe.core.serialization import search_text as data_text
 
 from . import _codec as c
 from ._base import SqliteProvider, open_database
@@ -15,28 +16,6 @@ from ._base import SqliteProvider, open_database
 _DOC_COLUMNS = (
     "id, definition_id, version, status, reference, description, create_time, complete_time, data"
 )
-
-
-def data_text(data: Any) -> str:
-    """The searchable words of workflow data: its string, number and boolean values
-    (not its keys, nor the type tags the serialiser adds)."""
-    words: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            if TAG in value:
-                walk(value.get("v"))
-            else:
-                for v in value.values():
-                    walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-        elif value is not None:
-            words.append(str(value))
-
-    walk(to_jsonable(data))
-    return " ".join(words)
 
 
 def fts_query(terms: str) -> str | None:
@@ -100,6 +79,7 @@ class SqliteSearchIndex(SqliteProvider):
             status,
             data_text(instance.data),
         )
+        fields = search_fields(instance.data)
 
         def run(conn: sqlite3.Connection) -> None:
             (rowid,) = conn.execute(
@@ -113,6 +93,11 @@ class SqliteSearchIndex(SqliteProvider):
                 doc,
             ).fetchone()
             conn.execute("DELETE FROM search_fts WHERE rowid = ?", (rowid,))
+            conn.execute("DELETE FROM search_fields WHERE doc = ?", (rowid,))
+            conn.executemany(
+                "INSERT OR IGNORE INTO search_fields (token, doc) VALUES (?, ?)",
+                [(token, rowid) for token in fields],
+            )
             conn.execute(
                 "INSERT INTO search_fts "
                 "(rowid, reference, description, definition_id, status, data) "
@@ -142,6 +127,7 @@ class SqliteSearchIndex(SqliteProvider):
         for clause, value in (
             ("status = ?", None if f.status is None else WorkflowStatus(f.status).value),
             ("definition_id = ?", f.definition_id),
+            ("version = ?", f.version),
             ("reference = ?", f.reference),
             ("create_time >= ?", c.to_us_opt(f.created_from)),
             ("create_time <= ?", c.to_us_opt(f.created_to)),
@@ -151,6 +137,9 @@ class SqliteSearchIndex(SqliteProvider):
             if value is not None:
                 where.append(clause)
                 params.append(value)
+        for data_filter in f.data:
+            where.append("rowid IN (SELECT doc FROM search_fields WHERE token = ?)")
+            params.append(search_field(data_filter.field, data_filter.value))
         cond = (" WHERE " + " AND ".join(where)) if where else ""
 
         def run(conn: sqlite3.Connection) -> tuple[int, list[tuple[Any, ...]]]:
