@@ -93,6 +93,7 @@ def test_protocols_exports() -> None:
         "SearchIndex",
         "SearchResult",
         "WorkflowChangeFeed",
+        "check_purge_statuses",
     ]
 
 

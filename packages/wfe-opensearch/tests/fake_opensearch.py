@@ -211,39 +211,49 @@ class FakeOpenSearch:
         return {"acknowledged": True, "index": name}
 
     def _bulk(self, lines: list[Json]) -> Json:
-        if len(lines) % 2:
-            raise _Refused(400, "illegal_argument_exception", "bulk body must be action/doc pairs")
         items = []
-        for action, doc in zip(lines[::2], lines[1::2], strict=True):
-            if set(action) != {"index"}:
+        rest = list(lines)
+        while rest:
+            action = rest.pop(0)
+            if set(action) == {"delete"}:
+                items.append({"delete": self._delete(action["delete"])})
+                continue
+            if set(action) != {"index"} or not rest:
                 raise _Refused(400, "illegal_argument_exception", f"unexpected action {action}")
-            meta = action["index"]
-            index = self.indices.get(meta.get("_index", ""))
-            doc_id = meta.get("_id")
-            result: Json = {"_index": meta.get("_index"), "_id": doc_id}
-            if index is None:
-                result.update(status=404, error={"type": "index_not_found_exception"})
-            elif not doc_id:
-                result.update(status=400, error={"type": "action_request_validation_exception"})
-            elif unknown := set(doc) - set(index.mapping["properties"]):
-                result.update(
-                    status=400,
-                    error={
-                        "type": "strict_dynamic_mapping_exception",
-                        "reason": f"mapping set to strict, field {sorted(unknown)[0]} not allowed",
-                    },
-                )
-            else:
-                created = doc_id not in index.stored
-                index.stored[doc_id] = doc
-                index.seq[doc_id] = len(index.seq) + 1
-                result.update(status=201 if created else 200)
-            items.append({"index": result})
-        return {
-            "took": 1,
-            "errors": any(i["index"]["status"] >= 300 for i in items),
-            "items": items,
-        }
+            items.append({"index": self._store(action["index"], rest.pop(0))})
+        errors = any(next(iter(i.values()))["status"] >= 300 for i in items)
+        return {"took": 1, "errors": errors, "items": items}
+
+    def _delete(self, meta: Json) -> Json:
+        index = self.indices.get(meta.get("_index", ""))
+        result: Json = {"_index": meta.get("_index"), "_id": meta.get("_id")}
+        if index is None:
+            return {**result, "status": 404, "error": {"type": "index_not_found_exception"}}
+        found = index.stored.pop(meta.get("_id", ""), None) is not None
+        return {**result, "status": 200 if found else 404}
+
+    def _store(self, meta: Json, doc: Json) -> Json:
+        index = self.indices.get(meta.get("_index", ""))
+        doc_id = meta.get("_id")
+        result: Json = {"_index": meta.get("_index"), "_id": doc_id}
+        if index is None:
+            result.update(status=404, error={"type": "index_not_found_exception"})
+        elif not doc_id:
+            result.update(status=400, error={"type": "action_request_validation_exception"})
+        elif unknown := set(doc) - set(index.mapping["properties"]):
+            result.update(
+                status=400,
+                error={
+                    "type": "strict_dynamic_mapping_exception",
+                    "reason": f"mapping set to strict, field {sorted(unknown)[0]} not allowed",
+                },
+            )
+        else:
+            created = doc_id not in index.stored
+            index.stored[doc_id] = doc
+            index.seq[doc_id] = len(index.seq) + 1
+            result.update(status=201 if created else 200)
+        return result
 
     # -- search ---------------------------------------------------------------------
 

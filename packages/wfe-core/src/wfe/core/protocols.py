@@ -16,6 +16,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import attrs
 
+from ._errors import ConfigurationError
 from ._lifecycle import LifecycleEvent
 from ._models import (
     Event,
@@ -195,6 +196,41 @@ class PersistenceProvider(AsyncProvider, Protocol):
         """Errors recorded for a workflow, oldest first."""
         ...
 
+    # -- retention ----------------------------------------------------------------------
+
+    async def purge_workflows(
+        self, before: datetime, statuses: Sequence[WorkflowStatus], limit: int = 1000
+    ) -> list[str]:
+        """Delete at most ``limit`` instances that ended before ``before``, with their
+        pointers, subscriptions and errors, in one transaction; return their ids.
+
+        "Ended" is the complete time (a suspended instance: its create time). Only
+        instances whose status is one of ``statuses`` go, checked in the delete
+        itself, so one resumed meanwhile stays. ``statuses`` naming RUNNABLE is
+        refused (:func:`check_purge_statuses`): running workflows are never touched.
+        """
+        ...
+
+    async def count_purgeable(self, before: datetime, statuses: Sequence[WorkflowStatus]) -> int:
+        """How many instances :meth:`purge_workflows` would delete (a dry run)."""
+        ...
+
+    async def purge_events(self, before: datetime, limit: int = 1000) -> int:
+        """Delete at most ``limit`` processed events whose time is before ``before``;
+        return how many. Unprocessed events stay, however old."""
+        ...
+
+
+def check_purge_statuses(statuses: Sequence[WorkflowStatus]) -> tuple[WorkflowStatus, ...]:
+    """``statuses`` as a tuple, or a ConfigurationError if empty or naming RUNNABLE."""
+    chosen = tuple(WorkflowStatus(s) for s in statuses)
+    if not chosen or WorkflowStatus.RUNNABLE in chosen:
+        raise ConfigurationError(
+            "purge takes COMPLETE, TERMINATED or SUSPENDED instances, never RUNNABLE ones "
+            f"(got {', '.join(s.value for s in chosen) or 'none'})"
+        )
+    return chosen
+
 
 @attrs.frozen(kw_only=True)
 class Lease:
@@ -351,6 +387,10 @@ class SearchIndex(AsyncProvider, Protocol):
 
     async def index(self, instance: WorkflowInstance) -> None: ...
 
+    async def remove(self, workflow_ids: Sequence[str]) -> None:
+        """Drop the entries of ``workflow_ids`` (unknown ids are ignored)."""
+        ...
+
     async def search(
         self,
         terms: str,
@@ -434,4 +474,5 @@ __all__ = [
     "SearchIndex",
     "SearchResult",
     "WorkflowChangeFeed",
+    "check_purge_statuses",
 ]

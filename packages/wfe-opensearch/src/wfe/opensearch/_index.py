@@ -259,6 +259,28 @@ class OpenSearchIndex:
                 f"OpenSearch at {self.settings.where} refused documents: {'; '.join(refused)}"
             )
 
+    async def remove(self, workflow_ids: Sequence[str]) -> None:
+        """Delete the documents of ``workflow_ids`` (bulk; unknown ids are fine)."""
+        ids = list(dict.fromkeys(workflow_ids))
+        while ids:
+            batch, ids = ids[: self.batch_size], ids[self.batch_size :]
+            body = [{"delete": {"_index": self.settings.index, "_id": i}} for i in batch]
+            if not self._ready:
+                await self._retrying(self._ensure_index)
+            response = await self._retrying(
+                lambda b=body: self._call(lambda client: client.bulk(body=b))  # type: ignore[misc]
+            )
+            refused = [
+                f"{r.get('_id')} (HTTP {r.get('status')})"
+                for item in response.get("items", [])
+                for r in [item.get("delete", {})]
+                if r.get("status", 0) >= 300 and r.get("status") != 404
+            ]
+            if refused:
+                raise ProviderError(
+                    f"OpenSearch at {self.settings.where} did not delete: {'; '.join(refused)}"
+                )
+
     async def search(
         self,
         terms: str,

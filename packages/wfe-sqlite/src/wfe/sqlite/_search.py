@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from wfe.core import ConfigurationError, WorkflowInstance, WorkflowStatus
@@ -12,6 +13,7 @@ from wfe.core.serialization import search_text as data_text
 
 from . import _codec as c
 from ._base import SqliteProvider, open_database
+from ._purge import remove_documents
 
 _DOC_COLUMNS = (
     "id, definition_id, version, status, reference, description, create_time, complete_time, data"
@@ -106,6 +108,12 @@ class SqliteSearchIndex(SqliteProvider):
             )
 
         await self._db.write(run)
+
+    async def remove(self, workflow_ids: Sequence[str]) -> None:
+        """Drop the entries of ``workflow_ids``."""
+        ids = list(workflow_ids)
+        if ids:
+            await self._db.write(lambda conn: remove_documents(conn, ids))
 
     async def search(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -107,6 +108,12 @@ class MemorySearchIndex(InProcess):
         order = old.order if old is not None else next(self._state.counter)
         fields = frozenset(search_fields(instance.data))
         self._state.entries[instance.id] = _Entry(result, data, text, order, fields)
+
+    async def remove(self, workflow_ids: Sequence[str]) -> None:
+        """Drop the entries of ``workflow_ids``."""
+        await trio.lowlevel.checkpoint()
+        for workflow_id in workflow_ids:
+            self._state.entries.pop(workflow_id, None)
 
     async def search(
         self,

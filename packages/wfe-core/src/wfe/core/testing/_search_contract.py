@@ -199,3 +199,13 @@ class SearchContract:
         page = await search_index.search(f"tagged{code}")
         assert [r.id for r in page.items] == [tagged.id]
         assert page.items[0].data == SampleTagged(code=code)
+
+    async def test_remove_drops_entries(self, search_index: SearchIndex) -> None:
+        definition = unique_word("def")
+        keep, drop = (make_instance(definition_id=definition) for _ in range(2))
+        await self._index(search_index, keep, drop)
+        await search_index.remove([drop.id, "no-such-id"])
+        await self.settle(search_index)
+        page = await search_index.search("", SearchFilters(definition_id=definition))
+        assert [r.id for r in page.items] == [keep.id]
+        await search_index.remove([])
