@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,9 +20,10 @@ from wfe.core import (
     WorkflowNotFoundError,
     WorkflowStatus,
 )
-from wfe.core.protocols import Checkpoint, EventDelivery
+from wfe.core.protocols import Checkpoint, EventDelivery, check_purge_statuses
 
 from . import _codec as c
+from . import _purge
 from ._base import PostgresProvider, open_database
 from ._checkpoint import GroupCommitter, prepare, refused_error
 from ._database import Conn
@@ -408,6 +409,35 @@ class PostgresPersistenceProvider(PostgresProvider):
             ExecutionError(workflow_id=r[0], pointer_id=r[1], time=c.from_us(r[2]), message=r[3])
             for r in rows
         ]
+
+    # -- retention ----------------------------------------------------------------------
+
+    async def purge_workflows(
+        self, before: datetime, statuses: Sequence[WorkflowStatus], limit: int = 1000
+    ) -> list[str]:
+        """Delete up to ``limit`` ended instances (oldest first) with their pointers,
+        subscriptions, errors and free lease rows, in one statement; return their ids."""
+        chosen = [s.value for s in check_purge_statuses(statuses)]
+        sql = self._db.q(_purge.WORKFLOWS)
+        params = {"st": chosen, "before": c.to_us(before), "n": max(limit, 0)}
+        rows = await self._db.run(lambda conn: conn.execute(sql, params).fetchall())
+        # RETURNING has no order: oldest first, as they were chosen.
+        return [r[0] for r in sorted(rows, key=lambda r: (r[1], r[0]))]
+
+    async def count_purgeable(self, before: datetime, statuses: Sequence[WorkflowStatus]) -> int:
+        """How many instances :meth:`purge_workflows` would delete."""
+        chosen = [s.value for s in check_purge_statuses(statuses)]
+        sql = self._db.q(_purge.COUNT)
+        params = {"st": chosen, "before": c.to_us(before)}
+        row = await self._db.run(lambda conn: conn.execute(sql, params).fetchone(), idempotent=True)
+        return 0 if row is None else int(row[0])
+
+    async def purge_events(self, before: datetime, limit: int = 1000) -> int:
+        """Delete up to ``limit`` processed events older than ``before``; how many."""
+        sql = self._db.q(_purge.EVENTS)
+        params = (c.to_us(before), max(limit, 0))
+        # Deleting processed events twice deletes nothing more: safe to retry.
+        return await self._db.run(lambda conn: conn.execute(sql, params).rowcount, idempotent=True)
 
 
 def _exists(conn: Conn, q: Callable[[str], str], workflow_id: str) -> bool:

@@ -31,7 +31,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSON, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, TSVECTOR
 
 from wfe.core import ConfigurationError
 
@@ -161,9 +161,12 @@ search_documents = Table(
     Column("data", JSON(none_as_null=True)),
     # The words of reference, description, definition id, status and data text.
     Column("document", TSVECTOR, nullable=False),
+    # The data-field tokens of wfe.core.serialization.search_fields, for data filters.
+    Column("fields", ARRAY(Text), nullable=False, server_default=text("'{}'")),
     Column("seq", BigInteger, Identity(), nullable=False),
     Index("ix_search_created", "create_time"),
     Index("ix_search_document", "document", postgresql_using="gin"),
+    Index("ix_search_fields", "fields", postgresql_using="gin"),
 )
 
 

@@ -11,16 +11,18 @@ server's parser never reinterprets user text (as an e-mail, a path, an operator)
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from wfe.core import ConfigurationError, WorkflowInstance, WorkflowStatus
 from wfe.core.protocols import Page, SearchFilters, SearchResult
-from wfe.core.serialization import TAG, dumps, loads, to_jsonable
+from wfe.core.serialization import dumps, loads, search_field, search_fields, search_text
 
 from . import _codec as c
 from ._base import PostgresProvider, open_database
-from ._database import Conn
+from ._database import Conn, Database
 
 _WORD = re.compile(r"[^\W_]+")
 # A tsvector holds at most 1 MB; documents are cut well below that.
@@ -30,28 +32,6 @@ _MAX_LEXEME_CHARS = 500  # a lexeme over 2 kB is dropped by the server with a no
 _DOC_COLUMNS = (
     "id, definition_id, version, status, reference, description, create_time, complete_time, data"
 )
-
-
-def data_text(data: Any) -> str:
-    """The searchable words of workflow data: its string, number and boolean values
-    (not its keys, nor the type tags the serialiser adds)."""
-    words: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            if TAG in value:
-                walk(value.get("v"))
-            else:
-                for v in value.values():
-                    walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-        elif value is not None:
-            words.append(str(value))
-
-    walk(to_jsonable(data))
-    return " ".join(words)
 
 
 def words(text: str) -> list[str]:
@@ -83,6 +63,10 @@ class PostgresSearchIndex(PostgresProvider):
     """Search over reference, description, definition id, status and data text, with
     the filters and paging of :class:`~wfe.core.protocols.SearchIndex`."""
 
+    def _share(self, db: Database) -> None:
+        super()._share(db)
+        self._upsert = db.q(_UPSERT)
+
     def __init__(
         self,
         url: str = "postgresql://postgres@127.0.0.1:5432/postgres",
@@ -100,37 +84,27 @@ class PostgresSearchIndex(PostgresProvider):
 
     async def index(self, instance: WorkflowInstance) -> None:
         """Add ``instance`` to the index, replacing its earlier entry (one statement)."""
-        status = WorkflowStatus(instance.status).value
-        wid = instance.id
-        params = (
-            c.text(wid, "the workflow id"),
-            instance.definition_id,
-            instance.version,
-            status,
-            c.text(instance.reference, f"the reference of workflow {wid}"),
-            c.text(instance.description, f"the description of workflow {wid}"),
-            c.to_us(instance.create_time),
-            c.to_us_opt(instance.complete_time),
-            dumps(instance.data),
-            document_text(
-                instance.reference or "",
-                instance.description or "",
-                instance.definition_id,
-                status,
-                data_text(instance.data),
-            ),
-        )
-        sql = self._db.q(
-            f"INSERT INTO {{s}}.search_documents ({_DOC_COLUMNS}, document) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::json, to_tsvector('simple', %s)) "
-            "ON CONFLICT (id) DO UPDATE SET definition_id = excluded.definition_id, "
-            "version = excluded.version, status = excluded.status, "
-            "reference = excluded.reference, description = excluded.description, "
-            "create_time = excluded.create_time, complete_time = excluded.complete_time, "
-            "data = excluded.data, document = excluded.document"
-        )
+        await self.index_many([instance])
+
+    async def index_many(self, instances: Sequence[WorkflowInstance]) -> None:
+        """Index several instances in one statement; the last entry for an id wins."""
+        latest = {i.id: i for i in instances}
+        if not latest:
+            return
+        rows = [_document(i) for i in latest.values()]
+        columns = [list(column) for column in zip(*rows, strict=True)]
         # The index is derived from the store: it need not wait for the disk.
-        await self._db.run(lambda conn: conn.execute(sql, params), idempotent=True, durable=False)
+        await self._db.run(
+            lambda conn: conn.execute(self._upsert, columns), idempotent=True, durable=False
+        )
+
+    async def remove(self, workflow_ids: Sequence[str]) -> None:
+        """Drop the entries of ``workflow_ids`` (unknown ids are ignored)."""
+        ids = [i for i in workflow_ids if "\x00" not in i]
+        if not ids:
+            return
+        sql = self._db.q("DELETE FROM {s}.search_documents WHERE id = ANY(%s::text[])")
+        await self._db.run(lambda conn: conn.execute(sql, (ids,)), idempotent=True)
 
     async def search(
         self,
@@ -153,6 +127,7 @@ class PostgresSearchIndex(PostgresProvider):
         for clause, value in (
             ("status = %s", None if f.status is None else WorkflowStatus(f.status).value),
             ("definition_id = %s", f.definition_id),
+            ("version = %s", f.version),
             ("reference = %s", f.reference),
             ("create_time >= %s", c.to_us_opt(f.created_from)),
             ("create_time <= %s", c.to_us_opt(f.created_to)),
@@ -162,6 +137,10 @@ class PostgresSearchIndex(PostgresProvider):
             if value is not None:
                 where.append(clause)
                 params.append(c.text(value, "a search filter") if isinstance(value, str) else value)
+        if f.data:
+            # Every data filter's token must be among the document's (GIN: @>).
+            where.append("fields @> %s::text[]")
+            params.append([search_field(d.field, d.value) for d in f.data])
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         count_sql = self._db.q(f"SELECT count(*) FROM {{s}}.search_documents{cond}")
         page_sql = self._db.q(
@@ -180,6 +159,50 @@ class PostgresSearchIndex(PostgresProvider):
 
         total, rows = await self._db.run(run, idempotent=True)
         return Page(items=[_result(r) for r in rows], total=total)
+
+
+_UPSERT = (
+    f"INSERT INTO {{s}}.search_documents ({_DOC_COLUMNS}, document, fields) "
+    "SELECT d.id, d.definition_id, d.version, d.status, d.reference, d.description, "
+    "d.create_time, d.complete_time, d.data, to_tsvector('simple', d.words), "
+    # Each row's tokens travel as one JSON array (unnest cannot carry an array of
+    # arrays of different lengths) and are unpacked into the row's text[] here.
+    "ARRAY(SELECT json_array_elements_text(d.fields)) "
+    "FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::text[], "
+    "%s::bigint[], %s::bigint[], %s::json[], %s::text[], %s::json[]) "
+    "AS d(id, definition_id, version, status, reference, description, create_time, "
+    "complete_time, data, words, fields) "
+    "ON CONFLICT (id) DO UPDATE SET definition_id = excluded.definition_id, "
+    "version = excluded.version, status = excluded.status, "
+    "reference = excluded.reference, description = excluded.description, "
+    "create_time = excluded.create_time, complete_time = excluded.complete_time, "
+    "data = excluded.data, document = excluded.document, fields = excluded.fields"
+)
+
+
+def _document(instance: WorkflowInstance) -> tuple[Any, ...]:
+    """The columns of one search document, in :data:`_UPSERT`'s order."""
+    status = WorkflowStatus(instance.status).value
+    wid = instance.id
+    return (
+        c.text(wid, "the workflow id"),
+        instance.definition_id,
+        instance.version,
+        status,
+        c.text(instance.reference, f"the reference of workflow {wid}"),
+        c.text(instance.description, f"the description of workflow {wid}"),
+        c.to_us(instance.create_time),
+        c.to_us_opt(instance.complete_time),
+        dumps(instance.data),
+        document_text(
+            instance.reference or "",
+            instance.description or "",
+            instance.definition_id,
+            status,
+            search_text(instance.data),
+        ),
+        json.dumps(search_fields(instance.data)),
+    )
 
 
 def _result(row: tuple[Any, ...]) -> SearchResult:
