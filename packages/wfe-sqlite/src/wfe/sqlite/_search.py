@@ -62,50 +62,17 @@ class SqliteSearchIndex(SqliteProvider):
 
     async def index(self, instance: WorkflowInstance) -> None:
         """Add ``instance`` to the index, replacing its earlier entry."""
-        status = WorkflowStatus(instance.status).value
-        doc = (
-            instance.id,
-            instance.definition_id,
-            instance.version,
-            status,
-            instance.reference,
-            instance.description,
-            c.to_us(instance.create_time),
-            c.to_us_opt(instance.complete_time),
-            dumps(instance.data),
-        )
-        text = (
-            instance.reference or "",
-            instance.description or "",
-            instance.definition_id,
-            status,
-            data_text(instance.data),
-        )
-        fields = search_fields(instance.data)
+        await self.index_many([instance])
+
+    async def index_many(self, instances: Sequence[WorkflowInstance]) -> None:
+        """Index several instances in one transaction (the last of one id wins)."""
+        prepared = [_prepare(i) for i in instances]
+        if not prepared:
+            return
 
         def run(conn: sqlite3.Connection) -> None:
-            (rowid,) = conn.execute(
-                f"INSERT INTO search_documents ({_DOC_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                "definition_id = excluded.definition_id, version = excluded.version, "
-                "status = excluded.status, reference = excluded.reference, "
-                "description = excluded.description, create_time = excluded.create_time, "
-                "complete_time = excluded.complete_time, data = excluded.data "
-                "RETURNING rowid",
-                doc,
-            ).fetchone()
-            conn.execute("DELETE FROM search_fts WHERE rowid = ?", (rowid,))
-            conn.execute("DELETE FROM search_fields WHERE doc = ?", (rowid,))
-            conn.executemany(
-                "INSERT OR IGNORE INTO search_fields (token, doc) VALUES (?, ?)",
-                [(token, rowid) for token in fields],
-            )
-            conn.execute(
-                "INSERT INTO search_fts "
-                "(rowid, reference, description, definition_id, status, data) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (rowid, *text),
-            )
+            for doc, text, fields in prepared:
+                _store(conn, doc, text, fields)
 
         await self._db.write(run)
 
@@ -163,6 +130,58 @@ class SqliteSearchIndex(SqliteProvider):
 
         total, rows = await self._db.read(run)
         return Page(items=[_result(r) for r in rows], total=total)
+
+
+def _prepare(
+    instance: WorkflowInstance,
+) -> tuple[tuple[Any, ...], tuple[str, ...], list[str]]:
+    """The document row, FTS text and data-field tokens of ``instance``."""
+    status = WorkflowStatus(instance.status).value
+    doc = (
+        instance.id,
+        instance.definition_id,
+        instance.version,
+        status,
+        instance.reference,
+        instance.description,
+        c.to_us(instance.create_time),
+        c.to_us_opt(instance.complete_time),
+        dumps(instance.data),
+    )
+    text = (
+        instance.reference or "",
+        instance.description or "",
+        instance.definition_id,
+        status,
+        data_text(instance.data),
+    )
+    return doc, text, search_fields(instance.data)
+
+
+def _store(
+    conn: sqlite3.Connection, doc: tuple[Any, ...], text: tuple[str, ...], fields: list[str]
+) -> None:
+    (rowid,) = conn.execute(
+        f"INSERT INTO search_documents ({_DOC_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+        "definition_id = excluded.definition_id, version = excluded.version, "
+        "status = excluded.status, reference = excluded.reference, "
+        "description = excluded.description, create_time = excluded.create_time, "
+        "complete_time = excluded.complete_time, data = excluded.data "
+        "RETURNING rowid",
+        doc,
+    ).fetchone()
+    conn.execute("DELETE FROM search_fts WHERE rowid = ?", (rowid,))
+    conn.execute("DELETE FROM search_fields WHERE doc = ?", (rowid,))
+    conn.executemany(
+        "INSERT OR IGNORE INTO search_fields (token, doc) VALUES (?, ?)",
+        [(token, rowid) for token in fields],
+    )
+    conn.execute(
+        "INSERT INTO search_fts (rowid, reference, description, definition_id, status, data) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (rowid, *text),
+    )
 
 
 def _result(row: tuple[Any, ...]) -> SearchResult:
