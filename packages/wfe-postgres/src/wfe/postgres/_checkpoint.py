@@ -165,7 +165,9 @@ def prepare(checkpoint: Checkpoint) -> Prepared:
     that cannot be stored (before anything is sent)."""
     inst = checkpoint.instance
     wid = inst.id
-    params = c.workflow_params(inst)
+    # A checkpoint may carry the data already serialised (the executor checked it is
+    # storable): then it is not serialised again.
+    params = c.workflow_params(inst, getattr(checkpoint, "data_json", None))
     rows: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
 
     def add(**values: Any) -> None:

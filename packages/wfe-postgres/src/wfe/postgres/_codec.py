@@ -103,8 +103,9 @@ WORKFLOW_COLUMNS = (
 )
 
 
-def workflow_params(instance: WorkflowInstance) -> tuple[Any, ...]:
-    """Values for :data:`WORKFLOW_COLUMNS`, in order."""
+def workflow_params(instance: WorkflowInstance, data_json: str | None = None) -> tuple[Any, ...]:
+    """Values for :data:`WORKFLOW_COLUMNS`, in order; ``data_json``, when given, is the
+    instance's data already serialised by ``wfe.core.serialization.dumps``."""
     wid = instance.id
     return (
         text(instance.id, "the workflow id"),
@@ -113,7 +114,7 @@ def workflow_params(instance: WorkflowInstance) -> tuple[Any, ...]:
         text(instance.description, f"the description of workflow {wid}"),
         text(instance.reference, f"the reference of workflow {wid}"),
         WorkflowStatus(instance.status).value,
-        dumps(instance.data),
+        dumps(instance.data) if data_json is None else data_json,
         to_us_opt(instance.next_execution),
         to_us(instance.create_time),
         to_us_opt(instance.complete_time),
