@@ -8,11 +8,12 @@ function has its own name so that test parameters named ``store`` do not shadow 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pg_support
 import pytest
 import trio
 import trio.lowlevel
@@ -31,12 +32,17 @@ from wfe.core import (
 from wfe.host import WorkflowHost, WorkflowHostBuilder
 
 
-@pytest.fixture(params=["memory", "sqlite"], name="store")
-def store_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh store URL: the in-memory store and a SQLite file."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'acceptance.db'}"
-    return "memory://"
+@pytest.fixture(
+    params=["memory", "sqlite", *(["postgres"] if pg_support.INSTALLED else [])], name="store"
+)
+def store_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store URL: the in-memory store, a SQLite file and a PostgreSQL schema."""
+    if request.param == "postgres":
+        yield from pg_support.fresh_store()
+    elif request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'acceptance.db'}"
+    else:
+        yield "memory://"
 
 
 @contextlib.asynccontextmanager

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,17 +13,23 @@ import pytest
 from wfe.core.discovery import installed_schemes
 from wfe.host import WorkflowHost, WorkflowHostBuilder
 
+from . import pg_support
+
 STORES = ["memory"] + (["sqlite"] if "sqlite" in installed_schemes("wfe.persistence") else [])
+STORES += ["postgres"] if pg_support.INSTALLED else []
 
 HostFactory = Callable[..., contextlib.AbstractAsyncContextManager[WorkflowHost]]
 
 
 @pytest.fixture(params=STORES)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh store URL per test, for each store kind."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'wfe.db'}"
-    return "memory://"
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store URL per test, for each store kind (PostgreSQL: its own schema)."""
+    if request.param == "postgres":
+        yield from pg_support.fresh_store()
+    elif request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'wfe.db'}"
+    else:
+        yield "memory://"
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@
 ``deliver_event``, ``create_workflow``, ``claim_workflow``), or the Nth ``delivery`` of
 an event (through the store, or in the checkpoint of a run that held the workflow).
 ``WFE_LOCKS`` names a lock store other than the workflow store (a second SQLite file).
+DB is a SQLite file, or a store URL (``postgresql://...?schema=...``) used as it is.
 Every step and every
 checkpoint outcome is appended to LOG (``O_APPEND`` lines are atomic), so the test
 sees what ran, where, and what the store accepted.
@@ -36,6 +37,11 @@ from wfe.host import WorkflowHostBuilder
 from wfe.sqlite import SqlitePersistenceProvider
 
 DB, LOG, MODE = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+STORE_URL = DB if "://" in DB else f"sqlite:///{DB}"
+if STORE_URL.startswith("postgres"):
+    from wfe.postgres import PostgresPersistenceProvider as StoreBase
+else:
+    StoreBase = SqlitePersistenceProvider  # type: ignore[assignment,misc]
 ARGS = sys.argv[4:]
 ROLE = ARGS[0] if MODE == "fence" else str(os.getpid())
 GO = LOG.with_suffix(".go")
@@ -69,8 +75,9 @@ class LeaseLossToLog(logging.Handler):
 logging.getLogger("wfe.host").addHandler(LeaseLossToLog())
 
 
-class CrashingStore(SqlitePersistenceProvider):
-    """The real SQLite store, killing its own process at the boundary WFE_CRASH names."""
+class CrashingStore(StoreBase):  # type: ignore[misc,valid-type]
+    """The real store (SQLite or PostgreSQL), killing its own process at the boundary
+    WFE_CRASH names."""
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -173,7 +180,7 @@ async def wait_all_ended(host: Any) -> None:
 async def publish_all() -> None:
     """Store every waiting workflow's event first (a client host runs nothing), so a
     kill during delivery cannot prevent an event from being published."""
-    client = WorkflowHostBuilder().persistence(f"sqlite:///{DB}").run_workflows(False)
+    client = WorkflowHostBuilder().persistence(STORE_URL).run_workflows(False)
     async with client.build() as host:
         waiting = await host.list_workflows(status=WorkflowStatus.RUNNABLE, take=10_000)
         for w in waiting:
@@ -187,7 +194,7 @@ async def main() -> None:
     ttl = timedelta(seconds=1 if MODE == "fence" else 2)
     builder = (
         WorkflowHostBuilder()
-        .persistence(CrashingStore(f"sqlite:///{DB}"))
+        .persistence(CrashingStore(STORE_URL))
         .lease_ttl(ttl)
         .poll_interval(timedelta(milliseconds=200))
         .register(SEQ5)

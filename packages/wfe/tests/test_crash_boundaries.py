@@ -1,7 +1,8 @@
-"""SIGKILL at every write boundary, and a paused holder fenced out: real processes,
-one SQLite file. Whatever instant a host dies at, a new host finishes every workflow
-and no step whose result was stored runs again; a host that lost its lease cannot
-store anything once another host has claimed the instance."""
+"""SIGKILL at every write boundary, and a paused holder fenced out: real processes
+sharing one SQLite file or one PostgreSQL schema (``db`` is parametrised by store).
+Whatever instant a host dies at, a new host finishes every workflow and no step whose
+result was stored runs again; a host that lost its lease cannot store anything once
+another host has claimed the instance."""
 
 from __future__ import annotations
 
@@ -13,17 +14,30 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from . import pg_support
 
 WORKER = Path(__file__).with_name("crash_worker.py")
 
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(params=["sqlite", *(["postgres"] if pg_support.INSTALLED else [])])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
+    """The workflow store the worker processes share: a SQLite file, or the URL of a
+    fresh PostgreSQL schema."""
+    if request.param == "postgres":
+        yield from pg_support.fresh_store()
+    else:
+        yield tmp_path / "w.db"
+
+
 def spawn(
-    db: Path, log: Path, *args: str, crash: str = "", locks: str = ""
+    db: Path | str, log: Path, *args: str, crash: str = "", locks: str = ""
 ) -> subprocess.Popen[str]:
     env = dict(os.environ)
     env.pop("WFE_CRASH", None)
@@ -66,9 +80,16 @@ def wait_for(log: Path, *words: str, timeout: float = 60) -> None:
     raise AssertionError(f"no line {' '.join(words)!r} in {log}:\n{log.read_text()}")
 
 
-def stored_data(db: Path) -> dict[str, tuple[str, dict[str, object]]]:
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT id, status, data FROM workflows").fetchall()
+def stored_data(db: Path | str) -> dict[str, tuple[str, dict[str, object]]]:
+    if isinstance(db, str):
+        import psycopg
+
+        schema = db.rpartition("schema=")[2]
+        with psycopg.connect(pg_support.URL) as pg:
+            rows = pg.execute(f'SELECT id, status, data::text FROM "{schema}".workflows').fetchall()
+    else:
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT id, status, data FROM workflows").fetchall()
     return {wid: (status, json.loads(data)) for wid, status, data in rows}
 
 
@@ -90,7 +111,7 @@ def assert_no_committed_step_ran_again(log: Path) -> Counter[tuple[str, str]]:
     return runs
 
 
-def assert_all_complete(db: Path, count: int, steps: tuple[str, ...]) -> None:
+def assert_all_complete(db: Path | str, count: int, steps: tuple[str, ...]) -> None:
     stored = stored_data(db)
     assert len(stored) == count
     for wid, (status, data) in stored.items():
@@ -100,8 +121,10 @@ def assert_all_complete(db: Path, count: int, steps: tuple[str, ...]) -> None:
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
-def test_kill_right_after_a_checkpoint_reruns_nothing(tmp_path: Path, n: int) -> None:
-    db, log = tmp_path / "w.db", tmp_path / "log"
+def test_kill_right_after_a_checkpoint_reruns_nothing(
+    tmp_path: Path, db: Path | str, n: int
+) -> None:
+    log = tmp_path / "log"
     killed(spawn(db, log, "start", "seq5", "1", crash=f"persist_checkpoint:after:{n}"))
     finish(spawn(db, log, "finish"))
     runs = assert_no_committed_step_ran_again(log)
@@ -110,9 +133,11 @@ def test_kill_right_after_a_checkpoint_reruns_nothing(tmp_path: Path, n: int) ->
 
 
 @pytest.mark.parametrize("n", [1, 3, 5])
-def test_kill_before_a_checkpoint_reruns_only_the_step_in_flight(tmp_path: Path, n: int) -> None:
+def test_kill_before_a_checkpoint_reruns_only_the_step_in_flight(
+    tmp_path: Path, db: Path | str, n: int
+) -> None:
     """n=5 is the old gap: the last step done, completion not yet written."""
-    db, log = tmp_path / "w.db", tmp_path / "log"
+    log = tmp_path / "log"
     killed(spawn(db, log, "start", "seq5", "1", crash=f"persist_checkpoint:before:{n}"))
     finish(spawn(db, log, "finish"))
     runs = assert_no_committed_step_ran_again(log)
@@ -123,8 +148,10 @@ def test_kill_before_a_checkpoint_reruns_only_the_step_in_flight(tmp_path: Path,
 
 
 @pytest.mark.parametrize("crash", ["create_workflow:after:4", "create_workflow:before:4"])
-def test_kill_in_a_start_burst_loses_no_started_workflow(tmp_path: Path, crash: str) -> None:
-    db, log = tmp_path / "w.db", tmp_path / "log"
+def test_kill_in_a_start_burst_loses_no_started_workflow(
+    tmp_path: Path, db: Path | str, crash: str
+) -> None:
+    log = tmp_path / "log"
     killed(spawn(db, log, "start", "seq5", "10", crash=crash))
     created = 4 if crash.endswith("after:4") else 3
     finish(spawn(db, log, "finish"))
@@ -133,8 +160,8 @@ def test_kill_in_a_start_burst_loses_no_started_workflow(tmp_path: Path, crash: 
 
 
 @pytest.mark.parametrize("crash", ["delivery:before:2", "delivery:after:2"])
-def test_kill_in_the_middle_of_event_deliveries(tmp_path: Path, crash: str) -> None:
-    db, log = tmp_path / "w.db", tmp_path / "log"
+def test_kill_in_the_middle_of_event_deliveries(tmp_path: Path, db: Path | str, crash: str) -> None:
+    log = tmp_path / "log"
     assert finish(spawn(db, log, "start", "wait", "3")).strip() == "waiting"
     killed(spawn(db, log, "publish", crash=crash))
     finish(spawn(db, log, "finish"))
@@ -148,14 +175,14 @@ def test_kill_in_the_middle_of_event_deliveries(tmp_path: Path, crash: str) -> N
 @pytest.mark.parametrize("pause", ["blocked-loop", "sigstop"])
 @pytest.mark.parametrize("locks", ["store", "separate-lock-file"])
 def test_a_holder_paused_past_its_lease_is_fenced_out(
-    tmp_path: Path, pause: str, locks: str
+    tmp_path: Path, db: Path | str, pause: str, locks: str
 ) -> None:
     """Host a stops renewing (its step blocks the event loop, or the process is
     stopped) past its 1 s lease; host b claims the instance and runs the step; then a
     continues. Whether a first tries to store its result (the store refuses it,
     although b has not written anything yet) or first sees its renewal fail, a stores
     nothing and runs nothing more, and b finishes the workflow."""
-    db, log = tmp_path / "w.db", tmp_path / "log"
+    log = tmp_path / "log"
     lock_url = f"sqlite:///{tmp_path / 'locks.db'}" if locks != "store" else ""
     a = spawn(db, log, "fence", "a", locks=lock_url)
     wait_for(log, "step2-start")

@@ -109,8 +109,15 @@ async def test_register_rejects_non_definitions() -> None:
         WorkflowHostBuilder().register("order").build()
 
 
-async def test_unknown_store_scheme_names_distribution() -> None:
-    with pytest.raises(ProviderNotFoundError, match="wfe-postgres is installed but has no"):
+async def test_unknown_store_scheme_names_the_installed_ones() -> None:
+    with pytest.raises(ProviderNotFoundError, match=r"installed: memory, .*sqlite"):
+        async with WorkflowHostBuilder().persistence("mysql://x/y").build():
+            pass
+
+
+async def test_unreachable_postgres_store_names_its_host() -> None:
+    pytest.importorskip("wfe.postgres")
+    with pytest.raises(ConfigurationError, match="database 'y' on x:5432"):
         async with WorkflowHostBuilder().persistence("postgresql://x/y").build():
             pass
 

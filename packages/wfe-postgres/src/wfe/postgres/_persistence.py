@@ -1,0 +1,447 @@
+"""The PostgreSQL store of record: workflows, pointers, events, subscriptions, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+import psycopg.errors
+import trio
+
+from wfe.core import (
+    ConfigurationError,
+    Event,
+    EventSubscription,
+    ExecutionError,
+    ProviderError,
+    WorkflowInstance,
+    WorkflowNotFoundError,
+    WorkflowStatus,
+)
+from wfe.core.protocols import Checkpoint, EventDelivery, check_purge_statuses
+
+from . import _codec as c
+from . import _purge
+from ._base import PostgresProvider, open_database
+from ._checkpoint import GroupCommitter, prepare, refused_error
+from ._database import Conn
+from ._lock import PostgresLockProvider
+from ._queue import PostgresQueueProvider
+from ._search import PostgresSearchIndex
+
+# The row and its pointers in one statement, so one snapshot.
+_READ_WORKFLOW = (
+    f"SELECT {c.WORKFLOW_COLUMNS}, "
+    "ARRAY(SELECT p.id FROM {s}.pointers p WHERE p.workflow_id = w.id "
+    "ORDER BY p.sequence, p.id), "
+    "ARRAY(SELECT p.sequence FROM {s}.pointers p WHERE p.workflow_id = w.id "
+    "ORDER BY p.sequence, p.id), "
+    "ARRAY(SELECT p.body FROM {s}.pointers p WHERE p.workflow_id = w.id "
+    "ORDER BY p.sequence, p.id) "
+    "FROM {s}.workflows w WHERE w.id = %s"
+)
+_FENCE = (
+    "UPDATE {s}.workflows SET fence = COALESCE(%(t)s::bigint, fence) WHERE id = %(w)s "
+    "AND (%(t)s::bigint IS NULL OR fence IS NULL OR fence <= %(t)s::bigint) RETURNING id"
+)
+_DELIVERY_READ = (
+    "WITH f AS (" + _FENCE + ") SELECT (SELECT id FROM f), "
+    "(SELECT fence FROM {s}.workflows WHERE id = %(w)s), "
+    "(SELECT terminated FROM {s}.subscriptions WHERE id = %(sub)s FOR UPDATE), "
+    "(SELECT processed FROM {s}.events WHERE id = %(ev)s FOR UPDATE), "
+    "(SELECT data FROM {s}.events WHERE id = %(ev)s), "
+    "(SELECT body FROM {s}.pointers WHERE id = %(ptr)s AND workflow_id = %(w)s FOR UPDATE)"
+)
+_DELIVERY_WRITE = (
+    "WITH p AS (UPDATE {s}.pointers SET body = %(body)s::json WHERE id = %(ptr)s), "
+    "w AS (UPDATE {s}.workflows SET next_execution = %(when)s WHERE id = %(w)s "
+    "AND status = 'RUNNABLE'), "
+    "s AS (UPDATE {s}.subscriptions SET terminated = true WHERE id = %(sub)s) "
+    "UPDATE {s}.events SET processed = true WHERE id = %(ev)s AND %(mark)s"
+)
+
+
+def _workflow(row: tuple[Any, ...]) -> WorkflowInstance:
+    ids, seqs, bodies = row[11], row[12], row[13]
+    pointers = [c.pointer_from_row(i, s, b) for i, s, b in zip(ids, seqs, bodies, strict=True)]
+    return c.workflow_from_row(row, pointers)
+
+
+class PostgresPersistenceProvider(PostgresProvider):
+    """Workflows, events, subscriptions and errors in one PostgreSQL schema.
+
+    ``postgresql://user:password@host:5432/database?schema=wfe`` (``postgres://`` too);
+    ``schema`` may also be given as a keyword. Also provides companions
+    (:class:`~wfe.core.protocols.ProvidesCompanions`): a lock, queue and search index
+    over the same connection pool, and a change feed
+    (:class:`~wfe.core.protocols.WorkflowChangeFeed`) over LISTEN/NOTIFY.
+    ``visibility_timeout`` and ``poll_interval`` configure the queue companion;
+    ``pool_size`` the connections (and so the concurrent statements) per process.
+    """
+
+    def __init__(
+        self,
+        url: str = "postgresql://postgres@127.0.0.1:5432/postgres",
+        *,
+        schema: str | None = None,
+        pool_size: int = 8,
+        visibility_timeout: float = 30.0,
+        poll_interval: float = 1.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self._share(
+            open_database(
+                url,
+                schema=schema,
+                pool_size=pool_size,
+                visibility_timeout=visibility_timeout,
+                poll_interval=poll_interval,
+                connect_timeout=connect_timeout,
+            )
+        )
+
+    def _share(self, db: Any) -> None:
+        super()._share(db)
+        self._committer = GroupCommitter(db)
+
+    # -- companions -------------------------------------------------------------------
+
+    def default_locks(self) -> PostgresLockProvider:
+        """A lock provider on this provider's database (enter it after this one)."""
+        return PostgresLockProvider._sharing(self._db)
+
+    def default_queues(self) -> PostgresQueueProvider:
+        """A queue provider on this provider's database, woken by its NOTIFYs."""
+        return PostgresQueueProvider._sharing(self._db)
+
+    def default_search(self) -> PostgresSearchIndex:
+        """A tsvector search index on this provider's database."""
+        return PostgresSearchIndex._sharing(self._db)
+
+    # -- change feed ------------------------------------------------------------------
+
+    async def watch_workflows(self, changed: Callable[[str], None]) -> None:
+        """Call ``changed(workflow_id)`` whenever any process commits a checkpoint that
+        changes that workflow's status (``pg_notify`` in the checkpoint's statement),
+        until cancelled. Also called with ``""`` after the LISTEN connection came back,
+        since changes may have been missed while it was down."""
+        listener = self._db.listener
+        listener.add_watcher(changed)
+        try:
+            await trio.sleep_forever()
+        finally:
+            listener.remove_watcher(changed)
+
+    # -- workflows ------------------------------------------------------------------
+
+    async def ensure_store_exists(self) -> None:
+        """Create missing tables and indexes (run pending migrations)."""
+        await trio.to_thread.run_sync(self._db.run_migrations)
+
+    async def create_workflow(self, instance: WorkflowInstance) -> str:
+        """Store a new instance with all its pointers; returns its id."""
+        params = c.workflow_params(instance)
+        ptrs = instance.execution_pointers
+        arrays = (
+            [c.text(p.id, "a pointer id") for p in ptrs],
+            [p.sequence for p in ptrs],
+            [c.pointer_body(p) for p in ptrs],
+        )
+        sql = self._db.q(
+            f"WITH w AS (INSERT INTO {{s}}.workflows ({c.WORKFLOW_COLUMNS}) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s::json, %s, %s, %s, %s)) "
+            "INSERT INTO {s}.pointers (id, workflow_id, sequence, body) "
+            "SELECT p.id, %s, p.seq, p.body FROM "
+            "unnest(%s::text[], %s::int[], %s::json[]) AS p(id, seq, body)"
+        )
+        label = self._db.label
+
+        def run(conn: Conn) -> None:
+            try:
+                conn.execute(sql, (*params, instance.id, *arrays))
+            except psycopg.errors.UniqueViolation:
+                raise ProviderError(
+                    f"PostgreSQL store, {label}: cannot create workflow {instance.id}: "
+                    "it (or one of its pointer ids) already exists"
+                ) from None
+
+        await self._db.run(run)
+        return instance.id
+
+    async def claim_workflow(self, workflow_id: str, fencing_token: int) -> WorkflowInstance:
+        """Raise the instance's fence to ``fencing_token`` and read it: from the
+        moment this commits, every write with an older token is refused. The read is a
+        second statement (a snapshot taken after the fence is raised) pipelined with
+        the first, so the pair costs one round trip."""
+        fence_sql = self._db.q(_FENCE)
+        read_sql = self._db.q(_READ_WORKFLOW)
+        label = self._db.label
+
+        def run(conn: Conn) -> WorkflowInstance:
+            with conn.pipeline():
+                claimed = conn.execute(fence_sql, {"t": fencing_token, "w": workflow_id})
+                read = conn.execute(read_sql, (workflow_id,))
+            accepted = claimed.fetchone() is not None
+            row = read.fetchone()
+            if row is None:
+                raise WorkflowNotFoundError(
+                    f"no workflow {workflow_id} in PostgreSQL store, {label}"
+                )
+            if not accepted:
+                (fence,) = conn.execute(
+                    self._db.q("SELECT fence FROM {s}.workflows WHERE id = %s"), (workflow_id,)
+                ).fetchone() or (None,)
+                raise refused_error(label, workflow_id, fencing_token, fence)
+            return _workflow(row)
+
+        # Claiming again with the same token changes nothing: safe to retry.
+        return await self._db.run(run, idempotent=True)
+
+    async def persist_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Store the checkpoint in one fenced statement (possibly together with other
+        concurrent checkpoints: each is stored or refused as a whole)."""
+        await self._committer.persist(prepare(checkpoint))
+
+    async def deliver_event(self, delivery: EventDelivery) -> bool:
+        """Give the event to the waiting pointer, close its subscription, make the
+        instance due and mark the event, in one fenced transaction of two pipelined
+        round trips (read and lock the rows; write them)."""
+        d = delivery
+        read_sql = self._db.q(_DELIVERY_READ)
+        write_sql = self._db.q(_DELIVERY_WRITE)
+        label = self._db.label
+        keys = {
+            "t": d.fencing_token,
+            "w": d.workflow_id,
+            "sub": d.subscription_id,
+            "ev": d.event_id,
+            "ptr": d.pointer_id,
+        }
+
+        def run(conn: Conn) -> bool:
+            with conn.pipeline(), conn.transaction():
+                row = conn.execute(read_sql, keys).fetchone()
+                assert row is not None
+                fenced, fence, terminated, processed, data, body = row
+                if fenced is None:
+                    if fence is None and not _exists(conn, self._db.q, d.workflow_id):
+                        raise WorkflowNotFoundError(
+                            f"no workflow {d.workflow_id} in PostgreSQL store, {label}"
+                        )
+                    raise refused_error(label, d.workflow_id, d.fencing_token, fence)
+                if terminated is None or terminated or processed is None or processed:
+                    return False
+                if body is None:
+                    return False
+                new_body = c.receive_event(body, data)
+                if new_body is None:
+                    return False  # the pointer no longer waits (cancelled, delivered)
+                conn.execute(
+                    write_sql,
+                    {**keys, "body": new_body, "when": c.to_us(d.time), "mark": d.mark_processed},
+                )
+                return True
+
+        return await self._db.run(run)
+
+    async def get_workflow(
+        self, workflow_id: str, *, with_pointers: bool = True
+    ) -> WorkflowInstance:
+        """The instance (with its pointers in stored order unless ``with_pointers`` is
+        false: then only the row is read)."""
+        if with_pointers:
+            sql = self._db.q(_READ_WORKFLOW)
+        else:
+            sql = self._db.q(f"SELECT {c.WORKFLOW_COLUMNS} FROM {{s}}.workflows WHERE id = %s")
+        row = await self._db.run(
+            lambda conn: conn.execute(sql, (workflow_id,)).fetchone(), idempotent=True
+        )
+        if row is None:
+            raise WorkflowNotFoundError(
+                f"no workflow {workflow_id} in PostgreSQL store, {self._db.label}"
+            )
+        return _workflow(row) if with_pointers else c.workflow_from_row(row)
+
+    async def get_runnable_instances(self, as_of: datetime, limit: int = 1000) -> list[str]:
+        """Ids of RUNNABLE instances due at ``as_of``, earliest first, then those nothing
+        would pick up (no wake time and no open subscription)."""
+        sql = self._db.q(
+            "(SELECT id FROM {s}.workflows WHERE status = 'RUNNABLE' AND next_execution "
+            "IS NOT NULL AND next_execution <= %(at)s ORDER BY next_execution, seq LIMIT %(n)s) "
+            "UNION ALL (SELECT w.id FROM {s}.workflows w WHERE w.status = 'RUNNABLE' "
+            "AND w.next_execution IS NULL AND NOT EXISTS (SELECT 1 FROM {s}.subscriptions s "
+            "WHERE s.workflow_id = w.id AND NOT s.terminated) LIMIT %(n)s)"
+        )
+        params = {"at": c.to_us(as_of), "n": limit}
+        rows = await self._db.run(
+            lambda conn: conn.execute(sql, params).fetchall(), idempotent=True
+        )
+        return [r[0] for r in rows[:limit]]
+
+    async def list_workflows(
+        self,
+        *,
+        status: WorkflowStatus | None = None,
+        definition_id: str | None = None,
+        skip: int = 0,
+        take: int = 100,
+    ) -> list[WorkflowInstance]:
+        """Instances filtered by status/definition, newest first, without pointers."""
+        if skip < 0 or take < 0:
+            raise ConfigurationError(f"skip and take must not be negative, got {skip} and {take}")
+        where: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            where.append("status = %s")
+            params.append(WorkflowStatus(status).value)
+        if definition_id is not None:
+            where.append("definition_id = %s")
+            params.append(c.text(definition_id, "the definition id"))
+        sql = f"SELECT {c.WORKFLOW_COLUMNS} FROM {{s}}.workflows"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql = self._db.q(sql + " ORDER BY create_time DESC, seq DESC LIMIT %s OFFSET %s")
+        params += [take, skip]
+        rows = await self._db.run(
+            lambda conn: conn.execute(sql, params).fetchall(), idempotent=True
+        )
+        return [c.workflow_from_row(r) for r in rows]
+
+    # -- events -----------------------------------------------------------------------
+
+    async def create_event(self, event: Event) -> str:
+        """Store a new event; returns its id."""
+        params = c.event_params(event)
+        sql = self._db.q(
+            f"INSERT INTO {{s}}.events ({c.EVENT_COLUMNS}) VALUES (%s, %s, %s, %s::json, %s, %s)"
+        )
+        label = self._db.label
+
+        def run(conn: Conn) -> None:
+            try:
+                conn.execute(sql, params)
+            except psycopg.errors.UniqueViolation:
+                raise ProviderError(
+                    f"PostgreSQL store, {label}: event {event.id} already exists"
+                ) from None
+
+        await self._db.run(run)
+        return event.id
+
+    async def get_event(self, event_id: str) -> Event:
+        """The event; :class:`ProviderError` if there is none with that id."""
+        sql = self._db.q(f"SELECT {c.EVENT_COLUMNS} FROM {{s}}.events WHERE id = %s")
+        row = await self._db.run(
+            lambda conn: conn.execute(sql, (event_id,)).fetchone(), idempotent=True
+        )
+        if row is None:
+            raise ProviderError(f"no event {event_id} in PostgreSQL store, {self._db.label}")
+        return c.event_from_row(row)
+
+    async def get_runnable_events(self, as_of: datetime, limit: int = 1000) -> list[str]:
+        """Unprocessed events due at ``as_of`` that an open subscription would take."""
+        sql = self._db.q(
+            "SELECT e.id FROM {s}.events e WHERE NOT e.processed AND e.time <= %s "
+            "AND EXISTS (SELECT 1 FROM {s}.subscriptions s WHERE s.event_name = e.name "
+            "AND s.event_key = e.key AND NOT s.terminated AND s.as_of <= e.time) "
+            "ORDER BY e.time, e.seq LIMIT %s"
+        )
+        params = (c.to_us(as_of), limit)
+        rows = await self._db.run(
+            lambda conn: conn.execute(sql, params).fetchall(), idempotent=True
+        )
+        return [r[0] for r in rows]
+
+    async def get_pending_events(
+        self, event_name: str, event_key: str, as_of: datetime, limit: int = 1000
+    ) -> list[Event]:
+        """Unprocessed events with this name and key at or after ``as_of``."""
+        sql = self._db.q(
+            f"SELECT {c.EVENT_COLUMNS} FROM {{s}}.events WHERE name = %s AND key = %s "
+            "AND time >= %s AND NOT processed ORDER BY time, seq LIMIT %s"
+        )
+        params = (
+            c.text(event_name, "the event name"),
+            c.text(event_key, "the event key"),
+            c.to_us(as_of),
+            limit,
+        )
+        rows = await self._db.run(
+            lambda conn: conn.execute(sql, params).fetchall(), idempotent=True
+        )
+        return [c.event_from_row(r) for r in rows]
+
+    # -- subscriptions ----------------------------------------------------------------
+
+    async def get_subscriptions(
+        self, event_name: str, event_key: str, as_of: datetime
+    ) -> list[EventSubscription]:
+        """Open subscriptions with this name and key and ``as_of`` at or before
+        ``as_of``, oldest first."""
+        sql = self._db.q(
+            f"SELECT {c.SUBSCRIPTION_COLUMNS} FROM {{s}}.subscriptions WHERE event_name = %s "
+            "AND event_key = %s AND as_of <= %s AND NOT terminated ORDER BY as_of, seq"
+        )
+        params = (
+            c.text(event_name, "the event name"),
+            c.text(event_key, "the event key"),
+            c.to_us(as_of),
+        )
+        rows = await self._db.run(
+            lambda conn: conn.execute(sql, params).fetchall(), idempotent=True
+        )
+        return [c.subscription_from_row(r) for r in rows]
+
+    # -- errors -----------------------------------------------------------------------
+
+    async def get_errors(self, workflow_id: str) -> list[ExecutionError]:
+        """Errors recorded for a workflow, oldest first."""
+        sql = self._db.q(
+            "SELECT workflow_id, pointer_id, time, message FROM {s}.errors "
+            "WHERE workflow_id = %s ORDER BY time, id"
+        )
+        rows = await self._db.run(
+            lambda conn: conn.execute(sql, (workflow_id,)).fetchall(), idempotent=True
+        )
+        return [
+            ExecutionError(workflow_id=r[0], pointer_id=r[1], time=c.from_us(r[2]), message=r[3])
+            for r in rows
+        ]
+
+    # -- retention ----------------------------------------------------------------------
+
+    async def purge_workflows(
+        self, before: datetime, statuses: Sequence[WorkflowStatus], limit: int = 1000
+    ) -> list[str]:
+        """Delete up to ``limit`` ended instances (oldest first) with their pointers,
+        subscriptions, errors and free lease rows, in one statement; return their ids."""
+        chosen = [s.value for s in check_purge_statuses(statuses)]
+        sql = self._db.q(_purge.WORKFLOWS)
+        params = {"st": chosen, "before": c.to_us(before), "n": max(limit, 0)}
+        rows = await self._db.run(lambda conn: conn.execute(sql, params).fetchall())
+        # RETURNING has no order: oldest first, as they were chosen.
+        return [r[0] for r in sorted(rows, key=lambda r: (r[1], r[0]))]
+
+    async def count_purgeable(self, before: datetime, statuses: Sequence[WorkflowStatus]) -> int:
+        """How many instances :meth:`purge_workflows` would delete."""
+        chosen = [s.value for s in check_purge_statuses(statuses)]
+        sql = self._db.q(_purge.COUNT)
+        params = {"st": chosen, "before": c.to_us(before)}
+        row = await self._db.run(lambda conn: conn.execute(sql, params).fetchone(), idempotent=True)
+        return 0 if row is None else int(row[0])
+
+    async def purge_events(self, before: datetime, limit: int = 1000) -> int:
+        """Delete up to ``limit`` processed events older than ``before``; how many."""
+        sql = self._db.q(_purge.EVENTS)
+        params = (c.to_us(before), max(limit, 0))
+        # Deleting processed events twice deletes nothing more: safe to retry.
+        return await self._db.run(lambda conn: conn.execute(sql, params).rowcount, idempotent=True)
+
+
+def _exists(conn: Conn, q: Callable[[str], str], workflow_id: str) -> bool:
+    return (
+        conn.execute(q("SELECT 1 FROM {s}.workflows WHERE id = %s"), (workflow_id,)).fetchone()
+        is not None
+    )

@@ -1,0 +1,35 @@
+"""Retention: deleting ended instances and processed events in bounded batches, each
+batch one statement (so one transaction)."""
+
+from __future__ import annotations
+
+from ._lock import NOW_US
+
+# Ended = the complete time, or the create time of a suspended instance (never set).
+_ENDED = "COALESCE(complete_time, create_time)"
+_WHERE = f"status = ANY(%(st)s::text[]) AND {_ENDED} < %(before)s"
+
+COUNT = f"SELECT count(*) FROM {{s}}.workflows WHERE {_WHERE}"
+
+# FOR UPDATE re-checks status and age once a row's lock is granted, so an instance
+# resumed meanwhile stays; SKIP LOCKED leaves rows being written now for a later batch.
+# Lease rows keep a resource's fencing counter while its instance exists; with the
+# instance gone no write can be fenced any more, so a free one goes too (the host names
+# its leases wfe:workflow:<id>). Search documents go through SearchIndex.remove.
+WORKFLOWS = f"""
+WITH doomed AS MATERIALIZED (
+  SELECT id FROM {{s}}.workflows WHERE {_WHERE}
+  ORDER BY {_ENDED}, id LIMIT %(n)s FOR UPDATE SKIP LOCKED
+), p AS (DELETE FROM {{s}}.pointers WHERE workflow_id IN (SELECT id FROM doomed)
+), sub AS (DELETE FROM {{s}}.subscriptions WHERE workflow_id IN (SELECT id FROM doomed)
+), err AS (DELETE FROM {{s}}.errors WHERE workflow_id IN (SELECT id FROM doomed)
+), lk AS (DELETE FROM {{s}}.locks WHERE (owner IS NULL OR expires_at < {NOW_US})
+  AND resource IN (SELECT 'wfe:workflow:' || id FROM doomed)
+)
+DELETE FROM {{s}}.workflows WHERE id IN (SELECT id FROM doomed) RETURNING id, {_ENDED}
+"""
+
+EVENTS = (
+    "DELETE FROM {s}.events WHERE id IN (SELECT id FROM {s}.events "
+    "WHERE processed AND time < %s ORDER BY time LIMIT %s)"
+)
