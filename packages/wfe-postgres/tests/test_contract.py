@@ -4,7 +4,16 @@ provider, sharing its pool."""
 
 from __future__ import annotations
 
-from wfe.core.testing import LockContract, PersistenceContract, QueueContract, SearchContract
+import pytest
+
+from wfe.core.testing import (
+    LockContract,
+    PersistenceContract,
+    QueueContract,
+    SearchContract,
+    StepLogContract,
+)
+from wfe.postgres import PostgresPersistenceProvider
 
 
 class TestPostgresPersistenceContract(PersistenceContract):
@@ -21,3 +30,9 @@ class TestPostgresQueueContract(QueueContract):
 
 class TestPostgresSearchContract(SearchContract):
     pass
+
+
+class TestPostgresStepLogContract(StepLogContract):
+    @pytest.fixture
+    def step_logs(self, persistence: PostgresPersistenceProvider) -> PostgresPersistenceProvider:
+        return persistence

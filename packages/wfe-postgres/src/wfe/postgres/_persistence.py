@@ -28,6 +28,7 @@ from ._base import PostgresProvider, open_database
 from ._checkpoint import GroupCommitter, prepare, refused_error
 from ._database import Conn
 from ._lock import PostgresLockProvider
+from ._logs import PostgresStepLogs
 from ._queue import PostgresQueueProvider
 from ._search import PostgresSearchIndex
 
@@ -69,7 +70,7 @@ def _workflow(row: tuple[Any, ...]) -> WorkflowInstance:
     return c.workflow_from_row(row, pointers)
 
 
-class PostgresPersistenceProvider(PostgresProvider):
+class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
     """Workflows, events, subscriptions and errors in one PostgreSQL schema.
 
     ``postgresql://user:password@host:5432/database?schema=wfe`` (``postgres://`` too);
@@ -415,7 +416,7 @@ class PostgresPersistenceProvider(PostgresProvider):
     async def purge_workflows(
         self, before: datetime, statuses: Sequence[WorkflowStatus], limit: int = 1000
     ) -> list[str]:
-        """Delete up to ``limit`` ended instances (oldest first) with their pointers,
+        """Delete up to ``limit`` ended instances (oldest first) with their pointers, step logs,
         subscriptions, errors and free lease rows, in one statement; return their ids."""
         chosen = [s.value for s in check_purge_statuses(statuses)]
         sql = self._db.q(_purge.WORKFLOWS)

@@ -23,6 +23,7 @@ WITH doomed AS MATERIALIZED (
 ), p AS (DELETE FROM {{s}}.pointers WHERE workflow_id IN (SELECT id FROM doomed)
 ), sub AS (DELETE FROM {{s}}.subscriptions WHERE workflow_id IN (SELECT id FROM doomed)
 ), err AS (DELETE FROM {{s}}.errors WHERE workflow_id IN (SELECT id FROM doomed)
+), lg AS (DELETE FROM {{s}}.step_logs WHERE workflow_id IN (SELECT id FROM doomed)
 ), lk AS (DELETE FROM {{s}}.locks WHERE (owner IS NULL OR expires_at < {NOW_US})
   AND resource IN (SELECT 'wfe:workflow:' || id FROM doomed)
 )

@@ -170,11 +170,31 @@ search_documents = Table(
 )
 
 
+# Step output lines (the StepLogStore capability, _logs.py); ``seq`` orders them.
+step_logs = Table(
+    "step_logs",
+    metadata,
+    Column("seq", BigInteger, Identity(), primary_key=True),
+    Column("workflow_id", Text, nullable=False),
+    Column("pointer_id", Text, nullable=False),
+    Column("step_name", Text, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("stream", Text, nullable=False),
+    Column("line", Text, nullable=False),
+    Column("time", BigInteger, nullable=False),
+    Index("ix_step_logs_workflow", "workflow_id", "seq"),
+)
+
+
 def _v1_initial(conn: Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial]
+def _v2_step_logs(conn: Connection) -> None:
+    step_logs.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_step_logs]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Key space of the migration lock: pg_advisory_xact_lock(int4, int4) with this first

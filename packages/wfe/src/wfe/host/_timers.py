@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import heapq
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import trio
 
 from wfe.core import Clock
+
+log = logging.getLogger("wfe.host")
 
 
 class TimerWheel:
@@ -38,7 +41,13 @@ class TimerWheel:
                 when, item_id = heapq.heappop(self._heap)
                 if self._due.get(item_id) == when:
                     del self._due[item_id]
-                    await self._fire(item_id)
+                    try:
+                        await self._fire(item_id)
+                    except Exception:
+                        # A wake-up is a hint (the store keeps next_execution, and the
+                        # poller finds due work): a store that is down for a while must
+                        # not end the host's timers, and with them the host.
+                        log.warning("waking %s failed; the poller will", item_id, exc_info=True)
             if not self._heap:
                 await self._changed.wait()
                 continue
