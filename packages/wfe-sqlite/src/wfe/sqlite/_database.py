@@ -1,16 +1,17 @@
 """One SQLite database shared by the persistence, lock, queue and search providers.
 
-Every provider call is ONE hop into a worker thread (``trio.to_thread.run_sync``) that
-runs a whole transaction on a raw DBAPI connection: a thread hop costs ~200-370 µs and
-SQLAlchemy's statement path ~330 µs per transaction (TECH-NOTES.md), so neither is paid
-per statement. SQLAlchemy's engine owns connection set-up (pragmas in a ``connect``
-hook, ``BEGIN IMMEDIATE`` in a ``begin`` hook) and the schema migrations.
+Every provider call runs a whole transaction's statements on a raw DBAPI connection:
+a thread hop costs ~140-370 µs and SQLAlchemy's statement path ~330 µs per transaction
+(TECH-NOTES.md), so neither is paid per statement. SQLAlchemy's engine owns connection
+set-up (pragmas in a ``connect`` hook, ``BEGIN IMMEDIATE`` in a ``begin`` hook) and the
+schema migrations.
 
-Writes go through one connection behind ``CapacityLimiter(1)`` and start with
-``BEGIN IMMEDIATE`` (a deferred ``BEGIN`` fails with "database is locked" under
-concurrent writers even with a busy timeout). Reads of a file use a small pool of
-their own connections (WAL lets them run beside the writer). ``:memory:`` is one
-connection, so reads and writes share its single limiter.
+Writes go to one connection owned by one writer thread (:mod:`._writer`), which commits
+every write waiting when it wakes in one ``BEGIN IMMEDIATE`` transaction, each in its own
+savepoint (group commit; a deferred ``BEGIN`` fails with "database is locked" under
+concurrent writers even with a busy timeout). Reads of a file use a small pool of their
+own connections in worker threads (WAL lets them run beside the writer). ``:memory:`` is
+one connection, so its reads are jobs of the writer thread too.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sqlalchemy.pool import NullPool, PoolProxiedConnection, StaticPool
 from wfe.core import ConfigurationError, ProviderError, WfeError
 
 from ._schema import migrate
+from ._writer import Job, Writer
 
 T = TypeVar("T")
 
@@ -102,14 +104,13 @@ class Database:
         self._open_lock = trio.Lock()
         self._engine: Engine | None = None
         self._writer: PoolProxiedConnection | None = None
+        self._thread: Writer | None = None
         self._readers: list[PoolProxiedConnection] = []
         self._all_readers: list[PoolProxiedConnection] = []
         self._readers_lock = threading.Lock()
+        # Opening and closing (the writer thread runs everything in between).
         self._write_limiter = trio.CapacityLimiter(1)
-        # ``:memory:`` is one connection: its reads queue behind the writer.
-        self._read_limiter = (
-            self._write_limiter if self.path is None else trio.CapacityLimiter(read_connections)
-        )
+        self._read_limiter = trio.CapacityLimiter(read_connections)
         self._wakeups: dict[str, trio.Event] = {}
 
     @property
@@ -208,6 +209,7 @@ class Database:
             with engine.begin() as conn:
                 migrate(conn, self.label)
             self._writer = engine.raw_connection()
+            self._thread = Writer(self._driver(self._writer), self.label)
         except WfeError:
             engine.dispose()
             raise
@@ -221,6 +223,9 @@ class Database:
         self._engine = engine
 
     def _close(self) -> None:
+        if self._thread is not None:
+            self._thread.stop()  # what is queued still commits
+            self._thread = None
         with self._readers_lock:
             readers, self._readers, self._all_readers = self._all_readers, [], []
         for conn in readers:
@@ -257,12 +262,7 @@ class Database:
                 conn.execute("ROLLBACK")
             raise ProviderError(f"SQLite store {self.label}: {exc}") from exc
 
-    def _write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return self._transact(self._driver(self._writer), "BEGIN IMMEDIATE", fn)
-
     def _read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self.path is None:
-            return self._transact(self._driver(self._writer), "BEGIN", fn)
         if self._engine is None:
             raise ProviderError(f"SQLite store {self.label} is not open: use `async with`")
         with self._readers_lock:
@@ -280,27 +280,53 @@ class Database:
             with self._readers_lock:
                 self._readers.append(proxied)
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE`` transaction, in a worker thread.
+    async def _submit(self, job: Job) -> Any:
+        if self._thread is None:
+            raise ProviderError(f"SQLite store {self.label} is not open: use `async with`")
+        self._thread.submit(job)
+        # Not abandoned on cancellation: the caller learns how its write ended.
+        with trio.CancelScope(shield=True):
+            await job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.result
 
-        Not abandoned on cancellation: the transaction finishes (commits or rolls back)
+    async def write(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        notify: Callable[[], None] | None = None,
+    ) -> T:
+        """Run ``fn(conn)`` inside a ``BEGIN IMMEDIATE`` transaction of the writer
+        thread, possibly together with other callers' writes (each in its own
+        savepoint: a failing ``fn`` is rolled back alone). Returns once the transaction
+        holding it has committed; ``notify`` runs (on the trio thread) right then.
+
+        Not abandoned on cancellation: the write finishes (commits or rolls back)
         before the caller sees the ``Cancelled``, so a write is all or nothing."""
-        return await trio.to_thread.run_sync(self._write_sync, fn, limiter=self._write_limiter)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        result: T = await self._submit(Job(fn, notify=notify))
+        return result
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` in one read transaction (a consistent snapshot)."""
+        if self.path is None:
+            # One connection: reads run in the writer thread, in a batch's savepoint.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            result: T = await self._submit(Job(fn))
+            return result
         return await trio.to_thread.run_sync(self._read_sync, fn, limiter=self._read_limiter)
 
     async def migrate(self) -> None:
-        """Create missing tables (idempotent)."""
+        """Create missing tables (idempotent), alone in the writer thread."""
 
-        def run() -> None:
+        def run(_conn: sqlite3.Connection) -> None:
             if self._engine is None:
                 raise ProviderError(f"SQLite store {self.label} is not open: use `async with`")
             with self._engine.begin() as conn:
                 migrate(conn, self.label)
 
-        await trio.to_thread.run_sync(run, limiter=self._write_limiter)
+        await self._submit(Job(run, exclusive=True))
 
     # -- in-process queue wake-ups ------------------------------------------------------
 
