@@ -87,6 +87,10 @@ class InstanceRun:
         # The last storable form of the data: a step that leaves unstorable data behind
         # fails, and the data is rolled back to this, so the instance can still be saved.
         self._good_data = serialization.dumps(self.instance.data)
+        # ``_good_data`` while it surely is the data's current form (no step has run
+        # since it was taken), so the checkpoint does not serialise the data again;
+        # ``None`` at first, as ``execute`` middleware may change the data before the pass.
+        self._fresh_data: str | None = None
         self._inflight: set[str] = set()
         self._flush_lock = trio.Lock()
         self._limiter = trio.CapacityLimiter(max(1, env.max_parallel_steps))
@@ -257,6 +261,7 @@ class InstanceRun:
         self._changed()
 
     async def _execute(self, p: ExecutionPointer) -> None:
+        self._fresh_data = None  # the step may change the data
         state = self.state
         step = state.step(p)
         now = self.now()
@@ -329,6 +334,8 @@ class InstanceRun:
         """Keep the data storable: on failure roll it back and return the error."""
         try:
             self._good_data = serialization.dumps(self.instance.data)
+            # Another step still running may change the data after this.
+            self._fresh_data = self._good_data if len(self.running) <= 1 else None
         except DataSerializationError as exc:
             definition = self.state.definition_or_fail()
             self.instance.data = serialization.restore(
@@ -376,7 +383,9 @@ class InstanceRun:
             # The next changes collect afresh while this checkpoint is being written.
             pointers, state.dirty = list(state.dirty.values()), {}
             self.pending = PendingChanges()
-            checkpoint = pending.checkpoint(inst, pointers, self.fencing_token)
+            checkpoint = pending.checkpoint(
+                inst, pointers, self.fencing_token, self._fresh_data
+            )
             self._inflight = {p.id for p in pointers}
             try:
                 await self.env.persistence.persist_checkpoint(checkpoint)
