@@ -112,6 +112,11 @@ class Database:
         self._write_limiter = trio.CapacityLimiter(1)
         self._read_limiter = trio.CapacityLimiter(read_connections)
         self._wakeups: dict[str, trio.Event] = {}
+        # Per kind: enqueues submitted by this process so far, and that count when a take
+        # last found the kind empty (equal: still empty, as far as this process knows;
+        # writes run in submission order, so a take sees every enqueue submitted before).
+        self._enqueued: dict[str, int] = {}
+        self._empty_at: dict[str, tuple[int, int | None]] = {}
 
     @property
     def is_memory(self) -> bool:
@@ -308,6 +313,22 @@ class Database:
         result: T = await self._submit(Job(fn, notify=notify))
         return result
 
+    def post(
+        self,
+        fn: Callable[[sqlite3.Connection], object],
+        *,
+        notify: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue ``fn(conn)`` for the writer thread without waiting for its commit: for
+        writes that are hints, whose loss in a crash the store's truth makes up for
+        (queue items, acks, lease releases; see the providers). Writes are committed in
+        the order they were submitted, so a later write of this process (a dequeue, an
+        acquire) sees a posted one; ``notify`` runs on the trio thread once it has
+        committed. A posted write that fails is logged."""
+        if self._thread is None:
+            raise ProviderError(f"SQLite store {self.label} is not open: use `async with`")
+        self._thread.submit(Job(fn, notify=notify, posted=True))
+
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` in one read transaction (a consistent snapshot)."""
         if self.path is None:
@@ -337,6 +358,31 @@ class Database:
         if ev is None:
             ev = self._wakeups[kind] = trio.Event()
         return ev
+
+    def enqueues(self, kind: str) -> int:
+        """How many enqueues of ``kind`` this process has submitted (a generation)."""
+        return self._enqueued.get(kind, 0)
+
+    def enqueued(self, kind: str) -> None:
+        """An enqueue of ``kind`` is being submitted to the writer."""
+        self._enqueued[kind] = self._enqueued.get(kind, 0) + 1
+
+    def found_empty(self, kind: str, generation: int, next_visible: int | None) -> None:
+        """A take begun at ``generation`` left ``kind`` with no visible item; the next
+        becomes visible at ``next_visible`` (wall µs; ``None``: there is none)."""
+        self._empty_at[kind] = (generation, next_visible)
+
+    def known_empty(self, kind: str, now_us: int) -> int | None:
+        """``0``, or when the next item shows (wall µs), if ``kind`` is known to hold no
+        visible item: found so after this process's last enqueue of it. ``None`` when
+        it may hold one. A dequeue then waits (and polls for other processes) without
+        taking the write lock for nothing."""
+        found = self._empty_at.get(kind)
+        if found is None or found[0] != self._enqueued.get(kind, 0):
+            return None
+        if found[1] is None:
+            return 0
+        return found[1] if found[1] > now_us else None
 
     def notify(self, kind: str) -> None:
         ev = self._wakeups.pop(kind, None)

@@ -21,6 +21,7 @@ caller was told it was stored.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sqlite3
 import threading
@@ -39,7 +40,17 @@ Work = Callable[[sqlite3.Connection], Any]
 class Job:
     """One caller's write (or, for ``:memory:``, read) and its outcome."""
 
-    __slots__ = ("done", "error", "exclusive", "fn", "notify", "result", "token")
+    __slots__ = (
+        "context",
+        "done",
+        "error",
+        "exclusive",
+        "fn",
+        "notify",
+        "posted",
+        "result",
+        "token",
+    )
 
     def __init__(
         self,
@@ -47,14 +58,20 @@ class Job:
         *,
         exclusive: bool = False,
         notify: Callable[[], None] | None = None,
+        posted: bool = False,
     ) -> None:
         self.fn = fn
+        # Nobody waits for a posted job: its failure is logged (see Database.post).
+        self.posted = posted
         # An exclusive job runs alone, outside any transaction (schema migrations).
         self.exclusive = exclusive
         self.notify = notify
         self.result: Any = None
         self.error: BaseException | None = None
         self.token = trio.lowlevel.current_trio_token()
+        # Runs in the caller's context, as trio.to_thread would (the codec reads a
+        # context variable: wfe.core.serialization.opaque_types).
+        self.context = contextvars.copy_context()
         self.done = trio.Event()
 
 
@@ -115,7 +132,7 @@ class Writer:
 
     def _run_exclusive(self, job: Job) -> None:
         try:
-            job.result = job.fn(self._conn)
+            job.result = job.context.run(job.fn, self._conn)
         except BaseException as exc:
             job.error = exc
 
@@ -134,10 +151,10 @@ class Writer:
             for job in jobs:
                 try:
                     if single:  # no savepoint needed: a failure rolls everything back
-                        job.result = job.fn(conn)
+                        job.result = job.context.run(job.fn, conn)
                     else:
                         conn.execute("SAVEPOINT job")
-                        job.result = job.fn(conn)
+                        job.result = job.context.run(job.fn, conn)
                         conn.execute("RELEASE job")
                 except BaseException as exc:
                     job.error = self._wrap(exc)
@@ -201,4 +218,6 @@ def _finish(jobs: list[Job]) -> None:
     for job in jobs:
         if job.notify is not None and job.error is None:
             job.notify()
+        if job.posted and job.error is not None:
+            log.warning("a posted SQLite write failed: %s", job.error)
         job.done.set()
