@@ -144,7 +144,7 @@ class TransactionCounter:
         sqlite3.dbapi2.connect = sqlite3.connect = connect  # type: ignore[assignment]
         Database.write = wrap("write", original_write)  # type: ignore[method-assign]
         Database.read = wrap("read", original_read)  # type: ignore[method-assign]
-        Database.post = post  # type: ignore[method-assign]
+        Database.post = post  # type: ignore[method-assign,assignment]
         try:
             yield
         finally:
