@@ -14,6 +14,7 @@ import trio.testing
 from wfe.core import StaleLeaseError, WorkflowInstance, WorkflowStatus
 from wfe.core.protocols import Checkpoint, QueueKind
 from wfe.sqlite import SqlitePersistenceProvider, SqliteQueueProvider
+from wfe.sqlite._writer import Job
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -34,17 +35,25 @@ class WriterGate:
         self.entered.set()
         self.release.wait(10)
 
+    async def occupy(self, store: SqlitePersistenceProvider) -> None:
+        """Occupy the writer thread (never inline: that would block this test's loop)."""
+        thread = store._db._thread
+        assert thread is not None
+        job = Job(self.hold)
+        thread.submit(job)
+        await trio.to_thread.run_sync(self.entered.wait)
+
 
 def count_begins(store: SqlitePersistenceProvider) -> list[str]:
-    """BEGIN statements the writer connection runs from now on."""
+    """BEGIN statements the write connections (thread and inline) run from now on."""
     seen: list[str] = []
-    writer = store._db._writer
-    assert writer is not None
-    conn = writer.driver_connection
-    assert isinstance(conn, sqlite3.Connection)
-    conn.set_trace_callback(
-        lambda sql: seen.append(sql) if sql.upper().startswith("BEGIN") else None
-    )
+    for proxied in (store._db._writer, store._db._inline):
+        assert proxied is not None
+        conn = proxied.driver_connection
+        assert isinstance(conn, sqlite3.Connection)
+        conn.set_trace_callback(
+            lambda sql: seen.append(sql) if sql.upper().startswith("BEGIN") else None
+        )
     return seen
 
 
@@ -79,8 +88,7 @@ async def test_a_stale_checkpoint_in_a_batch_is_refused_alone(tmp_path: Path) ->
                 outcomes[inst.id] = "refused"
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(store._db.write, gate.hold)
-            await trio.to_thread.run_sync(gate.entered.wait)
+            await gate.occupy(store)
             for inst in (a, b, c):
                 nursery.start_soon(persist, inst)
             await trio.testing.wait_all_tasks_blocked()
@@ -118,8 +126,7 @@ async def test_a_failing_write_rolls_back_only_its_own_statements(tmp_path: Path
                 errors.append(exc)
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(store._db.write, gate.hold)
-            await trio.to_thread.run_sync(gate.entered.wait)
+            await gate.occupy(store)
             nursery.start_soon(attempt)
             nursery.start_soon(store._db.write, succeeds)
             await trio.testing.wait_all_tasks_blocked()
@@ -147,8 +154,7 @@ async def test_a_write_returns_only_once_committed(tmp_path: Path) -> None:
             returned.set()
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(store._db.write, gate.hold)
-            await trio.to_thread.run_sync(gate.entered.wait)
+            await gate.occupy(store)
             nursery.start_soon(persist)
             await trio.testing.wait_all_tasks_blocked()
             assert not returned.is_set()

@@ -33,7 +33,7 @@ from sqlalchemy.pool import NullPool, PoolProxiedConnection, StaticPool
 from wfe.core import ConfigurationError, ProviderError, WfeError
 
 from ._schema import migrate
-from ._writer import Job, Writer
+from ._writer import Job, Writer, finish
 
 T = TypeVar("T")
 
@@ -105,6 +105,10 @@ class Database:
         self._engine: Engine | None = None
         self._writer: PoolProxiedConnection | None = None
         self._thread: Writer | None = None
+        self._inline: PoolProxiedConnection | None = None
+        # Writes of the current trio tick, run together at its end (see _submit).
+        self._pending: list[Job] = []
+        self._flush_scheduled = False
         self._readers: list[PoolProxiedConnection] = []
         self._all_readers: list[PoolProxiedConnection] = []
         self._readers_lock = threading.Lock()
@@ -214,7 +218,17 @@ class Database:
             with engine.begin() as conn:
                 migrate(conn, self.label)
             self._writer = engine.raw_connection()
-            self._thread = Writer(self._driver(self._writer), self.label)
+            inline: sqlite3.Connection | None = None
+            if self.path is None:
+                inline = self._driver(self._writer)  # one connection; runs are serialised
+            else:
+                self._inline = engine.raw_connection()
+                inline = self._driver(self._inline)
+                # Never wait for another process's write lock, nor checkpoint the WAL,
+                # on the trio thread (see Writer.run_inline).
+                inline.execute("PRAGMA busy_timeout = 0")
+                inline.execute("PRAGMA wal_autocheckpoint = 0")
+            self._thread = Writer(self._driver(self._writer), self.label, inline)
         except WfeError:
             engine.dispose()
             raise
@@ -235,6 +249,9 @@ class Database:
             readers, self._readers, self._all_readers = self._all_readers, [], []
         for conn in readers:
             conn.close()
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -285,10 +302,41 @@ class Database:
             with self._readers_lock:
                 self._readers.append(proxied)
 
-    async def _submit(self, job: Job) -> Any:
+    def _queue(self, job: Job) -> None:
+        """Collect ``job`` with the other writes of this trio tick; at the tick's end
+        (a ``run_sync_soon`` callback) they run as one batch, inline when the writer
+        thread is idle, else in the writer thread."""
         if self._thread is None:
             raise ProviderError(f"SQLite store {self.label} is not open: use `async with`")
-        self._thread.submit(job)
+        if job.exclusive:
+            self._thread.submit(*self._take_pending(), job)
+            return
+        self._pending.append(job)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            job.token.run_sync_soon(self._flush_pending)
+
+    def _take_pending(self) -> list[Job]:
+        jobs, self._pending = self._pending, []
+        return jobs
+
+    def _flush_pending(self) -> None:
+        self._flush_scheduled = False
+        jobs = self._take_pending()
+        if not jobs:
+            return
+        thread = self._thread
+        if thread is None:
+            for job in jobs:
+                job.error = ProviderError(f"SQLite store {self.label} is closed")
+            finish(jobs)
+        elif thread.run_inline(jobs):
+            finish(jobs)
+        else:
+            thread.submit(*jobs)
+
+    async def _submit(self, job: Job) -> Any:
+        self._queue(job)
         # Not abandoned on cancellation: the caller learns how its write ended.
         with trio.CancelScope(shield=True):
             await job.done.wait()
@@ -325,9 +373,7 @@ class Database:
         the order they were submitted, so a later write of this process (a dequeue, an
         acquire) sees a posted one; ``notify`` runs on the trio thread once it has
         committed. A posted write that fails is logged."""
-        if self._thread is None:
-            raise ProviderError(f"SQLite store {self.label} is not open: use `async with`")
-        self._thread.submit(Job(fn, notify=notify, posted=True))
+        self._queue(Job(fn, notify=notify, posted=True))
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` in one read transaction (a consistent snapshot)."""

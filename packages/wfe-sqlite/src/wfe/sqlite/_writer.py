@@ -78,23 +78,68 @@ class Job:
 class Writer:
     """The writer thread of one database; see module docs."""
 
-    def __init__(self, conn: sqlite3.Connection, label: str) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        label: str,
+        inline_conn: sqlite3.Connection | None = None,
+    ) -> None:
         self._conn = conn
         self._label = label
         self._jobs: list[Job] = []
         self._cond = threading.Condition()
         self._stopping = False
+        # Held while a batch runs, in the thread or inline (see run_inline).
+        self._busy = threading.Lock()
+        self._inline = inline_conn
+        self._inline_commits = 0
         self._thread = threading.Thread(target=self._serve, name=f"wfe-sqlite-writer {label}")
         self._thread.daemon = True
         self._thread.start()
 
-    def submit(self, job: Job) -> None:
+    def submit(self, *jobs: Job) -> None:
         with self._cond:
             if self._stopping:
                 raise ProviderError(f"SQLite store {self._label} is closed")
-            self._jobs.append(job)
-            if len(self._jobs) == 1:
+            was_idle = not self._jobs
+            self._jobs.extend(jobs)
+            if was_idle:
                 self._cond.notify()
+
+    def run_inline(self, jobs: list[Job]) -> bool:
+        """Run ``jobs`` as one batch on the calling (trio) thread when the writer thread
+        is idle with nothing queued: no thread hop and no contention for the GIL.
+        ``False`` (nothing ran) when it is busy, or when another process holds the
+        write lock: the inline connection never waits for it (its busy timeout is 0),
+        so the trio loop never blocks on a lock; the caller then submits the jobs.
+
+        The inline connection never checkpoints the WAL itself (that is file I/O); every
+        ``_CHECKPOINT_EVERY`` inline commits the writer thread is asked to."""
+        conn = self._inline
+        if conn is None or self._jobs or self._stopping:
+            return False
+        if not self._busy.acquire(blocking=False):
+            return False
+        try:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                return False  # locked by another process: let the thread wait for it
+            try:
+                self._run_batch(jobs, conn, begun=True)
+            except BaseException as exc:  # never into trio's callback: fail the jobs
+                log.exception("SQLite store %s: an inline write batch failed", self._label)
+                self._reset(conn)
+                for job in jobs:
+                    if job.error is None:
+                        job.result = None
+                        job.error = ProviderError(f"SQLite store {self._label}: {exc!r}")
+        finally:
+            self._busy.release()
+        self._inline_commits += 1
+        if self._inline_commits % _CHECKPOINT_EVERY == 0:
+            self.submit(Job(_checkpoint_wal, exclusive=True, posted=True))
+        return True
 
     def stop(self) -> None:
         """Run what is queued, then end the thread (blocking; call from a thread)."""
@@ -113,22 +158,26 @@ class Writer:
                 if not self._jobs:
                     return
                 batch, self._jobs = self._jobs, []
-            try:
-                start = 0
-                for i, job in enumerate(batch):
-                    if job.exclusive:
-                        self._run_batch(batch[start:i])
-                        self._run_exclusive(job)
-                        start = i + 1
-                self._run_batch(batch[start:])
-            except BaseException as exc:  # never let the thread die with callers waiting
-                log.exception("SQLite store %s: a write batch failed", self._label)
-                self._reset()
-                for job in batch:
-                    if job.error is None:
-                        job.result = None
-                        job.error = ProviderError(f"SQLite store {self._label}: {exc!r}")
+            with self._busy:
+                self._run_jobs(batch)
             _wake(batch)
+
+    def _run_jobs(self, batch: list[Job]) -> None:
+        try:
+            start = 0
+            for i, job in enumerate(batch):
+                if job.exclusive:
+                    self._run_batch(batch[start:i])
+                    self._run_exclusive(job)
+                    start = i + 1
+            self._run_batch(batch[start:])
+        except BaseException as exc:  # never let the thread die with callers waiting
+            log.exception("SQLite store %s: a write batch failed", self._label)
+            self._reset()
+            for job in batch:
+                if job.error is None:
+                    job.result = None
+                    job.error = ProviderError(f"SQLite store {self._label}: {exc!r}")
 
     def _run_exclusive(self, job: Job) -> None:
         try:
@@ -136,13 +185,18 @@ class Writer:
         except BaseException as exc:
             job.error = exc
 
-    def _run_batch(self, jobs: list[Job]) -> None:
+    def _run_batch(
+        self, jobs: list[Job], conn: sqlite3.Connection | None = None, *, begun: bool = False
+    ) -> None:
         """Run ``jobs`` in one transaction, each in a savepoint; re-run the survivors in
-        a fresh transaction if SQLite rolled the whole transaction back (an I/O error)."""
+        a fresh transaction if SQLite rolled the whole transaction back (an I/O error).
+        ``begun``: the transaction is open already."""
+        conn = self._conn if conn is None else conn
         while jobs:
-            conn = self._conn
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                if not begun:
+                    conn.execute("BEGIN IMMEDIATE")
+                begun = False
             except sqlite3.Error as exc:
                 self._fail(jobs, exc)
                 return
@@ -182,10 +236,11 @@ class Writer:
                 self._fail([j for j in jobs if j.error is None], exc)
             return
 
-    def _reset(self) -> None:
+    def _reset(self, conn: sqlite3.Connection | None = None) -> None:
+        conn = self._conn if conn is None else conn
         try:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
         except sqlite3.Error:
             log.exception("SQLite store %s: rolling back a failed batch failed", self._label)
 
@@ -202,6 +257,15 @@ class Writer:
             job.error = self._wrap(exc)
 
 
+_CHECKPOINT_EVERY = 200
+
+
+def _checkpoint_wal(conn: sqlite3.Connection) -> None:
+    """Move committed WAL pages into the database file (as SQLite's auto-checkpoint
+    would), so a WAL written by inline commits stays bounded."""
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
 def _wake(batch: list[Job]) -> None:
     """Wake every caller of a committed batch: one callback per trio run."""
     by_token: dict[Any, list[Job]] = {}
@@ -212,6 +276,11 @@ def _wake(batch: list[Job]) -> None:
             token.run_sync_soon(_finish, jobs)
         except trio.RunFinishedError:
             log.debug("a trio run ended before its SQLite writes were confirmed")
+
+
+def finish(jobs: list[Job]) -> None:
+    """Wake the callers of jobs run inline (on their trio thread)."""
+    _finish(jobs)
 
 
 def _finish(jobs: list[Job]) -> None:
