@@ -348,7 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# store: {where}; cpus {os.cpu_count()}; python {sys.version.split()[0]}")
     for shape in shapes:
         print(f"# shape {shape}", flush=True)
+        wall, cpu = time.perf_counter(), time.process_time()
         trio.run(_SHAPES[shape], store)
+        # CPU time is far steadier than wall time on a shared machine: compare both.
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        print(f"# shape {shape}: {wall:.2f} s wall, {cpu:.2f} s process CPU", flush=True)
     return 0
 
 
