@@ -76,8 +76,9 @@ TEST_TOOLS = [
 # it declares" true.
 TEST_EXTRAS = {"wfe": ["sqlite", "postgres", "yaml", "asyncio"], "wfe-yaml": ["deno"]}
 # Siblings a distribution's tests use but the distribution itself does not import:
-# wfe-yaml's end-to-end tests run YAML workflows on the host.
-TEST_SIBLINGS = {"wfe-yaml": ["wfe"]}
+# wfe-yaml's end-to-end tests run YAML workflows on the host; wfe-opensearch's run a
+# host on SQLite indexing into OpenSearch.
+TEST_SIBLINGS = {"wfe-yaml": ["wfe"], "wfe-opensearch": ["wfe", "wfe-sqlite"]}
 
 
 def requirement_name(requirement: str) -> str:

@@ -76,7 +76,9 @@ def test_memory_exports() -> None:
 def test_protocols_exports() -> None:
     assert sorted(wfe.core.protocols.__all__) == [
         "AsyncProvider",
+        "BulkSearchIndex",
         "Checkpoint",
+        "DataFilter",
         "DistributedLockProvider",
         "EventDelivery",
         "Lease",
@@ -90,6 +92,8 @@ def test_protocols_exports() -> None:
         "SearchFilters",
         "SearchIndex",
         "SearchResult",
+        "WorkflowChangeFeed",
+        "check_purge_statuses",
     ]
 
 
@@ -101,6 +105,7 @@ def test_testing_exports() -> None:
         "SampleColor",
         "SampleData",
         "SampleLine",
+        "SampleTagged",
         "SearchContract",
         "T0",
         "expect_raises",

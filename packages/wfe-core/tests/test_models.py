@@ -112,7 +112,9 @@ def test_event_and_subscription_defaults() -> None:
 def test_queue_kinds_and_empty_filters() -> None:
     assert [k.value for k in QueueKind] == ["workflow", "event", "index"]
     filters = SearchFilters()
-    assert all(getattr(filters, f.name) is None for f in attrs.fields(SearchFilters))
+    fields = [f.name for f in attrs.fields(SearchFilters)]
+    assert all(getattr(filters, name) is None for name in fields if name != "data")
+    assert filters.data == ()
 
 
 def test_instances_compare_by_value() -> None:

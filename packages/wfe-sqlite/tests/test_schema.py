@@ -9,6 +9,8 @@ import pytest
 from sqlalchemy import Connection
 
 from wfe.core import WorkflowInstance
+from wfe.core.protocols import DataFilter, SearchFilters
+from wfe.core.testing import make_instance
 from wfe.sqlite import SCHEMA_VERSION, SqlitePersistenceProvider, _schema
 
 
@@ -45,3 +47,21 @@ async def test_a_later_step_upgrades_an_existing_file(
         )
         assert conn.execute("SELECT priority FROM workflows").fetchone() == (0,)
     conn.close()
+
+
+async def test_version_3_gives_documents_indexed_before_it_their_data_fields(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'wfe.db'}"
+    old = make_instance(data={"customer": {"name": "Ann"}})
+    async with SqlitePersistenceProvider(url) as store, store.default_search() as index:
+        await index.index(old)
+    # Back to how version 2 left it: no tokens table.
+    conn = sqlite3.connect(tmp_path / "wfe.db")
+    with conn:
+        conn.execute("DROP TABLE search_fields")
+        conn.execute("UPDATE schema_version SET version = 2")
+    conn.close()
+    async with SqlitePersistenceProvider(url) as store, store.default_search() as index:
+        page = await index.search("", SearchFilters(data=[DataFilter("customer.name", "Ann")]))
+        assert [r.id for r in page.items] == [old.id]

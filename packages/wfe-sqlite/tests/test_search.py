@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import attrs
 import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wfe.core import WorkflowInstance, WorkflowStatus
-from wfe.core.protocols import SearchFilters
+from wfe.core.protocols import BulkSearchIndex, SearchFilters
+from wfe.core.testing import make_instance
 from wfe.sqlite import SqliteSearchIndex
 from wfe.sqlite._search import data_text, fts_query
 
@@ -130,3 +132,17 @@ async def test_reindexing_replaces_the_entry(search_index: SqliteSearchIndex) ->
     result = page.items[0]
     assert result.status is WorkflowStatus.COMPLETE
     assert result.data == {"amount": Decimal("3.10")}
+
+
+async def test_index_many_stores_a_batch_and_the_last_entry_of_an_id_wins(
+    search_index: SqliteSearchIndex,
+) -> None:
+    assert isinstance(search_index, BulkSearchIndex)
+    first = make_instance(description="alpha")
+    again = attrs.evolve(first, description="omega", status=WorkflowStatus.COMPLETE)
+    other = make_instance(description="alpha")
+    await search_index.index_many([first, other, again])
+    assert [r.id for r in (await search_index.search("alpha")).items] == [other.id]
+    (hit,) = (await search_index.search("omega")).items
+    assert (hit.id, hit.status) == (first.id, WorkflowStatus.COMPLETE)
+    await search_index.index_many([])

@@ -9,13 +9,14 @@ the contract suites in :mod:`wfe.core.testing`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
 import attrs
 
+from ._errors import ConfigurationError
 from ._lifecycle import LifecycleEvent
 from ._models import (
     Event,
@@ -199,6 +200,41 @@ class PersistenceProvider(AsyncProvider, Protocol):
         """Errors recorded for a workflow, oldest first."""
         ...
 
+    # -- retention ----------------------------------------------------------------------
+
+    async def purge_workflows(
+        self, before: datetime, statuses: Sequence[WorkflowStatus], limit: int = 1000
+    ) -> list[str]:
+        """Delete at most ``limit`` instances that ended before ``before``, with their
+        pointers, subscriptions and errors, in one transaction; return their ids.
+
+        "Ended" is the complete time (a suspended instance: its create time). Only
+        instances whose status is one of ``statuses`` go, checked in the delete
+        itself, so one resumed meanwhile stays. ``statuses`` naming RUNNABLE is
+        refused (:func:`check_purge_statuses`): running workflows are never touched.
+        """
+        ...
+
+    async def count_purgeable(self, before: datetime, statuses: Sequence[WorkflowStatus]) -> int:
+        """How many instances :meth:`purge_workflows` would delete (a dry run)."""
+        ...
+
+    async def purge_events(self, before: datetime, limit: int = 1000) -> int:
+        """Delete at most ``limit`` processed events whose time is before ``before``;
+        return how many. Unprocessed events stay, however old."""
+        ...
+
+
+def check_purge_statuses(statuses: Sequence[WorkflowStatus]) -> tuple[WorkflowStatus, ...]:
+    """``statuses`` as a tuple, or a ConfigurationError if empty or naming RUNNABLE."""
+    chosen = tuple(WorkflowStatus(s) for s in statuses)
+    if not chosen or WorkflowStatus.RUNNABLE in chosen:
+        raise ConfigurationError(
+            "purge takes COMPLETE, TERMINATED or SUSPENDED instances, never RUNNABLE ones "
+            f"(got {', '.join(s.value for s in chosen) or 'none'})"
+        )
+    return chosen
+
 
 @attrs.frozen(kw_only=True)
 class Lease:
@@ -277,17 +313,47 @@ class QueueProvider(AsyncProvider, Protocol):
     async def ack(self, item: QueueItem) -> None: ...
 
 
+@attrs.frozen
+class DataFilter:
+    """Match instances whose data holds ``value`` at ``field``.
+
+    ``field`` is a dotted path through mappings and attrs fields
+    (``"customer.name"``); a list matches when one of its items does. Values compare
+    with their type: numbers by value (``3`` matches ``3.0``), but ``3``, ``"3"`` and
+    ``True`` never match one another. Indexes compare the tokens of
+    :func:`wfe.core.serialization.search_fields`, so every store agrees.
+    """
+
+    field: str
+    value: Any
+
+
+def _data_filters(value: Any) -> tuple[DataFilter, ...]:
+    """Data filters from one filter, several, or a mapping of field to value."""
+    if isinstance(value, DataFilter):
+        return (value,)
+    if isinstance(value, Mapping):
+        return tuple(DataFilter(str(k), v) for k, v in value.items())
+    filters = tuple(value)
+    for f in filters:
+        if not isinstance(f, DataFilter):
+            raise TypeError(f"data filters must be DataFilter objects, got {f!r}")
+    return filters
+
+
 @attrs.frozen(kw_only=True)
 class SearchFilters:
-    """Narrow a search; every set field must match."""
+    """Narrow a search; every set field must match (and every data filter)."""
 
     status: WorkflowStatus | None = None
     definition_id: str | None = None
+    version: int | None = None
     reference: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
     completed_from: datetime | None = None
     completed_to: datetime | None = None
+    data: tuple[DataFilter, ...] = attrs.field(default=(), converter=_data_filters)
 
 
 @attrs.frozen(kw_only=True)
@@ -325,6 +391,10 @@ class SearchIndex(AsyncProvider, Protocol):
 
     async def index(self, instance: WorkflowInstance) -> None: ...
 
+    async def remove(self, workflow_ids: Sequence[str]) -> None:
+        """Drop the entries of ``workflow_ids`` (unknown ids are ignored)."""
+        ...
+
     async def search(
         self,
         terms: str,
@@ -332,6 +402,18 @@ class SearchIndex(AsyncProvider, Protocol):
         skip: int = 0,
         take: int = 100,
     ) -> Page: ...
+
+
+@runtime_checkable
+class BulkSearchIndex(SearchIndex, Protocol):
+    """Optional capability of a :class:`SearchIndex`: index several instances at once.
+
+    When the index has it, the host's index consumer takes every pending index item
+    (up to a batch) and hands their instances over in one call, so a remote index
+    gets one bulk request instead of one request per change. Returns once all are
+    stored; the last of several entries for one id wins."""
+
+    async def index_many(self, instances: Sequence[WorkflowInstance]) -> None: ...
 
 
 @runtime_checkable
@@ -379,7 +461,9 @@ class WorkflowChangeFeed(Protocol):
 
 __all__ = [
     "AsyncProvider",
+    "BulkSearchIndex",
     "Checkpoint",
+    "DataFilter",
     "DistributedLockProvider",
     "EventDelivery",
     "Lease",
@@ -394,4 +478,5 @@ __all__ = [
     "SearchIndex",
     "SearchResult",
     "WorkflowChangeFeed",
+    "check_purge_statuses",
 ]

@@ -33,7 +33,7 @@ from typing import Any
 
 import attrs
 
-from ._errors import DataSerializationError
+from ._errors import ConfigurationError, DataSerializationError
 
 TAG = "$wfe"
 
@@ -333,6 +333,133 @@ def loads(text: str | None, path: str = "data") -> Any:
     if text is None:
         return None
     return from_jsonable(json.loads(text), path)
+
+
+def search_text(data: Any) -> str:
+    """The searchable words of workflow data: its string, number and boolean values
+    (not its keys, nor the type tags the serialiser adds), space-separated, then the
+    extra words its type declares with a ``__search_tokens__()`` method.
+
+    Every search index that matches terms against data indexes this text, so a term
+    finds the same instances on every store."""
+    words: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if TAG in value:
+                walk(value.get("v"))
+            else:
+                for v in value.values():
+                    walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+        elif value is not None:
+            words.append(str(value))
+
+    walk(to_jsonable(data))
+    extra = getattr(data, "__search_tokens__", None)
+    if callable(extra):
+        words.extend(str(token) for token in extra())
+    return " ".join(words)
+
+
+# Bounds on what one instance's data adds to an index of data fields.
+MAX_SEARCH_FIELDS = 1000
+MAX_SEARCH_FIELD_CHARS = 512
+_NUMBER_TAGS = {"decimal"}
+
+
+def _leaf_token(path: str, value: Any) -> str | None:
+    """The token of one scalar (JSON-able form) at ``path``, or ``None``."""
+    if isinstance(value, dict):
+        tag = value.get(TAG)
+        inner = value.get("v")
+        if tag in _NUMBER_TAGS:
+            kind, text = "n", _number_text(Decimal(str(inner)))
+        elif tag == "timedelta":
+            kind, text = "timedelta", f"{value.get('d')}:{value.get('s')}:{value.get('us')}"
+        elif tag in {"datetime", "date", "time", "uuid"}:
+            kind, text = str(tag), str(inner)
+        else:
+            return None
+    elif value is None:
+        kind, text = "null", ""
+    elif isinstance(value, bool):
+        kind, text = "b", "true" if value else "false"
+    elif isinstance(value, int | float):
+        kind, text = "n", _number_text(Decimal(str(value)))
+    elif isinstance(value, str):
+        kind, text = "s", value
+    else:
+        return None
+    if len(text) > MAX_SEARCH_FIELD_CHARS:
+        return None
+    return json.dumps([path, kind, text], separators=(",", ":"), ensure_ascii=False)
+
+
+def _number_text(value: Decimal) -> str:
+    # 3, 3.0 and Decimal("3.00") are one number; 1e1 stays "10", not "1E+1".
+    return format(value.normalize(), "f") if value.is_finite() else str(value)
+
+
+def _walk_fields(path: str, value: Any, out: dict[str, None]) -> None:
+    if len(out) >= MAX_SEARCH_FIELDS:
+        return
+    if isinstance(value, list):
+        for item in value:
+            _walk_fields(path, item, out)
+        return
+    if isinstance(value, dict):
+        tag = value.get(TAG)
+        if tag is None:
+            for key, item in value.items():
+                _walk_fields(f"{path}.{key}" if path else str(key), item, out)
+            return
+        inner = value.get("v")
+        if tag in {"attrs", "dict", "enum", "tuple", "set", "frozenset"}:
+            _walk_fields(path, inner, out)
+            return
+    token = _leaf_token(path, value)
+    if token is not None:
+        out[token] = None
+
+
+def search_fields(data: Any) -> list[str]:
+    """The data-field tokens of workflow data, for :class:`~wfe.core.protocols.DataFilter`.
+
+    One token per scalar value, naming its dotted path (keys of nested mappings and
+    fields of attrs classes; a list's items share the list's path), its kind and its
+    canonical text: numbers compare by value (``3 == 3.0``), but ``3``, ``"3"`` and
+    ``True`` are different tokens. Bounded: at most :data:`MAX_SEARCH_FIELDS` tokens,
+    strings over :data:`MAX_SEARCH_FIELD_CHARS` characters are left out."""
+    out: dict[str, None] = {}
+    _walk_fields("", to_jsonable(data), out)
+    return list(out)
+
+
+def stored_search_fields(text: str | None) -> list[str]:
+    """:func:`search_fields` of data as :func:`dumps` stored it, without loading it
+    (so its classes need not be importable): for indexing documents already stored."""
+    out: dict[str, None] = {}
+    if text is not None:
+        _walk_fields("", json.loads(text), out)
+    return list(out)
+
+
+def search_field(field: str, value: Any) -> str:
+    """The token a :class:`~wfe.core.protocols.DataFilter` of ``field`` and ``value``
+    looks for (see :func:`search_fields`); a ConfigurationError for a value no data
+    field can hold (a list, a mapping, bytes, a string too long to be indexed)."""
+    token = None
+    if not isinstance(value, list | tuple | set | frozenset | dict):
+        token = _leaf_token(field, to_jsonable(value, f"filter {field}"))
+    if token is None or not field:
+        raise ConfigurationError(
+            f"data filter {field!r}: expected a field name and a single string, number, "
+            f"boolean, None, date/time or UUID value, got {type(value).__name__}"
+        )
+    return token
 
 
 def restore(value: Any, data_type: type | None) -> Any:

@@ -1,7 +1,14 @@
-"""wfe.opensearch: an OpenSearch search index for wfe — not implemented yet.
+"""wfe.opensearch: a search index for wfe workflows on OpenSearch.
 
-This distribution installs and imports, but provides no providers in this release;
-URLs like ``opensearch://host:9200`` raise a ProviderNotFoundError that says so.
+Registered under the schemes ``opensearch`` and ``opensearch+https`` in the
+``wfe.search`` entry-point group::
+
+    WorkflowHostBuilder().persistence("sqlite:///wfe.db").search("opensearch://localhost:9200")
+
+The client library (opensearch-py) is imported only when an index is opened.
 """
 
-__all__: list[str] = []
+from ._config import DEFAULT_INDEX
+from ._index import OpenSearchIndex
+
+__all__ = ["DEFAULT_INDEX", "OpenSearchIndex"]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from wfe.core import (
@@ -17,9 +18,10 @@ from wfe.core import (
     WorkflowNotFoundError,
     WorkflowStatus,
 )
-from wfe.core.protocols import Checkpoint, EventDelivery
+from wfe.core.protocols import Checkpoint, EventDelivery, check_purge_statuses
 
 from . import _codec as c
+from . import _purge
 from ._base import SqliteProvider, open_database
 from ._lock import SqliteLockProvider
 from ._queue import SqliteQueueProvider
@@ -404,6 +406,32 @@ class SqlitePersistenceProvider(SqliteProvider):
             ]
 
         return await self._db.read(run)
+
+    # -- retention ----------------------------------------------------------------------
+
+    async def purge_workflows(
+        self, before: datetime, statuses: Sequence[WorkflowStatus], limit: int = 1000
+    ) -> list[str]:
+        """Delete up to ``limit`` ended instances with everything that is theirs, in
+        one transaction; return their ids."""
+        chosen = check_purge_statuses(statuses)
+        before_us, now_us = c.to_us(before), c.to_us(datetime.now(UTC))
+        return await self._db.write(
+            lambda conn: _purge.purge_workflows(conn, before_us, chosen, max(limit, 0), now_us)
+        )
+
+    async def count_purgeable(self, before: datetime, statuses: Sequence[WorkflowStatus]) -> int:
+        """How many instances :meth:`purge_workflows` would delete."""
+        chosen = check_purge_statuses(statuses)
+        before_us = c.to_us(before)
+        return await self._db.read(lambda conn: _purge.purgeable_count(conn, before_us, chosen))
+
+    async def purge_events(self, before: datetime, limit: int = 1000) -> int:
+        """Delete up to ``limit`` processed events older than ``before``."""
+        before_us = c.to_us(before)
+        return await self._db.write(
+            lambda conn: _purge.purge_events(conn, before_us, max(limit, 0))
+        )
 
 
 def _check_paging(skip: int, take: int) -> None:

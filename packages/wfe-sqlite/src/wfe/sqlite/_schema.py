@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 
 from wfe.core import ConfigurationError
+from wfe.core.serialization import stored_search_fields
 
 metadata = MetaData()
 
@@ -163,6 +164,17 @@ search_documents = Table(
     Index("ix_search_created", "create_time"),
 )
 
+# Data-field tokens (wfe.core.serialization.search_fields) of each document, for
+# DataFilter: ``doc`` is the rowid of its ``search_documents`` row.
+search_fields = Table(
+    "search_fields",
+    metadata,
+    Column("token", Text, primary_key=True),
+    Column("doc", Integer, primary_key=True),
+    Index("ix_search_fields_doc", "doc"),
+    sqlite_with_rowid=False,
+)
+
 # The FTS5 table cannot be described by a SQLAlchemy Table; its rowid equals the
 # rowid of the document's ``search_documents`` row.
 SEARCH_FTS_DDL = (
@@ -183,7 +195,22 @@ def _v2_subscriptions_by_workflow(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_subscriptions_by_workflow]
+def _v3_search_fields(conn: Connection) -> None:
+    search_fields.create(conn, checkfirst=True)
+    # Documents indexed before this version get their tokens now.
+    rows = conn.exec_driver_sql("SELECT rowid, data FROM search_documents").fetchall()
+    tokens = [(token, rowid) for rowid, data in rows for token in stored_search_fields(data)]
+    if tokens:
+        conn.exec_driver_sql(
+            "INSERT OR IGNORE INTO search_fields (token, doc) VALUES (?, ?)", tokens
+        )
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _v1_initial,
+    _v2_subscriptions_by_workflow,
+    _v3_search_fields,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -3,40 +3,21 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from wfe.core import ConfigurationError, WorkflowInstance, WorkflowStatus
 from wfe.core.protocols import Page, SearchFilters, SearchResult
-from wfe.core.serialization import TAG, dumps, loads, to_jsonable
+from wfe.core.serialization import dumps, loads, search_field, search_fields
+from wfe.core.serialization import search_text as data_text
 
 from . import _codec as c
 from ._base import SqliteProvider, open_database
+from ._purge import remove_documents
 
 _DOC_COLUMNS = (
     "id, definition_id, version, status, reference, description, create_time, complete_time, data"
 )
-
-
-def data_text(data: Any) -> str:
-    """The searchable words of workflow data: its string, number and boolean values
-    (not its keys, nor the type tags the serialiser adds)."""
-    words: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            if TAG in value:
-                walk(value.get("v"))
-            else:
-                for v in value.values():
-                    walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-        elif value is not None:
-            words.append(str(value))
-
-    walk(to_jsonable(data))
-    return " ".join(words)
 
 
 def fts_query(terms: str) -> str | None:
@@ -81,46 +62,25 @@ class SqliteSearchIndex(SqliteProvider):
 
     async def index(self, instance: WorkflowInstance) -> None:
         """Add ``instance`` to the index, replacing its earlier entry."""
-        status = WorkflowStatus(instance.status).value
-        doc = (
-            instance.id,
-            instance.definition_id,
-            instance.version,
-            status,
-            instance.reference,
-            instance.description,
-            c.to_us(instance.create_time),
-            c.to_us_opt(instance.complete_time),
-            dumps(instance.data),
-        )
-        text = (
-            instance.reference or "",
-            instance.description or "",
-            instance.definition_id,
-            status,
-            data_text(instance.data),
-        )
+        await self.index_many([instance])
+
+    async def index_many(self, instances: Sequence[WorkflowInstance]) -> None:
+        """Index several instances in one transaction (the last of one id wins)."""
+        prepared = [_prepare(i) for i in instances]
+        if not prepared:
+            return
 
         def run(conn: sqlite3.Connection) -> None:
-            (rowid,) = conn.execute(
-                f"INSERT INTO search_documents ({_DOC_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                "definition_id = excluded.definition_id, version = excluded.version, "
-                "status = excluded.status, reference = excluded.reference, "
-                "description = excluded.description, create_time = excluded.create_time, "
-                "complete_time = excluded.complete_time, data = excluded.data "
-                "RETURNING rowid",
-                doc,
-            ).fetchone()
-            conn.execute("DELETE FROM search_fts WHERE rowid = ?", (rowid,))
-            conn.execute(
-                "INSERT INTO search_fts "
-                "(rowid, reference, description, definition_id, status, data) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (rowid, *text),
-            )
+            for doc, text, fields in prepared:
+                _store(conn, doc, text, fields)
 
         await self._db.write(run)
+
+    async def remove(self, workflow_ids: Sequence[str]) -> None:
+        """Drop the entries of ``workflow_ids``."""
+        ids = list(workflow_ids)
+        if ids:
+            await self._db.write(lambda conn: remove_documents(conn, ids))
 
     async def search(
         self,
@@ -142,6 +102,7 @@ class SqliteSearchIndex(SqliteProvider):
         for clause, value in (
             ("status = ?", None if f.status is None else WorkflowStatus(f.status).value),
             ("definition_id = ?", f.definition_id),
+            ("version = ?", f.version),
             ("reference = ?", f.reference),
             ("create_time >= ?", c.to_us_opt(f.created_from)),
             ("create_time <= ?", c.to_us_opt(f.created_to)),
@@ -151,6 +112,9 @@ class SqliteSearchIndex(SqliteProvider):
             if value is not None:
                 where.append(clause)
                 params.append(value)
+        for data_filter in f.data:
+            where.append("rowid IN (SELECT doc FROM search_fields WHERE token = ?)")
+            params.append(search_field(data_filter.field, data_filter.value))
         cond = (" WHERE " + " AND ".join(where)) if where else ""
 
         def run(conn: sqlite3.Connection) -> tuple[int, list[tuple[Any, ...]]]:
@@ -166,6 +130,58 @@ class SqliteSearchIndex(SqliteProvider):
 
         total, rows = await self._db.read(run)
         return Page(items=[_result(r) for r in rows], total=total)
+
+
+def _prepare(
+    instance: WorkflowInstance,
+) -> tuple[tuple[Any, ...], tuple[str, ...], list[str]]:
+    """The document row, FTS text and data-field tokens of ``instance``."""
+    status = WorkflowStatus(instance.status).value
+    doc = (
+        instance.id,
+        instance.definition_id,
+        instance.version,
+        status,
+        instance.reference,
+        instance.description,
+        c.to_us(instance.create_time),
+        c.to_us_opt(instance.complete_time),
+        dumps(instance.data),
+    )
+    text = (
+        instance.reference or "",
+        instance.description or "",
+        instance.definition_id,
+        status,
+        data_text(instance.data),
+    )
+    return doc, text, search_fields(instance.data)
+
+
+def _store(
+    conn: sqlite3.Connection, doc: tuple[Any, ...], text: tuple[str, ...], fields: list[str]
+) -> None:
+    (rowid,) = conn.execute(
+        f"INSERT INTO search_documents ({_DOC_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+        "definition_id = excluded.definition_id, version = excluded.version, "
+        "status = excluded.status, reference = excluded.reference, "
+        "description = excluded.description, create_time = excluded.create_time, "
+        "complete_time = excluded.complete_time, data = excluded.data "
+        "RETURNING rowid",
+        doc,
+    ).fetchone()
+    conn.execute("DELETE FROM search_fts WHERE rowid = ?", (rowid,))
+    conn.execute("DELETE FROM search_fields WHERE doc = ?", (rowid,))
+    conn.executemany(
+        "INSERT OR IGNORE INTO search_fields (token, doc) VALUES (?, ?)",
+        [(token, rowid) for token in fields],
+    )
+    conn.execute(
+        "INSERT INTO search_fts (rowid, reference, description, definition_id, status, data) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (rowid, *text),
+    )
 
 
 def _result(row: tuple[Any, ...]) -> SearchResult:

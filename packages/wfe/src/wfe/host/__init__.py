@@ -18,6 +18,7 @@ _WHERE = {
     "BlockingWorkflowHost": "._blocking",
     "HostStoppedError": "._blocking",
     "LifecycleEventStream": "._blocking",
+    "PurgeReport": "._retention",
     "WorkflowHostBuilder": "._builder",
     "WorkflowHost": "._host",
 }
@@ -26,6 +27,7 @@ __all__ = [
     "BlockingWorkflowHost",
     "HostStoppedError",
     "LifecycleEventStream",
+    "PurgeReport",
     "WorkflowHost",
     "WorkflowHostBuilder",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from types import TracebackType
@@ -32,6 +32,7 @@ from wfe.core.protocols import Page, SearchFilters
 
 from ._builder import WorkflowHostBuilder
 from ._host import WorkflowHost
+from ._retention import DEFAULT_STATUSES, PurgeReport
 
 T = TypeVar("T")
 
@@ -239,6 +240,20 @@ class BlockingWorkflowHost:
     ) -> Page:
         """Full-text search over workflows."""
         result: Page = self._call(self._host.search, terms, filters, skip, take)
+        return result
+
+    def purge(
+        self,
+        older_than: timedelta | datetime,
+        statuses: Sequence[WorkflowStatus] = DEFAULT_STATUSES,
+        *,
+        dry_run: bool = False,
+        batch: int = 500,
+    ) -> PurgeReport:
+        """Remove ended workflows older than ``older_than`` (see WorkflowHost.purge)."""
+        result: PurgeReport = self._call(
+            partial(self._host.purge, older_than, statuses, dry_run=dry_run, batch=batch)
+        )
         return result
 
     def list_workflows(

@@ -100,9 +100,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
 
-    p = sub.add_parser("list", help="list stored workflows, newest first")
+    p = sub.add_parser("list", help="list or search stored workflows, newest first")
     p.add_argument("--status", metavar="S", help="runnable, suspended, complete or terminated")
+    p.add_argument(
+        "--search", metavar="TERMS", help="words in reference, description, workflow or data"
+    )
+    p.add_argument("--definition", metavar="ID", help="only this workflow definition")
+    p.add_argument("--reference", metavar="TEXT", help="only this exact reference")
+    p.add_argument("--since", metavar="WHEN", help="created at or after (2026-11-30, 7d ago)")
+    p.add_argument("--until", metavar="WHEN", help="created at or before (a date or 2h ago)")
+    p.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="data field equals value (JSON if it parses: n=3 is a number); repeatable",
+    )
     p.add_argument("--limit", type=int, default=100, metavar="N", help="at most N (100)")
+    p.add_argument("--skip", type=int, default=0, metavar="N", help="skip the first N (paging)")
+    p.add_argument("--json", action="store_true", help="JSON output")
+    store_opt(p)
+
+    p = sub.add_parser("purge", help="remove workflows that ended long enough ago")
+    p.add_argument(
+        "--older-than", required=True, metavar="AGE", help="ended more than AGE ago (30d, 12h)"
+    )
+    p.add_argument(
+        "--status",
+        default="COMPLETE,TERMINATED",
+        metavar="S,S",
+        help="which ended workflows (COMPLETE,TERMINATED; SUSPENDED too if named)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="only count what would go")
     p.add_argument("--json", action="store_true", help="JSON output")
     store_opt(p)
 
@@ -189,6 +218,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     import trio
 
     from . import _cli_commands as commands
+    from . import _cli_find as finding
     from . import _cli_run as running
     from ._cli_setup import (
         CliError,
@@ -205,7 +235,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return commands.validate(args.files, parse_assignments(args.sets, "--set", typed=False))
     if command == "run" and not args.file and not args.imports:
         raise CliError("wfe run: give a FILE.yaml (or --import MODULE with --workflow)")
-    if command == "list" and args.store is None and not _default_store_exists():
+    if command in ("list", "purge") and args.store is None and not _default_store_exists():
         # Nothing ran here: nothing to list, and listing must not create a store.
         return commands.no_store_here(args.json)
     store = resolve_store(args.store, creates=command in _CREATES_STORE)
@@ -242,7 +272,20 @@ def _dispatch(args: argparse.Namespace) -> int:
             lambda: running.resume(store, loaded, args.id, plain=args.plain, detach=args.detach)
         )
     if command == "list":
-        return trio.run(commands.list_workflows, store, args.status, args.limit, args.json)
+        query = finding.ListQuery(
+            status=args.status,
+            search=args.search,
+            definition=args.definition,
+            reference=args.reference,
+            since=args.since,
+            until=args.until,
+            data=args.data,
+            skip=args.skip,
+            take=args.limit,
+        )
+        return trio.run(finding.list_workflows, store, query, args.json)
+    if command == "purge":
+        return trio.run(finding.purge, store, args.older_than, args.status, args.dry_run, args.json)
     if command == "show":
         return trio.run(commands.show, store, args.id, args.json)
     if command in ("suspend", "terminate"):

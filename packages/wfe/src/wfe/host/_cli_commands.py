@@ -143,31 +143,6 @@ def no_store_here(as_json: bool) -> int:
     return EXIT_OK
 
 
-async def list_workflows(store: Store, status: str | None, take: int, as_json: bool) -> int:
-    """Stored workflows, newest first."""
-    wanted = _status(status)
-    async with _inspect(store) as host:
-        found = await host.list_workflows(status=wanted, take=take)
-    if as_json:
-        rows = [_summary(i) for i in found]
-        print(json.dumps(rows, indent=2))
-        return EXIT_OK
-    header = ("ID", "WORKFLOW", "STATUS", "CREATED", "COMPLETED", "REFERENCE")
-    table = [header] + [
-        (
-            i.id,
-            f"{i.definition_id} v{i.version}",
-            i.status.value,
-            _when(i.create_time),
-            _when(i.complete_time),
-            i.reference or "",
-        )
-        for i in found
-    ]
-    _print_table(table)
-    return EXIT_OK
-
-
 def _summary(i: WorkflowInstance) -> dict[str, Any]:
     return {
         "id": i.id,

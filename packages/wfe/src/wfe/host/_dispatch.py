@@ -23,8 +23,9 @@ from wfe.core import (
 )
 from wfe.core.executor import EVERY_EVENT, Command, ExecutorEnv, InstanceRun, get_tracer
 from wfe.core.primitives import CHILD_FINISHED_EVENT
-from wfe.core.protocols import EventDelivery, Lease, QueueItem, QueueKind
+from wfe.core.protocols import BulkSearchIndex, EventDelivery, Lease, QueueItem, QueueKind
 
+from ._indexing import consume_in_batches
 from ._middleware import PostRunner, middleware_failure, record_error, run_execute
 from ._services import HostServices
 from ._timers import TimerWheel
@@ -98,7 +99,10 @@ class Dispatcher:
                     await services.start(self._event_timers.serve)
                     services.start_soon(self._consume, QueueKind.WORKFLOW, self._workflow_limiter)
                     services.start_soon(self._consume, QueueKind.EVENT, self._event_limiter)
-                    if self.host.search_index is not None:
+                    index = self.host.search_index
+                    if isinstance(index, BulkSearchIndex):
+                        services.start_soon(consume_in_batches, self.host, index)
+                    elif index is not None:
                         services.start_soon(self._consume, QueueKind.INDEX, trio.CapacityLimiter(1))
                     services.start_soon(self._poll)
                     task_status.started()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -52,6 +52,7 @@ from ._dispatch import Dispatcher
 from ._hub import LifecycleHub
 from ._middleware import run_pre
 from ._registry import DefinitionRegistry
+from ._retention import DEFAULT_STATUSES, PurgeReport, cutoff, purge
 from ._services import HostServices
 
 step_log = logging.getLogger("wfe.host.steps")
@@ -416,6 +417,24 @@ class WorkflowHost:
                 names = ", ".join(f.name for f in attrs.fields(SearchFilters))
                 raise ConfigurationError(f"unknown search filter: {exc}; use {names}") from exc
         return await self.search_index.search(terms, filters, skip, take)
+
+    async def purge(
+        self,
+        older_than: timedelta | datetime,
+        statuses: Sequence[WorkflowStatus] = DEFAULT_STATUSES,
+        *,
+        dry_run: bool = False,
+        batch: int = 500,
+    ) -> PurgeReport:
+        """Remove workflows that ended more than ``older_than`` ago (or before a date)
+        and whose status is one of ``statuses`` — with their pointers, subscriptions,
+        errors and search entries — plus processed events as old; running workflows are
+        never touched. Works in bounded batches; ``dry_run`` only counts."""
+        self._require_running()
+        before = cutoff(older_than, self.clock.now())
+        return await purge(
+            self.persistence, self.search_index, before, statuses, dry_run=dry_run, batch=batch
+        )
 
     def lifecycle_events(self, *, replay: bool = True) -> AsyncIterator[LifecycleEvent]:
         """Lifecycle events in order: the recent history (with ``replay``), then live ones,

@@ -19,8 +19,9 @@ from .._models import (
     ExecutionPointer,
     WorkflowInstance,
     WorkflowStatus,
+    as_utc,
 )
-from ..protocols import Checkpoint, EventDelivery
+from ..protocols import Checkpoint, EventDelivery, check_purge_statuses
 from ..serialization import loads
 from ._locks import LockTable, MemoryLockProvider
 from ._queue import MemoryQueueProvider, QueueState
@@ -326,3 +327,49 @@ class MemoryPersistenceProvider:
         """Errors recorded for a workflow, oldest first."""
         await trio.lowlevel.checkpoint()
         return sorted(self._errors.get(workflow_id, []), key=lambda e: e.time)
+
+    # -- retention ----------------------------------------------------------------------
+
+    def _purgeable(self, before: datetime, statuses: Sequence[WorkflowStatus]) -> list[str]:
+        chosen = check_purge_statuses(statuses)
+        cutoff = as_utc(before)
+        found: list[tuple[datetime, str]] = []
+        for workflow_id, stored in self._instances.items():
+            row = stored.row
+            ended = row.complete_time or row.create_time
+            if row.status in chosen and as_utc(ended) < cutoff:
+                found.append((as_utc(ended), workflow_id))
+        return [workflow_id for _, workflow_id in sorted(found)]
+
+    async def purge_workflows(
+        self, before: datetime, statuses: Sequence[WorkflowStatus], limit: int = 1000
+    ) -> list[str]:
+        """Delete up to ``limit`` ended instances with everything that is theirs."""
+        await trio.lowlevel.checkpoint()
+        doomed = self._purgeable(before, statuses)[: max(limit, 0)]
+        gone = set(doomed)
+        for workflow_id in doomed:
+            del self._instances[workflow_id]
+            self._errors.pop(workflow_id, None)
+        for sub_id in [k for k, v in self._subscriptions.items() if v.workflow_id in gone]:
+            del self._subscriptions[sub_id]
+            self._subscription_order.pop(sub_id, None)
+        return doomed
+
+    async def count_purgeable(self, before: datetime, statuses: Sequence[WorkflowStatus]) -> int:
+        """How many instances :meth:`purge_workflows` would delete."""
+        await trio.lowlevel.checkpoint()
+        return len(self._purgeable(before, statuses))
+
+    async def purge_events(self, before: datetime, limit: int = 1000) -> int:
+        """Delete up to ``limit`` processed events older than ``before``."""
+        await trio.lowlevel.checkpoint()
+        cutoff = as_utc(before)
+        old = sorted(
+            (as_utc(e.event.time), event_id)
+            for event_id, e in self._events.items()
+            if e.event.processed and as_utc(e.event.time) < cutoff
+        )[: max(limit, 0)]
+        for _, event_id in old:
+            del self._events[event_id]
+        return len(old)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -10,7 +11,7 @@ import trio
 
 from .._models import WorkflowInstance
 from ..protocols import Page, SearchFilters, SearchResult
-from ..serialization import dumps, loads
+from ..serialization import dumps, loads, search_field, search_fields, search_text
 from ._base import InProcess
 
 
@@ -20,6 +21,7 @@ class _Entry:
     data: str
     text: str  # lower-cased searchable text
     order: int
+    fields: frozenset[str]  # data-field tokens
 
 
 @attrs.define
@@ -30,8 +32,13 @@ class SearchState:
     counter: itertools.count[int] = attrs.field(factory=itertools.count)
 
 
-def _matches(result: SearchResult, f: SearchFilters) -> bool:
+def _matches(entry: _Entry, f: SearchFilters, wanted: list[str]) -> bool:
+    result = entry.result
     if f.status is not None and result.status != f.status:
+        return False
+    if f.version is not None and result.version != f.version:
+        return False
+    if any(token not in entry.fields for token in wanted):
         return False
     if f.definition_id is not None and result.definition_id != f.definition_id:
         return False
@@ -94,11 +101,19 @@ class MemorySearchIndex(InProcess):
             instance.definition_id,
             str(instance.status),
             data,
+            search_text(instance.data),
         ]
         text = "\n".join(parts).lower()
         old = self._state.entries.get(instance.id)
         order = old.order if old is not None else next(self._state.counter)
-        self._state.entries[instance.id] = _Entry(result, data, text, order)
+        fields = frozenset(search_fields(instance.data))
+        self._state.entries[instance.id] = _Entry(result, data, text, order, fields)
+
+    async def remove(self, workflow_ids: Sequence[str]) -> None:
+        """Drop the entries of ``workflow_ids``."""
+        await trio.lowlevel.checkpoint()
+        for workflow_id in workflow_ids:
+            self._state.entries.pop(workflow_id, None)
 
     async def search(
         self,
@@ -110,10 +125,12 @@ class MemorySearchIndex(InProcess):
         """Entries matching every term and the filters, newest first, paged."""
         await trio.lowlevel.checkpoint()
         words = terms.lower().split()
+        f = filters or SearchFilters()
+        wanted = [search_field(d.field, d.value) for d in f.data]
         hits = [
             e
             for e in self._state.entries.values()
-            if all(w in e.text for w in words) and (filters is None or _matches(e.result, filters))
+            if all(w in e.text for w in words) and _matches(e, f, wanted)
         ]
         hits.sort(key=lambda e: (e.result.create_time, e.order), reverse=True)
         page = hits[max(skip, 0) : max(skip, 0) + max(take, 0)]

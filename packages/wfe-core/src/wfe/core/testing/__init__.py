@@ -25,6 +25,7 @@ from ._samples import T0 as T0
 from ._samples import SampleColor as SampleColor
 from ._samples import SampleData as SampleData
 from ._samples import SampleLine as SampleLine
+from ._samples import SampleTagged as SampleTagged
 from ._samples import expect_raises as expect_raises
 from ._samples import make_instance as make_instance
 from ._samples import make_pointer as make_pointer
@@ -39,6 +40,7 @@ __all__ = [
     "SampleColor",
     "SampleData",
     "SampleLine",
+    "SampleTagged",
     "SearchContract",
     "expect_raises",
     "make_instance",

@@ -11,7 +11,13 @@ from typing import Any
 import attrs
 import trio
 
-from .._errors import DataSerializationError, StaleLeaseError, WfeError, WorkflowNotFoundError
+from .._errors import (
+    ConfigurationError,
+    DataSerializationError,
+    StaleLeaseError,
+    WfeError,
+    WorkflowNotFoundError,
+)
 from .._models import (
     Event,
     EventSubscription,
@@ -666,3 +672,88 @@ class PersistenceContract:
         await _save(persistence, instance, errors=[])
         assert await persistence.get_errors(instance.id) == [e1, e2]
         assert await persistence.get_errors(new_id()) == []
+
+    # -- retention --------------------------------------------------------------------
+
+    async def test_purge_removes_ended_instances_with_everything_theirs(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        # Far older than any other test's instances, so data they leave is not touched.
+        old = T0 - timedelta(days=20000)
+        cutoff = old + timedelta(days=1)
+        done = make_instance(
+            status=WorkflowStatus.COMPLETE, create_time=old, complete_time=old + timedelta(hours=2)
+        )
+        ended = make_instance(
+            status=WorkflowStatus.TERMINATED,
+            create_time=old,
+            complete_time=old + timedelta(hours=1),
+        )
+        fresh = make_instance(status=WorkflowStatus.COMPLETE, create_time=old, complete_time=cutoff)
+        running = make_instance(create_time=old)
+        paused = make_instance(status=WorkflowStatus.SUSPENDED, create_time=old)
+        for instance in (done, ended, fresh, running, paused):
+            await persistence.create_workflow(instance)
+        name = unique_word()
+        sub = _subscription(done, name, "k", old)
+        error = ExecutionError(workflow_id=done.id, pointer_id=None, time=old, message="x")
+        await _save(
+            persistence, done, done.execution_pointers, opened_subscriptions=[sub], errors=[error]
+        )
+        statuses = [WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED]
+        assert await persistence.count_purgeable(cutoff, statuses) == 2
+        assert await persistence.purge_workflows(cutoff, statuses) == [ended.id, done.id]
+        for gone in (done, ended):
+            with expect_raises(WorkflowNotFoundError, "a purged instance"):
+                await persistence.get_workflow(gone.id)
+        assert await persistence.get_errors(done.id) == []
+        assert await persistence.get_subscriptions(name, "k", _FAR) == []
+        for kept in (fresh, running, paused):
+            assert (await persistence.get_workflow(kept.id)).status is kept.status
+        assert await persistence.purge_workflows(cutoff, statuses) == []
+        suspended = [WorkflowStatus.SUSPENDED]
+        assert await persistence.purge_workflows(cutoff, suspended) == [paused.id]
+
+    async def test_purge_goes_in_batches_of_the_limit(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        old = T0 - timedelta(days=30000)
+        made = [
+            make_instance(
+                status=WorkflowStatus.COMPLETE,
+                create_time=old,
+                complete_time=old + timedelta(minutes=i),
+            )
+            for i in range(5)
+        ]
+        for instance in made:
+            await persistence.create_workflow(instance)
+        cutoff = old + timedelta(days=1)
+        statuses = [WorkflowStatus.COMPLETE]
+        batches = [await persistence.purge_workflows(cutoff, statuses, 2) for _ in range(4)]
+        assert batches == [_ids(made[:2]), _ids(made[2:4]), _ids(made[4:]), []]
+
+    async def test_purge_never_takes_runnable_instances(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        for statuses in ([WorkflowStatus.RUNNABLE], [WorkflowStatus.COMPLETE, "RUNNABLE"], []):
+            with expect_raises(ConfigurationError, f"purging {statuses}"):
+                await persistence.purge_workflows(_FAR, statuses)  # type: ignore[arg-type]
+            with expect_raises(ConfigurationError, f"counting {statuses}"):
+                await persistence.count_purgeable(_FAR, statuses)  # type: ignore[arg-type]
+
+    async def test_purge_events_takes_processed_old_ones_only(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        old = T0 - timedelta(days=20000)
+        name = unique_word()
+        gone = Event(name=name, key="k", time=old, processed=True)
+        waiting = Event(name=name, key="k", time=old)
+        recent = Event(name=name, key="k", time=old + timedelta(days=2), processed=True)
+        for event in (gone, waiting, recent):
+            await persistence.create_event(event)
+        assert await persistence.purge_events(old + timedelta(days=1)) == 1
+        with expect_raises(WfeError, "a purged event"):
+            await persistence.get_event(gone.id)
+        assert (await persistence.get_event(waiting.id)).id == waiting.id
+        assert (await persistence.get_event(recent.id)).id == recent.id

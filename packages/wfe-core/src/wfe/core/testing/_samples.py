@@ -63,6 +63,16 @@ class SampleData:
     flag: bool = True
 
 
+@attrs.define
+class SampleTagged:
+    """Workflow data whose type declares extra search words."""
+
+    code: str
+
+    def __search_tokens__(self) -> list[str]:
+        return [f"tagged{self.code}"]
+
+
 def make_pointer(step_id: int, *, sequence: int | None = None, **fields: Any) -> ExecutionPointer:
     """A pointer for step ``step_id`` (``sequence`` defaults to ``step_id``)."""
     fields.setdefault("step_name", f"step-{step_id}")

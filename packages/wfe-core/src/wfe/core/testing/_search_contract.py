@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import attrs
 
 from .._models import WorkflowInstance, WorkflowStatus
-from ..protocols import SearchFilters, SearchIndex
-from ._samples import T0, make_instance, unique_word
+from ..protocols import DataFilter, SearchFilters, SearchIndex
+from ._samples import T0, SampleData, SampleLine, SampleTagged, make_instance, unique_word
 
 
 class SearchContract:
@@ -140,3 +141,71 @@ class SearchContract:
         assert page.total == 1
         assert page.items[0].status is WorkflowStatus.COMPLETE
         assert page.items[0].complete_time == T0 + timedelta(minutes=1)
+
+    async def test_version_filter(self, search_index: SearchIndex) -> None:
+        definition = unique_word("def")
+        one = make_instance(definition_id=definition, version=1)
+        two = make_instance(definition_id=definition, version=2)
+        await self._index(search_index, one, two)
+        page = await search_index.search("", SearchFilters(definition_id=definition, version=2))
+        assert [r.id for r in page.items] == [two.id]
+
+    async def test_data_filters_compare_values_with_their_types(
+        self, search_index: SearchIndex
+    ) -> None:
+        definition = unique_word("def")
+        number = make_instance(definition_id=definition, data={"n": 3, "who": {"name": "Ann"}})
+        text = make_instance(definition_id=definition, data={"n": "3", "who": {"name": "Bo"}})
+        flag = make_instance(definition_id=definition, data={"n": True, "tags": ["x", "y"]})
+        real = make_instance(definition_id=definition, data={"n": 3.0, "who": None})
+        await self._index(search_index, number, text, flag, real)
+
+        async def ids(*data: DataFilter) -> set[str]:
+            page = await search_index.search("", SearchFilters(definition_id=definition, data=data))
+            return {r.id for r in page.items}
+
+        assert await ids(DataFilter("n", 3)) == {number.id, real.id}
+        assert await ids(DataFilter("n", Decimal("3.00"))) == {number.id, real.id}
+        assert await ids(DataFilter("n", "3")) == {text.id}
+        assert await ids(DataFilter("n", True)) == {flag.id}
+        assert await ids(DataFilter("n", 1)) == set()
+        assert await ids(DataFilter("who.name", "Ann")) == {number.id}
+        assert await ids(DataFilter("who", None)) == {real.id}
+        assert await ids(DataFilter("tags", "y")) == {flag.id}
+        assert await ids(DataFilter("n", 3), DataFilter("who.name", "Bo")) == set()
+        assert await ids(DataFilter("name", "Ann")) == set(), "paths are whole, not suffixes"
+
+    async def test_data_filters_reach_fields_of_typed_data(self, search_index: SearchIndex) -> None:
+        definition = unique_word("def")
+        typed = make_instance(
+            definition_id=definition,
+            data=SampleData(lines=[SampleLine("k-9", Decimal("1.5"))]),
+        )
+        other = make_instance(definition_id=definition, data=SampleData())
+        await self._index(search_index, typed, other)
+        only = SearchFilters(definition_id=definition, data=[DataFilter("lines.sku", "k-9")])
+        assert [r.id for r in (await search_index.search("", only)).items] == [typed.id]
+        by_price = SearchFilters(definition_id=definition, data={"lines.price": 1.5})
+        assert [r.id for r in (await search_index.search("", by_price)).items] == [typed.id]
+        both = SearchFilters(definition_id=definition, data={"flag": True})
+        assert (await search_index.search("", both)).total == 2
+
+    async def test_a_data_type_may_declare_extra_search_words(
+        self, search_index: SearchIndex
+    ) -> None:
+        code = unique_word()
+        tagged = make_instance(data=SampleTagged(code=code))
+        await self._index(search_index, tagged)
+        page = await search_index.search(f"tagged{code}")
+        assert [r.id for r in page.items] == [tagged.id]
+        assert page.items[0].data == SampleTagged(code=code)
+
+    async def test_remove_drops_entries(self, search_index: SearchIndex) -> None:
+        definition = unique_word("def")
+        keep, drop = (make_instance(definition_id=definition) for _ in range(2))
+        await self._index(search_index, keep, drop)
+        await search_index.remove([drop.id, "no-such-id"])
+        await self.settle(search_index)
+        page = await search_index.search("", SearchFilters(definition_id=definition))
+        assert [r.id for r in page.items] == [keep.id]
+        await search_index.remove([])

@@ -1,0 +1,61 @@
+"""The index consumer for search indexes that take documents in bulk."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import trio
+
+from wfe.core import WorkflowInstance, WorkflowNotFoundError
+from wfe.core.protocols import BulkSearchIndex, QueueItem, QueueKind
+
+from ._services import HostServices
+
+log = logging.getLogger("wfe.host")
+
+BATCH = 200  # index items taken together at most
+_WAIT = 30.0  # providers wake on enqueue or poll inside; long waits are cheap
+
+
+async def consume_in_batches(host: HostServices, index: BulkSearchIndex) -> None:
+    """Index changed instances, every pending one at once, until cancelled.
+
+    One consumer per host, so the batches of a host are indexed in the order their
+    instances were read: a later batch never overwrites a document with an older
+    read. Items are acknowledged after the batch is stored (or found unstorable);
+    an item taken by a host that dies first is delivered again.
+    """
+    queues = host.queues
+    while True:
+        item = await queues.dequeue(QueueKind.INDEX, _WAIT)
+        if item is None:
+            continue
+        items = [item]
+        try:
+            while len(items) < BATCH:
+                more = await queues.dequeue(QueueKind.INDEX, 0)
+                if more is None:
+                    break
+                items.append(more)
+            await _index(host, index, items)
+        except Exception:
+            # Refused for good (the index retries outages itself): the store still
+            # holds every instance, and its next change indexes it again.
+            log.exception("indexing %d workflow(s) failed", len(items))
+        # Cancelled (the host is stopping): not acknowledged, so delivered again.
+        with trio.CancelScope(shield=True):
+            for taken in items:
+                try:
+                    await queues.ack(taken)
+                except Exception:
+                    log.exception("acking index item %s failed (redelivered)", taken.item_id)
+
+
+async def _index(host: HostServices, index: BulkSearchIndex, items: list[QueueItem]) -> None:
+    instances: list[WorkflowInstance] = []
+    for workflow_id in dict.fromkeys(i.item_id for i in items):
+        with contextlib.suppress(WorkflowNotFoundError):
+            instances.append(await host.persistence.get_workflow(workflow_id, with_pointers=False))
+    if instances:
+        await index.index_many(instances)
