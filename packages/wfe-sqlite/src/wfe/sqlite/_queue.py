@@ -120,8 +120,15 @@ class SqliteQueueProvider(SqliteProvider):
                 "UPDATE queue_items SET receipt = ?, visible_at = ? WHERE id = ?",
                 (token, now + vt_us, row[0]),
             )
-            # Whether that was the last visible item (then: when the next one shows).
-            return (row[0], row[1], token), look(conn)
+            # Whether that was the last visible item: the earlier ones are all taken (a
+            # take picks the first visible), so look after it only, which stops at the
+            # first waiting item (``min(visible_at)`` would scan the whole kind).
+            more = conn.execute(
+                "SELECT 1 FROM queue_items WHERE kind = ? AND id > ? AND visible_at <= ? LIMIT 1",
+                (kind_enum.value, row[0], now),
+            ).fetchone()
+            # None: no visible item now; the taken ones show again by polling.
+            return (row[0], row[1], token), (now if more else None)
 
         kind_value = kind_enum.value
         # Known to hold no visible item since this process last enqueued one: wait first
@@ -145,7 +152,7 @@ class SqliteQueueProvider(SqliteProvider):
                 generation = db.enqueues(kind_value)
                 taken, next_visible = await db.write(take)
                 if next_visible is None or next_visible > wall_us():
-                    db.found_empty(kind_value, generation, next_visible)
+                    db.found_empty(kind_value, generation, None if taken else next_visible)
             if taken is not None:
                 row_id, item_id, token = taken
                 item = QueueItem(kind=kind_enum, item_id=item_id, receipt=f"{row_id}:{token}")
