@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import trio
 
-from wfe.core import LifecycleEvent
+from wfe.core import LifecycleEvent, WorkflowBuilder, WorkflowCompleted, WorkflowStarted
+from wfe.core.memory import MemoryLockProvider
 from wfe.core.protocols import WorkflowChangeFeed
 from wfe.host import WorkflowHostBuilder
 
@@ -44,3 +45,27 @@ async def test_each_distinct_feed_runs_once_for_the_host_and_stops_with_it() -> 
         await feed.ready.wait()
         assert feed.started == 1
     assert feed.cancelled == 1
+
+
+class PublishingLocks(MemoryLockProvider):
+    """A lock provider that also publishes lifecycle events (as wfe-valkey's does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[LifecycleEvent] = []
+
+    async def publish(self, event: LifecycleEvent) -> None:
+        self.events.append(event)
+
+
+async def test_lock_and_queue_providers_that_publish_get_lifecycle_events() -> None:
+    locks = PublishingLocks()
+    definition = WorkflowBuilder(dict).start_with(lambda ctx: None).build("pub", 1)
+    async with WorkflowHostBuilder().locks(locks).register(definition).build() as host:
+        wid = await host.start_workflow("pub", 1, {})
+        await host.wait_for_workflow(wid, timeout=30)
+        with trio.fail_after(30):
+            while not any(isinstance(e, WorkflowCompleted) for e in locks.events):
+                await trio.sleep(0.01)
+    assert isinstance(locks.events[0], WorkflowStarted)
+    assert {e.workflow_id for e in locks.events} == {wid}

@@ -1,7 +1,21 @@
-"""wfe.valkey: Valkey/Redis lock, queue and lifecycle pub/sub for wfe — not implemented yet.
+"""wfe.valkey: distributed lock, work queue and lifecycle pub/sub on Valkey or Redis.
 
-This distribution installs and imports, but provides no providers in this release;
-URLs like ``valkey://host:6379/0`` raise a ProviderNotFoundError that says so.
+URLs ``valkey://[user:password@]host[:port][/db][?prefix=app:]`` (``valkeys://`` for
+TLS; ``redis://`` and ``rediss://`` are the same). Every key and channel starts with the
+prefix (default ``wfe:``). The lock and queue providers also publish status changes and
+watch them (:class:`~wfe.core.protocols.WorkflowChangeFeed`), so a host configured with
+either wakes ``wait_for_workflow`` for workflows that other hosts finish, within
+milliseconds.
 """
 
-__all__: list[str] = []
+from ._lock import ValkeyLockProvider as ValkeyLockProvider
+from ._publisher import ValkeyLifecyclePublisher as ValkeyLifecyclePublisher
+from ._publisher import event_json as event_json
+from ._queue import ValkeyQueueProvider as ValkeyQueueProvider
+
+__all__ = [
+    "ValkeyLifecyclePublisher",
+    "ValkeyLockProvider",
+    "ValkeyQueueProvider",
+    "event_json",
+]

@@ -37,6 +37,7 @@ from wfe.core.executor import Command, as_utc
 from wfe.core.memory import MemorySearchIndex
 from wfe.core.protocols import (
     DistributedLockProvider,
+    LifecycleEventPublisher,
     Page,
     PersistenceProvider,
     ProvidesCompanions,
@@ -86,6 +87,7 @@ class WorkflowHost:
         # callers waiting for that workflow (each then reads one row, not every waiter).
         self._waiters: dict[str, trio.Event] = {}
         self._publish_send: trio.MemorySendChannel[LifecycleEvent] | None = None
+        self._publishers: list[LifecycleEventPublisher] = []
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -110,7 +112,8 @@ class WorkflowHost:
                     start_workflow=self.start_workflow,
                 )
             )
-            if self.config.publishers:
+            self._publishers = self._lifecycle_publishers()
+            if self._publishers:
                 send, receive = trio.open_memory_channel[LifecycleEvent](math.inf)
                 self._publish_send = send
                 self._nursery.start_soon(self._forward_lifecycle, receive)
@@ -182,9 +185,21 @@ class WorkflowHost:
     async def _forward_lifecycle(self, receive: trio.MemoryReceiveChannel[LifecycleEvent]) -> None:
         async with receive:
             async for event in receive:
-                for publisher in self.config.publishers:
+                for publisher in self._publishers:
                     with contextlib.suppress(Exception):
                         await publisher.publish(event)
+
+    def _lifecycle_publishers(self) -> list[LifecycleEventPublisher]:
+        """The configured publishers, then the lock and queue providers that publish
+        lifecycle events themselves (a lock service telling other hosts about status
+        changes, so configuring it alone gives cross-host wake-ups)."""
+        publishers: list[LifecycleEventPublisher] = list(self.config.publishers)
+        for provider in (self.locks, self.queues):
+            if isinstance(provider, LifecycleEventPublisher) and not any(
+                provider is seen for seen in publishers
+            ):
+                publishers.append(provider)
+        return publishers
 
     def _change_feeds(self) -> list[WorkflowChangeFeed]:
         """The distinct providers that can tell this host about other hosts' changes."""
