@@ -44,15 +44,17 @@ class WriterGate:
         await trio.to_thread.run_sync(self.entered.wait)
 
 
-def count_begins(store: SqlitePersistenceProvider) -> list[str]:
-    """BEGIN statements the write connections (thread and inline) run from now on."""
+def count_write_begins(store: SqlitePersistenceProvider) -> list[str]:
+    """Write transactions (``BEGIN IMMEDIATE``) the write connections (thread and
+    inline) begin from now on; small reads may run on the inline one too, in plain
+    ``BEGIN`` snapshots."""
     seen: list[str] = []
     for proxied in (store._db._writer, store._db._inline):
         assert proxied is not None
         conn = proxied.driver_connection
         assert isinstance(conn, sqlite3.Connection)
         conn.set_trace_callback(
-            lambda sql: seen.append(sql) if sql.upper().startswith("BEGIN") else None
+            lambda sql: seen.append(sql) if sql.upper().startswith("BEGIN IMMEDIATE") else None
         )
     return seen
 
@@ -77,7 +79,7 @@ async def test_a_stale_checkpoint_in_a_batch_is_refused_alone(tmp_path: Path) ->
         for inst in (a, b, c):
             inst.data = {"n": 1}
         gate = WriterGate()
-        begins = count_begins(store)
+        begins = count_write_begins(store)
         outcomes: dict[str, str] = {}
 
         async def persist(inst: WorkflowInstance) -> None:
@@ -187,7 +189,7 @@ async def test_an_empty_dequeue_takes_no_write_transaction(tmp_path: Path) -> No
         await queues.ack(item)
         await store._db.write(lambda conn: None)  # the posted ack has committed
         assert await queues.dequeue(QueueKind.WORKFLOW, 0) is None  # learns: empty
-        begins = count_begins(store)
+        begins = count_write_begins(store)
         assert await queues.dequeue(QueueKind.WORKFLOW, 0.05) is None
         assert begins == []
         got: list[str] = []

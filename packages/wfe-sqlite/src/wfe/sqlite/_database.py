@@ -375,8 +375,18 @@ class Database:
         committed. A posted write that fails is logged."""
         self._queue(Job(fn, notify=notify, posted=True))
 
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` in one read transaction (a consistent snapshot)."""
+    async def read(self, fn: Callable[[sqlite3.Connection], T], *, small: bool = False) -> T:
+        """Run ``fn(conn)`` in one read transaction (a consistent snapshot).
+
+        ``small``: a read of a row or a few rows, run right away on the trio thread
+        when the writer is idle (no thread hop); larger reads (histories, pages, scans)
+        always run in a worker thread."""
+        if small and self.path is not None and self._thread is not None:
+            await trio.lowlevel.checkpoint()
+            if self._thread is not None:
+                done, result = self._thread.read_inline(fn)
+                if done:
+                    return result  # type: ignore[no-any-return]
         if self.path is None:
             # One connection: reads run in the writer thread, in a batch's savepoint.
             await trio.lowlevel.checkpoint_if_cancelled()

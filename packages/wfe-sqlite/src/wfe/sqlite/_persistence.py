@@ -241,7 +241,7 @@ class SqlitePersistenceProvider(SqliteProvider):
             ).fetchone()
             return [] if row is None else [c.workflow_from_row(row)]
 
-        found = await self._db.read(run)
+        found = await self._db.read(run, small=not with_pointers)
         if not found:
             raise WorkflowNotFoundError(
                 f"no workflow {workflow_id} in SQLite store {self._db.label}"
@@ -330,7 +330,8 @@ class SqlitePersistenceProvider(SqliteProvider):
         row = await self._db.read(
             lambda conn: conn.execute(
                 f"SELECT {c.EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,)
-            ).fetchone()
+            ).fetchone(),
+            small=True,
         )
         if row is None:
             raise ProviderError(f"no event {event_id} in SQLite store {self._db.label}")
@@ -366,7 +367,7 @@ class SqlitePersistenceProvider(SqliteProvider):
             )
             return [c.event_from_row(r) for r in rows]
 
-        return await self._db.read(run)
+        return await self._db.read(run, small=limit <= 10)
 
     # -- subscriptions ----------------------------------------------------------------
 
@@ -385,7 +386,7 @@ class SqlitePersistenceProvider(SqliteProvider):
             )
             return [c.subscription_from_row(r) for r in rows]
 
-        return await self._db.read(run)
+        return await self._db.read(run, small=True)
 
     # -- errors and scheduled commands ------------------------------------------------
 

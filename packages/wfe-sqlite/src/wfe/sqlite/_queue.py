@@ -147,7 +147,7 @@ class SqliteQueueProvider(SqliteProvider):
                 # Woken by the poll timer, not by an enqueue here: look in a read
                 # transaction first, so an idle queue polled by every process takes
                 # no write lock.
-                next_visible = await db.read(look)
+                next_visible = await db.read(look, small=True)
             if not polled or (next_visible is not None and next_visible <= wall_us()):
                 generation = db.enqueues(kind_value)
                 taken, next_visible = await db.write(take)

@@ -141,6 +141,34 @@ class Writer:
             self.submit(Job(_checkpoint_wal, exclusive=True, posted=True))
         return True
 
+    def read_inline(self, fn: Work) -> tuple[bool, Any]:
+        """Run the read ``fn`` in a snapshot of the committed state on the calling (trio)
+        thread, when the writer is idle with nothing queued: ``(True, result)``; else
+        (or when SQLite reports a lock, rare for a WAL read) ``(False, None)`` and the
+        caller reads through a worker thread. For small reads only (a row, a few rows):
+        the trio loop runs them."""
+        conn = self._inline
+        if conn is None or self._jobs or self._stopping:
+            return False, None
+        if not self._busy.acquire(blocking=False):
+            return False, None
+        try:
+            try:
+                conn.execute("BEGIN")
+                try:
+                    return True, fn(conn)
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    return False, None
+                raise self._wrap(exc) from exc
+            except sqlite3.Error as exc:
+                raise self._wrap(exc) from exc
+        finally:
+            self._busy.release()
+
     def stop(self) -> None:
         """Run what is queued, then end the thread (blocking; call from a thread)."""
         with self._cond:
