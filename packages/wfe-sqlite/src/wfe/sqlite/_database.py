@@ -384,9 +384,10 @@ class Database:
         if small and self.path is not None and self._thread is not None:
             await trio.lowlevel.checkpoint()
             if self._thread is not None:
-                done, result = self._thread.read_inline(fn)
+                done, found = self._thread.read_inline(fn)
                 if done:
-                    return result  # type: ignore[no-any-return]
+                    inline: T = found
+                    return inline
         if self.path is None:
             # One connection: reads run in the writer thread, in a batch's savepoint.
             await trio.lowlevel.checkpoint_if_cancelled()
