@@ -203,3 +203,25 @@ async def test_an_empty_dequeue_takes_no_write_transaction(tmp_path: Path) -> No
             await trio.testing.wait_all_tasks_blocked()
             await queues.enqueue(QueueKind.WORKFLOW, "later")
         assert got == ["later"]
+
+
+async def test_with_synchronous_full_no_write_commits_on_the_trio_thread(tmp_path: Path) -> None:
+    """A commit that syncs the disk never runs on the trio thread: every write
+    transaction begins on the writer thread's connection."""
+    path = tmp_path / "wfe.db"
+    async with SqlitePersistenceProvider(f"sqlite:///{path}", synchronous="FULL") as store:
+        inline_begins: list[str] = []
+        proxied = store._db._inline
+        assert proxied is not None
+        conn = proxied.driver_connection
+        assert isinstance(conn, sqlite3.Connection)
+        conn.set_trace_callback(
+            lambda sql: inline_begins.append(sql) if sql.upper().startswith("BEGIN IMM") else None
+        )
+        inst = make_instance()
+        await store.create_workflow(inst)
+        await store.claim_workflow(inst.id, 1)
+        inst.data = {"n": 3}
+        await store.persist_checkpoint(Checkpoint(instance=inst, fencing_token=1))
+        assert inline_begins == []
+        assert read_data(path, inst.id) == '{"n":3}'

@@ -228,7 +228,12 @@ class Database:
                 # on the trio thread (see Writer.run_inline).
                 inline.execute("PRAGMA busy_timeout = 0")
                 inline.execute("PRAGMA wal_autocheckpoint = 0")
-            self._thread = Writer(self._driver(self._writer), self.label, inline)
+            # With synchronous FULL/EXTRA a WAL commit syncs the disk: keep those commits
+            # off the trio thread (small reads still run there).
+            syncs = self.path is not None and self.synchronous in ("FULL", "EXTRA")
+            self._thread = Writer(
+                self._driver(self._writer), self.label, inline, inline_writes=not syncs
+            )
         except WfeError:
             engine.dispose()
             raise

@@ -83,6 +83,8 @@ class Writer:
         conn: sqlite3.Connection,
         label: str,
         inline_conn: sqlite3.Connection | None = None,
+        *,
+        inline_writes: bool = True,
     ) -> None:
         self._conn = conn
         self._label = label
@@ -92,6 +94,8 @@ class Writer:
         # Held while a batch runs, in the thread or inline (see run_inline).
         self._busy = threading.Lock()
         self._inline = inline_conn
+        # Off when a commit syncs the disk (synchronous FULL/EXTRA): no fsync on the loop.
+        self._inline_writes = inline_writes
         self._inline_commits = 0
         self._thread = threading.Thread(target=self._serve, name=f"wfe-sqlite-writer {label}")
         self._thread.daemon = True
@@ -116,7 +120,7 @@ class Writer:
         The inline connection never checkpoints the WAL itself (that is file I/O); every
         ``_CHECKPOINT_EVERY`` inline commits the writer thread is asked to."""
         conn = self._inline
-        if conn is None or self._jobs or self._stopping:
+        if conn is None or not self._inline_writes or self._jobs or self._stopping:
             return False
         if not self._busy.acquire(blocking=False):
             return False
