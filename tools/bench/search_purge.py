@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -141,7 +140,7 @@ async def main(args: argparse.Namespace) -> None:
     times = []
     for _ in range(5):
         t = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        await trio.run_process(cmd, capture_stdout=True, capture_stderr=True, env=env)
         times.append((time.perf_counter() - t) * 1000)
     print(f"list_process_ms {statistics.median(times):.0f} ms")
     async with WorkflowHostBuilder().persistence(url).run_workflows(False).build() as host:

@@ -92,6 +92,8 @@ def test_protocols_exports() -> None:
         "SearchFilters",
         "SearchIndex",
         "SearchResult",
+        "StepLogLine",
+        "StepLogStore",
         "WorkflowChangeFeed",
         "check_purge_statuses",
     ]
@@ -107,6 +109,7 @@ def test_testing_exports() -> None:
         "SampleLine",
         "SampleTagged",
         "SearchContract",
+        "StepLogContract",
         "T0",
         "expect_raises",
         "make_instance",

@@ -32,6 +32,7 @@ from wfe.core.testing import (
     PersistenceContract,
     QueueContract,
     SearchContract,
+    StepLogContract,
     make_instance,
 )
 
@@ -39,6 +40,13 @@ from wfe.core.testing import (
 class TestMemoryPersistence(PersistenceContract):
     @pytest.fixture
     async def persistence(self) -> AsyncIterator[MemoryPersistenceProvider]:
+        async with MemoryPersistenceProvider() as provider:
+            yield provider
+
+
+class TestMemoryStepLogs(StepLogContract):
+    @pytest.fixture
+    async def step_logs(self) -> AsyncIterator[MemoryPersistenceProvider]:
         async with MemoryPersistenceProvider() as provider:
             yield provider
 

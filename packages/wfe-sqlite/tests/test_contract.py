@@ -7,7 +7,16 @@ of the persistence provider sharing its single database.
 
 from __future__ import annotations
 
-from wfe.core.testing import LockContract, PersistenceContract, QueueContract, SearchContract
+import pytest
+
+from wfe.core.testing import (
+    LockContract,
+    PersistenceContract,
+    QueueContract,
+    SearchContract,
+    StepLogContract,
+)
+from wfe.sqlite import SqlitePersistenceProvider
 
 
 class TestSqlitePersistenceContract(PersistenceContract):
@@ -24,3 +33,9 @@ class TestSqliteQueueContract(QueueContract):
 
 class TestSqliteSearchContract(SearchContract):
     pass
+
+
+class TestSqliteStepLogContract(StepLogContract):
+    @pytest.fixture
+    def step_logs(self, persistence: SqlitePersistenceProvider) -> SqlitePersistenceProvider:
+        return persistence

@@ -459,6 +459,47 @@ class WorkflowChangeFeed(Protocol):
         ...
 
 
+@attrs.frozen(kw_only=True)
+class StepLogLine:
+    """One line a step wrote (shell stdout/stderr, Deno ``console.log``/``Wfe.log``,
+    ``ctx.log``), already masked of secrets. ``seq`` is assigned by the store."""
+
+    workflow_id: str
+    pointer_id: str
+    step_name: str
+    attempt: int
+    stream: str
+    line: str
+    time: datetime
+    seq: int = 0
+
+
+@runtime_checkable
+class StepLogStore(Protocol):
+    """Optional capability of a persistence provider: it keeps step output lines, so
+    ``wfe logs`` works from any machine that reaches the store. A host whose store has
+    it writes every step's lines there, in batches (bounded per step attempt)."""
+
+    async def append_step_logs(self, lines: Sequence[StepLogLine]) -> None:
+        """Store ``lines`` (of any workflows) in one transaction, giving each a ``seq``
+        greater than that of every line stored before (order of ``lines`` kept).
+        Not fenced: logs are an account of what ran, written after the fact."""
+        ...
+
+    async def read_step_logs(
+        self,
+        workflow_id: str,
+        *,
+        step: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
+    ) -> list[StepLogLine]:
+        """Lines of ``workflow_id`` with ``seq > after``, in ``seq`` order, at most
+        ``limit``; only those of ``step_name == step`` when ``step`` is given. A
+        workflow without lines (or unknown) gives ``[]``."""
+        ...
+
+
 __all__ = [
     "AsyncProvider",
     "BulkSearchIndex",
@@ -477,6 +518,8 @@ __all__ = [
     "SearchFilters",
     "SearchIndex",
     "SearchResult",
+    "StepLogLine",
+    "StepLogStore",
     "WorkflowChangeFeed",
     "check_purge_statuses",
 ]

@@ -24,6 +24,7 @@ from . import _codec as c
 from . import _purge
 from ._base import SqliteProvider, open_database
 from ._lock import SqliteLockProvider
+from ._logs import SqliteStepLogs
 from ._queue import SqliteQueueProvider
 from ._search import SqliteSearchIndex
 
@@ -57,7 +58,7 @@ _INSERT_ERROR = "INSERT INTO errors (workflow_id, pointer_id, time, message) VAL
 _WORKFLOW_KEYS = tuple(k.strip() for k in c.WORKFLOW_COLUMNS.split(","))
 
 
-class SqlitePersistenceProvider(SqliteProvider):
+class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
     """Workflows, events, subscriptions, errors and scheduled commands in one SQLite
     file (``sqlite:///path.db``, ``sqlite:////abs/path.db``) or in memory
     (``sqlite://:memory:``).

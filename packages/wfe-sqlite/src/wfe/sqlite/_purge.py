@@ -48,7 +48,7 @@ def purge_workflows(
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS purge_ids (id TEXT PRIMARY KEY)")
     conn.execute("DELETE FROM purge_ids")
     conn.executemany("INSERT INTO purge_ids (id) VALUES (?)", [(i,) for i in ids])
-    for table in ("pointers", "subscriptions", "errors"):
+    for table in ("pointers", "subscriptions", "errors", "step_logs"):
         conn.execute(f"DELETE FROM {table} WHERE workflow_id IN (SELECT id FROM purge_ids)")
     # Lease rows keep a resource's fencing counter while its instance exists; with the
     # instance gone no write can be fenced any more, so a free one goes too (the host

@@ -29,6 +29,8 @@ from sqlalchemy import (
 from wfe.core import ConfigurationError
 from wfe.core.serialization import stored_search_fields
 
+from ._logs import create_step_logs
+
 metadata = MetaData()
 
 schema_version = Table(
@@ -210,6 +212,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1_initial,
     _v2_subscriptions_by_workflow,
     _v3_search_fields,
+    create_step_logs,  # v4: step output lines (the StepLogStore capability, _logs.py)
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

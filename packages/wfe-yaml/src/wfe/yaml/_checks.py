@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from ._durations import DURATION_HELP, parse_duration
 from ._errors import Issue
-from ._interpolation import EXPRESSION, EXPRESSION_HELP, parse_expression
+from ._interpolation import EXPRESSION, EXPRESSION_HELP, is_runtime, parse_expression
 from ._nodes import YamlNode
 
 
@@ -97,7 +97,7 @@ def forbid_data_expressions(node: YamlNode | None, issues: list[Issue], reason: 
     if isinstance(node.value, str):
         for m in EXPRESSION.finditer(node.value):
             parsed = parse_expression(m.group(1))
-            if parsed is not None and parsed[0] == "data":
+            if is_runtime(parsed):
                 issues.append(node.issue(f"`{m.group()}` is not allowed here: {reason}"))
 
 

@@ -1,18 +1,13 @@
 """From validated specs to a :class:`~wfe.core.WorkflowDefinition`, through the fluent
 :class:`~wfe.core.WorkflowBuilder`.
 
-Each leaf step becomes one step of the definition whose body is a :class:`YamlStep`:
-it evaluates ``when`` (false: the step records ``{"skipped": true}`` and the flow
-moves on), runs the step type's body, and runs the hooks inside the same step:
-
-* success → ``on_success`` hooks, then ``ensure`` hooks; a failing hook fails the step;
-* failure → ``on_failure`` hooks, then ``ensure`` hooks, then the original error is
-  raised again (a failing ``on_failure``/``ensure`` hook is logged and noted on it),
-  so the step's error behaviour (retry, suspend, ...) applies to the whole step —
-  a retried step runs its hooks again on every attempt.
+Each leaf step becomes one step of the definition whose body is a :class:`YamlStep`
+(its condition, body and hooks run inside that one step: see :mod:`._yaml_step`), so a
+retried step runs its hooks again on every attempt.
 
 A ``parallel`` step becomes ``parallel().do(...).join()`` (under ``if_do`` when it
-has ``when``). Declared step outputs are checked after the step; declared workflow
+has ``when``). A workflow whose steps use ``needs`` or ``matrix`` becomes a graph (see
+:mod:`._graph`). Declared step outputs are checked after the step; declared workflow
 outputs by a final step named ``(outputs)``; declared inputs by the definition's
 ``data_validator`` when the workflow starts (filling defaults).
 """
@@ -34,84 +29,19 @@ from wfe.core import (
 )
 from wfe.core import StepBuilder as _StepBuilder
 
-from ._data import STEPS_KEY, record_step, workflow_data
+from ._ci_keys import unit_name
+from ._data import STEPS_KEY, workflow_data
 from ._errors import Issue, YamlWorkflowError
+from ._graph import add_graph
+from ._graph_state import GRAPH_KEY
+from ._pipeline_checks import ENV_STEP_TYPES
 from ._schema import InputSpec, StepSpec, WorkflowSpec
 from ._types import ValueType
+from ._yaml_step import LeafPlan, YamlStep
+
+__all__ = ["OUTPUTS_STEP", "CompiledWorkflow", "YamlStep", "check_inputs", "compile_workflow"]
 
 OUTPUTS_STEP = "(outputs)"
-
-
-@attrs.frozen(kw_only=True)
-class LeafPlan:
-    """What a :class:`YamlStep` runs: the body, its condition, hooks and declared outputs."""
-
-    name: str
-    body: type[StepBody]
-    when: Any
-    on_success: tuple[type[StepBody], ...]
-    on_failure: tuple[type[StepBody], ...]
-    ensure: tuple[type[StepBody], ...]
-    outputs: Mapping[str, ValueType]
-
-
-class YamlStep(StepBody):
-    """A YAML step: condition, main body and hooks (see the module documentation)."""
-
-    plan: ClassVar[LeafPlan]
-
-    async def run(self, ctx: StepExecutionContext) -> ExecutionResult | None:
-        plan = type(self).plan
-        data = workflow_data(ctx.workflow.data)
-        first_visit = ctx.persistence_data is None and not ctx.pointer.event_published
-        if plan.when is not None and first_visit and not plan.when.evaluate(data):
-            record_step(data, plan.name, {"skipped": True})
-            ctx.log(f"{plan.name}: skipped (its `when` condition is false)", "log")
-            return ExecutionResult.next()
-        try:
-            result = await plan.body().run(ctx)
-        except Exception as exc:
-            for hook in plan.on_failure + plan.ensure:
-                await _run_hook_after_failure(hook, ctx, exc)
-            raise
-        if result is not None and not result.proceed:
-            return result  # still waiting (a sub-workflow): hooks run once it ends
-        try:
-            _check_outputs(plan, data)
-            for hook in plan.on_success:
-                await _run_hook(hook, ctx)
-        except Exception as exc:
-            for hook in plan.ensure:
-                await _run_hook_after_failure(hook, ctx, exc)
-            raise
-        for hook in plan.ensure:
-            await _run_hook(hook, ctx)
-        return result
-
-
-def _check_outputs(plan: LeafPlan, data: dict[str, Any]) -> None:
-    for name, t in plan.outputs.items():
-        if name not in data:
-            raise StepError(f"step {plan.name!r} did not set its declared output {name!r}")
-        problem = t.check(data[name], f"output {name}")
-        if problem:
-            raise StepError(f"step {plan.name!r}: {problem}")
-
-
-async def _run_hook(hook: type[StepBody], ctx: StepExecutionContext) -> None:
-    result = await hook().run(ctx)
-    if result is not None and not result.proceed:
-        raise StepError(f"hook {hook.__name__} did not finish in one run; hooks must")
-
-
-async def _run_hook_after_failure(
-    hook: type[StepBody], ctx: StepExecutionContext, original: BaseException
-) -> None:
-    try:
-        await _run_hook(hook, ctx)
-    except Exception as exc:
-        ctx.log(f"hook {hook.__name__} failed after the step failed: {exc}", "stderr")
-        original.add_note(f"hook {hook.__name__} also failed: {exc}")
 
 
 class OutputsCheck(StepBody):
@@ -149,6 +79,8 @@ class CompiledWorkflow:
     outputs: Mapping[str, ValueType]
     file: str
     name: str | None = None
+    secrets: tuple[str, ...] = ()
+    """The secrets the workflow declares (``secrets:``): given at start, never stored."""
     companions: tuple[CompiledWorkflow, ...] = ()
     """The other workflows loaded with this one (the rest of its file and its includes):
     a host registering this workflow registers them too, so sub-workflows resolve."""
@@ -171,7 +103,8 @@ def check_inputs(compiled: CompiledWorkflow, data: Any) -> dict[str, Any]:
     if data is None:
         data = {}
     issues: list[Issue] = []
-    if isinstance(data, dict) and STEPS_KEY in data:
+    reserved = [k for k in (STEPS_KEY, GRAPH_KEY) if isinstance(data, dict) and k in data]
+    if reserved:
         raise YamlWorkflowError(
             [
                 Issue(
@@ -179,7 +112,7 @@ def check_inputs(compiled: CompiledWorkflow, data: Any) -> dict[str, Any]:
                     line=1,
                     column=1,
                     key="inputs",
-                    message=f"start data cannot hold {STEPS_KEY!r}: it is reserved for the "
+                    message=f"start data cannot hold {reserved[0]!r}: it is reserved for the "
                     "records of the workflow's own steps",
                 )
             ]
@@ -237,56 +170,102 @@ def _declared_names(spec: WorkflowSpec) -> frozenset[str]:
     return frozenset(names)
 
 
-def _leaf_body(spec: StepSpec, exported: frozenset[str]) -> type[StepBody]:
-    assert spec.step_type is not None
-    main = spec.step_type.build(spec.config, attrs.evolve(spec.info, exported=exported))
-    plan = LeafPlan(
-        name=spec.name,
-        body=main,
-        when=spec.when,
-        on_success=tuple(_leaf_body(h, exported) for h in spec.on_success),
-        on_failure=tuple(_leaf_body(h, exported) for h in spec.on_failure),
-        ensure=tuple(_leaf_body(h, exported) for h in spec.ensure),
-        outputs=dict(spec.outputs),
-    )
-    return type(
-        spec.name,
-        (YamlStep,),
-        {"plan": plan, "fingerprint_key": f"yaml:{spec.type_name}"},
-    )
+class _Compiler:
+    """Builds the steps of one workflow (its settings apply to every leaf)."""
 
+    def __init__(self, spec: WorkflowSpec) -> None:
+        self.spec = spec
+        self.exported = _declared_names(spec)
 
-def _add(position: Any, spec: StepSpec, exported: frozenset[str]) -> _StepBuilder[dict[str, Any]]:
-    """Append ``spec`` after ``position`` (a WorkflowBuilder or StepBuilder)."""
-    if spec.parallel:
+    def leaf_body(
+        self,
+        spec: StepSpec,
+        *,
+        in_graph: bool = False,
+        combo: Mapping[str, Any] | None = None,
+        hook: bool = False,
+        top: bool = True,
+    ) -> type[StepBody]:
+        assert spec.step_type is not None
+        name = unit_name(spec.name, combo)
+        info = attrs.evolve(spec.info, name=name, exported=self.exported)
+        config = dict(spec.config)
+        if spec.type_name in ENV_STEP_TYPES and (self.spec.env or spec.env):
+            config["env"] = {**self.spec.env, **spec.env, **config.get("env", {})}
+        main = spec.step_type.build(config, info)
+        # Where the step runs: its working_dir, else the process's current directory
+        # (as the shell step runs), against which artifact paths resolve.
+        workdir = None
+        if isinstance(config.get("working_dir"), str):
+            workdir = info.base_dir / config["working_dir"]
+        plan = LeafPlan(
+            name=name,
+            body=main,
+            # A unit's own `when` is evaluated by the graph when its needs are met.
+            when=None if in_graph and top and not hook else spec.when,
+            on_success=tuple(self.leaf_body(h, combo=combo, hook=True) for h in spec.on_success),
+            on_failure=tuple(self.leaf_body(h, combo=combo, hook=True) for h in spec.on_failure),
+            ensure=tuple(self.leaf_body(h, combo=combo, hook=True) for h in spec.ensure),
+            outputs=dict(spec.outputs),
+            behavior=spec.error_behavior or self.spec.error_behavior,
+            in_graph=in_graph and not hook,
+            continue_on_error=spec.continue_on_error,
+            matrix=combo,
+            secrets=self.spec.secrets,
+            timeout=self.spec.timeout,
+            artifacts=spec.artifacts,
+            workdir=workdir,
+            step=spec.name,
+        )
+        return type(
+            name,
+            (YamlStep,),
+            {"plan": plan, "fingerprint_key": f"yaml:{spec.type_name}"},
+        )
 
-        def add_parallel(b: Any) -> Any:
-            group = b.parallel()
-            for branch in spec.parallel:
-                group.do(lambda bb, br=branch: _add(bb, br, exported))
-            return group.join().name(spec.name)
+    def add(
+        self,
+        position: Any,
+        spec: StepSpec,
+        *,
+        in_graph: bool = False,
+        combo: Mapping[str, Any] | None = None,
+        top: bool = True,
+    ) -> _StepBuilder[dict[str, Any]]:
+        """Append ``spec`` after ``position`` (a WorkflowBuilder or StepBuilder)."""
+        if spec.parallel:
 
-        if spec.when is not None:
-            condition = spec.when
-            sb: _StepBuilder[dict[str, Any]] = position.if_do(
-                lambda data: condition.evaluate(data), add_parallel
-            ).name(f"{spec.name} (when)")
+            def add_parallel(b: Any) -> Any:
+                group = b.parallel()
+                for branch in spec.parallel:
+                    group.do(lambda bb, br=branch: self.add(bb, br, in_graph=in_graph, top=False))
+                return group.join().name(spec.name)
+
+            if spec.when is not None and not (in_graph and top):
+                condition = spec.when
+                sb: _StepBuilder[dict[str, Any]] = position.if_do(
+                    lambda data: condition.evaluate(data), add_parallel
+                ).name(f"{spec.name} (when)")
+            else:
+                sb = add_parallel(position)
         else:
-            sb = add_parallel(position)
-    else:
-        sb = position.then(_leaf_body(spec, exported)).name(spec.name)
-    if spec.error_behavior is not None:
-        sb.on_error(spec.error_behavior)
-    return sb
+            body = self.leaf_body(spec, in_graph=in_graph, combo=combo, top=top)
+            sb = position.then(body).name(unit_name(spec.name, combo))
+        if spec.error_behavior is not None:
+            sb.on_error(spec.error_behavior)
+        return sb
 
 
 def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
     """Build the definition of a validated workflow."""
     builder: WorkflowBuilder[dict[str, Any]] = WorkflowBuilder(dict)
     position: Any = builder
-    exported = _declared_names(spec)
-    for step in spec.steps:
-        position = _add(position, step, exported)
+    compiler = _Compiler(spec)
+    if spec.is_graph:
+        position = add_graph(position, spec, compiler.add)
+    else:
+        for step in spec.steps:
+            position = compiler.add(position, step)
     if spec.outputs:
         check = type(
             OUTPUTS_STEP,
@@ -310,6 +289,7 @@ def compile_workflow(spec: WorkflowSpec) -> CompiledWorkflow:
         outputs=dict(spec.outputs),
         file=spec.file,
         name=spec.name,
+        secrets=spec.secrets,
     )
 
     def validate_start_data(data: Any) -> None:

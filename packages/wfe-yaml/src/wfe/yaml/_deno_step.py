@@ -30,10 +30,12 @@ from ._data import merge_outputs, record_step, workflow_data
 from ._deno_config import DenoConfig, DenoPermissions, is_remote
 from ._durations import parse_duration
 from ._errors import Issue
+from ._graph_state import GRAPH_KEY
 from ._interpolation import render
 from ._limits import LIMIT_KEYS, OutputLimits, check_limits
 from ._nodes import YamlNode
 from ._plugins import StepInfo
+from ._scope import current_scope
 from ._shell_script import env_value
 
 DENO_KEYS = (
@@ -93,10 +95,13 @@ class DenoStep(StepBody):
 
         cfg, info = type(self).config, type(self).info
         data = workflow_data(ctx.workflow.data)
-        if cfg.env:
+        secrets = current_scope().secrets
+        if cfg.env or secrets:
             env = {k: env_value(f"env {k}", render(v, data)) for k, v in cfg.env.items()}
-            cfg = attrs.evolve(cfg, env=env)
-        visible = {k: v for k, v in data.items() if k != "steps"}
+            # The workflow's secrets, under their own names (Deno reads them with the
+            # `env` permission); never in what Wfe.getData() returns.
+            cfg = attrs.evolve(cfg, env={**secrets, **env})
+        visible = {k: v for k, v in data.items() if k not in ("steps", GRAPH_KEY)}
         outputs = await run_deno(cfg, visible, ctx.log_sink)
         record_step(data, info.name, {"outputs": outputs})
         merge_outputs(data, outputs, info.name, inputs=info.inputs, declared=info.outputs)

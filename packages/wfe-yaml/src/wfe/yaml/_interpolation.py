@@ -1,5 +1,8 @@
-"""``${{ var.name }}`` (load time, from the config map) and ``${{ data.path }}`` (run time,
-from workflow data) expressions, including their shell-safe form.
+"""``${{ var.name }}`` (load time, from the config map) and the run-time expressions
+``${{ data.path }}`` (workflow data), ``${{ matrix.x }}`` (the step's matrix
+combination), ``${{ secrets.NAME }}`` (the workflow's secrets) and
+``${{ artifacts.step.name }}`` (paths of earlier steps' artifacts), including their
+shell-safe form.
 
 In a shell script, a data expression is never pasted into the command text: see
 :mod:`wfe.yaml._scanner`, which passes each value as an environment variable
@@ -22,7 +25,12 @@ _SEGMENT = re.compile(
     r"""\.(?P<name>[A-Za-z_][A-Za-z0-9_-]*|\d+)|\[(?P<index>\d+)\]|\[(?P<q>["'])(?P<key>.*?)(?P=q)\]"""
 )
 ENV_PREFIX = "__WFE_EXPR_"
-EXPRESSION_HELP = "`${{ var.NAME }}` or `${{ data.PATH }}` (PATH like a.b[0].c)"
+RUNTIME_NAMESPACES = ("data", "matrix", "secrets", "artifacts")
+"""Namespaces resolved when the step runs (``var`` is resolved when the file loads)."""
+EXPRESSION_HELP = (
+    "`${{ var.NAME }}`, `${{ data.PATH }}` (PATH like a.b[0].c), `${{ matrix.NAME }}`, "
+    "`${{ secrets.NAME }}` or `${{ artifacts.STEP.NAME }}`"
+)
 
 PathPart = str | int
 
@@ -32,10 +40,11 @@ class InterpolationError(StepError):
 
 
 def parse_expression(inner: str) -> tuple[str, tuple[PathPart, ...]] | None:
-    """``("var", (name,))`` or ``("data", parts)`` for the text between ``${{`` and ``}}``."""
+    """``("var", (name,))`` or ``(namespace, parts)`` for the text between ``${{`` and
+    ``}}`` (a namespace of :data:`RUNTIME_NAMESPACES`)."""
     text = inner.strip()
     head = _IDENT.match(text)
-    if head is None or head.group() not in ("var", "data"):
+    if head is None or head.group() not in ("var", *RUNTIME_NAMESPACES):
         return None
     namespace = head.group()
     parts: list[PathPart] = []
@@ -54,13 +63,21 @@ def parse_expression(inner: str) -> tuple[str, tuple[PathPart, ...]] | None:
         pos = seg.end()
     if not parts:
         return None
-    if namespace == "var" and (len(parts) != 1 or not isinstance(parts[0], str)):
+    single = namespace in ("var", "matrix", "secrets")
+    if single and (len(parts) != 1 or not isinstance(parts[0], str)):
+        return None
+    if namespace == "artifacts" and (len(parts) != 2 or not all(isinstance(p, str) for p in parts)):
         return None
     return namespace, tuple(parts)
 
 
-def format_path(parts: Sequence[PathPart]) -> str:
-    out = "data"
+def is_runtime(parsed: tuple[str, tuple[PathPart, ...]] | None) -> bool:
+    """Whether a parsed expression is resolved when the step runs (not ``var``)."""
+    return parsed is not None and parsed[0] in RUNTIME_NAMESPACES
+
+
+def format_path(parts: Sequence[PathPart], root: str = "data") -> str:
+    out = root
     for p in parts:
         if isinstance(p, int):
             out += f"[{p}]"
@@ -71,12 +88,35 @@ def format_path(parts: Sequence[PathPart]) -> str:
     return out
 
 
-def resolve_path(data: Any, parts: Sequence[PathPart]) -> Any:
+def resolve_expression(namespace: str, parts: Sequence[PathPart], data: Any) -> Any:
+    """The value of a run-time expression: from ``data``, or from the running step's
+    :class:`~wfe.yaml._scope.StepScope` for ``matrix``/``secrets``/``artifacts``."""
+    if namespace == "data":
+        return resolve_path(data, parts)
+    from ._scope import current_scope
+
+    scope = current_scope()
+    source: Any = {
+        "matrix": scope.matrix,
+        "secrets": scope.secrets,
+        "artifacts": scope.artifacts,
+    }.get(namespace)
+    if source is None:
+        raise InterpolationError(f"unknown namespace {namespace!r} in an expression")
+    if namespace == "secrets" and parts and parts[0] not in source:
+        raise InterpolationError(
+            f"${{{{ secrets.{parts[0]} }}}}: the secret {parts[0]!r} was not given to this "
+            f"run; give it with --secret {parts[0]} (wfe run, and wfe resume after a restart)"
+        )
+    return resolve_path(source, parts, root=namespace)
+
+
+def resolve_path(data: Any, parts: Sequence[PathPart], root: str = "data") -> Any:
     """The value at ``parts`` in ``data``; raises :class:`InterpolationError` naming the
     first segment that does not exist."""
     value = data
     for i, part in enumerate(parts):
-        here = format_path(parts[: i + 1])
+        here = format_path(parts[: i + 1], root)
         if isinstance(value, Mapping):
             key: Any = part if part in value else str(part)
             if key not in value:
@@ -92,7 +132,7 @@ def resolve_path(data: Any, parts: Sequence[PathPart]) -> Any:
             value = value[part]
         else:
             raise InterpolationError(
-                f"${{{{ {here} }}}}: {format_path(parts[:i])} is {type(value).__name__}, "
+                f"${{{{ {here} }}}}: {format_path(parts[:i], root)} is {type(value).__name__}, "
                 "not a map or list"
             )
     return value
@@ -115,14 +155,24 @@ def data_references(text: str) -> list[tuple[PathPart, ...]]:
     return refs
 
 
+def references(text: str) -> list[tuple[str, tuple[PathPart, ...]]]:
+    """Every run-time expression of ``text`` as ``(namespace, parts)``."""
+    out = []
+    for m in EXPRESSION.finditer(text):
+        parsed = parse_expression(m.group(1))
+        if parsed is not None and is_runtime(parsed):
+            out.append(parsed)
+    return out
+
+
 def render(text: str, data: Any) -> str:
     """``text`` with every ``${{ data.path }}`` replaced by its value (as text)."""
 
     def sub(m: re.Match[str]) -> str:
         parsed = parse_expression(m.group(1))
-        if parsed is None or parsed[0] != "data":
+        if parsed is None or not is_runtime(parsed):
             return m.group()
-        return to_text(resolve_path(data, parsed[1]))
+        return to_text(resolve_expression(parsed[0], parsed[1], data))
 
     return EXPRESSION.sub(sub, text)
 
@@ -134,8 +184,8 @@ def render_value(value: Any, data: Any) -> Any:
         m = EXPRESSION.fullmatch(value.strip())
         if m is not None:
             parsed = parse_expression(m.group(1))
-            if parsed is not None and parsed[0] == "data":
-                return resolve_path(data, parsed[1])
+            if parsed is not None and is_runtime(parsed):
+                return resolve_expression(parsed[0], parsed[1], data)
         return render(value, data)
     if isinstance(value, list):
         return [render_value(v, data) for v in value]

@@ -26,7 +26,7 @@ from pathlib import PurePath
 
 import attrs
 
-from ._interpolation import EXPRESSION, parse_expression
+from ._interpolation import EXPRESSION, is_runtime, parse_expression
 from ._scanner_rules import (
     ASSIGNMENT,
     LIST_STARTERS,
@@ -112,7 +112,7 @@ class _Scanner:
         if m is None:
             return False
         parsed = parse_expression(m.group(1))
-        if parsed is None or parsed[0] != "data":
+        if parsed is None or not is_runtime(parsed):
             self.i = m.end()  # var expressions and malformed ones are left as text
             return True
         if context != COMMENT:

@@ -13,10 +13,23 @@ import attrs
 from wfe.core import ErrorBehavior, ErrorBehaviorType
 
 from ._checks import check_keys, expect_duration, expect_map, expect_string, kind_of
+from ._ci_keys import (
+    ArtifactSpec,
+    MatrixSpec,
+    parse_artifacts,
+    parse_bool,
+    parse_env,
+    parse_matrix,
+    parse_needs,
+    parse_secrets,
+    parse_timeout,
+    unit_name,
+)
 from ._conditions import Condition, parse_condition
 from ._data import STEPS_KEY, output_name_problem
 from ._errors import Issue
 from ._nodes import YamlNode
+from ._pipeline_checks import check_pipeline
 from ._plugins import StepInfo, StepType, StepTypeRegistry
 from ._references import check_step_references
 from ._types import TYPE_HELP, ValueType, parse_type
@@ -31,6 +44,9 @@ WORKFLOW_KEYS = (
     "inputs",
     "outputs",
     "steps",
+    "env",
+    "timeout",
+    "secrets",
 )
 STEP_KEYS = (
     "name",
@@ -43,7 +59,13 @@ STEP_KEYS = (
     "on_failure",
     "ensure",
     "outputs",
+    "needs",
+    "matrix",
+    "env",
+    "continue_on_error",
+    "artifacts",
 )
+TOP_LEVEL_ONLY = ("needs", "matrix")
 HOOK_KEYS = ("on_success", "on_failure", "ensure")
 ERROR_BEHAVIOR_KEYS = ("type", "interval", "max_retries")
 INPUT_KEYS = ("type", "default", "description")
@@ -79,6 +101,13 @@ class StepSpec:
     on_failure: tuple[StepSpec, ...]
     ensure: tuple[StepSpec, ...]
     outputs: dict[str, ValueType]
+    needs: tuple[str, ...] = ()
+    needs_nodes: tuple[YamlNode, ...] = ()
+    declares_needs: bool = False
+    matrix: MatrixSpec | None = None
+    env: dict[str, str] = attrs.field(factory=dict)
+    continue_on_error: bool = False
+    artifacts: tuple[ArtifactSpec, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -95,6 +124,14 @@ class WorkflowSpec:
     steps: tuple[StepSpec, ...]
     file: str
     node: YamlNode
+    env: dict[str, str] = attrs.field(factory=dict)
+    timeout: Any = None
+    secrets: tuple[str, ...] = ()
+
+    @property
+    def is_graph(self) -> bool:
+        """Whether the steps form a graph (some step has ``needs`` or ``matrix``)."""
+        return any(s.declares_needs or s.matrix is not None for s in self.steps)
 
 
 def parse_error_behavior(node: YamlNode | None, issues: list[Issue]) -> ErrorBehavior | None:
@@ -238,6 +275,7 @@ class _WorkflowParser:
         self.registry = registry
         self.names: dict[str, YamlNode] = {}
         self.issues: list[Issue] = []
+        self.depth = 0
 
     def steps(
         self, node: YamlNode | None, where: str, *, hook: bool = False
@@ -254,7 +292,11 @@ class _WorkflowParser:
             )
             self.issues.append(node.issue(f"expected {expected} for {where}, got {kind_of(node)}"))
             return ()
-        out = [self.step(item, hook=hook) for item in node.value]
+        self.depth += 1
+        try:
+            out = [self.step(item, hook=hook) for item in node.value]
+        finally:
+            self.depth -= 1
         return tuple(s for s in out if s is not None)
 
     def step(self, node: YamlNode, *, hook: bool) -> StepSpec | None:
@@ -295,6 +337,7 @@ class _WorkflowParser:
             inputs=self.inputs,
             outputs=frozenset(outputs) if node.get("outputs") is not None else None,
         )
+        ci = self.ci_keys(node, hook=hook)
         when_node = node.get("when")
         when = parse_condition(when_node, issues) if when_node is not None else None
         error_behavior = parse_error_behavior(node.get("error_behavior"), issues)
@@ -307,7 +350,7 @@ class _WorkflowParser:
         parallel_node = node.get("parallel")
         hooks: dict[str, tuple[StepSpec, ...]] = {}
         if parallel_node is not None:
-            for key in ("type", "config", *HOOK_KEYS, "outputs"):
+            for key in ("type", "config", *HOOK_KEYS, "outputs", "matrix", "artifacts"):
                 if node.get(key) is not None:
                     issues.append(
                         node.value[key].key_issue(
@@ -332,6 +375,7 @@ class _WorkflowParser:
                 on_failure=(),
                 ensure=(),
                 outputs={},
+                **ci,
             )
         for key in HOOK_KEYS:
             hooks[key] = self.steps(node.get(key), f"{key} of {name!r}", hook=True)
@@ -376,7 +420,32 @@ class _WorkflowParser:
             on_failure=hooks["on_failure"],
             ensure=hooks["ensure"],
             outputs=outputs,
+            **ci,
         )
+
+    def ci_keys(self, node: YamlNode, *, hook: bool) -> dict[str, Any]:
+        """The pipeline keys of a step (see :mod:`._ci_keys`)."""
+        issues = self.issues
+        nested = hook or self.depth > 1
+        for key in TOP_LEVEL_ONLY:
+            child = node.get(key)
+            if child is not None and nested:
+                issues.append(
+                    child.key_issue(
+                        f"`{key}` is allowed on the workflow's own steps only, not on hooks "
+                        "or steps inside `parallel`"
+                    )
+                )
+        needs = parse_needs(node.get("needs"), issues)
+        return {
+            "needs": tuple(n for n, _ in needs),
+            "needs_nodes": tuple(n for _, n in needs),
+            "declares_needs": node.get("needs") is not None and not nested,
+            "matrix": parse_matrix(node.get("matrix"), issues),
+            "env": parse_env(node.get("env"), issues),
+            "continue_on_error": parse_bool(node.get("continue_on_error"), issues),
+            "artifacts": parse_artifacts(node.get("artifacts"), issues),
+        }
 
 
 def parse_workflow(
@@ -422,8 +491,18 @@ def parse_workflow(
     if steps_node is None:
         issues.append(node.issue("a workflow needs `steps` (a non-empty list)"))
     steps = parser.steps(steps_node, "steps")
+    env = parse_env(node.get("env"), parser.issues)
+    timeout = parse_timeout(node.get("timeout"), parser.issues)
+    secrets = parse_secrets(node.get("secrets"), parser.issues)
     if steps_node is not None and not parser.issues:
-        check_step_references(node, set(parser.names), parser.issues)
+        units = {
+            unit_name(s.name, c)
+            for s in steps
+            if s.matrix is not None
+            for c in s.matrix.combinations
+        }
+        check_step_references(node, set(parser.names) | units, parser.issues)
+        check_pipeline(steps, secrets, parser.issues)
     issues.extend(parser.issues)
     return WorkflowSpec(
         id=wid,
@@ -436,4 +515,7 @@ def parse_workflow(
         steps=steps,
         file=file,
         node=node,
+        env=env,
+        timeout=timeout,
+        secrets=secrets,
     )

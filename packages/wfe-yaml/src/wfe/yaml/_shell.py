@@ -51,6 +51,7 @@ from ._nodes import YamlNode
 from ._plugins import StepInfo
 from ._process import ProcessResult, run_streaming
 from ._scanner import problems as script_problems
+from ._scope import current_scope
 from ._shell_outputs import (
     export_env,
     output_size,
@@ -104,7 +105,8 @@ class ShellStep(StepBody):
         exported, skipped = export_env(data, exported_names(data, info.exported))
         if skipped:
             ctx.log(f"not exported to the environment: {', '.join(skipped)}", "log")
-        env = {**os.environ, **exported}
+        # The workflow's secrets, under their own names (never in $WFE_DATA).
+        env = {**os.environ, **exported, **current_scope().secrets}
         for key, value in cfg.env.items():
             env[key] = env_value(f"env {key}", render(value, data))
         shell = shlex.split(cfg.shell) if cfg.shell else ["sh"]

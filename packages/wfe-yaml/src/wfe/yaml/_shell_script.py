@@ -6,7 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._interpolation import ENV_PREFIX, InterpolationError, parse_expression, resolve_path, to_text
+from ._interpolation import (
+    ENV_PREFIX,
+    InterpolationError,
+    parse_expression,
+    resolve_expression,
+    to_text,
+)
 from ._scanner import COMMENT, DOUBLE, HEREDOC, SINGLE, scan
 
 
@@ -31,7 +37,7 @@ def render_shell(script: str, data: Any, *, shell: str | None = None) -> tuple[s
         parsed = parse_expression(site.text[3:-2])
         assert parsed is not None
         name = f"{ENV_PREFIX}{len(env) + 1}"
-        env[name] = env_value(site.text, to_text(resolve_path(data, parsed[1])))
+        env[name] = env_value(site.text, to_text(resolve_expression(parsed[0], parsed[1], data)))
         if site.context == SINGLE:
             ref = f"'\"${{{name}}}\"'"
         elif site.context in (DOUBLE, HEREDOC):

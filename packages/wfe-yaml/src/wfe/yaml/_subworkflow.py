@@ -20,6 +20,7 @@ from wfe.core.primitives import SubWorkflow
 from ._checks import check_keys, expect_map, expect_string, forbid_data_expressions, kind_of
 from ._data import EXPORTS_KEY, STEPS_KEY, exported_names, record_step, workflow_data
 from ._errors import Issue
+from ._graph_state import GRAPH_KEY
 from ._interpolation import render_value
 from ._nodes import YamlNode
 from ._plugins import StepInfo
@@ -44,7 +45,9 @@ class WorkflowStepBody(SubWorkflow):
         if cls.child_inputs is not None:
             self.data = render_value(dict(cls.child_inputs), data)
         else:
-            self.data = copy.deepcopy({k: v for k, v in data.items() if k != STEPS_KEY})
+            self.data = copy.deepcopy(
+                {k: v for k, v in data.items() if k not in (STEPS_KEY, GRAPH_KEY)}
+            )
         result = await super().run(ctx)
         if result is None or not result.proceed:
             return result
@@ -71,7 +74,9 @@ class WorkflowStepBody(SubWorkflow):
         data.update(
             (k, v)
             for k, v in child.items()
-            if k != STEPS_KEY and k not in cls.info.inputs and (declared is None or k in declared)
+            if k not in (STEPS_KEY, GRAPH_KEY)
+            and k not in cls.info.inputs
+            and (declared is None or k in declared)
         )
         return result
 

@@ -186,9 +186,14 @@ class BlockingWorkflowHost:
         version: int | None = None,
         data: Any = None,
         reference: str | None = None,
+        *,
+        secrets: Mapping[str, str] | None = None,
     ) -> str:
-        """Create and queue an instance; returns its id."""
-        result: str = self._call(self._host.start_workflow, definition_id, version, data, reference)
+        """Create and queue an instance; returns its id. ``secrets`` stay in memory
+        (see :meth:`WorkflowHost.start_workflow`)."""
+        result: str = self._call(
+            self._host.start_workflow, definition_id, version, data, reference, secrets=secrets
+        )
         return result
 
     def publish_event(
@@ -203,9 +208,12 @@ class BlockingWorkflowHost:
         result: bool = self._call(self._host.suspend_workflow, workflow_id)
         return result
 
-    def resume_workflow(self, workflow_id: str) -> bool:
-        """Resume a SUSPENDED workflow; ``True`` if it was resumed."""
-        result: bool = self._call(self._host.resume_workflow, workflow_id)
+    def resume_workflow(
+        self, workflow_id: str, *, secrets: Mapping[str, str] | None = None
+    ) -> bool:
+        """Resume a SUSPENDED workflow (giving it ``secrets`` again); ``True`` if it was
+        resumed."""
+        result: bool = self._call(self._host.resume_workflow, workflow_id, secrets=secrets)
         return result
 
     def terminate_workflow(self, workflow_id: str) -> bool:

@@ -10,6 +10,7 @@ from wfe.core.executor import LogSink, StepMiddleware
 
 from ._config import HostConfig
 from ._host import WorkflowHost
+from ._steplogs import StepLogLimits
 
 
 class WorkflowHostBuilder:
@@ -127,6 +128,16 @@ class WorkflowHostBuilder:
     def log_sink(self, sink: LogSink) -> Self:
         """Receives ``(stream, line)`` of step output (shell and Deno steps stream here)."""
         self._config.log_sink = sink
+        return self
+
+    def step_log_limits(self, *, max_lines: int = 10_000, max_line_length: int = 8_192) -> Self:
+        """How much output of each step attempt is kept in a store that keeps step logs
+        (``max_lines=0``: none)."""
+        if max_lines < 0 or max_line_length < 1:
+            raise ConfigurationError("step_log_limits: max_lines >= 0, max_line_length >= 1")
+        self._config.step_log_limits = StepLogLimits(
+            max_lines=max_lines, max_line_length=max_line_length
+        )
         return self
 
     def tracer_provider(self, provider: Any) -> Self:

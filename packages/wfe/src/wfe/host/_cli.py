@@ -71,6 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
             help="also register code-defined workflows from a Python module; repeatable",
         )
 
+    def secret_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--secret",
+            dest="secrets",
+            action="append",
+            default=[],
+            metavar="NAME[=@FILE]",
+            help="a secret the workflow declares: from the environment variable NAME, or "
+            "from FILE; kept in memory only, masked in all output; repeatable",
+        )
+
     def view_opt(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--plain", action="store_true", help="plain progress lines even on a terminal"
@@ -93,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--detach", action="store_true", help="only start it; a worker runs it (wfe worker)"
     )
+    secret_opt(p)
     store_opt(p)
     view_opt(p)
 
@@ -140,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON output")
     store_opt(p)
 
+    p = sub.add_parser("logs", help="the output lines a workflow's steps wrote (stored)")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("step", nargs="?", metavar="STEP", help="only this step's lines")
+    p.add_argument(
+        "--follow", "-f", action="store_true", help="keep printing until the workflow stops"
+    )
+    store_opt(p)
+
     p = sub.add_parser("resume", help="resume a workflow and run it here to the end")
     p.add_argument("id", metavar="ID")
     p.add_argument(
@@ -147,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sources(p)
     p.add_argument("--detach", action="store_true", help="only mark it runnable; a worker runs it")
+    secret_opt(p)
     store_opt(p)
     view_opt(p)
 
@@ -238,6 +259,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command in ("list", "purge") and args.store is None and not _default_store_exists():
         # Nothing ran here: nothing to list, and listing must not create a store.
         return commands.no_store_here(args.json)
+    secrets: dict[str, str] = {}
+    if getattr(args, "secrets", None):
+        from ._cli_secrets import mask_output, parse_secrets
+
+        secrets = parse_secrets(args.secrets)
+        mask_output(secrets)
+        if args.detach:
+            raise CliError(
+                "--secret with --detach: secrets are kept in this process's memory only, so "
+                "a worker would not have them; run it here (without --detach)"
+            )
     store = resolve_store(args.store, creates=command in _CREATES_STORE)
     if command == "run":
         config = parse_assignments(args.sets, "--set", typed=False)
@@ -245,6 +277,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         loaded = _load([args.file] if args.file else [], args.imports, config)
         target = _pick(args, loaded)
         inputs = coerce_inputs(target, raw)
+        from ._cli_secrets import check_secrets, declared_secrets
+
+        check_secrets(running.definition_of(target).id, declared_secrets(target), secrets)
         return trio.run(
             lambda: running.run_new(
                 store,
@@ -254,6 +289,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 plain=args.plain,
                 detach=args.detach,
                 reference=args.reference,
+                secrets=secrets,
             )
         )
     if command in ("resume", "worker"):
@@ -269,7 +305,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         if command == "worker":
             return trio.run(running.worker, store, loaded)
         return trio.run(
-            lambda: running.resume(store, loaded, args.id, plain=args.plain, detach=args.detach)
+            lambda: running.resume(
+                store, loaded, args.id, plain=args.plain, detach=args.detach, secrets=secrets
+            )
         )
     if command == "list":
         query = finding.ListQuery(
@@ -288,6 +326,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return trio.run(finding.purge, store, args.older_than, args.status, args.dry_run, args.json)
     if command == "show":
         return trio.run(commands.show, store, args.id, args.json)
+    if command == "logs":
+        from ._cli_logs import logs
+
+        return trio.run(logs, store, args.id, args.step, args.follow)
     if command in ("suspend", "terminate"):
         return trio.run(commands.control, store, command, args.id)
     if command == "publish":

@@ -23,6 +23,7 @@ from wfe.core import (
 )
 from wfe.core.serialization import StoredValue, from_jsonable, opaque_types
 
+from . import _cli_pipeline as pipeline
 from ._cli_safety import escape_controls
 from ._cli_setup import (
     EXIT_FAILED,
@@ -181,9 +182,13 @@ async def show(store: Store, workflow_id: str, as_json: bool) -> int:
         instance.execution_pointers,
         key=lambda p: (p.start_time is None, p.start_time or datetime.min, p.sequence),
     )
-    names = {p.id: p.step_name or f"step {p.step_id}" for p in pointers}
+    names_all = {p.id: p.step_name or f"step {p.step_id}" for p in pointers}
+    pointers = pipeline.shown_pointers(pointers)
+    names = names_all
     type_name, importable = _data_type(instance.data)
     data = _plain(instance.data)
+    skipped = pipeline.never_ran(data, pointers)
+    found_artifacts = pipeline.artifacts(data)
     if as_json:
         out = _summary(instance)
         out["data"] = data
@@ -194,13 +199,19 @@ async def show(store: Store, workflow_id: str, as_json: bool) -> int:
                 "pointer_id": p.id,
                 "step_id": p.step_id,
                 "name": names[p.id],
-                "status": p.status.value,
+                "status": pipeline.step_status(p, data),
                 "start_time": p.start_time.isoformat() if p.start_time else None,
                 "end_time": p.end_time.isoformat() if p.end_time else None,
                 "retry_count": p.retry_count,
             }
             for p in pointers
+        ] + [
+            {"name": r["name"], "status": "SKIPPED", "reason": r["reason"], "start_time": None}
+            for r in skipped
         ]
+        if pipeline.graph_state(data) is not None:
+            out["graph"] = pipeline.graph_rows(data)
+        out["artifacts"] = found_artifacts
         out["errors"] = [_error_json(e, names) for e in errors]
         print(json.dumps(out, indent=2))
         return EXIT_OK
@@ -219,14 +230,24 @@ async def show(store: Store, workflow_id: str, as_json: bool) -> int:
     table = [("STEP", "STATUS", "START", "DURATION", "RETRIES")] + [
         (
             names[p.id],
-            p.status.value,
+            pipeline.step_status(p, data),
             _when(p.start_time),
             _duration(p),
             str(p.retry_count) if p.retry_count else "",
         )
         for p in pointers
     ]
+    table += [(r["name"], f"SKIPPED ({r['reason']})", "", "", "") for r in skipped]
     _print_table(table, "  ")
+    failed = [r for r in pipeline.graph_rows(data) if r["status"] == "failed"]
+    if failed:
+        print("failed steps:")
+        for r in failed:
+            reason = r["reason"].splitlines()[0] if r["reason"] else ""
+            print(f"  {r['name']}: {escape_controls(reason)}")
+    if found_artifacts:
+        print("artifacts:")
+        _print_table([(a["step"], a["name"], a["path"]) for a in found_artifacts], "  ")
     if errors:
         print("errors:")
         for e in errors:

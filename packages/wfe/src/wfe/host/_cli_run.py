@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -31,7 +31,9 @@ from wfe.core import (
 from wfe.core.serialization import opaque_types
 
 from ._cli_output import capture_step_prints, step_output
+from ._cli_pipeline import graph_state
 from ._cli_safety import escape_controls
+from ._cli_secrets import check_secrets, declared_secrets
 from ._cli_setup import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -175,6 +177,7 @@ async def run_new(
     plain: bool,
     detach: bool,
     reference: str | None,
+    secrets: Mapping[str, str] | None = None,
 ) -> int:
     """``wfe run``: start ``target`` and show it until it stops being RUNNABLE."""
     definition = definition_of(target)
@@ -192,7 +195,7 @@ async def run_new(
     async def begin(host: WorkflowHost) -> str:
         await _warn_changed(host, definition)
         remember(store, loaded.sources)  # once the store opened: resumable from here on
-        return await _start(host, definition, data, reference)
+        return await _start(host, definition, data, reference, secrets)
 
     return await _watch(store, loaded, begin, plain=plain, title=definition.id)
 
@@ -219,10 +222,16 @@ async def _warn_changed(host: WorkflowHost, definition: WorkflowDefinition) -> N
 
 
 async def _start(
-    host: WorkflowHost, definition: WorkflowDefinition, data: Any, reference: str | None
+    host: WorkflowHost,
+    definition: WorkflowDefinition,
+    data: Any,
+    reference: str | None,
+    secrets: Mapping[str, str] | None = None,
 ) -> str:
     try:
-        return await host.start_workflow(definition.id, definition.version, data, reference)
+        return await host.start_workflow(
+            definition.id, definition.version, data, reference, secrets=secrets
+        )
     except (DefinitionError, DataSerializationError) as exc:
         raise CliError(f"cannot start {definition.id!r}: {exc}") from exc
     except WfeError as exc:
@@ -232,7 +241,13 @@ async def _start(
 
 
 async def resume(
-    store: Store, loaded: Loaded, workflow_id: str, *, plain: bool, detach: bool
+    store: Store,
+    loaded: Loaded,
+    workflow_id: str,
+    *,
+    plain: bool,
+    detach: bool,
+    secrets: Mapping[str, str] | None = None,
 ) -> int:
     """``wfe resume``: make a suspended workflow runnable and run it here to the end
     (with ``detach``, leave the running to a worker)."""
@@ -259,9 +274,13 @@ async def resume(
             )
             return EXIT_OK
         _check_known(instance, loaded)
+        target = loaded.definitions[f"{instance.definition_id}@{instance.version}"]
+        declared = declared_secrets(target)
+        if declared or secrets:
+            check_secrets(instance.definition_id, declared, secrets or {})
 
     async def begin(host: WorkflowHost) -> str:
-        await host.resume_workflow(workflow_id)
+        await host.resume_workflow(workflow_id, secrets=secrets)
         return workflow_id
 
     return await _watch(store, loaded, begin, plain=plain, title=instance.definition_id)
@@ -354,6 +373,7 @@ async def _watch(
                         f"{store.hint()}, or all with: wfe worker{store.hint()}"
                     )
                 instance = await host.wait_for_workflow(wid)
+                show_skipped(progress, instance)
                 with trio.move_on_after(1.0):
                     await finished.wait()  # let the view show the last events
                 nursery.cancel_scope.cancel()
@@ -363,6 +383,20 @@ async def _watch(
             progress.interrupt_all()
         view.close()
     return _report(store, progress, wid, instance, interrupt, seconds(time.monotonic() - started))
+
+
+def show_skipped(progress: Progress, instance: WorkflowInstance) -> None:
+    """Show the steps a graph skipped without running them (a need failed or was
+    skipped, or their `when` was false)."""
+    state = graph_state(instance.data)
+    if state is None:
+        return
+    ran = {row.name for row in progress.rows.values() if row.workflow_id == instance.id}
+    found = state.get("reasons")
+    reasons: dict[str, Any] = found if isinstance(found, dict) else {}
+    for name, status in state["status"].items():
+        if status == "skipped" and name not in ran:
+            progress.skipped(instance.id, str(name), str(reasons.get(name, "")))
 
 
 def _report(

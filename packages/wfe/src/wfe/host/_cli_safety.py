@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from wfe.core import redact_url
+from wfe.core.secrets import Masker
 
 # C0 controls but tab, DEL, C1 controls, and the bidirectional overrides that reorder
 # what a terminal shows.
@@ -39,9 +40,17 @@ class RedactingStream(io.TextIOBase):
     def __init__(self, target: TextIO, url: str | None) -> None:
         self._target = target
         self._url = url
+        self._maskers: list[Masker] = []
+
+    def add_masker(self, masker: Masker) -> None:
+        """Also replace these secrets (``wfe run --secret``) in everything written."""
+        self._maskers.append(masker)
 
     def write(self, s: str) -> int:
-        self._target.write(redact_url(s, self._url))
+        text = redact_url(s, self._url)
+        for masker in self._maskers:
+            text = masker.text(text)
+        self._target.write(text)
         return len(s)
 
     def flush(self) -> None:

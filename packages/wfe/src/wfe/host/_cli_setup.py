@@ -181,9 +181,23 @@ def resolve_store(url: str | None, *, creates: bool = True) -> Store:
     return Store(url, options, state_dir, is_default)
 
 
+STEP_LOG_LINES_ENV = "WFE_STEP_LOG_LINES"
+"""Lines of each step attempt kept in a store with step logs (``0``: none)."""
+
+
 def builder_for(store: Store) -> WorkflowHostBuilder:
-    """A host builder on ``store``."""
-    return WorkflowHostBuilder().persistence(store.url, **store.options)
+    """A host builder on ``store`` (``$WFE_STEP_LOG_LINES`` bounds the stored logs)."""
+    builder = WorkflowHostBuilder().persistence(store.url, **store.options)
+    raw = os.environ.get(STEP_LOG_LINES_ENV)
+    if raw is not None:
+        try:
+            lines = int(raw)
+        except ValueError:
+            lines = -1
+        if lines < 0:
+            raise CliError(f"${STEP_LOG_LINES_ENV} must be a whole number >= 0, got {raw!r}")
+        builder.step_log_limits(max_lines=lines)
+    return builder
 
 
 # -- remembered definitions ----------------------------------------------------------

@@ -80,6 +80,17 @@ def first_line(message: str) -> str:
 
 HIDDEN_STEPS = ("(outputs)",)
 """Internal steps shown only when they fail (the YAML workflow's outputs check)."""
+HIDDEN_PREFIX = "(graph"
+"""Steps scheduling a YAML workflow's ``needs``/``matrix`` graph: shown only when they
+fail (the end of a round fails naming the failed steps)."""
+STATUS_STREAM = "status"
+"""Log stream on which a YAML step says how it ended when its pointer cannot:
+``failed`` (then the message), ``failed (continued)``, ``skipped``."""
+
+
+def is_hidden(name: str) -> bool:
+    """Whether a step of this name is internal (shown only when it fails)."""
+    return name in HIDDEN_STEPS or name.startswith(HIDDEN_PREFIX)
 
 
 @attrs.define
@@ -101,6 +112,8 @@ class StepRow:
     attempts: int | None = 1
     retry_in: timedelta | None = None
     hidden: bool = False
+    final: str = ""
+    """What the step said about how it ended (its ``status`` log line), if anything."""
 
     def of_attempts(self, attempt: int | None = None) -> str:
         """``2/4`` (``2/?`` when retries are unbounded)."""
@@ -129,6 +142,8 @@ class View:
     def step_retrying(self, row: StepRow) -> None: ...
 
     def step_interrupted(self, row: StepRow) -> None: ...
+
+    def step_skipped(self, row: StepRow) -> None: ...
 
     def output(self, row: StepRow, stream: str, line: str) -> None: ...
 
@@ -179,6 +194,10 @@ class PlainView(View):
     def step_interrupted(self, row: StepRow) -> None:
         self._line(f"{self._step(row)} interrupted (it runs again on resume)")
 
+    def step_skipped(self, row: StepRow) -> None:
+        reason = f" ({row.error})" if row.error else ""
+        self._line(f"{self._step(row)} skipped{reason}")
+
     def output(self, row: StepRow, stream: str, line: str) -> None:
         mark = "" if stream == "stdout" else f" [{stream}]"
         who = f"{row.workflow_id} " if self._name_workflows else ""
@@ -197,8 +216,15 @@ _STATUS_STYLE = {
     "failed": "red",
     "retrying": "yellow",
     "interrupted": "magenta",
+    "skipped": "dim",
 }
-_STATUS_ICON = {"completed": "✓", "failed": "✗", "retrying": "↻", "interrupted": "■"}
+_STATUS_ICON = {
+    "completed": "✓",
+    "failed": "✗",
+    "retrying": "↻",
+    "interrupted": "■",
+    "skipped": "-",
+}
 
 
 class LiveView(View):
@@ -252,6 +278,9 @@ class LiveView(View):
         self._show(row)
 
     def step_retrying(self, row: StepRow) -> None:
+        self._show(row)
+
+    def step_skipped(self, row: StepRow) -> None:
         self._show(row)
 
     def output(self, row: StepRow, stream: str, line: str) -> None:
@@ -333,7 +362,7 @@ class Progress:
         if row is None:
             prefix = self._prefix(wid) or ""
             shown = name or f"step {step_id}"
-            row = StepRow(wid, pointer_id, f"{prefix}{shown}", hidden=shown in HIDDEN_STEPS)
+            row = StepRow(wid, pointer_id, f"{prefix}{shown}", hidden=is_hidden(shown))
             row.attempts, row.retry_in = _attempts(self._behavior(ev, step_id))
             self.rows[pointer_id] = row
         return row
@@ -357,14 +386,12 @@ class Progress:
         elif isinstance(ev, StepCompleted):
             row = self._row(ev, ev.pointer_id, ev.step_name, ev.step_id)
             if row.status == "running":
-                row.status = "completed"
                 row.duration = (
                     ev.time - row.started
                     if row.started
                     else timedelta(seconds=time.monotonic() - row.started_mono)
                 )
-                if not row.hidden:
-                    self.view.step_completed(row)
+                self._completed(row)
         elif isinstance(ev, WorkflowError):
             self._error(ev)
         elif isinstance(ev, WorkflowStarted):
@@ -373,6 +400,34 @@ class Progress:
             self.view.workflow(wid, "resumed")
         elif isinstance(ev, TERMINAL_EVENTS):
             self._finished(ev, prefix)
+
+    def _completed(self, row: StepRow) -> None:
+        """A step's pointer completed: as the step said it ended, else completed."""
+        said, _, message = row.final.partition("\n")
+        row.final = ""
+        if said == "skipped":
+            row.status = "skipped"
+            if not row.hidden:
+                self.view.step_skipped(row)
+        elif said.startswith("failed"):
+            row.status = "failed"
+            row.error = message if said == "failed" else f"(continue_on_error) {message}"
+            self.view.step_failed(row)
+        else:
+            row.status = "completed"
+            if not row.hidden:
+                self.view.step_completed(row)
+
+    def skipped(self, workflow_id: str, name: str, reason: str) -> None:
+        """A step that never ran (a graph skipped it): shown once, with why."""
+        key = f"skipped:{workflow_id}:{name}"
+        if key in self.rows:
+            return
+        prefix = self._prefix(workflow_id) or ""
+        row = StepRow(workflow_id, key, f"{prefix}{name}", status="skipped", error=reason)
+        row.announced = True
+        self.rows[key] = row
+        self.view.step_skipped(row)
 
     def _started(self, ev: StepStarted) -> None:
         row = self._row(ev, ev.pointer_id, ev.step_name, ev.step_id)
@@ -431,8 +486,11 @@ class Progress:
             return
         row = self.rows.get(pointer_id)
         if row is None:
-            row = StepRow(wid, pointer_id, f"{prefix}{name}", hidden=name in HIDDEN_STEPS)
+            row = StepRow(wid, pointer_id, f"{prefix}{name}", hidden=is_hidden(name))
             self.rows[pointer_id] = row
+        if stream == STATUS_STREAM:
+            row.final = line  # applied when the step's pointer completes
+            return
         if row.announced and row.status == "running" and row.attempt == attempt:
             self.view.output(row, stream, line)
         else:

@@ -10,6 +10,8 @@ import attrs
 from wfe.core import Clock, SystemClock
 from wfe.core.executor import LogSink, StepMiddleware
 
+from ._steplogs import StepLogLimits
+
 WorkflowMiddleware = Any
 """See :mod:`wfe.host._middleware` for the phases and signatures."""
 
@@ -44,3 +46,4 @@ class HostConfig:
     log_sink: LogSink | None = None
     lifecycle_history: int = 10_000
     tracer_provider: Any = None
+    step_log_limits: StepLogLimits = attrs.field(factory=StepLogLimits)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -19,8 +19,11 @@ from wfe.core import (
     Event,
     ExecutionError,
     ExecutionPointer,
+    ExecutionResult,
     LifecycleEvent,
     ProviderError,
+    StepBody,
+    StepExecutionContext,
     WorkflowError,
     WorkflowInstance,
     WorkflowNotFoundError,
@@ -45,8 +48,10 @@ from wfe.core.protocols import (
     QueueProvider,
     SearchFilters,
     SearchIndex,
+    StepLogStore,
     WorkflowChangeFeed,
 )
+from wfe.core.secrets import SecretVault, using_secrets
 
 from ._config import HostConfig
 from ._dispatch import Dispatcher
@@ -55,6 +60,7 @@ from ._middleware import run_pre
 from ._registry import DefinitionRegistry
 from ._retention import DEFAULT_STATUSES, PurgeReport, cutoff, purge
 from ._services import HostServices
+from ._steplogs import StepLogWriter
 
 step_log = logging.getLogger("wfe.host.steps")
 """Where the host logs each step error (a warning naming the workflow and the step)."""
@@ -70,6 +76,15 @@ class WorkflowHost:
     """
 
     def __init__(self, config: HostConfig) -> None:
+        self.secrets = SecretVault()
+        """Secrets given with ``start_workflow``/``resume_workflow``, by workflow id: in
+        this process's memory only (see :mod:`wfe.core.secrets`)."""
+        # Outermost step middleware: a step sees its own workflow's secrets.
+        config = attrs.evolve(
+            config,
+            step_middleware=[self._with_secrets, *config.step_middleware, self._log_to_store],
+        )
+        self._step_logs: StepLogWriter | None = None
         self.config = config
         self.registry = DefinitionRegistry()
         for d in config.definitions:
@@ -119,6 +134,10 @@ class WorkflowHost:
                 self._nursery.start_soon(self._forward_lifecycle, receive)
             for feed in self._change_feeds():
                 self._nursery.start_soon(feed.watch_workflows, self._changed_elsewhere)
+            limits = self.config.step_log_limits
+            if isinstance(self.persistence, StepLogStore) and limits.max_lines > 0:
+                self._step_logs = StepLogWriter(self.persistence, limits, self.clock)
+                self._nursery.start_soon(self._step_logs.serve)
             await self._nursery.start(self._dispatcher.serve)
         except BaseException:
             await stack.__aexit__(None, None, None)
@@ -238,6 +257,8 @@ class WorkflowHost:
             or type(event).__name__ == "WorkflowCompleted"
         ):
             self._wake_waiters(event.workflow_instance_id)
+        if isinstance(event, WorkflowTerminated) or type(event).__name__ == "WorkflowCompleted":
+            self.secrets.forget(event.workflow_instance_id)
 
     def _require_running(self) -> Dispatcher:
         if self._dispatcher is None or self._stack is None:
@@ -261,6 +282,7 @@ class WorkflowHost:
         *,
         workflow_id: str | None = None,
         enqueue: bool = True,
+        secrets: Mapping[str, str] | None = None,
     ) -> str:
         """Create an instance of a registered definition and queue it; returns its id.
 
@@ -271,6 +293,11 @@ class WorkflowHost:
         start idempotent: when an instance with that id exists already (started before,
         by this or another host), nothing is created and its id is returned, whatever
         its definition, data or status.
+
+        ``secrets`` (name → value) are kept in this host's memory only, never stored:
+        its steps read them through :func:`wfe.core.secrets.current_secrets`. Another
+        process running the workflow has them only when given them again
+        (:meth:`resume_workflow` or :meth:`provide_secrets`).
         """
         dispatcher = self._require_running()
         if workflow_id is not None and await self._exists(workflow_id):
@@ -300,6 +327,8 @@ class WorkflowHost:
         )
         if workflow_id is not None:
             instance.id = workflow_id
+        if secrets:
+            self.secrets.provide(instance.id, secrets)
         pre = self.config.workflow_middleware.get("pre")
         if pre:
             # May change the data or raise to reject; what it leaves must be storable.
@@ -355,9 +384,40 @@ class WorkflowHost:
         """Stop scheduling a RUNNABLE workflow's steps; ``True`` if it was suspended."""
         return await self._require_running().control(workflow_id, Command.SUSPEND)
 
-    async def resume_workflow(self, workflow_id: str) -> bool:
-        """Make a SUSPENDED workflow runnable again; a failed step runs again."""
+    async def resume_workflow(
+        self, workflow_id: str, *, secrets: Mapping[str, str] | None = None
+    ) -> bool:
+        """Make a SUSPENDED workflow runnable again; a failed step runs again.
+        ``secrets`` are given to its steps from now on (as with :meth:`start_workflow`),
+        also when it was not suspended."""
+        if secrets:
+            self.secrets.provide(workflow_id, secrets)
         return await self._require_running().control(workflow_id, Command.RESUME)
+
+    def provide_secrets(self, workflow_id: str, secrets: Mapping[str, str]) -> None:
+        """Give a workflow's secrets to this host (kept in memory only)."""
+        self.secrets.provide(workflow_id, secrets)
+
+    async def _log_to_store(
+        self,
+        ctx: StepExecutionContext,
+        body: StepBody,
+        proceed: Callable[[], Awaitable[ExecutionResult | None]],
+    ) -> ExecutionResult | None:
+        if self._step_logs is None:
+            return await proceed()
+        return await self._step_logs.middleware(ctx, body, proceed)
+
+    async def _with_secrets(
+        self,
+        ctx: StepExecutionContext,
+        body: StepBody,
+        proceed: Callable[[], Awaitable[ExecutionResult | None]],
+    ) -> ExecutionResult | None:
+        if not self.secrets:
+            return await proceed()  # no workflow of this host was given secrets
+        with using_secrets(self.secrets.get(ctx.workflow.id)):
+            return await proceed()
 
     async def terminate_workflow(self, workflow_id: str) -> bool:
         """End a workflow that has not finished; ``True`` if it was terminated."""

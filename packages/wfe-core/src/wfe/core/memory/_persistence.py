@@ -21,7 +21,7 @@ from .._models import (
     WorkflowStatus,
     as_utc,
 )
-from ..protocols import Checkpoint, EventDelivery, check_purge_statuses
+from ..protocols import Checkpoint, EventDelivery, StepLogLine, check_purge_statuses
 from ..serialization import loads
 from ._locks import LockTable, MemoryLockProvider
 from ._queue import MemoryQueueProvider, QueueState
@@ -51,6 +51,8 @@ class MemoryPersistenceProvider:
         self._lock_table = LockTable()
         self._queue_state = QueueState(visibility_timeout=visibility_timeout)
         self._search_state = SearchState()
+        self._step_logs: dict[str, list[StepLogLine]] = {}
+        self._log_seq = itertools.count(1)
 
     @classmethod
     def from_url(cls, url: str = "memory://", **options: Any) -> MemoryPersistenceProvider:
@@ -351,6 +353,7 @@ class MemoryPersistenceProvider:
         for workflow_id in doomed:
             del self._instances[workflow_id]
             self._errors.pop(workflow_id, None)
+            self._step_logs.pop(workflow_id, None)
         for sub_id in [k for k, v in self._subscriptions.items() if v.workflow_id in gone]:
             del self._subscriptions[sub_id]
             self._subscription_order.pop(sub_id, None)
@@ -373,3 +376,29 @@ class MemoryPersistenceProvider:
         for _, event_id in old:
             del self._events[event_id]
         return len(old)
+
+    # -- step logs (the optional StepLogStore capability) ---------------------------
+
+    async def append_step_logs(self, lines: Sequence[StepLogLine]) -> None:
+        """Keep step output lines, numbered in order (see :class:`StepLogStore`)."""
+        await trio.lowlevel.checkpoint()
+        for line in lines:
+            stored = attrs.evolve(line, seq=next(self._log_seq))
+            self._step_logs.setdefault(line.workflow_id, []).append(stored)
+
+    async def read_step_logs(
+        self,
+        workflow_id: str,
+        *,
+        step: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
+    ) -> list[StepLogLine]:
+        """A page of a workflow's step lines after ``after``."""
+        await trio.lowlevel.checkpoint()
+        found = [
+            x
+            for x in self._step_logs.get(workflow_id, [])
+            if x.seq > after and (step is None or x.step_name == step)
+        ]
+        return found[: max(0, limit)]

@@ -13,7 +13,8 @@ fixture the suite names::
 Fixtures: ``persistence`` (:class:`PersistenceContract`), ``locks``
 (:class:`LockContract`), ``queues`` (:class:`QueueContract`; its visibility timeout
 must be the class attribute ``visibility_timeout``) and ``search_index``
-(:class:`SearchContract`). For detailed assertion messages, call
+(:class:`SearchContract`), ``step_logs`` (:class:`StepLogContract`, for stores with
+the optional step-log capability). For detailed assertion messages, call
 ``pytest.register_assert_rewrite("wfe.core.testing")`` at the top of ``conftest.py``.
 This module does not import pytest.
 """
@@ -31,6 +32,7 @@ from ._samples import make_instance as make_instance
 from ._samples import make_pointer as make_pointer
 from ._samples import unique_word as unique_word
 from ._search_contract import SearchContract as SearchContract
+from ._step_log_contract import StepLogContract as StepLogContract
 
 __all__ = [
     "T0",
@@ -42,6 +44,7 @@ __all__ = [
     "SampleLine",
     "SampleTagged",
     "SearchContract",
+    "StepLogContract",
     "expect_raises",
     "make_instance",
     "make_pointer",
