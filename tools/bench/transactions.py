@@ -10,18 +10,25 @@ Prints ``metric value unit`` lines:
 - ``transactions_per_event_write`` / ``_read``: the part of that caused by publishing
   the event and delivering it (until the workflow has completed and the host is idle).
 
+- ``writes_per_10_step_workflow``, ``writes_per_event_workflow``, ``writes_per_event``:
+  the writes asked of the store for the same (``Database.write`` and ``.post`` calls).
+  The SQLite store commits every write waiting in its writer thread in one transaction
+  (group commit), so the write transactions are at most this, and fewer when writes
+  overlap (a lease release and the next queue take, say).
+
 Each figure is the median of ``--runs`` workflows run one after another. With
-``--breakdown`` it also prints, per figure, which provider method opened the
-transactions (``breakdown.<figure>.<write|read>.<Class.method> N tx``).
+``--breakdown`` it also prints, per figure, which provider method made the reads
+(transactions) and the writes (``breakdown.<figure>.<write|read>.<Class.method> N tx``).
 
 How it counts: a trace callback on every sqlite3 connection opened while the bench runs
 counts ``BEGIN IMMEDIATE`` (a write transaction) and plain ``BEGIN`` (a read snapshot)
 statements: that needs nothing from the library. The breakdown, and knowing that no
 transaction is still running in a worker thread, reach into a private class of
-wfe-sqlite, which only a bench may do: every wfe.sqlite provider runs each transaction
-through one ``wfe.sqlite._database.Database.write`` or ``.read`` call, so the bench wraps
-those two methods; a warning on stderr says when the two counts disagree (a transaction
-begun some other way). Schema creation at start-up is not counted.
+wfe-sqlite, which only a bench may do: every wfe.sqlite provider runs each write through
+one ``wfe.sqlite._database.Database.write`` or ``.post`` call and each read transaction
+through one ``.read`` call, so the bench wraps those three methods; a warning on stderr
+says when the counts disagree (a transaction begun some other way). Schema creation at
+start-up is not counted.
 
 Background polling would add transactions per second of wall time rather than per
 workflow, so the store's queue poll and the host's store poll are set to an hour
@@ -93,6 +100,7 @@ class TransactionCounter:
         ``Database`` methods on the class (for every Database in the process)."""
         original_connect = sqlite3.dbapi2.connect
         original_write, original_read = Database.write, Database.read
+        original_post = Database.post
 
         def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
             conn: sqlite3.Connection = original_connect(*args, **kwargs)
@@ -106,24 +114,44 @@ class TransactionCounter:
                 caller = sys._getframe(1).f_code.co_qualname
                 with self._lock:
                     self.calls[kind, caller] += 1
-                self.in_flight += 1
+                    self.in_flight += 1
                 try:
                     return await original(db, *args, **kwargs)
                 finally:
-                    self.in_flight -= 1
+                    with self._lock:
+                        self.in_flight -= 1
 
             return counted
+
+        def post(db: Database, fn: Callable[..., Any], **kwargs: Any) -> None:
+            # Posted writes are not awaited: count one in flight until the writer thread
+            # has run it (its commit follows at once, before anything can wake).
+            caller = sys._getframe(1).f_code.co_qualname
+            with self._lock:
+                self.calls["write", caller] += 1
+                self.in_flight += 1
+
+            def run(conn: sqlite3.Connection) -> Any:
+                try:
+                    return fn(conn)
+                finally:
+                    with self._lock:
+                        self.in_flight -= 1
+
+            original_post(db, run, **kwargs)
 
         # SQLAlchemy's pysqlite dialect connects through ``sqlite3.dbapi2.connect``.
         sqlite3.dbapi2.connect = sqlite3.connect = connect  # type: ignore[assignment]
         Database.write = wrap("write", original_write)  # type: ignore[method-assign]
         Database.read = wrap("read", original_read)  # type: ignore[method-assign]
+        Database.post = post  # type: ignore[method-assign,assignment]
         try:
             yield
         finally:
             sqlite3.dbapi2.connect = sqlite3.connect = original_connect
             Database.write = original_write  # type: ignore[method-assign]
             Database.read = original_read  # type: ignore[method-assign]
+            Database.post = original_post  # type: ignore[method-assign]
 
 
 @attrs.frozen
@@ -139,13 +167,22 @@ class Counts:
     def __add__(self, other: Counts) -> Counts:
         return Counts(begins=self.begins + other.begins, calls=self.calls + other.calls)
 
+    def writes(self) -> int:
+        """Writes asked of the store (``Database.write`` and ``.post`` calls)."""
+        return sum(n for (k, _), n in self.calls.items() if k == "write")
+
     def untracked(self) -> dict[str, int]:
-        """Transactions begun outside ``Database.write`` / ``.read``, by kind."""
+        """Transactions begun outside ``Database.write`` / ``.post`` / ``.read``, by kind.
+
+        Reads are one transaction each. Writes are group-committed: one transaction holds
+        one or more writes, so there can be fewer write transactions than writes, never
+        more."""
         out = {}
-        for kind in ("write", "read"):
-            via_database = sum(n for (k, _), n in self.calls.items() if k == kind)
-            if self.begins[kind] != via_database:
-                out[kind] = self.begins[kind] - via_database
+        reads = sum(n for (k, _), n in self.calls.items() if k == "read")
+        if self.begins["read"] != reads:
+            out["read"] = self.begins["read"] - reads
+        if self.begins["write"] > self.writes():
+            out["write"] = self.begins["write"] - self.writes()
         return out
 
 
@@ -230,6 +267,8 @@ def report(name: str, runs: list[Counts], breakdown: bool) -> None:
     for kind in ("write", "read"):
         totals = [counts.begins[kind] for counts in runs]
         print(f"{name}_{kind} {statistics.median(totals):g} tx", flush=True)
+    writes = [counts.writes() for counts in runs]
+    print(f"{name.replace('transactions', 'writes')} {statistics.median(writes):g} tx")
     for counts in runs:
         for kind, n in counts.untracked().items():
             print(
@@ -238,8 +277,9 @@ def report(name: str, runs: list[Counts], breakdown: bool) -> None:
                 file=sys.stderr,
             )
     if breakdown:
-        # The run whose total is the median, so the parts add up to the figure above.
-        ordered = sorted(runs, key=lambda c: sum(c.begins.values()))
+        # The run whose total is the median, so the parts add up to the figures above
+        # (reads: the read transactions; writes: the writes, not their transactions).
+        ordered = sorted(runs, key=lambda c: sum(c.calls.values()))
         for (kind, caller), n in sorted(ordered[len(ordered) // 2].calls.items()):
             print(f"breakdown.{name}.{kind}.{caller} {n} tx")
 

@@ -14,12 +14,13 @@ FIGURES = [
     f"transactions_per_{figure}_{kind}"
     for figure in ("10_step_workflow", "event_workflow", "event")
     for kind in ("write", "read")
-]
+] + [f"writes_per_{figure}" for figure in ("10_step_workflow", "event_workflow", "event")]
 
 
 def test_transaction_bench_prints_every_figure_and_counts_every_transaction() -> None:
-    """Each figure is a ``metric N tx`` line; the BEGIN count and the Database-call count
-    agree (no warning), and the breakdown adds up to the figure it explains."""
+    """Each figure is a ``metric N tx`` line; the BEGIN counts and the Database-call
+    counts agree (no warning: one read transaction per read, at most one write
+    transaction per write), and the breakdown adds up to the reads and writes."""
     if not BENCH.is_file():
         pytest.skip(f"no repository checkout: {BENCH} is missing")
     result = subprocess.run(
@@ -48,5 +49,14 @@ def test_transaction_bench_prints_every_figure_and_counts_every_transaction() ->
     assert sorted(values) == sorted(FIGURES)
     # A 10-step workflow writes at least one checkpoint per step.
     assert values["transactions_per_10_step_workflow_write"] >= 10
+    assert values["writes_per_10_step_workflow"] >= 10
     assert values["transactions_per_event_write"] >= 1
-    assert parts == {name: n for name, n in values.items() if n}
+    for figure in ("10_step_workflow", "event_workflow", "event"):
+        writes = values[f"writes_per_{figure}"]
+        # Group commit: never more write transactions than writes.
+        assert 1 <= values[f"transactions_per_{figure}_write"] <= writes
+        assert parts.get(f"transactions_per_{figure}_write", 0) == writes
+        assert (
+            parts.get(f"transactions_per_{figure}_read", 0)
+            == (values[f"transactions_per_{figure}_read"])
+        )

@@ -66,6 +66,10 @@ class Checkpoint:
     errors: Sequence[ExecutionError] = ()
     events: Sequence[Event] = ()
     fencing_token: int | None = None
+    data_json: str | None = None
+    """``instance.data`` already serialised by :func:`wfe.core.serialization.dumps`, when
+    the executor has it at hand (it checks every step's data is storable): a store may
+    write it instead of serialising the data again. ``None``: serialise ``instance.data``."""
 
 
 @attrs.frozen(kw_only=True)

@@ -271,9 +271,61 @@ def from_jsonable(obj: Any, path: str = "data") -> Any:
     raise DataSerializationError(f"stored value at {path} has unknown tag {tag!r}", path)
 
 
+class _NeedsPaths(Exception):
+    """The fast conversion met something it must not decide alone (see :func:`dumps`)."""
+
+
+def _fast(value: Any, depth: int) -> Any:
+    """:func:`to_jsonable` without building a path per value, for the plain JSON types and
+    datetimes (most workflow data and every pointer field). Anything else, and anything
+    wrong, goes to :func:`to_jsonable`; an error there makes :func:`dumps` start over with
+    paths, so the error names the offending field exactly as before."""
+    if depth > MAX_DEPTH:
+        raise _NeedsPaths
+    t = type(value)
+    if t is str:
+        if not value.isascii() and _SURROGATE.search(value):
+            raise _NeedsPaths
+        return value
+    if value is None or t is bool:
+        return value
+    if t is int:
+        if value.bit_length() > _MAX_INT_BITS:
+            raise _NeedsPaths
+        return value
+    if t is float:
+        if not math.isfinite(value):
+            raise _NeedsPaths
+        return value
+    if t is dict:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if type(k) is not str or (not k.isascii() and _SURROGATE.search(k)):
+                raise _NeedsPaths
+            out[k] = _fast(v, depth + 1)
+        if TAG in out:
+            return {TAG: "dict", "v": out}
+        return out
+    if t is list:
+        return [_fast(v, depth + 1) for v in value]
+    if t is datetime:
+        return {TAG: "datetime", "v": value.isoformat()}
+    try:
+        # The path is only ever used in an error message, and an error restarts.
+        return to_jsonable(value, "data", depth)
+    except DataSerializationError:
+        raise _NeedsPaths from None
+
+
 def dumps(value: Any, path: str = "data") -> str:
     """Serialise ``value`` to a JSON string (see module docs)."""
-    return json.dumps(to_jsonable(value, path), separators=(",", ":"), allow_nan=False)
+    try:
+        plain = _fast(value, 0)
+    except _NeedsPaths:
+        plain = to_jsonable(value, path)
+    except RecursionError:
+        plain = to_jsonable(value, path)
+    return json.dumps(plain, separators=(",", ":"), allow_nan=False)
 
 
 def loads(text: str | None, path: str = "data") -> Any:

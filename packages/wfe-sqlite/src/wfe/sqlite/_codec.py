@@ -93,8 +93,9 @@ WORKFLOW_COLUMNS = (
 )
 
 
-def workflow_params(instance: WorkflowInstance) -> tuple[Any, ...]:
-    """Values for :data:`WORKFLOW_COLUMNS`, in order."""
+def workflow_params(instance: WorkflowInstance, data_json: str | None = None) -> tuple[Any, ...]:
+    """Values for :data:`WORKFLOW_COLUMNS`, in order (``data_json``: the data already
+    serialised)."""
     return (
         instance.id,
         instance.definition_id,
@@ -102,7 +103,7 @@ def workflow_params(instance: WorkflowInstance) -> tuple[Any, ...]:
         instance.description,
         instance.reference,
         WorkflowStatus(instance.status).value,
-        dumps(instance.data),
+        dumps(instance.data) if data_json is None else data_json,
         to_us_opt(instance.next_execution),
         to_us(instance.create_time),
         to_us_opt(instance.complete_time),

@@ -1,16 +1,17 @@
 """One SQLite database shared by the persistence, lock, queue and search providers.
 
-Every provider call is ONE hop into a worker thread (``trio.to_thread.run_sync``) that
-runs a whole transaction on a raw DBAPI connection: a thread hop costs ~200-370 µs and
-SQLAlchemy's statement path ~330 µs per transaction (TECH-NOTES.md), so neither is paid
-per statement. SQLAlchemy's engine owns connection set-up (pragmas in a ``connect``
-hook, ``BEGIN IMMEDIATE`` in a ``begin`` hook) and the schema migrations.
+Every provider call runs a whole transaction's statements on a raw DBAPI connection:
+a thread hop costs ~140-370 µs and SQLAlchemy's statement path ~330 µs per transaction
+(TECH-NOTES.md), so neither is paid per statement. SQLAlchemy's engine owns connection
+set-up (pragmas in a ``connect`` hook, ``BEGIN IMMEDIATE`` in a ``begin`` hook) and the
+schema migrations.
 
-Writes go through one connection behind ``CapacityLimiter(1)`` and start with
-``BEGIN IMMEDIATE`` (a deferred ``BEGIN`` fails with "database is locked" under
-concurrent writers even with a busy timeout). Reads of a file use a small pool of
-their own connections (WAL lets them run beside the writer). ``:memory:`` is one
-connection, so reads and writes share its single limiter.
+Writes go to one connection owned by one writer thread (:mod:`._writer`), which commits
+every write waiting when it wakes in one ``BEGIN IMMEDIATE`` transaction, each in its own
+savepoint (group commit; a deferred ``BEGIN`` fails with "database is locked" under
+concurrent writers even with a busy timeout). Reads of a file use a small pool of their
+own connections in worker threads (WAL lets them run beside the writer). ``:memory:`` is
+one connection, so its reads are jobs of the writer thread too.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from sqlalchemy.pool import NullPool, PoolProxiedConnection, StaticPool
 from wfe.core import ConfigurationError, ProviderError, WfeError
 
 from ._schema import migrate
+from ._writer import Job, Writer, finish
 
 T = TypeVar("T")
 
@@ -102,15 +104,23 @@ class Database:
         self._open_lock = trio.Lock()
         self._engine: Engine | None = None
         self._writer: PoolProxiedConnection | None = None
+        self._thread: Writer | None = None
+        self._inline: PoolProxiedConnection | None = None
+        # Writes of the current trio tick, run together at its end (see _submit).
+        self._pending: list[Job] = []
+        self._flush_scheduled = False
         self._readers: list[PoolProxiedConnection] = []
         self._all_readers: list[PoolProxiedConnection] = []
         self._readers_lock = threading.Lock()
+        # Opening and closing (the writer thread runs everything in between).
         self._write_limiter = trio.CapacityLimiter(1)
-        # ``:memory:`` is one connection: its reads queue behind the writer.
-        self._read_limiter = (
-            self._write_limiter if self.path is None else trio.CapacityLimiter(read_connections)
-        )
+        self._read_limiter = trio.CapacityLimiter(read_connections)
         self._wakeups: dict[str, trio.Event] = {}
+        # Per kind: enqueues submitted by this process so far, and that count when a take
+        # last found the kind empty (equal: still empty, as far as this process knows;
+        # writes run in submission order, so a take sees every enqueue submitted before).
+        self._enqueued: dict[str, int] = {}
+        self._empty_at: dict[str, tuple[int, int | None]] = {}
 
     @property
     def is_memory(self) -> bool:
@@ -208,6 +218,22 @@ class Database:
             with engine.begin() as conn:
                 migrate(conn, self.label)
             self._writer = engine.raw_connection()
+            inline: sqlite3.Connection | None = None
+            if self.path is None:
+                inline = self._driver(self._writer)  # one connection; runs are serialised
+            else:
+                self._inline = engine.raw_connection()
+                inline = self._driver(self._inline)
+                # Never wait for another process's write lock, nor checkpoint the WAL,
+                # on the trio thread (see Writer.run_inline).
+                inline.execute("PRAGMA busy_timeout = 0")
+                inline.execute("PRAGMA wal_autocheckpoint = 0")
+            # With synchronous FULL/EXTRA a WAL commit syncs the disk: keep those commits
+            # off the trio thread (small reads still run there).
+            syncs = self.path is not None and self.synchronous in ("FULL", "EXTRA")
+            self._thread = Writer(
+                self._driver(self._writer), self.label, inline, inline_writes=not syncs
+            )
         except WfeError:
             engine.dispose()
             raise
@@ -221,10 +247,16 @@ class Database:
         self._engine = engine
 
     def _close(self) -> None:
+        if self._thread is not None:
+            self._thread.stop()  # what is queued still commits
+            self._thread = None
         with self._readers_lock:
             readers, self._readers, self._all_readers = self._all_readers, [], []
         for conn in readers:
             conn.close()
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -257,12 +289,7 @@ class Database:
                 conn.execute("ROLLBACK")
             raise ProviderError(f"SQLite store {self.label}: {exc}") from exc
 
-    def _write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return self._transact(self._driver(self._writer), "BEGIN IMMEDIATE", fn)
-
     def _read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self.path is None:
-            return self._transact(self._driver(self._writer), "BEGIN", fn)
         if self._engine is None:
             raise ProviderError(f"SQLite store {self.label} is not open: use `async with`")
         with self._readers_lock:
@@ -280,27 +307,109 @@ class Database:
             with self._readers_lock:
                 self._readers.append(proxied)
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` in one ``BEGIN IMMEDIATE`` transaction, in a worker thread.
+    def _queue(self, job: Job) -> None:
+        """Collect ``job`` with the other writes of this trio tick; at the tick's end
+        (a ``run_sync_soon`` callback) they run as one batch, inline when the writer
+        thread is idle, else in the writer thread."""
+        if self._thread is None:
+            raise ProviderError(f"SQLite store {self.label} is not open: use `async with`")
+        if job.exclusive:
+            self._thread.submit(*self._take_pending(), job)
+            return
+        self._pending.append(job)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            job.token.run_sync_soon(self._flush_pending)
 
-        Not abandoned on cancellation: the transaction finishes (commits or rolls back)
+    def _take_pending(self) -> list[Job]:
+        jobs, self._pending = self._pending, []
+        return jobs
+
+    def _flush_pending(self) -> None:
+        self._flush_scheduled = False
+        jobs = self._take_pending()
+        if not jobs:
+            return
+        thread = self._thread
+        if thread is None:
+            for job in jobs:
+                job.error = ProviderError(f"SQLite store {self.label} is closed")
+            finish(jobs)
+        elif thread.run_inline(jobs):
+            finish(jobs)
+        else:
+            thread.submit(*jobs)
+
+    async def _submit(self, job: Job) -> Any:
+        self._queue(job)
+        # Not abandoned on cancellation: the caller learns how its write ended.
+        with trio.CancelScope(shield=True):
+            await job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    async def write(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        notify: Callable[[], None] | None = None,
+    ) -> T:
+        """Run ``fn(conn)`` inside a ``BEGIN IMMEDIATE`` transaction of the writer
+        thread, possibly together with other callers' writes (each in its own
+        savepoint: a failing ``fn`` is rolled back alone). Returns once the transaction
+        holding it has committed; ``notify`` runs (on the trio thread) right then.
+
+        Not abandoned on cancellation: the write finishes (commits or rolls back)
         before the caller sees the ``Cancelled``, so a write is all or nothing."""
-        return await trio.to_thread.run_sync(self._write_sync, fn, limiter=self._write_limiter)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        result: T = await self._submit(Job(fn, notify=notify))
+        return result
 
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` in one read transaction (a consistent snapshot)."""
+    def post(
+        self,
+        fn: Callable[[sqlite3.Connection], object],
+        *,
+        notify: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue ``fn(conn)`` for the writer thread without waiting for its commit: for
+        writes that are hints, whose loss in a crash the store's truth makes up for
+        (queue items, acks, lease releases; see the providers). Writes are committed in
+        the order they were submitted, so a later write of this process (a dequeue, an
+        acquire) sees a posted one; ``notify`` runs on the trio thread once it has
+        committed. A posted write that fails is logged."""
+        self._queue(Job(fn, notify=notify, posted=True))
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T], *, small: bool = False) -> T:
+        """Run ``fn(conn)`` in one read transaction (a consistent snapshot).
+
+        ``small``: a read of a row or a few rows, run right away on the trio thread
+        when the writer is idle (no thread hop); larger reads (histories, pages, scans)
+        always run in a worker thread."""
+        if small and self.path is not None and self._thread is not None:
+            await trio.lowlevel.checkpoint()
+            if self._thread is not None:
+                done, found = self._thread.read_inline(fn)
+                if done:
+                    inline: T = found
+                    return inline
+        if self.path is None:
+            # One connection: reads run in the writer thread, in a batch's savepoint.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            result: T = await self._submit(Job(fn))
+            return result
         return await trio.to_thread.run_sync(self._read_sync, fn, limiter=self._read_limiter)
 
     async def migrate(self) -> None:
-        """Create missing tables (idempotent)."""
+        """Create missing tables (idempotent), alone in the writer thread."""
 
-        def run() -> None:
+        def run(_conn: sqlite3.Connection) -> None:
             if self._engine is None:
                 raise ProviderError(f"SQLite store {self.label} is not open: use `async with`")
             with self._engine.begin() as conn:
                 migrate(conn, self.label)
 
-        await trio.to_thread.run_sync(run, limiter=self._write_limiter)
+        await self._submit(Job(run, exclusive=True))
 
     # -- in-process queue wake-ups ------------------------------------------------------
 
@@ -311,6 +420,31 @@ class Database:
         if ev is None:
             ev = self._wakeups[kind] = trio.Event()
         return ev
+
+    def enqueues(self, kind: str) -> int:
+        """How many enqueues of ``kind`` this process has submitted (a generation)."""
+        return self._enqueued.get(kind, 0)
+
+    def enqueued(self, kind: str) -> None:
+        """An enqueue of ``kind`` is being submitted to the writer."""
+        self._enqueued[kind] = self._enqueued.get(kind, 0) + 1
+
+    def found_empty(self, kind: str, generation: int, next_visible: int | None) -> None:
+        """A take begun at ``generation`` left ``kind`` with no visible item; the next
+        becomes visible at ``next_visible`` (wall µs; ``None``: there is none)."""
+        self._empty_at[kind] = (generation, next_visible)
+
+    def known_empty(self, kind: str, now_us: int) -> int | None:
+        """``0``, or when the next item shows (wall µs), if ``kind`` is known to hold no
+        visible item: found so after this process's last enqueue of it. ``None`` when
+        it may hold one. A dequeue then waits (and polls for other processes) without
+        taking the write lock for nothing."""
+        found = self._empty_at.get(kind)
+        if found is None or found[0] != self._enqueued.get(kind, 0):
+            return None
+        if found[1] is None:
+            return 0
+        return found[1] if found[1] > now_us else None
 
     def notify(self, kind: str) -> None:
         ev = self._wakeups.pop(kind, None)

@@ -8,6 +8,8 @@ import socket
 import sqlite3
 from datetime import timedelta
 
+import trio
+
 from wfe.core import ConfigurationError
 from wfe.core.protocols import Lease
 
@@ -96,8 +98,14 @@ class SqliteLockProvider(SqliteProvider):
         return await self._db.write(run)
 
     async def release(self, lease: Lease) -> None:
-        """Give the lease up; harmless when it is no longer held by its owner."""
-        await self._db.write(
+        """Give the lease up; harmless when it is no longer held by its owner.
+
+        Posted to the writer thread, not waited for (see :meth:`Database.post`): this
+        process's next acquire comes after it; other processes see it a moment later
+        (until then they get ``None`` and retry, as for a held lease), and if a crash
+        loses it the lease simply expires. Fencing never depends on a release."""
+        await trio.lowlevel.checkpoint()
+        self._db.post(
             lambda conn: conn.execute(
                 "UPDATE locks SET owner = NULL, expires_at = 0 "
                 "WHERE resource = ? AND owner = ? AND token = ?",

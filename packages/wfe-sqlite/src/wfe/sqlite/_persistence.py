@@ -46,6 +46,13 @@ _UPDATE_WORKFLOW = (
     "status = :status, data = :data, next_execution = :next_execution, "
     "complete_time = :complete_time WHERE id = :id"
 )
+# The same, fenced and raising the fence in the one statement (a step's hot path).
+_UPDATE_WORKFLOW_FENCED = (
+    "UPDATE workflows SET description = :description, reference = :reference, "
+    "status = :status, data = :data, next_execution = :next_execution, "
+    "complete_time = :complete_time, fence = :token "
+    "WHERE id = :id AND (fence IS NULL OR fence <= :token)"
+)
 _INSERT_EVENT = f"INSERT INTO events ({c.EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
 _INSERT_ERROR = "INSERT INTO errors (workflow_id, pointer_id, time, message) VALUES (?, ?, ?, ?)"
 _WORKFLOW_KEYS = tuple(k.strip() for k in c.WORKFLOW_COLUMNS.split(","))
@@ -141,7 +148,8 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
         """Store the checkpoint (instance row, changed pointers, subscriptions opened
         and closed, events processed and created, errors) in one fenced transaction."""
         instance = checkpoint.instance
-        update = dict(zip(_WORKFLOW_KEYS, c.workflow_params(instance), strict=True))
+        values = c.workflow_params(instance, checkpoint.data_json)
+        update = dict(zip(_WORKFLOW_KEYS, values, strict=True))
         rows = [c.pointer_row(instance.id, ptr) for ptr in checkpoint.pointers]
         opened = [c.subscription_params(s) for s in checkpoint.opened_subscriptions]
         closed = [(sub_id,) for sub_id in checkpoint.closed_subscriptions]
@@ -151,11 +159,16 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
         ]
         events = [c.event_params(e) for e in checkpoint.events]
         token = checkpoint.fencing_token
+        update["token"] = token
         label = self._db.label
 
         def run(conn: sqlite3.Connection) -> None:
-            _fence(conn, label, instance.id, token)
-            conn.execute(_UPDATE_WORKFLOW, update)
+            if token is None:
+                _fence(conn, label, instance.id, token)
+                conn.execute(_UPDATE_WORKFLOW, update)
+            elif not conn.execute(_UPDATE_WORKFLOW_FENCED, update).rowcount:
+                # Refused by the fence, or no such row: say which (raises).
+                _fence(conn, label, instance.id, token)
             if rows:
                 conn.executemany(_UPSERT_POINTER, rows)
             if opened:
@@ -229,7 +242,7 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
             ).fetchone()
             return [] if row is None else [c.workflow_from_row(row)]
 
-        found = await self._db.read(run)
+        found = await self._db.read(run, small=not with_pointers)
         if not found:
             raise WorkflowNotFoundError(
                 f"no workflow {workflow_id} in SQLite store {self._db.label}"
@@ -318,7 +331,8 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
         row = await self._db.read(
             lambda conn: conn.execute(
                 f"SELECT {c.EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,)
-            ).fetchone()
+            ).fetchone(),
+            small=True,
         )
         if row is None:
             raise ProviderError(f"no event {event_id} in SQLite store {self._db.label}")
@@ -354,7 +368,7 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
             )
             return [c.event_from_row(r) for r in rows]
 
-        return await self._db.read(run)
+        return await self._db.read(run, small=limit <= 10)
 
     # -- subscriptions ----------------------------------------------------------------
 
@@ -373,7 +387,7 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
             )
             return [c.subscription_from_row(r) for r in rows]
 
-        return await self._db.read(run)
+        return await self._db.read(run, small=True)
 
     # -- errors and scheduled commands ------------------------------------------------
 

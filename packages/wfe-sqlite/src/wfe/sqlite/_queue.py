@@ -53,31 +53,41 @@ class SqliteQueueProvider(SqliteProvider):
         return self._db.visibility_timeout
 
     async def enqueue(self, kind: QueueKind, item_id: str) -> None:
-        """Add ``item_id`` to ``kind`` (coalesced with a waiting copy)."""
+        """Add ``item_id`` to ``kind`` (coalesced with a waiting copy).
+
+        Posted to the writer thread, not waited for (see :meth:`Database.post`): an item
+        is a hint, and what it points at is already in the store, where the host's
+        poller finds it if a crash loses the item. Consumers in this process wake once
+        it has committed; a later dequeue here always sees it."""
         kind_value = _kind(kind)
-        await self._db.write(
+        await trio.lowlevel.checkpoint()
+        self._db.enqueued(kind_value)
+        self._db.post(
             lambda conn: conn.execute(
                 "INSERT OR IGNORE INTO queue_items (kind, item_id, receipt, visible_at) "
                 "VALUES (?, ?, NULL, 0)",
                 (kind_value, item_id),
-            )
+            ),
+            notify=lambda: self._db.notify(kind_value),
         )
-        self._db.notify(kind_value)
 
     async def enqueue_many(self, kind: QueueKind, item_ids: Sequence[str]) -> None:
-        """Add every id of ``item_ids`` to ``kind`` in one transaction (coalesced)."""
+        """Add every id of ``item_ids`` to ``kind`` in one write (coalesced); posted
+        like :meth:`enqueue`."""
         kind_value = _kind(kind)
         rows = [(kind_value, item_id) for item_id in item_ids]
+        await trio.lowlevel.checkpoint()
         if not rows:
             return
-        await self._db.write(
+        self._db.enqueued(kind_value)
+        self._db.post(
             lambda conn: conn.executemany(
                 "INSERT OR IGNORE INTO queue_items (kind, item_id, receipt, visible_at) "
                 "VALUES (?, ?, NULL, 0)",
                 rows,
-            )
+            ),
+            notify=lambda: self._db.notify(kind_value),
         )
-        self._db.notify(kind_value)
 
     async def dequeue(self, kind: QueueKind, timeout: float) -> QueueItem | None:
         """The oldest visible item of ``kind``, waiting up to ``timeout`` seconds;
@@ -110,20 +120,39 @@ class SqliteQueueProvider(SqliteProvider):
                 "UPDATE queue_items SET receipt = ?, visible_at = ? WHERE id = ?",
                 (token, now + vt_us, row[0]),
             )
-            return (row[0], row[1], token), None
+            # Whether that was the last visible item: the earlier ones are all taken (a
+            # take picks the first visible), so look after it only, which stops at the
+            # first waiting item (``min(visible_at)`` would scan the whole kind).
+            more = conn.execute(
+                "SELECT 1 FROM queue_items WHERE kind = ? AND id > ? AND visible_at <= ? LIMIT 1",
+                (kind_enum.value, row[0], now),
+            ).fetchone()
+            # None: no visible item now; the taken ones show again by polling.
+            return (row[0], row[1], token), (now if more else None)
 
-        polled = False
+        kind_value = kind_enum.value
+        # Known to hold no visible item since this process last enqueued one: wait first
+        # (polling with a read for other processes' items) instead of taking the write
+        # lock to find nothing.
+        known = db.known_empty(kind_value, wall_us())
+        polled = known is not None
+        skip_look = polled and timeout > 0
+        next_visible = known if known else None
         while True:
-            wakeup = db.wakeup(kind_enum.value)
+            wakeup = db.wakeup(kind_value)
             taken: tuple[int, str, str] | None = None
-            next_visible: int | None = None
-            if polled:
+            if skip_look:
+                skip_look = False
+            elif polled:
                 # Woken by the poll timer, not by an enqueue here: look in a read
                 # transaction first, so an idle queue polled by every process takes
                 # no write lock.
-                next_visible = await db.read(look)
+                next_visible = await db.read(look, small=True)
             if not polled or (next_visible is not None and next_visible <= wall_us()):
+                generation = db.enqueues(kind_value)
                 taken, next_visible = await db.write(take)
+                if next_visible is None or next_visible > wall_us():
+                    db.found_empty(kind_value, generation, None if taken else next_visible)
             if taken is not None:
                 row_id, item_id, token = taken
                 item = QueueItem(kind=kind_enum, item_id=item_id, receipt=f"{row_id}:{token}")
@@ -147,11 +176,15 @@ class SqliteQueueProvider(SqliteProvider):
             polled = not wakeup.is_set()
 
     async def ack(self, item: QueueItem) -> None:
-        """Finish a delivery; acking twice or with a superseded receipt is harmless."""
+        """Finish a delivery; acking twice or with a superseded receipt is harmless.
+
+        Posted, not waited for (see :meth:`Database.post`): an ack lost in a crash
+        means one more delivery, which at-least-once allows."""
         parsed = _parse_receipt(item.receipt)
+        await trio.lowlevel.checkpoint()
         if parsed is None:
             return
-        await self._db.write(
+        self._db.post(
             lambda conn: conn.execute(
                 "DELETE FROM queue_items WHERE id = ? AND receipt = ?", parsed
             )
@@ -172,6 +205,7 @@ class SqliteQueueProvider(SqliteProvider):
             if cur.rowcount == 0:
                 conn.execute("DELETE FROM queue_items WHERE id = ? AND receipt = ?", parsed)
 
+        self._db.enqueued(item.kind.value)
         await self._db.write(run)
         self._db.notify(item.kind.value)
 

@@ -35,7 +35,10 @@ class HostConfig:
     run_workflows: bool = True
     max_concurrent_workflows: int = 16
     max_parallel_steps: int = 16
-    event_workers: int = 4
+    # Events delivered at once: each delivery is a chain of short store round trips,
+    # so more of them in flight share group commits (measured: 16 cut event latency by
+    # about a third against 4 with 100 waiting workflows, tools/bench/bench.py event).
+    event_workers: int = 16
     poll_interval: timedelta = timedelta(seconds=10)
     lease_ttl: timedelta = timedelta(seconds=30)
     grace_period: timedelta = timedelta(seconds=30)

@@ -224,6 +224,11 @@ class Dispatcher:
         lease = await host.locks.acquire(self.lock_name(workflow_id), host.config.lease_ttl)
         if lease is None:
             return
+        await self._run_leased(workflow_id, lease, asked)
+
+    async def _run_leased(self, workflow_id: str, lease: Lease, asked: float) -> None:
+        """Run the workflow under ``lease`` (asked for at trio time ``asked``), then
+        release it."""
         hold = _Hold(asked + lease.ttl.total_seconds())
         try:
             with trio.CancelScope() as scope:
@@ -428,9 +433,11 @@ class Dispatcher:
         run = self.runs.get(sub.workflow_id)
         if run is not None and await run.deliver_event(sub, event, mark_processed=mark_processed):
             return True
+        asked = trio.current_time()
         lease = await host.locks.acquire(self.lock_name(sub.workflow_id), host.config.lease_ttl)
         if lease is None:
             return False
+        handed_over = False
         try:
             delivered = await host.persistence.deliver_event(
                 EventDelivery(
@@ -443,13 +450,49 @@ class Dispatcher:
                     fencing_token=lease.fencing_token,
                 )
             )
+            if delivered:
+                handed_over = self._run_now(sub.workflow_id, lease, asked)
         except WorkflowNotFoundError:
             return True
         finally:
-            await self._release(lease)
-        if delivered:
+            if not handed_over:
+                await self._release(lease)
+        if delivered and not handed_over:
             await host.queues.enqueue(QueueKind.WORKFLOW, sub.workflow_id)
         return True
+
+    def _run_now(self, workflow_id: str, lease: Lease, asked: float) -> bool:
+        """Run a workflow that just received an event under the lease its delivery
+        holds, when a workflow slot is free: no release, queue item and re-acquire in
+        between. ``False``: the caller releases and queues it as usual."""
+        work = self._work
+        if work is None or self._draining or workflow_id in self.runs:
+            return False
+        if self._lease_expired(asked, lease):
+            return False
+        token = object()
+        try:
+            self._workflow_limiter.acquire_on_behalf_of_nowait(token)
+        except trio.WouldBlock:
+            return False
+
+        async def run() -> None:
+            try:
+                await self._run_leased(workflow_id, lease, asked)
+            except (WorkflowNotFoundError, StaleLeaseError) as exc:
+                log.info("workflow %s after its event: %s", workflow_id, exc)
+            except Exception:
+                # The store still holds the delivery; the poller offers it again.
+                log.exception("running workflow %s after its event failed", workflow_id)
+            finally:
+                self._workflow_limiter.release_on_behalf_of(token)
+
+        work.start_soon(run)
+        return True
+
+    @staticmethod
+    def _lease_expired(asked: float, lease: Lease) -> bool:
+        return trio.current_time() >= asked + lease.ttl.total_seconds()
 
 
 def _child_notice(child: WorkflowInstance, now: datetime) -> Event:

@@ -98,7 +98,9 @@ class WorkflowHost:
         self._stack: contextlib.AsyncExitStack | None = None
         self._nursery: trio.Nursery | None = None
         self._dispatcher: Dispatcher | None = None
-        self._status_changed = trio.Event()
+        # wait_for_workflow's waiters by workflow id: a status change wakes only the
+        # callers waiting for that workflow (each then reads one row, not every waiter).
+        self._waiters: dict[str, trio.Event] = {}
         self._publish_send: trio.MemorySendChannel[LifecycleEvent] | None = None
         self._publishers: list[LifecycleEventPublisher] = []
 
@@ -231,8 +233,12 @@ class WorkflowHost:
 
     def _changed_elsewhere(self, workflow_id: str) -> None:
         """A change feed saw ``workflow_id`` change status, maybe on another host."""
-        self._status_changed.set()
-        self._status_changed = trio.Event()
+        self._wake_waiters(workflow_id)
+
+    def _wake_waiters(self, workflow_id: str) -> None:
+        waiters = self._waiters.pop(workflow_id, None)
+        if waiters is not None:
+            waiters.set()
 
     def _publish(self, event: LifecycleEvent) -> None:
         """Publish a lifecycle event, in order, without blocking."""
@@ -250,8 +256,7 @@ class WorkflowHost:
             )
             or type(event).__name__ == "WorkflowCompleted"
         ):
-            self._status_changed.set()
-            self._status_changed = trio.Event()
+            self._wake_waiters(event.workflow_instance_id)
         if isinstance(event, WorkflowTerminated) or type(event).__name__ == "WorkflowCompleted":
             self.secrets.forget(event.workflow_instance_id)
 
@@ -442,7 +447,10 @@ class WorkflowHost:
         dispatcher = self._require_running()
         poll = 0.05
         while True:
-            changed = self._status_changed
+            # Taken before looking, so a change in between is not missed.
+            changed = self._waiters.get(workflow_id)
+            if changed is None:
+                changed = self._waiters[workflow_id] = trio.Event()
             run = dispatcher.runs.get(workflow_id)
             if run is not None and run.instance.status is WorkflowStatus.RUNNABLE:
                 # Running here: its status changes are published locally, so wait for

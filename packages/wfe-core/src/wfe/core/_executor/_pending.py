@@ -55,6 +55,7 @@ class PendingChanges:
         instance: WorkflowInstance,
         pointers: list[ExecutionPointer],
         fencing_token: int | None,
+        data_json: str | None = None,
     ) -> Checkpoint:
         """These changes, with the changed ``pointers``, as one checkpoint."""
         return Checkpoint(
@@ -66,4 +67,5 @@ class PendingChanges:
             errors=self.errors,
             events=self.events,
             fencing_token=fencing_token,
+            data_json=data_json,
         )

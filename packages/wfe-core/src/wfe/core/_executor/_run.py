@@ -87,6 +87,10 @@ class InstanceRun:
         # The last storable form of the data: a step that leaves unstorable data behind
         # fails, and the data is rolled back to this, so the instance can still be saved.
         self._good_data = serialization.dumps(self.instance.data)
+        # ``_good_data`` while it surely is the data's current form (no step has run
+        # since it was taken), so the checkpoint does not serialise the data again;
+        # ``None`` at first, as ``execute`` middleware may change the data before the pass.
+        self._fresh_data: str | None = None
         self._inflight: set[str] = set()
         self._flush_lock = trio.Lock()
         self._limiter = trio.CapacityLimiter(max(1, env.max_parallel_steps))
@@ -195,12 +199,17 @@ class InstanceRun:
             self.accepting = False
         await self._flush()
 
-    def _changed(self) -> None:
-        """Something changed: apply cancel conditions, finish the workflow, start work."""
+    def _changed(self, *, take: bool = False) -> ExecutionPointer | None:
+        """Something changed: apply cancel conditions, finish the workflow, start work.
+
+        With ``take``, the first pointer now runnable is returned (already counted as
+        running) for the calling pointer task to run next itself, instead of a new task
+        being started for it: a sequence of steps runs in one task."""
         self._decide()
-        self._schedule()
+        taken = self._schedule(take)
         if not self.running:
             self._idle.set()
+        return taken
 
     def _decide(self) -> None:
         """Apply cancel conditions and decide completion (before any write)."""
@@ -208,16 +217,17 @@ class InstanceRun:
             check_cancellations(self)
             check_complete(self)
 
-    def _schedule(self) -> None:
+    def _schedule(self, take: bool = False) -> ExecutionPointer | None:
         if (
             self._nursery is None
             or self.draining
             or self.instance.status is not WorkflowStatus.RUNNABLE
         ):
-            return
+            return None
         if self._holds_lease is not None and not self._holds_lease():
             self.draining = True
-            return
+            return None
+        taken: ExecutionPointer | None = None
         now = self.now()
         dirty = self.state.dirty
         earliest: datetime | None = None
@@ -227,7 +237,10 @@ class InstanceRun:
             p = self.state.pointers[pid]
             if self.state.is_runnable(p, now):
                 self.running[pid] = trio.CancelScope()
-                self._nursery.start_soon(self._run_pointer, p)
+                if take and taken is None:
+                    taken = p
+                else:
+                    self._nursery.start_soon(self._run_pointer, p)
             elif p.sleep_until is not None and (earliest is None or p.sleep_until < earliest):
                 earliest = p.sleep_until
         wake_sooner = self._waker_at is None or (earliest is not None and earliest < self._waker_at)
@@ -236,6 +249,7 @@ class InstanceRun:
                 self._waker_scope.cancel()
             self._waker_at = earliest
             self._nursery.start_soon(self._waker, earliest)
+        return taken
 
     async def _waker(self, when: datetime) -> None:
         with trio.CancelScope() as cs:
@@ -245,18 +259,21 @@ class InstanceRun:
             self._waker_scope = None
             self._changed()
 
-    async def _run_pointer(self, p: ExecutionPointer) -> None:
-        scope = self.running[p.id]
-        try:
-            with scope:
-                async with self._limiter:
-                    await self._execute(p)
-        finally:
-            del self.running[p.id]
-        await self._flush()
-        self._changed()
+    async def _run_pointer(self, first: ExecutionPointer) -> None:
+        p: ExecutionPointer | None = first
+        while p is not None:
+            scope = self.running[p.id]
+            try:
+                with scope:
+                    async with self._limiter:
+                        await self._execute(p)
+            finally:
+                del self.running[p.id]
+            await self._flush()
+            p = self._changed(take=True)
 
     async def _execute(self, p: ExecutionPointer) -> None:
+        self._fresh_data = None  # the step may change the data
         state = self.state
         step = state.step(p)
         now = self.now()
@@ -329,6 +346,8 @@ class InstanceRun:
         """Keep the data storable: on failure roll it back and return the error."""
         try:
             self._good_data = serialization.dumps(self.instance.data)
+            # Another step still running may change the data after this.
+            self._fresh_data = self._good_data if len(self.running) <= 1 else None
         except DataSerializationError as exc:
             definition = self.state.definition_or_fail()
             self.instance.data = serialization.restore(
@@ -376,7 +395,7 @@ class InstanceRun:
             # The next changes collect afresh while this checkpoint is being written.
             pointers, state.dirty = list(state.dirty.values()), {}
             self.pending = PendingChanges()
-            checkpoint = pending.checkpoint(inst, pointers, self.fencing_token)
+            checkpoint = pending.checkpoint(inst, pointers, self.fencing_token, self._fresh_data)
             self._inflight = {p.id for p in pointers}
             try:
                 await self.env.persistence.persist_checkpoint(checkpoint)

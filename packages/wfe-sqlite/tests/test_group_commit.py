@@ -1,0 +1,227 @@
+"""Group commit: many callers' writes in one transaction, each stored or refused whole."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from wfe.core import StaleLeaseError, WorkflowInstance, WorkflowStatus
+from wfe.core.protocols import Checkpoint, QueueKind
+from wfe.sqlite import SqlitePersistenceProvider, SqliteQueueProvider
+from wfe.sqlite._writer import Job
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def make_instance() -> WorkflowInstance:
+    return WorkflowInstance(definition_id="d", version=1, data={"n": 0}, create_time=T0)
+
+
+class WriterGate:
+    """Holds the writer thread inside a write, so the writes submitted meanwhile queue up
+    and run in the next batch (one transaction)."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def hold(self, conn: sqlite3.Connection) -> None:
+        self.entered.set()
+        self.release.wait(10)
+
+    async def occupy(self, store: SqlitePersistenceProvider) -> None:
+        """Occupy the writer thread (never inline: that would block this test's loop)."""
+        thread = store._db._thread
+        assert thread is not None
+        job = Job(self.hold)
+        thread.submit(job)
+        await trio.to_thread.run_sync(self.entered.wait)
+
+
+def count_write_begins(store: SqlitePersistenceProvider) -> list[str]:
+    """Write transactions (``BEGIN IMMEDIATE``) the write connections (thread and
+    inline) begin from now on; small reads may run on the inline one too, in plain
+    ``BEGIN`` snapshots."""
+    seen: list[str] = []
+    for proxied in (store._db._writer, store._db._inline):
+        assert proxied is not None
+        conn = proxied.driver_connection
+        assert isinstance(conn, sqlite3.Connection)
+        conn.set_trace_callback(
+            lambda sql: seen.append(sql) if sql.upper().startswith("BEGIN IMMEDIATE") else None
+        )
+    return seen
+
+
+def read_data(path: Path, workflow_id: str) -> str:
+    with sqlite3.connect(path) as conn:
+        row = conn.execute("SELECT data FROM workflows WHERE id = ?", (workflow_id,)).fetchone()
+    return str(row[0]) if row else ""
+
+
+async def test_a_stale_checkpoint_in_a_batch_is_refused_alone(tmp_path: Path) -> None:
+    """Three checkpoints commit in one transaction; the one whose fencing token was
+    superseded is refused (StaleLeaseError) and leaves its row untouched, the other two
+    are stored."""
+    path = tmp_path / "wfe.db"
+    async with SqlitePersistenceProvider(f"sqlite:///{path}") as store:
+        a, b, c = make_instance(), make_instance(), make_instance()
+        for inst in (a, b, c):
+            await store.create_workflow(inst)
+            await store.claim_workflow(inst.id, 1)
+        await store.claim_workflow(b.id, 2)  # b passed to a new owner
+        for inst in (a, b, c):
+            inst.data = {"n": 1}
+        gate = WriterGate()
+        begins = count_write_begins(store)
+        outcomes: dict[str, str] = {}
+
+        async def persist(inst: WorkflowInstance) -> None:
+            try:
+                await store.persist_checkpoint(Checkpoint(instance=inst, fencing_token=1))
+                outcomes[inst.id] = "stored"
+            except StaleLeaseError:
+                outcomes[inst.id] = "refused"
+
+        async with trio.open_nursery() as nursery:
+            await gate.occupy(store)
+            for inst in (a, b, c):
+                nursery.start_soon(persist, inst)
+            await trio.testing.wait_all_tasks_blocked()
+            gate.release.set()
+        assert outcomes == {a.id: "stored", b.id: "refused", c.id: "stored"}
+        # The gate's transaction, then one for all three checkpoints.
+        assert len(begins) == 2
+        assert read_data(path, a.id) == read_data(path, c.id) == '{"n":1}'
+        assert read_data(path, b.id) == '{"n":0}'
+
+
+async def test_a_failing_write_rolls_back_only_its_own_statements(tmp_path: Path) -> None:
+    """A write raising after its first statement keeps none of it; the writes batched
+    with it commit."""
+    path = tmp_path / "wfe.db"
+    async with SqlitePersistenceProvider(f"sqlite:///{path}") as store:
+        a, b = make_instance(), make_instance()
+        for inst in (a, b):
+            await store.create_workflow(inst)
+
+        def fails(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE workflows SET data = '\"lost\"' WHERE id = ?", (a.id,))
+            raise RuntimeError("refused half way")
+
+        def succeeds(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE workflows SET data = '\"kept\"' WHERE id = ?", (b.id,))
+
+        gate = WriterGate()
+        errors: list[BaseException] = []
+
+        async def attempt() -> None:
+            try:
+                await store._db.write(fails)
+            except RuntimeError as exc:
+                errors.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            await gate.occupy(store)
+            nursery.start_soon(attempt)
+            nursery.start_soon(store._db.write, succeeds)
+            await trio.testing.wait_all_tasks_blocked()
+            gate.release.set()
+        assert [str(e) for e in errors] == ["refused half way"]
+        assert read_data(path, a.id) == '{"n":0}'
+        assert read_data(path, b.id) == '"kept"'
+
+
+async def test_a_write_returns_only_once_committed(tmp_path: Path) -> None:
+    """While the batch holding a checkpoint has not committed, its caller waits and
+    another connection does not see it; once the caller returns, it does."""
+    path = tmp_path / "wfe.db"
+    async with SqlitePersistenceProvider(f"sqlite:///{path}") as store:
+        inst = make_instance()
+        await store.create_workflow(inst)
+        await store.claim_workflow(inst.id, 1)
+        inst.status = WorkflowStatus.COMPLETE
+        inst.data = {"n": 2}
+        gate = WriterGate()
+        returned = trio.Event()
+
+        async def persist() -> None:
+            await store.persist_checkpoint(Checkpoint(instance=inst, fencing_token=1))
+            returned.set()
+
+        async with trio.open_nursery() as nursery:
+            await gate.occupy(store)
+            nursery.start_soon(persist)
+            await trio.testing.wait_all_tasks_blocked()
+            assert not returned.is_set()
+            assert read_data(path, inst.id) == '{"n":0}'
+            gate.release.set()
+            await returned.wait()
+            assert read_data(path, inst.id) == '{"n":2}'
+
+
+@pytest.mark.parametrize("kind", [QueueKind.WORKFLOW, QueueKind.EVENT])
+async def test_posted_enqueue_is_seen_by_the_next_dequeue(tmp_path: Path, kind: QueueKind) -> None:
+    """An enqueue returns before its commit, but writes commit in submission order: a
+    dequeue right after it (even without waiting) takes the item."""
+    async with SqliteQueueProvider(f"sqlite:///{tmp_path / 'q.db'}") as queues:
+        await queues.enqueue(kind, "first")
+        item = await queues.dequeue(kind, 0)
+        assert item is not None
+        assert item.item_id == "first"
+
+
+async def test_an_empty_dequeue_takes_no_write_transaction(tmp_path: Path) -> None:
+    """Once a kind was found empty and nothing was enqueued since, dequeuing it waits
+    (polling with reads) without a write transaction; an enqueue still wakes it."""
+    path = tmp_path / "wfe.db"
+    store = SqlitePersistenceProvider(f"sqlite:///{path}", poll_interval=0.01)
+    async with store, store.default_queues() as queues:
+        await queues.enqueue(QueueKind.WORKFLOW, "only")
+        item = await queues.dequeue(QueueKind.WORKFLOW, 1)
+        assert item is not None
+        await queues.ack(item)
+        await store._db.write(lambda conn: None)  # the posted ack has committed
+        assert await queues.dequeue(QueueKind.WORKFLOW, 0) is None  # learns: empty
+        begins = count_write_begins(store)
+        assert await queues.dequeue(QueueKind.WORKFLOW, 0.05) is None
+        assert begins == []
+        got: list[str] = []
+        async with trio.open_nursery() as nursery:
+
+            async def take() -> None:
+                taken = await queues.dequeue(QueueKind.WORKFLOW, 5)
+                got.append(taken.item_id if taken else "")
+
+            nursery.start_soon(take)
+            await trio.testing.wait_all_tasks_blocked()
+            await queues.enqueue(QueueKind.WORKFLOW, "later")
+        assert got == ["later"]
+
+
+async def test_with_synchronous_full_no_write_commits_on_the_trio_thread(tmp_path: Path) -> None:
+    """A commit that syncs the disk never runs on the trio thread: every write
+    transaction begins on the writer thread's connection."""
+    path = tmp_path / "wfe.db"
+    async with SqlitePersistenceProvider(f"sqlite:///{path}", synchronous="FULL") as store:
+        inline_begins: list[str] = []
+        proxied = store._db._inline
+        assert proxied is not None
+        conn = proxied.driver_connection
+        assert isinstance(conn, sqlite3.Connection)
+        conn.set_trace_callback(
+            lambda sql: inline_begins.append(sql) if sql.upper().startswith("BEGIN IMM") else None
+        )
+        inst = make_instance()
+        await store.create_workflow(inst)
+        await store.claim_workflow(inst.id, 1)
+        inst.data = {"n": 3}
+        await store.persist_checkpoint(Checkpoint(instance=inst, fencing_token=1))
+        assert inline_begins == []
+        assert read_data(path, inst.id) == '{"n":3}'
