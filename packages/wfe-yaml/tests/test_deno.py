@@ -423,12 +423,16 @@ async def test_outputs_cannot_be_spoofed_through_stdout(deno_dir: Path, log: Log
 
 
 async def test_outputs_cannot_be_forged_through_the_channel_path(
-    deno_dir: Path, tmp_path: Path
+    deno_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Even with read and write access to the whole temp dir, the channel has no name."""
     import tempfile
 
-    temp_root = tempfile.gettempdir()
+    # A temp dir of this test's own: the machine-wide one holds other runs' (live)
+    # channel directories, which this script must neither count nor write into.
+    temp_root = str(tmp_path / "tmp")
+    Path(temp_root).mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", temp_root)
     outputs = await run(
         """
         const { root } = Wfe.getData();
