@@ -99,6 +99,25 @@ def three_steps() -> Any:
 
 
 def db_mb(url: str) -> float | None:
+    """The store's size on disk: the SQLite file (with its WAL), or the tables and
+    indexes of the PostgreSQL schema."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from urllib.parse import parse_qs, urlsplit
+
+        import psycopg
+
+        parts = urlsplit(url)
+        schema = parse_qs(parts.query).get("schema", ["wfe"])[0]
+        with psycopg.connect(
+            parts._replace(query="").geturl().replace("postgres://", "postgresql://")
+        ) as conn:
+            row = conn.execute(
+                "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relkind IN ('r', 'm')",
+                (schema,),
+            ).fetchone()
+        return float(row[0]) / 1e6 if row else None
     if not url.startswith("sqlite:///"):
         return None
     path = Path(url[len("sqlite:///") :])
