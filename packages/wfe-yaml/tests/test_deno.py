@@ -430,8 +430,7 @@ async def test_outputs_cannot_be_forged_through_the_channel_path(
 
     # A temp dir of this test's own: the machine-wide one holds other runs' (live)
     # channel directories, which this script must neither count nor write into.
-    temp_root = str(tmp_path / "tmp")
-    Path(temp_root).mkdir()
+    temp_root = tempfile.mkdtemp(dir=tmp_path)
     monkeypatch.setattr(tempfile, "tempdir", temp_root)
     outputs = await run(
         """

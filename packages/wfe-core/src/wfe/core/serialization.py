@@ -27,7 +27,7 @@ import math
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -333,6 +333,33 @@ def loads(text: str | None, path: str = "data") -> Any:
     if text is None:
         return None
     return from_jsonable(json.loads(text), path)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def to_us(value: datetime) -> int:
+    """Microseconds since the epoch, the integer every store keeps times as; a naive
+    datetime is taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _US
+
+
+def to_us_opt(value: datetime | None) -> int | None:
+    """:func:`to_us`, with ``None`` kept."""
+    return None if value is None else to_us(value)
+
+
+def from_us(value: int) -> datetime:
+    """The UTC datetime of :func:`to_us`'s integer."""
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def from_us_opt(value: int | None) -> datetime | None:
+    """:func:`from_us`, with ``None`` kept."""
+    return None if value is None else from_us(value)
 
 
 def search_text(data: Any) -> str:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from wfe.core import ConfigurationError, WorkflowInstance, WorkflowStatus
 from wfe.core.protocols import Page, SearchFilters, SearchResult
-from wfe.core.serialization import dumps, loads, search_field, search_fields, search_text
+from wfe.core.serialization import (
+    dumps,
+    from_us,
+    loads,
+    search_field,
+    search_fields,
+    search_text,
+    to_us,
+)
 
 # An explicit mapping with dynamic fields refused: a workflow's data can never add
 # fields (or mapping explosions) to the index. Ids, status, reference and definition
@@ -40,19 +48,6 @@ MAPPING: dict[str, Any] = {
 
 # How many words a prefix term may expand to (OpenSearch's default is 50).
 MAX_EXPANSIONS = 200
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_us(moment: datetime) -> int:
-    """Microseconds since the epoch; naive datetimes are UTC, as in every store."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // timedelta(microseconds=1)
-
-
-def from_us(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
 
 
 def _iso(moment: datetime | None) -> str | None:

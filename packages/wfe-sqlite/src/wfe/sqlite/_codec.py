@@ -9,7 +9,6 @@ datetime, attrs classes and the rest exactly.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -24,32 +23,17 @@ from wfe.core import (
 )
 from wfe.core.serialization import dumps, loads
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
+# The stores' time columns, re-exported for the modules that use this codec.
+from wfe.core.serialization import from_us as from_us
+from wfe.core.serialization import from_us_opt as from_us_opt
+from wfe.core.serialization import to_us as to_us
+from wfe.core.serialization import to_us_opt as to_us_opt
 
 # Pointer fields kept in the JSON body (id and sequence have columns of their own).
 _POINTER_FIELDS = tuple(
     f.name for f in attrs.fields(ExecutionPointer) if f.name not in ("id", "sequence")
 )
 _POINTER_KNOWN = frozenset(_POINTER_FIELDS)
-
-
-def to_us(value: datetime) -> int:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return (value - _EPOCH) // _US
-
-
-def to_us_opt(value: datetime | None) -> int | None:
-    return None if value is None else to_us(value)
-
-
-def from_us(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
-
-
-def from_us_opt(value: int | None) -> datetime | None:
-    return None if value is None else from_us(value)
 
 
 def pointer_row(workflow_id: str, pointer: ExecutionPointer) -> tuple[str, str, int, str]:
