@@ -26,7 +26,7 @@ STATE_COLOURS: Mapping[str, tuple[str, str]] = {
 }
 """Fill and stroke per step state, shared by the Mermaid, DOT and SVG renderers."""
 
-_MERMAID_SAFE = frozenset(" _.,:()=+-/*!?@$%^'~[]{}")
+_MERMAID_SAFE = frozenset(" _.,:()=+-/*!?@$%^'~")
 
 
 def mermaid_text(text: str) -> str:
@@ -112,7 +112,7 @@ def to_mermaid(graph: DefinitionGraph, *, states: Mapping[int, str] | None = Non
         for node in graph.children(parent):
             if node.id in containers:
                 title = mermaid_text(shown(node))
-                yield f'{pad}subgraph c{node.id}["{title}"]'
+                yield f'{pad}subgraph c{node.id} ["{title}"]'
                 yield f"{pad}  direction TB"
                 yield f"{pad}  {_mermaid_node(node, containers)}"
                 yield from emit(node.id, depth + 1)
