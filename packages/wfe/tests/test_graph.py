@@ -14,12 +14,20 @@ from typing import Any
 
 import pytest
 
-from wfe.core import StepExecutionContext, WorkflowBuilder, WorkflowDefinition
+from wfe.core import (
+    ErrorBehavior,
+    StepError,
+    StepExecutionContext,
+    WorkflowBuilder,
+    WorkflowDefinition,
+)
+from wfe.host import WorkflowHostBuilder
 from wfe.host._graph import (
     DefinitionGraph,
     GraphEdge,
     definition_graph,
     graph_json,
+    instance_states,
     to_dot,
     to_mermaid,
     to_svg,
@@ -553,3 +561,48 @@ workflow:
     assert k["both"] == "parallel"
     assert {n.label for n in graph.nodes if n.parent == by_label(graph, "both")} == {"a", "b"}
     assert [e.kind for e in edges_between(graph, "one", "both")] == ["next"]
+
+
+# -- states of a real instance ----------------------------------------------------------
+
+
+async def test_instance_states_follow_the_pointers_of_a_run() -> None:
+    """A loop's body ran twice (complete), the failing step is failed, the step after
+    it was never reached (absent); the SVG carries the states."""
+
+    def boom(ctx: StepExecutionContext) -> None:
+        raise StepError("kaput")
+
+    def count(ctx: StepExecutionContext) -> None:
+        ctx.workflow.data["n"] = ctx.workflow.data.get("n", 0) + 1
+
+    definition = (
+        WorkflowBuilder(dict)
+        .start_with(work)
+        .name("first")
+        .while_do(lambda d: d.get("n", 0) < 2, lambda x: x.start_with(count).name("body"))
+        .name("loop")
+        .then(boom)
+        .name("boom")
+        .on_error(ErrorBehavior.suspend())
+        .then(work)
+        .name("never")
+        .build("states", 1)
+    )
+    async with WorkflowHostBuilder().register(definition).build() as host:
+        wid = await host.start_workflow("states", 1, {})
+        instance = await host.wait_for_workflow(wid, timeout=10)
+    assert instance.data["n"] == 2
+    graph = definition_graph(definition)
+    states = instance_states(definition, instance)
+    named = {n.label: states.get(n.step_id) for n in graph.nodes}
+    assert named == {
+        "first": "complete",
+        "loop": "complete",
+        "body": "complete",
+        "boom": "failed",
+        "never": None,
+    }
+    by_id = {g.get("data-node-id"): g.get("data-state") for g in svg_nodes(to_svg(graph, states))}
+    assert by_id[by_label(graph, "boom")] == "failed"
+    assert by_id[by_label(graph, "never")] == ""
