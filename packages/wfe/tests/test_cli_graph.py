@@ -121,6 +121,12 @@ def test_unknown_definition_is_a_clear_error_and_a_file_makes_it_known(tmp_path:
     given = wfe(tmp_path, "show", wid, "ci.yaml", "--graph", "--format", "dot")
     assert given.returncode == 0, given.stderr
     assert '"build"' in given.stdout
+    after = wfe(tmp_path, "show", wid, "--graph", "ci.yaml")  # the file after the option
+    assert after.returncode == 0, after.stderr
+    assert after.stdout.startswith("flowchart TD")
+    unknown = wfe(tmp_path, "show", wid, "--graph", "--colour")
+    assert unknown.returncode == 2
+    assert "unrecognized arguments: --colour" in unknown.stderr
     # The timeline without --graph is as before; graph options alone are refused.
     timeline = wfe(tmp_path, "show", wid)
     assert timeline.returncode == 0

@@ -395,7 +395,14 @@ def _leaf(exc: BaseException) -> BaseException:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wfe`` command; returns (and, as a script, exits with) the
     exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "show" and not any(e.startswith("-") for e in extra):
+        # argparse takes positionals in one run, so the FILE in `wfe show ID --graph
+        # FILE.yaml` comes back unparsed: it is one of the files.
+        args.files = [*args.files, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from ._cli_safety import redacted_output  # after parsing: --help stays fast
 
     with redacted_output(getattr(args, "store", None)):
