@@ -328,8 +328,10 @@ def dot_svg(text: str) -> ET.Element:
 
 def test_dot_has_clusters_for_containers_and_graphviz_accepts_it() -> None:
     graph = definition_graph(everything())
-    text = to_dot(graph)
+    text = to_dot(graph, states={0: "complete", 1: "running", 2: '"odd" state'})
     assert text.startswith('digraph "everything v3" {')
+    assert 'fillcolor="#d9f2dc"' in text
+    assert 'class="state__odd__state"' in text
     containers = {n.parent for n in graph.nodes if n.parent is not None}
     for c in containers:
         assert f'subgraph "cluster_{c}" {{' in text

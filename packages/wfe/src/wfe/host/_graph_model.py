@@ -161,17 +161,15 @@ def definition_graph(definition: WorkflowDefinition) -> DefinitionGraph:
     nodes: list[GraphNode] = []
     edges: list[GraphEdge] = []
     steps = definition.steps
+    # A pipeline's scheduling loop is drawn as the pipeline; what is inside it is not.
+    loops = {s.parent for s in steps if s.parent is not None and _pipeline_jobs(s) is not None}
     hidden: set[int] = set()
-    pipelines: list[tuple[WorkflowStep, WorkflowStep]] = []
-    for s in steps:
-        if _pipeline_jobs(s) is not None and s.parent is not None:
-            loop = steps[s.parent]
-            pipelines.append((loop, s))
-            hidden |= _descendants(definition, loop.id)
+    for loop in loops:
+        hidden |= _descendants(definition, loop)
     for s in steps:
         if s.id in hidden:
             continue
-        pipeline = next((p for p in pipelines if p[0].id == s.id), None)
+        pipeline = s.id in loops
         nodes.append(
             GraphNode(
                 id=node_id(s.id),
@@ -187,7 +185,7 @@ def definition_graph(definition: WorkflowDefinition) -> DefinitionGraph:
             label = _outcome_label(o.value, o.label)
             kind = "next" if label is None else "outcome"
             edges.append(GraphEdge(node_id(s.id), node_id(o.next_step), kind, label))
-        if pipeline is None:
+        if not pipeline:
             for child in s.children:
                 edges.append(GraphEdge(node_id(s.id), node_id(child), "branch", None))
         if s.compensation_step_id is not None:
