@@ -1,62 +1,38 @@
-"""The definition graph (``wfe.host._graph``): real definitions from the fluent builder
-and from YAML pipelines, drawn as Mermaid, DOT (checked by Graphviz when installed),
-SVG (parsed as XML) and JSON."""
+"""The definition graph (``wfe.host._graph``) of real definitions from the fluent
+builder, drawn as Mermaid, DOT (checked by Graphviz when installed), SVG (parsed as
+XML) and JSON."""
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from datetime import timedelta
 from typing import Any
 
-import pytest
-
-from wfe.core import (
-    ErrorBehavior,
-    StepError,
-    StepExecutionContext,
-    WorkflowBuilder,
-    WorkflowDefinition,
-)
-from wfe.host import WorkflowHostBuilder
+from wfe.core import WorkflowBuilder, WorkflowDefinition
 from wfe.host._graph import (
-    DefinitionGraph,
     GraphEdge,
     definition_graph,
     graph_json,
-    instance_states,
     to_dot,
     to_mermaid,
     to_svg,
 )
 
-SVG = "{http://www.w3.org/2000/svg}"
-HOSTILE = '"]; click s0 call alert(1) </text><script>x</script> & \\N `md` #35; |'
-
-
-def work(ctx: StepExecutionContext) -> None:
-    return None
-
-
-def undo(ctx: StepExecutionContext) -> None:
-    return None
-
-
-def kinds(graph: DefinitionGraph) -> dict[str, str]:
-    return {n.label: n.kind for n in graph.nodes}
-
-
-def by_label(graph: DefinitionGraph, label: str) -> str:
-    (found,) = [n.id for n in graph.nodes if n.label == label]
-    return found
-
-
-def edges_between(graph: DefinitionGraph, a: str, b: str) -> list[GraphEdge]:
-    ia, ib = by_label(graph, a), by_label(graph, b)
-    return [e for e in graph.edges if e.source == ia and e.target == ib]
+from .graph_support import (
+    HOSTILE,
+    SVG,
+    box,
+    by_label,
+    dot_svg,
+    edges_between,
+    kinds,
+    mermaid_structure,
+    svg_nodes,
+    undo,
+    work,
+)
 
 
 def everything() -> WorkflowDefinition:
@@ -234,37 +210,6 @@ def test_a_goto_upwards_is_an_edge_and_the_svg_still_draws() -> None:
 # -- Mermaid ----------------------------------------------------------------------------
 
 
-def mermaid_structure(text: str) -> tuple[set[str], list[tuple[str, str]]]:
-    """The node ids declared and the edges of a Mermaid flowchart, checking its shape:
-    a ``flowchart TD`` header, balanced ``subgraph``/``end``, one declaration per node,
-    every label quoted with no raw quote inside."""
-    lines = [line.strip() for line in text.splitlines()]
-    assert lines[0] == "flowchart TD"
-    declared: list[str] = []
-    edges: list[tuple[str, str]] = []
-    depth = 0
-    for line in lines[1:]:
-        if not line or line.startswith("%%"):
-            continue
-        if line.startswith("subgraph "):
-            depth += 1
-            assert re.fullmatch(r'subgraph cs\d+ \["[^"]*"\]', line), line
-        elif line == "end":
-            depth -= 1
-            assert depth >= 0
-        elif line.startswith(("classDef ", "class ", "direction ")):
-            continue
-        elif m := re.fullmatch(r'(s\d+) (-->|-\.->|==>)(\|"[^"]*"\|)? (s\d+)', line):
-            edges.append((m.group(1), m.group(4)))
-        else:
-            m = re.fullmatch(r'(s\d+)(\[|\(\[|\{|\[\[|\(\()"([^"]*)"(\]|\]\)|\}|\]\]|\)\))', line)
-            assert m, f"not a node declaration: {line!r}"
-            declared.append(m.group(1))
-    assert depth == 0
-    assert len(declared) == len(set(declared))
-    return set(declared), edges
-
-
 def test_mermaid_declares_every_node_once_inside_its_subgraph() -> None:
     graph = definition_graph(everything())
     text = to_mermaid(graph)
@@ -313,19 +258,6 @@ def test_mermaid_marks_states_with_class_definitions() -> None:
 # -- DOT --------------------------------------------------------------------------------
 
 
-def dot_svg(text: str) -> ET.Element:
-    """Graphviz's own rendering of ``text`` (skips when ``dot`` is not installed)."""
-    if shutil.which("dot") is None:
-        pytest.skip("Graphviz 'dot' is not installed (apt-get install graphviz)")
-    done = subprocess.run(
-        ["dot", "-Tsvg"], input=text, capture_output=True, text=True, timeout=30, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    assert "Warning" not in done.stderr, done.stderr
-    assert "Error" not in done.stderr, done.stderr
-    return ET.fromstring(done.stdout)
-
-
 def test_dot_has_clusters_for_containers_and_graphviz_accepts_it() -> None:
     graph = definition_graph(everything())
     text = to_dot(graph, states={0: "complete", 1: "running", 2: '"odd" state'})
@@ -357,19 +289,6 @@ def test_dot_hostile_labels_stay_text() -> None:
 # -- SVG --------------------------------------------------------------------------------
 
 
-def svg_nodes(svg: str) -> list[ET.Element]:
-    root = ET.fromstring(svg)
-    assert root.tag == f"{SVG}svg"
-    assert not list(root.iter(f"{SVG}script"))
-    assert not list(root.iter(f"{SVG}foreignObject"))
-    for element in root.iter():
-        for name, value in element.attrib.items():
-            assert "href" not in name, (element.tag, name)
-            assert not name.startswith("on"), (element.tag, name)
-            assert "url(" not in value or value == "url(#wfe-arrow)", value
-    return root.findall(f".//{SVG}g[@class='node']")
-
-
 def test_svg_has_one_node_element_per_step_with_its_state() -> None:
     graph = definition_graph(everything())
     begin = by_label(graph, "begin")
@@ -383,13 +302,6 @@ def test_svg_has_one_node_element_per_step_with_its_state() -> None:
         assert by_id[n.id].get("data-kind") == n.kind
         assert by_id[n.id].get("data-state") == states.get(n.step_id, "")
     assert by_id[begin].get("data-state") == "complete"
-
-
-def box(g: ET.Element) -> tuple[float, float, float, float]:
-    rect = g.find(f"{SVG}rect")
-    assert rect is not None
-    x, y = float(rect.get("x", "0")), float(rect.get("y", "0"))
-    return x, y, x + float(rect.get("width", "0")), y + float(rect.get("height", "0"))
 
 
 def test_svg_containers_enclose_their_children_and_flow_goes_down() -> None:
@@ -448,163 +360,3 @@ def test_graph_json_is_plain_json_of_nodes_and_edges() -> None:
     assert [(e["source"], e["target"], e["kind"], e["label"]) for e in data["edges"]] == [
         (e.source, e.target, e.kind, e.label) for e in graph.edges
     ]
-
-
-# -- YAML pipelines ---------------------------------------------------------------------
-
-PIPELINE = """\
-workflow:
-  id: ci
-  version: 2
-  steps:
-    - name: lint
-      config: {run: "echo linted"}
-    - name: test
-      matrix:
-        python: ["3.11", "3.12"]
-        os: [linux, mac]
-      config: {run: "echo ${{ matrix.python }}"}
-    - name: build
-      needs: [lint, test]
-      config: {run: "echo built"}
-    - name: docs
-      needs: [lint]
-      parallel:
-        - name: html
-          config: {run: "echo html"}
-        - name: pdf
-          config: {run: "echo pdf"}
-"""
-
-
-def yaml_definition(text: str) -> WorkflowDefinition:
-    yaml = pytest.importorskip("wfe.yaml")
-    (compiled,) = yaml.load_workflow_from_str(text, {})
-    definition: WorkflowDefinition = compiled.definition
-    return definition
-
-
-def test_a_yaml_pipeline_is_drawn_as_its_jobs_and_needs() -> None:
-    graph = definition_graph(yaml_definition(PIPELINE))
-    (pipeline,) = [n for n in graph.nodes if n.kind == "pipeline"]
-    jobs = {n.label.split(" [")[0]: n for n in graph.nodes if n.kind == "job"}
-    assert set(jobs) == {"lint", "test", "build", "docs"}
-    assert all(j.parent == pipeline.id for j in jobs.values())
-    # The steps that schedule the graph are not drawn, nor the units' own steps.
-    assert not [n for n in graph.nodes if n.label.startswith("(graph")]
-    assert len(graph.nodes) == 5
-    needs = {(e.source, e.target) for e in graph.edges if e.kind == "needs"}
-    assert needs == {
-        (jobs["lint"].id, jobs["build"].id),
-        (jobs["test"].id, jobs["build"].id),
-        (jobs["lint"].id, jobs["docs"].id),
-    }
-    starts = {e.target for e in graph.edges if e.kind == "branch" and e.source == pipeline.id}
-    assert starts == {jobs["lint"].id, jobs["test"].id}
-    # A matrix job is one node, its matrix in the label.
-    assert jobs["test"].label == "test [matrix \u00d74: python: 3.11, 3.12; os: linux, mac]"
-    declared, edges = mermaid_structure(to_mermaid(graph))
-    assert declared == {n.id for n in graph.nodes}
-    assert len(edges) == len(graph.edges)
-    assert len(svg_nodes(to_svg(graph))) == 5
-
-
-def test_a_yaml_pipeline_graph_passes_graphviz() -> None:
-    root = dot_svg(to_dot(definition_graph(yaml_definition(PIPELINE))))
-    texts = [t.text for t in root.iter(f"{SVG}text")]
-    assert "build" in texts
-    assert "docs" in texts
-
-
-def test_a_matrix_without_needs_runs_its_steps_in_order() -> None:
-    graph = definition_graph(
-        yaml_definition(
-            """\
-workflow:
-  id: m
-  steps:
-    - name: prepare
-      config: {run: "true"}
-    - name: check
-      matrix: {n: [1, 2, 3]}
-      config: {run: "echo ${{ matrix.n }}"}
-    - name: report
-      config: {run: "true"}
-"""
-        )
-    )
-    jobs = {n.label: n.id for n in graph.nodes if n.kind == "job"}
-    assert set(jobs) == {"prepare", "check [matrix \u00d73: n: 1, 2, 3]", "report"}
-    needs = {(e.source, e.target) for e in graph.edges if e.kind == "needs"}
-    check = jobs["check [matrix \u00d73: n: 1, 2, 3]"]
-    assert needs == {(jobs["prepare"], check), (check, jobs["report"])}
-
-
-def test_a_yaml_workflow_without_needs_is_drawn_step_by_step() -> None:
-    graph = definition_graph(
-        yaml_definition(
-            """\
-workflow:
-  id: plain
-  steps:
-    - name: one
-      config: {run: "true"}
-    - name: both
-      parallel:
-        - name: a
-          config: {run: "true"}
-        - name: b
-          config: {run: "true"}
-"""
-        )
-    )
-    k = kinds(graph)
-    assert k["one"] == "step"
-    assert k["both"] == "parallel"
-    assert {n.label for n in graph.nodes if n.parent == by_label(graph, "both")} == {"a", "b"}
-    assert [e.kind for e in edges_between(graph, "one", "both")] == ["next"]
-
-
-# -- states of a real instance ----------------------------------------------------------
-
-
-async def test_instance_states_follow_the_pointers_of_a_run() -> None:
-    """A loop's body ran twice (complete), the failing step is failed, the step after
-    it was never reached (absent); the SVG carries the states."""
-
-    def boom(ctx: StepExecutionContext) -> None:
-        raise StepError("kaput")
-
-    def count(ctx: StepExecutionContext) -> None:
-        ctx.workflow.data["n"] = ctx.workflow.data.get("n", 0) + 1
-
-    definition = (
-        WorkflowBuilder(dict)
-        .start_with(work)
-        .name("first")
-        .while_do(lambda d: d.get("n", 0) < 2, lambda x: x.start_with(count).name("body"))
-        .name("loop")
-        .then(boom)
-        .name("boom")
-        .on_error(ErrorBehavior.suspend())
-        .then(work)
-        .name("never")
-        .build("states", 1)
-    )
-    async with WorkflowHostBuilder().register(definition).build() as host:
-        wid = await host.start_workflow("states", 1, {})
-        instance = await host.wait_for_workflow(wid, timeout=10)
-    assert instance.data["n"] == 2
-    graph = definition_graph(definition)
-    states = instance_states(definition, instance)
-    named = {n.label: states.get(n.step_id) for n in graph.nodes}
-    assert named == {
-        "first": "complete",
-        "loop": "complete",
-        "body": "complete",
-        "boom": "failed",
-        "never": None,
-    }
-    by_id = {g.get("data-node-id"): g.get("data-state") for g in svg_nodes(to_svg(graph, states))}
-    assert by_id[by_label(graph, "boom")] == "failed"
-    assert by_id[by_label(graph, "never")] == ""
