@@ -242,7 +242,7 @@ def test_mermaid_hostile_labels_stay_text() -> None:
     assert not re.search(r"^\s*click\b", text, re.M)
     assert "`" not in text
     assert "|" not in text.replace('|"', "").replace('"|', "")
-    assert "#34;#93;#59; click s0 call alert(1)" in text
+    assert "#34;]; click s0 call alert(1) #60;/text#62;" in text
 
 
 def test_mermaid_marks_states_with_class_definitions() -> None:
