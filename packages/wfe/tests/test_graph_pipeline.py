@@ -23,6 +23,7 @@ from .graph_support import (
     kinds,
     mermaid_structure,
     svg_nodes,
+    undo,
     work,
 )
 
@@ -182,3 +183,37 @@ async def test_instance_states_follow_the_pointers_of_a_run() -> None:
     by_id = {g.get("data-node-id"): g.get("data-state") for g in svg_nodes(to_svg(graph, states))}
     assert by_id[by_label(graph, "boom")] == "failed"
     assert by_id[by_label(graph, "never")] == ""
+
+
+async def test_instance_states_show_a_compensated_saga() -> None:
+    """A saga whose step failed: the failed step is failed, the completed one it undid
+    is compensated, and its compensation step ran (complete)."""
+
+    def boom(ctx: StepExecutionContext) -> None:
+        raise StepError("out of stock")
+
+    definition = (
+        WorkflowBuilder(dict)
+        .saga(
+            lambda s: (
+                s.start_with(work).name("charge").compensate_with(undo).then(boom).name("ship")
+            )
+        )
+        .name("checkout")
+        .on_error(ErrorBehavior.compensate())
+        .build("saga-states", 1)
+    )
+    async with WorkflowHostBuilder().register(definition).build() as host:
+        wid = await host.start_workflow("saga-states", 1, {})
+        instance = await host.wait_for_workflow(wid, timeout=10)
+    graph = definition_graph(definition)
+    states = instance_states(definition, instance)
+    named = {n.label: states.get(n.step_id) for n in graph.nodes}
+    assert named == {
+        "checkout": "failed",
+        "charge": "compensated",
+        "undo": "complete",
+        "ship": "failed",
+    }
+    (comp,) = [n for n in graph.nodes if n.compensation]
+    assert comp.label == "undo"
