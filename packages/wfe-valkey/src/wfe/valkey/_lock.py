@@ -70,10 +70,9 @@ class ValkeyLockProvider(ValkeyProvider):
     """
 
     async def _opened(self) -> None:
-        client = self._server.client
-        self._acquire = client.register_script(_ACQUIRE)
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._acquire = self._server.register_script(_ACQUIRE)
+        self._renew = self._server.register_script(_RENEW)
+        self._release = self._server.register_script(_RELEASE)
 
     def _keys(self, resource: str) -> list[str]:
         if not isinstance(resource, str) or not resource:
