@@ -150,13 +150,17 @@ def cluster(masters: int = 3) -> Iterator[list[int]]:
     node reports ``cluster_state:ok`` and knows the others."""
     servers: list[ValkeyServer] = []
     try:
-        for _ in range(masters):
+        buses = [free_port() for _ in range(masters)]
+        for bus in buses:
             server = ValkeyServer(
                 port=free_port(),
                 host="127.0.0.1",
                 save="",
                 appendonly="no",
                 config={
+                    # Its own free bus port: the default, port + 10,000, may be taken
+                    # or above 65,535.
+                    "cluster-port": str(bus),
                     "cluster-enabled": "yes",
                     "cluster-config-file": "nodes.conf",
                     "cluster-node-timeout": "5000",
@@ -172,7 +176,7 @@ def cluster(masters: int = 3) -> Iterator[list[int]]:
                 first, last = i * slots // masters, (i + 1) * slots // masters - 1
                 client.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
             for client in clients[1:]:
-                client.execute_command("CLUSTER", "MEET", "127.0.0.1", ports[0])
+                client.execute_command("CLUSTER", "MEET", "127.0.0.1", ports[0], buses[0])
             deadline = time.monotonic() + START_TIMEOUT
             while not all(
                 b"cluster_state:ok" in client.execute_command("CLUSTER", "INFO")

@@ -64,7 +64,8 @@ class ValkeyLockProvider(ValkeyProvider):
 
     ``ValkeyLockProvider("valkey://host:6379/0?prefix=app:")``; keywords: ``prefix``
     (default ``wfe:``), ``pool_size`` (connections and worker threads, default 16),
-    ``socket_timeout``, ``socket_connect_timeout``. It also carries the cross-host
+    ``socket_timeout``, ``socket_connect_timeout``, ``cluster`` and the ``ssl_*`` TLS
+    options (see :mod:`wfe.valkey`). It also carries the cross-host
     change feed (see :mod:`wfe.valkey`), so a host configured with it wakes waiters
     for workflows that other hosts finish.
     """
