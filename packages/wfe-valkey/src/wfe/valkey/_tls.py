@@ -90,16 +90,20 @@ def _existing(value: object, name: str, kind: str, label: str) -> str:
     return str(path)
 
 
-def ssl_error_of(exc: BaseException) -> ssl.SSLError | None:
-    """The TLS error behind a driver's connection error (valkey-py wraps it as context)."""
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the errors behind it (valkey-py wraps the socket's error as context;
+    its cluster client wraps that once more)."""
+    chain: list[BaseException] = []
     seen: BaseException | None = exc
-    for _ in range(5):
-        if seen is None:
-            return None
-        if isinstance(seen, ssl.SSLError):
-            return seen
+    while seen is not None and len(chain) < 6:
+        chain.append(seen)
         seen = seen.__cause__ or seen.__context__
-    return None
+    return chain
+
+
+def ssl_error_of(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind a driver's connection error, if any."""
+    return next((e for e in _chain(exc) if isinstance(e, ssl.SSLError)), None)
 
 
 def tls_hint(exc: BaseException, *, tls: bool) -> str:
@@ -124,7 +128,7 @@ def tls_hint(exc: BaseException, *, tls: bool) -> str:
         return "; the server does not speak TLS on this port: use valkey:// or redis://"
     text = str(exc)
     if not tls and (
-        isinstance(exc.__context__, ConnectionResetError) or "closed by server" in text
+        any(isinstance(e, ConnectionResetError) for e in _chain(exc)) or "closed by server" in text
     ):
         return (
             "; a server that accepts only TLS drops plain connections like this: "
