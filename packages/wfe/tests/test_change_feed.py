@@ -69,3 +69,42 @@ async def test_lock_and_queue_providers_that_publish_get_lifecycle_events() -> N
                 await trio.sleep(0.01)
     assert isinstance(locks.events[0], WorkflowStarted)
     assert {e.workflow_id for e in locks.events} == {wid}
+
+
+class PooledPublisher:
+    """A publisher holding a resource, as wfe-valkey's does: usable only while entered."""
+
+    def __init__(self) -> None:
+        self.entered = 0
+        self.exited = 0
+        self.events: list[LifecycleEvent] = []
+
+    async def __aenter__(self) -> PooledPublisher:
+        self.entered += 1
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.exited += 1
+
+    async def publish(self, event: LifecycleEvent) -> None:
+        assert self.entered > self.exited, "published to while not open"
+        self.events.append(event)
+
+
+async def test_a_publisher_that_is_a_resource_opens_and_closes_with_the_host_once() -> None:
+    publisher = PooledPublisher()
+    definition = WorkflowBuilder(dict).start_with(lambda ctx: None).build("pooled", 1)
+    builder = (
+        WorkflowHostBuilder()
+        .lifecycle_publisher(publisher)
+        .lifecycle_publisher(publisher)
+        .register(definition)
+    )
+    async with builder.build() as host:
+        assert (publisher.entered, publisher.exited) == (1, 0)
+        wid = await host.start_workflow("pooled", 1, {})
+        await host.wait_for_workflow(wid, timeout=10)
+        with trio.fail_after(10):
+            while not any(isinstance(e, WorkflowCompleted) for e in publisher.events):
+                await trio.sleep(0.01)
+    assert (publisher.entered, publisher.exited) == (1, 1)

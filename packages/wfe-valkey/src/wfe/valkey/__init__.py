@@ -1,11 +1,13 @@
 """wfe.valkey: distributed lock, work queue and lifecycle pub/sub on Valkey or Redis.
 
 URLs ``valkey://[user:password@]host[:port][/db][?prefix=app:]`` (``valkeys://`` for
-TLS; ``redis://`` and ``rediss://`` are the same). Every key and channel starts with the
-prefix (default ``wfe:``). The lock and queue providers also publish status changes and
-watch them (:class:`~wfe.core.protocols.WorkflowChangeFeed`), so a host configured with
-either wakes ``wait_for_workflow`` for workflows that other hosts finish, within
-milliseconds.
+TLS, with ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_cert_reqs``,
+``ssl_check_hostname``; ``redis://`` and ``rediss://`` are the same; ``?cluster=true``
+for a Valkey Cluster, where the prefix becomes a hash tag). Every key and channel
+starts with the prefix (default ``wfe:``). The lock and queue providers also publish
+status changes and watch them (:class:`~wfe.core.protocols.WorkflowChangeFeed`), so a
+host configured with either wakes ``wait_for_workflow`` for workflows that other hosts
+finish, within milliseconds.
 """
 
 from ._lock import ValkeyLockProvider as ValkeyLockProvider

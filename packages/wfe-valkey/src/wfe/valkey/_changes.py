@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-import valkey.exceptions as vx
 from wfe.core import (
     LifecycleEvent,
     ProviderError,
@@ -27,7 +26,7 @@ from wfe.core import (
     WorkflowTerminated,
 )
 
-from ._connection import close_client, is_connection_error, translate
+from ._connection import DRIVER_ERRORS, close_client, is_connection_error, translate
 
 if TYPE_CHECKING:
     from ._connection import Server
@@ -88,9 +87,13 @@ class ChangeFeed:
             await trio.lowlevel.checkpoint()
             return
 
+        cluster = self._server.settings.cluster
+
         def send(client: Any) -> None:
-            if len(messages) == 1:
-                client.publish(*messages[0])
+            if len(messages) == 1 or cluster:
+                # A cluster client refuses PUBLISH in a pipeline; these are at most two.
+                for channel, message in messages:
+                    client.publish(channel, message)
                 return
             pipe = client.pipeline(transaction=False)
             for channel, message in messages:
@@ -136,9 +139,11 @@ class ChangeFeed:
         backoff = 0.05
         failing = False
         while not stop.is_set():
-            client = self._server.make_client(max_connections=2, health_check_interval=5)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            client: Any = None
+            pubsub: Any = None
             try:
+                client = self._server.make_client(max_connections=2, health_check_interval=5)
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(self.changes_channel)
                 if failing:
                     log.warning("subscribed to %s again", settings.label)
@@ -155,7 +160,7 @@ class ChangeFeed:
                             token.run_sync_soon(changed, workflow_id)
                         except trio.RunFinishedError:
                             return
-            except vx.ValkeyError as exc:
+            except DRIVER_ERRORS as exc:
                 # Never raised into the host: without the feed it still polls.
                 if not failing:
                     log.log(
@@ -169,7 +174,9 @@ class ChangeFeed:
                 backoff = min(backoff * 2, _MAX_BACKOFF)
             finally:
                 try:
-                    pubsub.close()
-                    close_client(client)
-                except vx.ValkeyError:
+                    if pubsub is not None:
+                        pubsub.close()
+                    if client is not None:
+                        close_client(client)
+                except DRIVER_ERRORS:
                     pass

@@ -64,16 +64,16 @@ class ValkeyLockProvider(ValkeyProvider):
 
     ``ValkeyLockProvider("valkey://host:6379/0?prefix=app:")``; keywords: ``prefix``
     (default ``wfe:``), ``pool_size`` (connections and worker threads, default 16),
-    ``socket_timeout``, ``socket_connect_timeout``. It also carries the cross-host
+    ``socket_timeout``, ``socket_connect_timeout``, ``cluster`` and the ``ssl_*`` TLS
+    options (see :mod:`wfe.valkey`). It also carries the cross-host
     change feed (see :mod:`wfe.valkey`), so a host configured with it wakes waiters
     for workflows that other hosts finish.
     """
 
     async def _opened(self) -> None:
-        client = self._server.client
-        self._acquire = client.register_script(_ACQUIRE)
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._acquire = self._server.register_script(_ACQUIRE)
+        self._renew = self._server.register_script(_RENEW)
+        self._release = self._server.register_script(_RELEASE)
 
     def _keys(self, resource: str) -> list[str]:
         if not isinstance(resource, str) or not resource:

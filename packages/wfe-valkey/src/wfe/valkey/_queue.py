@@ -152,15 +152,17 @@ class ValkeyQueueProvider(ValkeyProvider):
         self.consumer = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
     async def _opened(self) -> None:
-        client = self._server.client
-        self._enqueue = client.register_script(_ENQUEUE)
-        self._take = client.register_script(_TAKE)
-        self._ack = client.register_script(_ACK)
-        self._leave = client.register_script(_LEAVE)
+        self._enqueue = self._server.register_script(_ENQUEUE)
+        self._take = self._server.register_script(_TAKE)
+        self._ack = self._server.register_script(_ACK)
+        self._leave = self._server.register_script(_LEAVE)
 
     async def __aexit__(self, *exc_info: Any) -> None:
         # Forget this consumer in each group unless it still holds un-acked entries
         # (deleting it then would orphan them; other consumers reclaim them first).
+        if self._depth > 1:
+            await super().__aexit__(*exc_info)
+            return
         streams = [self._stream(kind) for kind in QueueKind]
         try:
             with trio.CancelScope(shield=True):

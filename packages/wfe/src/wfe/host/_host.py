@@ -200,6 +200,15 @@ class WorkflowHost:
             cfg.search_options,
             (companions.default_search() if companions else None) or MemorySearchIndex(),
         )
+        # Publishers that hold resources (a Valkey publisher's connection pool) open and
+        # close with the host, each once however often it was given.
+        entered: list[Any] = [self.persistence, self.locks, self.queues, self.search_index]
+        for publisher in cfg.publishers:
+            if isinstance(publisher, contextlib.AbstractAsyncContextManager) and not any(
+                publisher is seen for seen in entered
+            ):
+                entered.append(publisher)
+                await stack.enter_async_context(publisher)
 
     async def _forward_lifecycle(self, receive: trio.MemoryReceiveChannel[LifecycleEvent]) -> None:
         async with receive:
