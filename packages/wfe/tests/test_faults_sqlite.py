@@ -21,7 +21,7 @@ from wfe.core import (
     WorkflowCompleted,
     WorkflowStatus,
 )
-from wfe.host import WorkflowHost
+from wfe.host import BlockingWorkflowHost, WorkflowHost
 
 from .cli_support import wfe_cmd, write
 from .fault_support import PAYLOAD, Gated, fill, host_builder, small_tmpfs, wait_until
@@ -134,7 +134,9 @@ def test_the_wfe_worker_exits_non_zero_naming_the_deleted_file(tmp_path: Path) -
     assert "was deleted" in err, err
 
 
-async def test_a_full_disk_is_retried_reported_and_loses_nothing(tmp_path: Path) -> None:
+async def test_a_full_disk_is_retried_reported_and_loses_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """The disk fills while every workflow waits in its second step; their checkpoints
     (and the host's queue writes) fail with "database or disk is full". The host keeps
     running and reports the failures; once the filler is gone every workflow completes,
@@ -160,6 +162,13 @@ async def test_a_full_disk_is_retried_reported_and_loses_nothing(tmp_path: Path)
             with trio.fail_after(20):
                 done = [await host.wait_for_workflow(wid, timeout=20) for wid in ids]
             await wait_until(lambda: host.statistics().healthy, "the host to recover")
+            errors = host.statistics().store_errors
+        # Logged once per failure streak, and when it ends: not once per retry.
+        logged = [r.getMessage() for r in caplog.records if r.name == "wfe.host"]
+        failed = [m for m in logged if " failed: " in m]
+        assert failed, logged
+        assert len(failed) < errors or errors == 1, logged
+        assert any("works again after" in m for m in logged), logged
         for w in done:
             assert w.status is WorkflowStatus.COMPLETE
             assert w.data == {"s1": w.id, "s2": "x" * PAYLOAD}
@@ -193,3 +202,15 @@ async def test_a_read_only_remount_is_refused_under_a_running_host(tmp_path: Pat
             async with host_builder(db, gated.definition()).build():
                 pass
         assert str(db) in str(info.value)
+
+
+def test_a_blocking_host_reports_its_statistics(tmp_path: Path) -> None:
+    gated = Gated()
+    gated.gate.set()
+    with BlockingWorkflowHost(host_builder(tmp_path / "wfe.db", gated.definition())) as host:
+        wid = host.start_workflow("gated", 1, {})
+        assert host.wait_for_workflow(wid, timeout=10).status is WorkflowStatus.COMPLETE
+        stats = host.statistics()
+    assert stats.healthy
+    assert stats.store_errors == 0
+    assert stats.last_error is None
