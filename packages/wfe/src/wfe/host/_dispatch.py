@@ -179,6 +179,7 @@ class Dispatcher:
             with trio.CancelScope(shield=True):
                 try:
                     await self.host.queues.ack(item)
+                    self.health.succeeded("acknowledging queue items")
                 except StoreLostError:
                     pass  # reported by whichever loop meets it next
                 except Exception as exc:

@@ -14,6 +14,7 @@ import logging
 from datetime import datetime
 
 import attrs
+import trio
 
 from wfe.core import Clock, ProviderError, StoreLostError
 
@@ -23,6 +24,9 @@ BACKOFF_FIRST = 0.05
 """Seconds before the first retry of a failing loop; doubled per failure."""
 BACKOFF_MAX = 2.0
 """The longest wait between retries: a store that comes back is used within it."""
+QUIET = 5.0
+"""Seconds without a new failure after which a loop is no longer reported failing: a
+loop that runs only now and then (lease renewal) may not call again to end its streak."""
 
 
 @attrs.frozen(kw_only=True)
@@ -32,7 +36,8 @@ class HostStatistics:
     running_workflows: int
     """Instances this host is running now."""
     failing: dict[str, int]
-    """The background loops failing right now, each with its failures in a row."""
+    """The background loops failing now (their latest call failed, within the last few
+    seconds), each with its failures in a row."""
     store_errors: int
     """Failed store calls of the background loops since the host started."""
     last_error: str | None
@@ -72,6 +77,7 @@ class Health:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._streaks: dict[str, int] = {}
+        self._last: dict[str, float] = {}  # trio time of each loop's latest failure
         self.store_errors = 0
         self.last_error: str | None = None
         self.last_error_time: datetime | None = None
@@ -84,6 +90,7 @@ class Health:
             raise lost
         count = self._streaks.get(loop, 0) + 1
         self._streaks[loop] = count
+        self._last[loop] = trio.current_time()
         self.store_errors += 1
         while isinstance(exc, BaseExceptionGroup):  # a run's nursery: say what failed
             exc = exc.exceptions[0]
@@ -103,9 +110,10 @@ class Health:
                 log.warning("%s works again after %d failed attempt(s)", loop, count)
 
     def snapshot(self, running: int) -> HostStatistics:
+        since = trio.current_time() - QUIET
         return HostStatistics(
             running_workflows=running,
-            failing=dict(self._streaks),
+            failing={k: n for k, n in self._streaks.items() if self._last[k] > since},
             store_errors=self.store_errors,
             last_error=self.last_error,
             last_error_time=self.last_error_time,

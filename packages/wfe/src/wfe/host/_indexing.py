@@ -60,6 +60,7 @@ async def consume_in_batches(host: HostServices, index: BulkSearchIndex, health:
             for taken in items:
                 try:
                     await queues.ack(taken)
+                    health.succeeded("acknowledging queue items")
                 except StoreLostError:
                     break  # reported by whichever loop meets it next
                 except Exception as exc:
