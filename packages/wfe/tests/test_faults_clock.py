@@ -9,9 +9,13 @@ real one, computing its delay from the stepped ``now()``."""
 
 from __future__ import annotations
 
+import os
+import sys
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
+import pytest
 import trio
 
 from wfe.core import (
@@ -134,3 +138,75 @@ async def test_a_forward_step_wakes_due_sleepers_and_reruns_nothing(tmp_path: Pa
             done = [await host.wait_for_workflow(wid, timeout=10) for wid in ids]
     assert {w.status for w in done} == {WorkflowStatus.COMPLETE}
     _ran_once(flow, ids)
+
+
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+def _step_starts(log: Path, step: str) -> list[str]:
+    if not log.exists():
+        return []
+    return [line.split()[1] for line in log.read_text().splitlines() if line.split()[0] == step]
+
+
+@pytest.fixture
+def libfaketime() -> Path:
+    """libfaketime's library; skips without it, unless ``WFE_REQUIRE_SERVICES`` names
+    ``faketime`` (CI installs it)."""
+    if not LIBFAKETIME.exists():
+        names = {n.strip() for n in os.environ.get("WFE_REQUIRE_SERVICES", "").split(",")}
+        if "faketime" in names:
+            pytest.fail(f"{LIBFAKETIME} is missing (apt-get install faketime)")
+        pytest.skip(f"libfaketime is not installed ({LIBFAKETIME}; apt-get install faketime)")
+    return LIBFAKETIME
+
+
+async def test_a_host_process_whose_wall_clock_steps_runs_every_step_once(
+    tmp_path: Path, libfaketime: Path
+) -> None:
+    """A real host process under libfaketime (wall clock only; monotonic clocks do not
+    step, as with an NTP correction): its clock steps 3 s back while its workflows sleep
+    2 s, then an hour forward while their next step runs. The sleepers wake (at most the
+    step late), the step in flight keeps its lease (the SQLite lease clock does not
+    follow the wall clock), and every step runs exactly once."""
+    n = 5
+    offset, log, go = tmp_path / "offset", tmp_path / "steps.log", tmp_path / "go"
+    offset.write_text("+0\n")
+    env = {
+        **os.environ,
+        "LD_PRELOAD": str(libfaketime),
+        "FAKETIME_TIMESTAMP_FILE": str(offset),
+        "FAKETIME_NO_CACHE": "1",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+    worker = Path(__file__).with_name("clock_worker.py")
+    args = [str(tmp_path / "wfe.db"), str(log), str(go), str(n)]
+    async with trio.open_nursery() as nursery:
+        proc: trio.Process = await nursery.start(
+            partial(
+                trio.run_process,
+                [sys.executable, str(worker), *args],
+                env=env,
+                capture_stdout=True,
+                check=False,
+            )
+        )
+        try:
+            await wait_until(lambda: len(_step_starts(log, "s1")) == n, "every s1", 30)
+            offset.write_text("-3\n")
+            await wait_until(lambda: len(_step_starts(log, "s2")) == n, "every s2", 30)
+            offset.write_text("+3600\n")
+            # Renewals must keep the leases across the step: let a whole TTL pass.
+            deadline = trio.current_time() + 3.5
+            await wait_until(lambda: trio.current_time() >= deadline, "3.5 s with s2 running")
+            go.touch()
+            with trio.fail_after(30):
+                await proc.wait()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+    assert proc.returncode == 0
+    for step in ("s1", "s2", "s3"):
+        starts = _step_starts(log, step)
+        assert len(starts) == n, f"{step} ran {len(starts)} times for {n} workflows"
+        assert len(set(starts)) == n, f"{step} ran twice for a workflow: {starts}"

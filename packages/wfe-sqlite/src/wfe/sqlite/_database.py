@@ -62,9 +62,52 @@ def parse_url(url: str) -> Path | None:
 
 
 def wall_us() -> int:
-    """Wall-clock microseconds since the epoch: what lease and visibility rows hold,
-    so every process sharing the file reads the same clock."""
+    """Wall-clock microseconds since the epoch: what visibility rows hold, so every
+    process sharing the file reads the same clock."""
     return time.time_ns() // 1000
+
+
+_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+BOOT_ROW = "wfe:boot"
+"""The ``locks`` row naming the boot whose clock the lease rows are on (its owner)."""
+
+
+def lease_us() -> int:
+    """Microseconds on the clock lease rows use: ``CLOCK_BOOTTIME`` where there is one
+    (Linux), else the wall clock. It is machine-wide, and every process sharing a file
+    is on one machine (WAL needs shared memory), so they all read the same clock; and
+    it never steps when the wall clock is corrected: a forward step would expire every
+    held lease (the steps in flight would run twice), a backward one stretch them."""
+    if _BOOTTIME is not None:
+        return time.clock_gettime_ns(_BOOTTIME) // 1000
+    return wall_us()
+
+
+def boot_id() -> str:
+    """This boot's id: lease rows written during another boot are on another clock."""
+    if _BOOTTIME is None:
+        return "wall-clock"
+    try:
+        return _BOOT_ID.read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def adopt_boot(conn: Any) -> None:
+    """On opening: when the lease rows were written during another boot (or on the wall
+    clock, by an older release), every lease in them ended with it (its holders are
+    gone): mark them expired, keeping their fencing tokens, and record this boot."""
+    current = boot_id()
+    row = conn.exec_driver_sql("SELECT owner FROM locks WHERE resource = ?", (BOOT_ROW,)).fetchone()
+    if row is not None and row[0] == current:
+        return
+    conn.exec_driver_sql("UPDATE locks SET expires_at = 0 WHERE resource <> ?", (BOOT_ROW,))
+    conn.exec_driver_sql(
+        "INSERT INTO locks (resource, owner, token, expires_at) VALUES (?, ?, 0, 0) "
+        "ON CONFLICT (resource) DO UPDATE SET owner = excluded.owner",
+        (BOOT_ROW, current),
+    )
 
 
 class Database:
@@ -233,6 +276,7 @@ class Database:
         try:
             with engine.begin() as conn:
                 migrate(conn, self.label)
+                adopt_boot(conn)
             self._writer = engine.raw_connection()
             inline: sqlite3.Connection | None = None
             if self.path is None:
