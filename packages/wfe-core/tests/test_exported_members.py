@@ -32,6 +32,7 @@ CORE_SUBSET = [
     "StepError",
     "StepExecutionContext",
     "StepStarted",
+    "StoreLostError",
     "SystemClock",
     "TrioClock",
     "WfeError",

@@ -36,4 +36,4 @@ async def test_a_failing_wake_up_is_logged_and_later_timers_still_fire(
             await all_fired.wait()
         nursery.cancel_scope.cancel()
     assert fired == ["first", "after"]
-    assert "waking down failed" in caplog.text
+    assert "timers failed: store unreachable" in caplog.text

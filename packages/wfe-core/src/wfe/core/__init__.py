@@ -17,6 +17,7 @@ from ._errors import ProviderError as ProviderError
 from ._errors import ProviderNotFoundError as ProviderNotFoundError
 from ._errors import StaleLeaseError as StaleLeaseError
 from ._errors import StepError as StepError
+from ._errors import StoreLostError as StoreLostError
 from ._errors import WfeError as WfeError
 from ._errors import WorkflowNotFoundError as WorkflowNotFoundError
 from ._errors import WorkflowTimeoutError as WorkflowTimeoutError
@@ -80,6 +81,7 @@ __all__ = [
     "StepExecutionContext",
     "StepOutcome",
     "StepStarted",
+    "StoreLostError",
     "SystemClock",
     "TrioClock",
     "WfeError",

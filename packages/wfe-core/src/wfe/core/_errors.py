@@ -11,7 +11,8 @@ Everything wfe raises on purpose derives from :class:`WfeError`::
     ├── DataSerializationError      workflow data cannot be stored (names the field path)
     ├── WorkflowNotFoundError       no workflow instance with that id
     ├── ProviderError               a store, lock or queue failed (wraps the driver's error)
-    │   └── StaleLeaseError         a write was refused because its lease was lost
+    │   ├── StaleLeaseError         a write was refused because its lease was lost
+    │   └── StoreLostError          the store is no longer the one opened (fatal to a host)
     ├── StepError                   a step body failed (the executor records it)
     └── WorkflowTimeoutError        waiting for a workflow took longer than allowed
 
@@ -63,6 +64,12 @@ class ProviderError(WfeError):
 
 class StaleLeaseError(ProviderError):
     """A write was refused: the writer's lease was lost to a newer holder."""
+
+
+class StoreLostError(ProviderError):
+    """The store under a running provider is gone or was replaced (a SQLite file deleted
+    or swapped for another): nothing more can be written where it was opened. Unlike
+    other provider errors this is not retried: a host stops with it."""
 
 
 class StepError(WfeError):

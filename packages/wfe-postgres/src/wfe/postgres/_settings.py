@@ -25,6 +25,10 @@ _WFE_PARAMS = ("schema",)
 _FORMS = "postgresql://user:password@host:5432/database?schema=wfe"
 
 
+DEFAULT_APPLICATION_NAME = "wfe"
+"""The ``application_name`` of the store's connections unless the URL gives one."""
+
+
 @attrs.frozen(kw_only=True)
 class Settings:
     """A validated store configuration; ``conninfo`` still holds the password (it is
@@ -114,6 +118,10 @@ def parse(
     if not any(k == "connect_timeout" for k, _ in rest):
         # libpq waits forever for an unreachable host by default.
         rest.append(("connect_timeout", str(max(1, round(connect_timeout)))))
+    if not any(k == "application_name" for k, _ in rest):
+        # Names the store's sessions in pg_stat_activity (an operator finding, or a
+        # test terminating, wfe's own backends); the URL may give another name.
+        rest.append(("application_name", DEFAULT_APPLICATION_NAME))
     conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), ""))
     return Settings(
         conninfo=conninfo,

@@ -16,11 +16,13 @@ one connection, so its reads are jobs of the writer thread too.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import stat
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,12 +32,14 @@ import trio
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import NullPool, PoolProxiedConnection, StaticPool
 
-from wfe.core import ConfigurationError, ProviderError, WfeError
+from wfe.core import ConfigurationError, ProviderError, StoreLostError, WfeError
 
 from ._schema import migrate
 from ._writer import Job, Writer, finish
 
 T = TypeVar("T")
+
+log = logging.getLogger("wfe.sqlite")
 
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _URL_FORMS = "sqlite:///relative/path.db, sqlite:////absolute/path.db or sqlite://:memory:"
@@ -58,9 +62,52 @@ def parse_url(url: str) -> Path | None:
 
 
 def wall_us() -> int:
-    """Wall-clock microseconds since the epoch: what lease and visibility rows hold,
-    so every process sharing the file reads the same clock."""
+    """Wall-clock microseconds since the epoch: what visibility rows hold, so every
+    process sharing the file reads the same clock."""
     return time.time_ns() // 1000
+
+
+_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+BOOT_ROW = "wfe:boot"
+"""The ``locks`` row naming the boot whose clock the lease rows are on (its owner)."""
+
+
+def lease_us() -> int:
+    """Microseconds on the clock lease rows use: ``CLOCK_BOOTTIME`` where there is one
+    (Linux), else the wall clock. It is machine-wide, and every process sharing a file
+    is on one machine (WAL needs shared memory), so they all read the same clock; and
+    it never steps when the wall clock is corrected: a forward step would expire every
+    held lease (the steps in flight would run twice), a backward one stretch them."""
+    if _BOOTTIME is not None:
+        return time.clock_gettime_ns(_BOOTTIME) // 1000
+    return wall_us()
+
+
+def boot_id() -> str:
+    """This boot's id: lease rows written during another boot are on another clock."""
+    if _BOOTTIME is None:
+        return "wall-clock"
+    try:
+        return _BOOT_ID.read_text().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def adopt_boot(conn: Any) -> None:
+    """On opening: when the lease rows were written during another boot (or on the wall
+    clock, by an older release), every lease in them ended with it (its holders are
+    gone): mark them expired, keeping their fencing tokens, and record this boot."""
+    current = boot_id()
+    row = conn.exec_driver_sql("SELECT owner FROM locks WHERE resource = ?", (BOOT_ROW,)).fetchone()
+    if row is not None and row[0] == current:
+        return
+    conn.exec_driver_sql("UPDATE locks SET expires_at = 0 WHERE resource <> ?", (BOOT_ROW,))
+    conn.exec_driver_sql(
+        "INSERT INTO locks (resource, owner, token, expires_at) VALUES (?, ?, 0, 0) "
+        "ON CONFLICT (resource) DO UPDATE SET owner = excluded.owner",
+        (BOOT_ROW, current),
+    )
 
 
 class Database:
@@ -116,6 +163,9 @@ class Database:
         self._write_limiter = trio.CapacityLimiter(1)
         self._read_limiter = trio.CapacityLimiter(read_connections)
         self._wakeups: dict[str, trio.Event] = {}
+        # The opened file's (st_dev, st_ino), and the error once it is gone (see check_file).
+        self._identity: tuple[int, int] | None = None
+        self._lost: StoreLostError | None = None
         # Per kind: enqueues submitted by this process so far, and that count when a take
         # last found the kind empty (equal: still empty, as far as this process knows;
         # writes run in submission order, so a take sees every enqueue submitted before).
@@ -180,10 +230,19 @@ class Database:
                 connect_args={"check_same_thread": False},
             )
         else:
+            path, timeout = self.path, self.busy_timeout
+
+            def connect() -> sqlite3.Connection:
+                # Once open, a connection never creates the file: a reader opened after
+                # the file was deleted must fail, not start an empty store in its place.
+                mode = "rw" if self._identity is not None else "rwc"
+                target = f"file:{urllib.parse.quote(str(path))}?mode={mode}"
+                return sqlite3.connect(target, uri=True, check_same_thread=False, timeout=timeout)
+
             engine = create_engine(
-                f"sqlite:///{self.path}",
+                "sqlite://",
+                creator=connect,
                 poolclass=NullPool,  # connections are pooled here, one per role
-                connect_args={"check_same_thread": False, "timeout": self.busy_timeout},
             )
         wal = self.path is not None
         busy_ms = int(self.busy_timeout * 1000)
@@ -217,6 +276,7 @@ class Database:
         try:
             with engine.begin() as conn:
                 migrate(conn, self.label)
+                adopt_boot(conn)
             self._writer = engine.raw_connection()
             inline: sqlite3.Connection | None = None
             if self.path is None:
@@ -231,8 +291,16 @@ class Database:
             # With synchronous FULL/EXTRA a WAL commit syncs the disk: keep those commits
             # off the trio thread (small reads still run there).
             syncs = self.path is not None and self.synchronous in ("FULL", "EXTRA")
+            if self.path is not None:
+                st = os.stat(self.path)
+                self._identity = (st.st_dev, st.st_ino)
+                self._lost = None
             self._thread = Writer(
-                self._driver(self._writer), self.label, inline, inline_writes=not syncs
+                self._driver(self._writer),
+                self.label,
+                inline,
+                inline_writes=not syncs,
+                check=self.check_file,
             )
         except WfeError:
             engine.dispose()
@@ -258,11 +326,52 @@ class Database:
             self._inline.close()
             self._inline = None
         if self._writer is not None:
+            if self._lost is not None:
+                self._checkpoint_moved()
             self._writer.close()
             self._writer = None
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+    def check_file(self) -> None:
+        """Raise :class:`StoreLostError` when the path no longer names the file opened
+        (deleted, or replaced by another): the open connections would go on writing into
+        a file nobody can open again. One ``os.stat`` (~2 µs); run before each write
+        batch commits and before each read, so an idle host's poller notices too."""
+        if self._lost is not None:
+            raise StoreLostError(str(self._lost))  # a fresh one: tracebacks pile up
+        if self._identity is None or self.path is None:
+            return
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            what = "was deleted"
+        except OSError as exc:
+            what = f"cannot be checked ({exc})"
+        else:
+            if (st.st_dev, st.st_ino) == self._identity:
+                return
+            what = (
+                "was replaced by another file (opened as device/inode "
+                f"{self._identity[0]}/{self._identity[1]}, now {st.st_dev}/{st.st_ino})"
+            )
+        self._lost = StoreLostError(
+            f"SQLite store {self.label}: the database file {what} while the store was "
+            "open; nothing more is written, rather than into a file no other process "
+            "can open. Restore the file, or start again on the one now at that path"
+        )
+        raise StoreLostError(str(self._lost))
+
+    def _checkpoint_moved(self) -> None:
+        """The file was moved or deleted under the store: copy what its WAL holds into
+        it (through the open descriptor) before closing. SQLite skips that checkpoint
+        for a moved file, which would leave committed work in a ``-wal`` beside the
+        replacement, where it belongs to neither file."""
+        try:
+            self._driver(self._writer).execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error:
+            log.exception("SQLite store %s: checkpointing the moved file failed", self.label)
 
     # -- transactions ---------------------------------------------------------------
 
@@ -334,9 +443,9 @@ class Database:
         if thread is None:
             for job in jobs:
                 job.error = ProviderError(f"SQLite store {self.label} is closed")
-            finish(jobs)
+            finish(jobs, None)
         elif thread.run_inline(jobs):
-            finish(jobs)
+            finish(jobs, thread)
         else:
             thread.submit(*jobs)
 
@@ -386,6 +495,7 @@ class Database:
         ``small``: a read of a row or a few rows, run right away on the trio thread
         when the writer is idle (no thread hop); larger reads (histories, pages, scans)
         always run in a worker thread."""
+        self.check_file()
         if small and self.path is not None and self._thread is not None:
             await trio.lowlevel.checkpoint()
             if self._thread is not None:

@@ -15,7 +15,7 @@ from wfe.core.protocols import Lease
 
 from . import _codec as c
 from ._base import SqliteProvider, open_database
-from ._database import Database, wall_us
+from ._database import Database, lease_us, wall_us
 
 
 class SqliteLockProvider(SqliteProvider):
@@ -57,7 +57,7 @@ class SqliteLockProvider(SqliteProvider):
         owner = self._owner
 
         def run(conn: sqlite3.Connection) -> Lease | None:
-            now = wall_us()
+            now = lease_us()
             row = conn.execute(
                 "SELECT owner, token, expires_at FROM locks WHERE resource = ?", (resource,)
             ).fetchone()
@@ -76,7 +76,7 @@ class SqliteLockProvider(SqliteProvider):
                 owner=owner,
                 fencing_token=token,
                 ttl=ttl,
-                expires_at=c.from_us(expires),
+                expires_at=c.from_us(wall_us() + ttl_us),
             )
 
         return await self._db.write(run)
@@ -87,7 +87,7 @@ class SqliteLockProvider(SqliteProvider):
         ttl_us = _ttl_us(lease.ttl)
 
         def run(conn: sqlite3.Connection) -> bool:
-            now = wall_us()
+            now = lease_us()
             cur = conn.execute(
                 "UPDATE locks SET expires_at = ? WHERE resource = ? AND owner = ? "
                 "AND token = ? AND expires_at > ?",

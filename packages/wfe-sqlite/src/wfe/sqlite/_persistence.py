@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from wfe.core import (
@@ -23,6 +23,7 @@ from wfe.core.protocols import Checkpoint, EventDelivery, check_purge_statuses
 from . import _codec as c
 from . import _purge
 from ._base import SqliteProvider, open_database
+from ._database import lease_us
 from ._lock import SqliteLockProvider
 from ._logs import SqliteStepLogs
 from ._queue import SqliteQueueProvider
@@ -417,7 +418,7 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
         """Delete up to ``limit`` ended instances with everything that is theirs, in
         one transaction; return their ids."""
         chosen = check_purge_statuses(statuses)
-        before_us, now_us = c.to_us(before), c.to_us(datetime.now(UTC))
+        before_us, now_us = c.to_us(before), lease_us()  # lease rows' clock
         return await self._db.write(
             lambda conn: _purge.purge_workflows(conn, before_us, chosen, max(limit, 0), now_us)
         )

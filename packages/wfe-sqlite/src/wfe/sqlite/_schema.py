@@ -129,7 +129,7 @@ locks = Table(
     Column("resource", Text, primary_key=True),
     Column("owner", Text),  # NULL when free
     Column("token", Integer, nullable=False),
-    Column("expires_at", Integer, nullable=False),  # wall-clock microseconds
+    Column("expires_at", Integer, nullable=False),  # µs of _database.lease_us()
 )
 
 queue_items = Table(

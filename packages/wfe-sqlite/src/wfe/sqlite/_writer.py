@@ -30,7 +30,7 @@ from typing import Any
 
 import trio
 
-from wfe.core import ProviderError
+from wfe.core import ProviderError, StoreLostError
 
 log = logging.getLogger("wfe.sqlite")
 
@@ -85,8 +85,13 @@ class Writer:
         inline_conn: sqlite3.Connection | None = None,
         *,
         inline_writes: bool = True,
+        check: Callable[[], None] | None = None,
     ) -> None:
         self._conn = conn
+        # Raises StoreLostError when the file is no longer the one opened: run before
+        # each COMMIT, so nothing is committed into a deleted (unlinked) file.
+        self._check = check
+        self._posted_failures = 0
         self._label = label
         self._jobs: list[Job] = []
         self._cond = threading.Condition()
@@ -192,7 +197,7 @@ class Writer:
                 batch, self._jobs = self._jobs, []
             with self._busy:
                 self._run_jobs(batch)
-            _wake(batch)
+            _wake(batch, self)
 
     def _run_jobs(self, batch: list[Job]) -> None:
         try:
@@ -260,6 +265,16 @@ class Writer:
             if single and jobs[0].error is not None:
                 conn.execute("ROLLBACK")
                 return
+            if self._check is not None:
+                try:
+                    self._check()
+                except StoreLostError as exc:
+                    conn.execute("ROLLBACK")
+                    for job in jobs:
+                        if job.error is None:
+                            job.result = None
+                            job.error = exc
+                    return
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -298,27 +313,52 @@ def _checkpoint_wal(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
-def _wake(batch: list[Job]) -> None:
+def _wake(batch: list[Job], writer: Writer) -> None:
     """Wake every caller of a committed batch: one callback per trio run."""
     by_token: dict[Any, list[Job]] = {}
     for job in batch:
         by_token.setdefault(job.token, []).append(job)
     for token, jobs in by_token.items():
         try:
-            token.run_sync_soon(_finish, jobs)
+            token.run_sync_soon(_finish, jobs, writer)
         except trio.RunFinishedError:
             log.debug("a trio run ended before its SQLite writes were confirmed")
 
 
-def finish(jobs: list[Job]) -> None:
+def finish(jobs: list[Job], writer: Writer | None) -> None:
     """Wake the callers of jobs run inline (on their trio thread)."""
-    _finish(jobs)
+    _finish(jobs, writer)
 
 
-def _finish(jobs: list[Job]) -> None:
+def _finish(jobs: list[Job], writer: Writer | None) -> None:
     for job in jobs:
         if job.notify is not None and job.error is None:
             job.notify()
-        if job.posted and job.error is not None:
-            log.warning("a posted SQLite write failed: %s", job.error)
+        if job.posted:
+            _posted_outcome(writer, job.error)
         job.done.set()
+
+
+def _posted_outcome(writer: Writer | None, error: BaseException | None) -> None:
+    """Log failing posted writes once per streak (a full disk fails every one of them
+    for as long as it lasts), and when they work again."""
+    if writer is None:
+        if error is not None:
+            log.warning("a posted SQLite write failed: %s", error)
+        return
+    if error is None:
+        if writer._posted_failures:
+            log.warning(
+                "posted SQLite writes to %s work again after %d failure(s)",
+                writer._label,
+                writer._posted_failures,
+            )
+            writer._posted_failures = 0
+        return
+    writer._posted_failures += 1
+    if writer._posted_failures == 1:
+        log.warning(
+            "a posted SQLite write failed: %s (further failures are counted, logged when "
+            "they stop)",
+            error,
+        )

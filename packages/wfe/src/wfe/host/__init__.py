@@ -12,10 +12,12 @@ if TYPE_CHECKING:
     from ._blocking import HostStoppedError as HostStoppedError
     from ._blocking import LifecycleEventStream as LifecycleEventStream
     from ._builder import WorkflowHostBuilder as WorkflowHostBuilder
+    from ._health import HostStatistics as HostStatistics
     from ._host import WorkflowHost as WorkflowHost
 
 _WHERE = {
     "BlockingWorkflowHost": "._blocking",
+    "HostStatistics": "._health",
     "HostStoppedError": "._blocking",
     "LifecycleEventStream": "._blocking",
     "PurgeReport": "._retention",
@@ -25,6 +27,7 @@ _WHERE = {
 
 __all__ = [
     "BlockingWorkflowHost",
+    "HostStatistics",
     "HostStoppedError",
     "LifecycleEventStream",
     "PurgeReport",

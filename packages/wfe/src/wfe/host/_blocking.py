@@ -31,6 +31,7 @@ from wfe.core import (
 from wfe.core.protocols import Page, SearchFilters
 
 from ._builder import WorkflowHostBuilder
+from ._health import HostStatistics
 from ._host import WorkflowHost
 from ._retention import DEFAULT_STATUSES, PurgeReport
 
@@ -172,6 +173,10 @@ class BlockingWorkflowHost:
         return HostStoppedError("the host has stopped")
 
     # -- the WorkflowHost API, blocking ------------------------------------------------
+
+    def statistics(self) -> HostStatistics:
+        """The host's health now (see :meth:`WorkflowHost.statistics`)."""
+        return self._call_sync(self._host.statistics)
 
     def register(self, definition: Any) -> None:
         """Register a workflow definition (or a compiled YAML workflow)."""

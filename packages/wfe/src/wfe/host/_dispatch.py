@@ -15,6 +15,7 @@ from wfe.core import (
     Event,
     EventSubscription,
     StaleLeaseError,
+    StoreLostError,
     WfeError,
     WorkflowDefinition,
     WorkflowInstance,
@@ -25,6 +26,7 @@ from wfe.core.executor import EVERY_EVENT, Command, ExecutorEnv, InstanceRun, ge
 from wfe.core.primitives import CHILD_FINISHED_EVENT
 from wfe.core.protocols import BulkSearchIndex, EventDelivery, Lease, QueueItem, QueueKind
 
+from ._health import Health, lost_store, store_failure
 from ._indexing import consume_in_batches
 from ._middleware import PostRunner, middleware_failure, record_error, run_execute
 from ._services import HostServices
@@ -54,8 +56,11 @@ class Dispatcher:
         self._runs_done = trio.Event()
         self._backoff: dict[str, int] = {}
         self._event_backoff: dict[str, int] = {}
-        self._wf_timers = TimerWheel(host.clock, self._wake_workflow)
-        self._event_timers = TimerWheel(host.clock, self._wake_event)
+        self.health = Health(host.clock)
+        self._wf_timers = TimerWheel(
+            host.clock, self._wake_workflow, self.health, "waking workflows"
+        )
+        self._event_timers = TimerWheel(host.clock, self._wake_event, self.health, "waking events")
         self.env = ExecutorEnv(
             persistence=host.persistence,
             clock=host.clock,
@@ -101,7 +106,7 @@ class Dispatcher:
                     services.start_soon(self._consume, QueueKind.EVENT, self._event_limiter)
                     index = self.host.search_index
                     if isinstance(index, BulkSearchIndex):
-                        services.start_soon(consume_in_batches, self.host, index)
+                        services.start_soon(consume_in_batches, self.host, index, self.health)
                     elif index is not None:
                         services.start_soon(self._consume, QueueKind.INDEX, trio.CapacityLimiter(1))
                     services.start_soon(self._poll)
@@ -123,14 +128,22 @@ class Dispatcher:
     async def _consume(self, kind: QueueKind, limiter: trio.CapacityLimiter) -> None:
         queues = self.host.queues
         assert self._work is not None
+        loop = f"dequeuing {kind.value} items"
         while True:
             token = object()
             await limiter.acquire_on_behalf_of(token)
             try:
                 item = await queues.dequeue(kind, _DEQUEUE_TIMEOUT)
+            except Exception as exc:
+                limiter.release_on_behalf_of(token)
+                # A store that fails for a while (disk full, a restart) must not end
+                # the host: retry with backoff; only a lost store is fatal (re-raised).
+                await trio.sleep(self.health.failed(loop, exc))
+                continue
             except BaseException:
                 limiter.release_on_behalf_of(token)
                 raise
+            self.health.succeeded(loop)
             if item is None:
                 limiter.release_on_behalf_of(token)
                 continue
@@ -146,24 +159,36 @@ class Dispatcher:
                 await self.process_event(item.item_id)
             else:
                 await self._index(item.item_id)
+            self.health.succeeded(f"processing {item.kind.value} items")
         except (WorkflowNotFoundError, StaleLeaseError) as exc:
             log.info("queue item %s %s dropped: %s", item.kind, item.item_id, exc)
-        except Exception:
-            # One bad item must not stop the host: the store still holds the work, and
-            # the poller offers it again.
-            log.exception("processing %s %s failed", item.kind, item.item_id)
+        except Exception as exc:
+            lost = lost_store(exc)
+            if lost is not None:
+                raise lost from None  # fatal: the host stops with it
+            if store_failure(exc):
+                # The store failing for a while: the poller offers the work again;
+                # logged once per streak, not once per item.
+                self.health.failed(f"processing {item.kind.value} items", exc)
+            else:
+                # One bad item must not stop the host: the store still holds the work,
+                # and the poller offers it again.
+                log.exception("processing %s %s failed", item.kind, item.item_id)
         finally:
             limiter.release_on_behalf_of(token)
             with trio.CancelScope(shield=True):
                 try:
                     await self.host.queues.ack(item)
-                except Exception:
-                    log.exception(
-                        "acking %s %s failed (it will be redelivered)", item.kind, item.item_id
-                    )
+                    self.health.succeeded("acknowledging queue items")
+                except StoreLostError:
+                    pass  # reported by whichever loop meets it next
+                except Exception as exc:
+                    # Not acknowledged: it will be redelivered.
+                    self.health.failed("acknowledging queue items", exc)
 
     async def _poll(self) -> None:
         host = self.host
+        loop = "polling the store for due work"
         while True:
             now = host.clock.now()
             try:
@@ -174,8 +199,11 @@ class Dispatcher:
                 events = await host.persistence.get_runnable_events(now, _POLL_BATCH)
                 if events:
                     await host.queues.enqueue_many(QueueKind.EVENT, events)
-            except Exception:
-                log.exception("polling the store for due work failed; retrying")
+            except Exception as exc:
+                delay = self.health.failed(loop, exc)  # re-raises a lost store
+                await trio.sleep(min(delay, host.config.poll_interval.total_seconds()))
+                continue
+            self.health.succeeded(loop)
             await host.clock.sleep_until(now + host.config.poll_interval)
 
     async def _wake_workflow(self, workflow_id: str) -> None:
@@ -201,10 +229,24 @@ class Dispatcher:
     async def _renew(self, lease: Lease, hold: _Hold, scope: trio.CancelScope) -> None:
         locks = self.host.locks
         interval = max(lease.ttl.total_seconds() / 3, 0.01)
+        wait = interval
         while True:
-            await trio.sleep(interval)
+            await trio.sleep(wait)
             asked = trio.current_time()
-            if not await locks.renew(lease):
+            try:
+                renewed = await locks.renew(lease)
+            except Exception as exc:
+                # Unknown whether it was renewed: keep trying while the lease surely
+                # lasts; past that, another host may hold it, so stop the run.
+                wait = min(self.health.failed("renewing leases", exc), interval)
+                if not hold.held():
+                    log.warning("could not renew the lease on %s; stopping its run", lease.resource)
+                    scope.cancel()
+                    return
+                continue
+            self.health.succeeded("renewing leases")
+            wait = interval
+            if not renewed:
                 log.warning("lost the lease on %s; stopping its run", lease.resource)
                 scope.cancel()
                 return
@@ -481,9 +523,15 @@ class Dispatcher:
                 await self._run_leased(workflow_id, lease, asked)
             except (WorkflowNotFoundError, StaleLeaseError) as exc:
                 log.info("workflow %s after its event: %s", workflow_id, exc)
-            except Exception:
-                # The store still holds the delivery; the poller offers it again.
-                log.exception("running workflow %s after its event failed", workflow_id)
+            except Exception as exc:
+                lost = lost_store(exc)
+                if lost is not None:
+                    raise lost from None  # fatal: the host stops with it
+                if store_failure(exc):
+                    self.health.failed("processing event items", exc)
+                else:
+                    # The store still holds the delivery; the poller offers it again.
+                    log.exception("running workflow %s after its event failed", workflow_id)
             finally:
                 self._workflow_limiter.release_on_behalf_of(token)
 

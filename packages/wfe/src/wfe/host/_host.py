@@ -24,6 +24,7 @@ from wfe.core import (
     ProviderError,
     StepBody,
     StepExecutionContext,
+    StoreLostError,
     WorkflowError,
     WorkflowInstance,
     WorkflowNotFoundError,
@@ -55,6 +56,7 @@ from wfe.core.secrets import SecretVault, using_secrets
 
 from ._config import HostConfig
 from ._dispatch import Dispatcher
+from ._health import HostStatistics
 from ._hub import LifecycleHub
 from ._middleware import run_pre
 from ._registry import DefinitionRegistry
@@ -165,7 +167,14 @@ class WorkflowHost:
         finally:
             # The body's own exception is not handed to the host's nursery: it would come
             # back wrapped in an ExceptionGroup. It propagates unchanged from here.
-            await stack.__aexit__(None, None, None)
+            try:
+                await stack.__aexit__(None, None, None)
+            except BaseExceptionGroup as group:
+                # A lost store stopped the host: say that, not "a task group failed".
+                lost, _ = group.split(StoreLostError)
+                if lost is None:
+                    raise
+                raise _first_leaf(lost) from group
 
     async def _open_providers(self, stack: contextlib.AsyncExitStack) -> None:
         cfg = self.config
@@ -268,6 +277,12 @@ class WorkflowHost:
             self._wake_waiters(event.workflow_instance_id)
         if isinstance(event, WorkflowTerminated) or type(event).__name__ == "WorkflowCompleted":
             self.secrets.forget(event.workflow_instance_id)
+
+    def statistics(self) -> HostStatistics:
+        """The host's health now: workflows running, background loops failing (a store
+        that is full, read-only or restarting: they retry with backoff), and the store
+        errors seen since it started."""
+        return self._require_running().health.snapshot(len(self._require_running().runs))
 
     def _require_running(self) -> Dispatcher:
         if self._dispatcher is None or self._stack is None:
@@ -537,6 +552,12 @@ class WorkflowHost:
         return await self.persistence.list_workflows(
             status=status, definition_id=definition_id, skip=skip, take=take
         )
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _fields(instance: WorkflowInstance, now: datetime) -> dict[str, Any]:

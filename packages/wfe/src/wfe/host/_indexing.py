@@ -7,9 +7,10 @@ import logging
 
 import trio
 
-from wfe.core import WorkflowInstance, WorkflowNotFoundError
+from wfe.core import ProviderError, StoreLostError, WorkflowInstance, WorkflowNotFoundError
 from wfe.core.protocols import BulkSearchIndex, QueueItem, QueueKind
 
+from ._health import Health
 from ._services import HostServices
 
 log = logging.getLogger("wfe.host")
@@ -18,7 +19,7 @@ BATCH = 200  # index items taken together at most
 _WAIT = 30.0  # providers wake on enqueue or poll inside; long waits are cheap
 
 
-async def consume_in_batches(host: HostServices, index: BulkSearchIndex) -> None:
+async def consume_in_batches(host: HostServices, index: BulkSearchIndex, health: Health) -> None:
     """Index changed instances, every pending one at once, until cancelled.
 
     One consumer per host, so the batches of a host are indexed in the order their
@@ -27,8 +28,15 @@ async def consume_in_batches(host: HostServices, index: BulkSearchIndex) -> None
     an item taken by a host that dies first is delivered again.
     """
     queues = host.queues
+    loop = "dequeuing index items"
     while True:
-        item = await queues.dequeue(QueueKind.INDEX, _WAIT)
+        try:
+            item = await queues.dequeue(QueueKind.INDEX, _WAIT)
+        except Exception as exc:
+            # The store failing for a while must not end the host; a lost one does.
+            await trio.sleep(health.failed(loop, exc))
+            continue
+        health.succeeded(loop)
         if item is None:
             continue
         items = [item]
@@ -39,6 +47,10 @@ async def consume_in_batches(host: HostServices, index: BulkSearchIndex) -> None
                     break
                 items.append(more)
             await _index(host, index, items)
+        except StoreLostError:
+            raise
+        except ProviderError as exc:
+            health.failed("indexing workflows", exc)
         except Exception:
             # Refused for good (the index retries outages itself): the store still
             # holds every instance, and its next change indexes it again.
@@ -48,8 +60,11 @@ async def consume_in_batches(host: HostServices, index: BulkSearchIndex) -> None
             for taken in items:
                 try:
                     await queues.ack(taken)
-                except Exception:
-                    log.exception("acking index item %s failed (redelivered)", taken.item_id)
+                    health.succeeded("acknowledging queue items")
+                except StoreLostError:
+                    break  # reported by whichever loop meets it next
+                except Exception as exc:
+                    health.failed("acknowledging queue items", exc)  # redelivered
 
 
 async def _index(host: HostServices, index: BulkSearchIndex, items: list[QueueItem]) -> None:

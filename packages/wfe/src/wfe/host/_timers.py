@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import heapq
-import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -11,15 +10,23 @@ import trio
 
 from wfe.core import Clock
 
-log = logging.getLogger("wfe.host")
+from ._health import Health
 
 
 class TimerWheel:
     """Calls ``fire(item_id)`` at the earliest time each item was scheduled for."""
 
-    def __init__(self, clock: Clock, fire: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        fire: Callable[[str], Awaitable[None]],
+        health: Health | None = None,
+        name: str = "timers",
+    ) -> None:
         self._clock = clock
         self._fire = fire
+        self._health = Health(clock) if health is None else health
+        self._name = name
         self._heap: list[tuple[datetime, str]] = []
         self._due: dict[str, datetime] = {}
         self._changed = trio.Event()
@@ -43,11 +50,14 @@ class TimerWheel:
                     del self._due[item_id]
                     try:
                         await self._fire(item_id)
-                    except Exception:
+                    except Exception as exc:
                         # A wake-up is a hint (the store keeps next_execution, and the
                         # poller finds due work): a store that is down for a while must
-                        # not end the host's timers, and with them the host.
-                        log.warning("waking %s failed; the poller will", item_id, exc_info=True)
+                        # not end the host's timers, and with them the host. Counted
+                        # and logged once per streak; a lost store is re-raised.
+                        self._health.failed(self._name, exc)
+                    else:
+                        self._health.succeeded(self._name)
             if not self._heap:
                 await self._changed.wait()
                 continue
