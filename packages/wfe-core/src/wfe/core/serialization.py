@@ -5,9 +5,10 @@ tagged object ``{"$wfe": <tag>, ...}`` so they come back as the same type:
 ``Decimal`` (as its exact string), ``datetime`` (a ``zoneinfo`` zone kept by its key),
 ``date``, ``time``, ``timedelta``, ``UUID``, ``Enum`` members, attrs instances (nested
 at any depth), tuples, sets, frozensets and bytes. A dict that itself has a ``"$wfe"``
-key is wrapped, so no user value is ever mistaken for a tag. Anything else (functions, open files, NaN, dicts
-with non-string keys, ...) is rejected with a :class:`DataSerializationError` that
-names the path of the offending field, for example ``data.items[2].price``.
+key is wrapped, so no user value is ever mistaken for a tag. Anything else (functions,
+open files, NaN, dicts with non-string keys, ...) is rejected with a
+:class:`DataSerializationError` that names the path of the offending field, for example
+``data.items[2].price``.
 
 Reading data whose attrs or Enum class cannot be imported raises, except inside
 :func:`opaque_types` (used by tools that inspect any store, such as ``wfe list``): there
