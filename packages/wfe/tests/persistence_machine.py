@@ -411,6 +411,31 @@ class PersistenceMachine(RuleBasedStateMachine):
         self.each(f"deliver_event({delivery})", lambda p: p.deliver_event(delivery))
         self.resync(sub.workflow_id)
 
+    @precondition(lambda self: bool(self.subs))
+    @rule(data=st.data(), minutes=MINUTES, mark=st.booleans(), token=TOKENS)
+    def deliver_a_pending_event(
+        self, data: st.DataObject, minutes: int, mark: bool, token: int | None
+    ) -> None:
+        """As the host does: the earliest pending event a subscription accepts."""
+        sub: EventSubscription = self.pick(data, self.subs, "subscription")
+        memory = self.stores["memory"]
+        pending = call(
+            lambda p: p.get_pending_events(sub.event_name, sub.event_key, sub.as_of), memory
+        )
+        if not pending:
+            return
+        delivery = EventDelivery(
+            event_id=pending[0].id,
+            subscription_id=sub.id,
+            workflow_id=sub.workflow_id,
+            pointer_id=sub.pointer_id,
+            time=self.stamp(minutes),
+            mark_processed=mark,
+            fencing_token=token,
+        )
+        self.each(f"deliver_event({delivery})", lambda p: p.deliver_event(delivery))
+        self.resync(sub.workflow_id)
+
     def _next_execution(self, workflow_id: str) -> Any:
         row = self.model_row(workflow_id)
         return (1, None) if row is None or row.next_execution is None else (0, row.next_execution)

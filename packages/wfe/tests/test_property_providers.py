@@ -86,5 +86,5 @@ async def test_every_store_agrees_with_memory(tmp_path: Path) -> None:
     on the memory provider."""
     opener = _Stores(tmp_path, postgres_available())
     machine = type("Machine", (_Machine,), {"opener": opener})
-    chosen = settings(PROFILE, max_examples=20, stateful_step_count=30)
+    chosen = settings(PROFILE, max_examples=30, stateful_step_count=30)
     await trio.to_thread.run_sync(lambda: run_state_machine_as_test(machine, settings=chosen))
