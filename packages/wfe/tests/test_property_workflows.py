@@ -21,7 +21,7 @@ from wfe.host import WorkflowHost, WorkflowHostBuilder
 
 from . import pg_support
 from .property_support import PROFILE, call, new_schema, postgres_available
-from .workflow_trees import Seq, build, is_concurrent, start_data, workflow_trees
+from .workflow_trees import Seq, build, describe, is_concurrent, start_data, workflow_trees
 
 
 def _summary(instance: WorkflowInstance, errors: list[Any], concurrent: bool) -> dict[str, Any]:
@@ -84,7 +84,7 @@ async def test_random_definitions_end_the_same_on_every_store(tmp_path: Path) ->
                 model = results["memory"]
                 for name, got in results.items():
                     assert got == model, (
-                        f"{name} differs from memory for the definition\n{tree}\n"
+                        f"{name} differs from memory for the definition\n{describe(tree)}\n"
                         f"memory: {model}\n{name}: {got}"
                     )
 

@@ -177,6 +177,35 @@ def is_concurrent(tree: Any) -> bool:
     return any(is_concurrent(c) for c in children)
 
 
+def describe(tree: Any, indent: int = 0) -> str:
+    """The tree as indented builder-like lines, for failure messages."""
+    pad = "  " * indent
+    if isinstance(tree, Seq):
+        return "\n".join(describe(x, indent) for x in tree.items)
+    if isinstance(tree, Step):
+        return f"{pad}{tree.label}: {tree.fail}"
+    if isinstance(tree, If):
+        return f"{pad}if_do({tree.condition}):\n{describe(tree.body, indent + 1)}"
+    if isinstance(tree, While):
+        return f"{pad}while_do({tree.label} < {tree.times}):\n{describe(tree.body, indent + 1)}"
+    if isinstance(tree, ForEach):
+        head = f"{pad}for_each({list(tree.items)}, parallel={tree.parallel}):"
+        return f"{head}\n{describe(tree.body, indent + 1)}"
+    if isinstance(tree, Saga):
+        return f"{pad}saga:\n{describe(tree.body, indent + 1)}"
+    if isinstance(tree, Parallel):
+        parts = [f"{pad}parallel:"]
+        parts += [f"{pad}  do:\n{describe(b, indent + 2)}" for b in tree.branches]
+        return "\n".join(parts)
+    if isinstance(tree, Decide):
+        parts = [f"{pad}decide({tree.value}):"]
+        parts += [
+            f"{pad}  branch {v}:\n{describe(b, indent + 2)}" for v, b in enumerate(tree.branches)
+        ]
+        return "\n".join(parts)
+    raise TypeError(tree)
+
+
 # -- building ------------------------------------------------------------------------------
 
 
