@@ -108,7 +108,7 @@ class _Stores:
 
             self.prefix = f"wfe-props:{secrets.token_hex(6)}:"
             out["valkey"] = (
-                await enter(ValkeyQueueProvider(VALKEY_URL, prefix=self.prefix, block=0.05)),
+                await enter(ValkeyQueueProvider(VALKEY_URL, prefix=self.prefix, block=0.01)),
                 await enter(ValkeyLockProvider(VALKEY_URL, prefix=self.prefix)),
                 await enter(ValkeyLockProvider(VALKEY_URL, prefix=self.prefix)),
             )
@@ -156,7 +156,7 @@ class QueueLockMachine(RuleBasedStateMachine):
         got: dict[str, str | None] = {}
         for name, (queue, _, _) in self.providers.items():
             # An item that is waiting comes at once; an empty queue waits out the timeout.
-            item = call(lambda q: q.dequeue(kind, 0.05), queue)
+            item = call(lambda q: q.dequeue(kind, 0.01), queue)
             if item is not None:
                 assert item.kind == kind, f"{name}: dequeue({kind}) gave {item}"
                 self.taken[name].append(item)
