@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
@@ -237,3 +238,65 @@ def test_deep_nesting_is_refused_without_a_recursion_error() -> None:
 def test_largest_storable_integer_round_trips() -> None:
     big = 10**3999
     assert loads(dumps({"n": big})) == {"n": big}
+
+
+def assert_same_datetime(a: datetime, b: datetime) -> None:
+    """The same wall time, zone object (or offset) and fold: not only the same instant."""
+    assert (b.replace(tzinfo=None), b.fold) == (a.replace(tzinfo=None), a.fold), (a, b)
+    if isinstance(a.tzinfo, ZoneInfo):
+        assert b.tzinfo is a.tzinfo, f"{a!r} came back as {b!r}"
+    else:
+        assert b.utcoffset() == a.utcoffset(), f"{a!r} came back as {b!r}"
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    st.datetimes(timezones=st.none() | st.timezones(), allow_imaginary=False).flatmap(
+        lambda d: st.sampled_from([d, d.replace(fold=1)])
+    )
+)
+def test_datetimes_in_any_zone_round_trip_exactly(moment: datetime) -> None:
+    """Any zone of the tz database, either fold, nested in data or alone."""
+    back = loads(dumps({"at": [moment]}))["at"][0]
+    assert_same_datetime(moment, back)
+    assert_same_datetime(moment, loads(dumps(moment)))
+
+
+def test_zoned_datetime_keeps_its_zone_and_fold() -> None:
+    """Found by the property tests: a zoneinfo datetime came back at a fixed offset, so an
+    ambiguous time (the second 01:30 of a DST fall-back) compared unequal to itself and
+    later arithmetic lost the zone's rules."""
+    zone = ZoneInfo("America/New_York")
+    second = datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=zone)
+    back = loads(dumps({"at": second}))["at"]
+    assert back == second
+    assert back.tzinfo is zone
+    assert back.fold == 1
+    assert (back + timedelta(days=1)).utcoffset() == timedelta(hours=-5)
+    summer = loads(dumps(datetime(2026, 7, 1, 12, tzinfo=zone)))
+    assert (summer + timedelta(days=180)).utcoffset() == timedelta(hours=-5)
+
+
+def test_datetime_of_a_zone_unknown_here_keeps_its_instant() -> None:
+    text = '{"$wfe":"datetime","v":"2026-07-01T12:00:00-04:00","tz":"Nowhere/Atlantis"}'
+    assert loads(text) == datetime(2026, 7, 1, 16, tzinfo=UTC)
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_floats_keep_their_sign_and_bits(value: float) -> None:
+    import math
+
+    back = loads(dumps({"f": value}))["f"]
+    assert back == value
+    assert math.copysign(1.0, back) == math.copysign(1.0, value), "the sign of zero was lost"
+
+
+@pytest.mark.parametrize("value", [Decimal("Infinity"), Decimal("-Infinity"), Decimal("-0")])
+def test_special_decimals_round_trip(value: Decimal) -> None:
+    back = loads(dumps(value))
+    assert str(back) == str(value)
+
+
+def test_nan_decimal_round_trips_as_nan() -> None:
+    """Unlike a float NaN (refused: JSON has none), a Decimal NaN is its exact string."""
+    assert loads(dumps(Decimal("NaN"))).is_nan()

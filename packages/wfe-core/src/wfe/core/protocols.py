@@ -146,7 +146,9 @@ class PersistenceProvider(AsyncProvider, Protocol):
     async def deliver_event(self, delivery: EventDelivery) -> bool:
         """Apply ``delivery`` (see :class:`EventDelivery`) in one fenced transaction.
         Returns ``False`` and changes nothing when the subscription is closed, the
-        pointer no longer waits, or the event is already processed."""
+        pointer no longer waits, or the event is already processed — except that a
+        fencing token that passed the fence is recorded (as by any fenced write): a lease
+        that new exists, so older holders are refused from then on."""
         ...
 
     async def get_runnable_instances(self, as_of: datetime, limit: int = 1000) -> list[str]:

@@ -2,12 +2,13 @@
 
 Plain JSON values are stored as they are. Other supported values are stored as a
 tagged object ``{"$wfe": <tag>, ...}`` so they come back as the same type:
-``Decimal`` (as its exact string), ``datetime``, ``date``, ``time``, ``timedelta``,
-``UUID``, ``Enum`` members, attrs instances (nested at any depth), tuples, sets,
-frozensets and bytes. A dict that itself has a ``"$wfe"`` key is wrapped, so no user
-value is ever mistaken for a tag. Anything else (functions, open files, NaN, dicts
-with non-string keys, ...) is rejected with a :class:`DataSerializationError` that
-names the path of the offending field, for example ``data.items[2].price``.
+``Decimal`` (as its exact string), ``datetime`` (a ``zoneinfo`` zone kept by its key),
+``date``, ``time``, ``timedelta``, ``UUID``, ``Enum`` members, attrs instances (nested
+at any depth), tuples, sets, frozensets and bytes. A dict that itself has a ``"$wfe"``
+key is wrapped, so no user value is ever mistaken for a tag. Anything else (functions,
+open files, NaN, dicts with non-string keys, ...) is rejected with a
+:class:`DataSerializationError` that names the path of the offending field, for example
+``data.items[2].price``.
 
 Reading data whose attrs or Enum class cannot be imported raises, except inside
 :func:`opaque_types` (used by tools that inspect any store, such as ``wfe list``): there
@@ -30,6 +31,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
@@ -142,6 +144,31 @@ def _check_importable(cls: type, path: str) -> str:
     return name
 
 
+def _datetime_json(value: datetime) -> dict[str, Any]:
+    """A datetime's tagged form: its ISO text (with the UTC offset it has), plus, for a
+    ``zoneinfo`` zone, the zone's key, so it comes back in its zone with
+    the same wall time (a fixed offset would compare unequal at an ambiguous time and
+    lose the zone's daylight-saving rules in later arithmetic); ``fold`` when it is 1."""
+    out: dict[str, Any] = {TAG: "datetime", "v": value.isoformat()}
+    zone = value.tzinfo
+    if isinstance(zone, ZoneInfo) and zone.key:
+        out["tz"] = zone.key
+    if value.fold:
+        out["fold"] = 1  # which of a repeated wall time (local time, when naive)
+    return out
+
+
+def _datetime_value(obj: dict[str, Any]) -> datetime:
+    value = datetime.fromisoformat(obj["v"])
+    key = obj.get("tz")
+    if key is not None:
+        try:
+            return value.replace(tzinfo=ZoneInfo(key), fold=int(obj.get("fold", 0)))
+        except (ZoneInfoNotFoundError, ValueError):
+            return value  # a machine without this zone: the instant, at its stored offset
+    return value.replace(fold=1) if obj.get("fold") else value
+
+
 def to_jsonable(value: Any, path: str = "data", _depth: int = 0) -> Any:
     """Convert ``value`` into plain JSON values, tagging what JSON cannot hold."""
     if isinstance(value, StoredValue):
@@ -174,7 +201,7 @@ def to_jsonable(value: Any, path: str = "data", _depth: int = 0) -> Any:
     if isinstance(value, Decimal):
         return {TAG: "decimal", "v": str(value)}
     if isinstance(value, datetime):
-        return {TAG: "datetime", "v": value.isoformat()}
+        return _datetime_json(value)
     if isinstance(value, date):
         return {TAG: "date", "v": value.isoformat()}
     if isinstance(value, time):
@@ -240,7 +267,7 @@ def from_jsonable(obj: Any, path: str = "data") -> Any:
         case "decimal":
             return Decimal(v)
         case "datetime":
-            return datetime.fromisoformat(v)
+            return _datetime_value(obj)
         case "date":
             return date.fromisoformat(v)
         case "time":
@@ -309,7 +336,7 @@ def _fast(value: Any, depth: int) -> Any:
     if t is list:
         return [_fast(v, depth + 1) for v in value]
     if t is datetime:
-        return {TAG: "datetime", "v": value.isoformat()}
+        return _datetime_json(value)
     try:
         # The path is only ever used in an error message, and an error restarts.
         return to_jsonable(value, "data", depth)

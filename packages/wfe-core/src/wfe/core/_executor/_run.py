@@ -273,6 +273,12 @@ class InstanceRun:
             p = self._changed(take=True)
 
     async def _execute(self, p: ExecutionPointer) -> None:
+        if p.end_time is not None:
+            # Ended (cancelled by a saga's compensation, a cancel condition or the end of
+            # the workflow) while this task waited for the limiter: the limiter's
+            # cancel-shielded checkpoint lets that happen without raising Cancelled here,
+            # and running it now would mark it RUNNING again, stranded.
+            return
         self._fresh_data = None  # the step may change the data
         state = self.state
         step = state.step(p)

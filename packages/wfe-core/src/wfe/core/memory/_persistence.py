@@ -159,6 +159,10 @@ class MemoryPersistenceProvider:
         """Give the event to the waiting pointer, close the subscription, mark the event."""
         await trio.lowlevel.checkpoint()
         stored = self._fenced(delivery.workflow_id, delivery.fencing_token)
+        # The token passed the fence: a lease this new exists, so older holders are out
+        # whether or not the delivery changes anything (as the SQL stores do, in the
+        # statement that checks the fence).
+        self._raise_fence(stored, delivery.fencing_token)
         sub = self._subscriptions.get(delivery.subscription_id)
         event = self._events.get(delivery.event_id)
         old = stored.pointers.get(delivery.pointer_id)
@@ -173,7 +177,6 @@ class MemoryPersistenceProvider:
         stored.pointers[pointer.id] = StoredPointer.from_pointer(pointer, old.insertion)
         if stored.row.status is WorkflowStatus.RUNNABLE:
             stored.row = attrs.evolve(stored.row, next_execution=delivery.time)
-        self._raise_fence(stored, delivery.fencing_token)
         self._close_subscription(sub.id)
         if delivery.mark_processed:
             self._mark_processed(event.event.id)

@@ -538,6 +538,29 @@ class PersistenceContract:
         with expect_raises(StaleLeaseError, "a delivery under an older token"):
             await persistence.deliver_event(attrs.evolve(delivery, fencing_token=1))
 
+    async def test_deliver_event_that_changes_nothing_still_raises_the_fence(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        """Found by the property tests: the SQL stores raised the fence on a delivery to
+        a closed subscription, the memory store did not. Every fenced write that passes
+        the fence records its token."""
+        name = unique_word()
+        instance, sub = await self._waiting(persistence, name)
+        await _save(persistence, instance, closed_subscriptions=[sub.id])
+        event = Event(name=name, key="k", time=T0)
+        await persistence.create_event(event)
+        delivery = EventDelivery(
+            event_id=event.id,
+            subscription_id=sub.id,
+            workflow_id=instance.id,
+            pointer_id=sub.pointer_id,
+            time=T0,
+            fencing_token=5,
+        )
+        assert not await persistence.deliver_event(delivery)
+        with expect_raises(StaleLeaseError, "a claim older than a delivery's token"):
+            await persistence.claim_workflow(instance.id, 4)
+
     async def test_deliver_event_can_leave_the_event_pending_for_other_subscribers(
         self, persistence: PersistenceProvider
     ) -> None:
