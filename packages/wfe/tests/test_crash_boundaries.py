@@ -166,7 +166,12 @@ def test_kill_in_the_middle_of_event_deliveries(tmp_path: Path, db: Path | str, 
     killed(spawn(db, log, "publish", crash=crash))
     finish(spawn(db, log, "finish"))
     runs = assert_no_committed_step_ran_again(log)
-    assert set(runs.values()) == {1}, f"a step ran twice: {runs}"
+    # The killed host may already be running the step after the wait of a workflow whose
+    # event it delivered (its checkpoint not yet committed): that step runs again, once
+    # (at-least-once). Nothing else may: no step before the wait, no step twice over.
+    again = {key: count for key, count in runs.items() if count > 1}
+    assert all(step == "3" and count == 2 for (_, step), count in again.items()), runs
+    assert len(again) <= 2, runs
     assert_all_complete(db, 3, ("1", "3"))
     for wid, (_, data) in stored_data(db).items():
         assert data["event"] == {"for": wid}, "an event was lost or went to another workflow"
