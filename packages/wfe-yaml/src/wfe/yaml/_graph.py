@@ -82,6 +82,27 @@ def plan_graph(spec: WorkflowSpec) -> GraphPlan:
     return GraphPlan(units=tuple(units), max_parallel=max_parallel, fail_fast=frozenset(fail_fast))
 
 
+def pipeline_jobs(spec: WorkflowSpec, plan: GraphPlan) -> tuple[dict[str, Any], ...]:
+    """The pipeline as plain data, for views that draw it (``wfe show --graph``, the
+    dashboard) rather than the steps that schedule it: per step, in file order, its
+    ``name``, ``needs``, ``matrix`` (axis -> values in order, or ``None``) and ``units``
+    (the names of its matrix instances, or the step's own name)."""
+    jobs: list[dict[str, Any]] = []
+    for s in spec.steps:
+        units = plan.units_of(s.name)
+        needs = next((u.needs for u in plan.units if u.step == s.name), ())
+        matrix: dict[str, list[Any]] | None = None
+        if s.matrix is not None:
+            matrix = {}
+            for combo in s.matrix.combinations:
+                for axis, value in combo.items():
+                    values = matrix.setdefault(axis, [])
+                    if value not in values:
+                        values.append(value)
+        jobs.append({"name": s.name, "needs": list(needs), "matrix": matrix, "units": units})
+    return tuple(jobs)
+
+
 class _UnitDone(StepBody):
     """After a unit's steps: the unit is complete unless one of them failed."""
 
@@ -90,13 +111,19 @@ class _UnitDone(StepBody):
         return ExecutionResult.next()
 
 
-def _round_end(plan: GraphPlan) -> type[StepBody]:
+def _round_end(plan: GraphPlan, jobs: tuple[dict[str, Any], ...]) -> type[StepBody]:
     class RoundEnd(StepBody):
         async def run(self, ctx: StepExecutionContext) -> ExecutionResult | None:
             plan.end_round(workflow_data(ctx.workflow.data))
             return ExecutionResult.next()
 
-    return type("GraphRoundEnd", (RoundEnd,), {"fingerprint_key": "yaml:graph-end"})
+    # ``pipeline_jobs`` rides on the body (duck-typed, as ``default_name`` is): the
+    # host's definition graph draws the jobs in place of the scheduling loop.
+    return type(
+        "GraphRoundEnd",
+        (RoundEnd,),
+        {"fingerprint_key": "yaml:graph-end", "pipeline_jobs": jobs},
+    )
 
 
 AddStep = Callable[..., Any]
@@ -137,6 +164,7 @@ def add_graph(position: Any, spec: WorkflowSpec, add: AddStep) -> Any:
 
     def round_(r: Any) -> None:
         workers = r.for_each(lambda data: plan.seeds(data), worker).name("(graph round)")
-        workers.then(_round_end(plan)).name(GRAPH_STEP).on_error(end_behavior)
+        end = _round_end(plan, pipeline_jobs(spec, plan))
+        workers.then(end).name(GRAPH_STEP).on_error(end_behavior)
 
     return position.while_do(lambda data: plan.start_round(data), round_).name("(graph loop)")
