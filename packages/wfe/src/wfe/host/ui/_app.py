@@ -154,8 +154,9 @@ class Dashboard:
         workflow_id = request.path_params["id"]
 
         async def events() -> AsyncIterator[str]:
-            yield "retry: 2000\n\n"
             seen = await self._signature(workflow_id)
+            # Sent after the first look: a change from here on is reported.
+            yield "retry: 2000\n\n"
             while True:
                 changed = self.broker.waiter(workflow_id)
                 running = seen is not None and seen[0] is WorkflowStatus.RUNNABLE

@@ -206,19 +206,27 @@ _RANK = {
 }
 
 
+_GRAPH_STATE = {
+    "WAITING_FOR_EVENT": "waiting",
+    "PENDING_PREDECESSOR": "pending",
+}
+
+
 def step_states(steps: Sequence[Mapping[str, Any]]) -> dict[int, str]:
     """Each step's state for the graph (lower case): the most telling of its pointers'
     (one failed pointer of a for-each makes the step failed, one running makes it
     running)."""
     states: dict[int, str] = {}
+    ranks: dict[int, int] = {}
     for s in steps:
         step_id = s.get("step_id")
         if not isinstance(step_id, int):
             continue
         status = str(s["status"])
         current = states.get(step_id)
-        if current is None or _RANK.get(status, 0) > _RANK.get(current.upper(), 0):
-            states[step_id] = status.lower()
+        if current is None or _RANK.get(status, 0) > ranks[step_id]:
+            ranks[step_id] = _RANK.get(status, 0)
+            states[step_id] = _GRAPH_STATE.get(status, status.lower())
     return states
 
 
@@ -264,37 +272,6 @@ def subscriptions(pointers: Sequence[ExecutionPointer], names: Mapping[str, str]
     return out
 
 
-def _kind(body: type) -> str:
-    return body.__name__.lower()
-
-
-def outline(definition: WorkflowDefinition, states: Mapping[int, str]) -> list[dict[str, Any]]:
-    """The definition's steps as an indented outline (depth-first, children inside
-    their container), each with its state."""
-    by_parent: dict[int | None, list[int]] = {}
-    for step in definition.steps:
-        by_parent.setdefault(step.parent, []).append(step.id)
-    rows: list[dict[str, Any]] = []
-
-    def walk(parent: int | None, depth: int) -> None:
-        for step_id in by_parent.get(parent, []):
-            step = definition.step(step_id)
-            rows.append(
-                {
-                    "step_id": step.id,
-                    "name": step.display_name,
-                    "kind": _kind(step.body),
-                    "depth": depth,
-                    "compensation": step.is_compensation,
-                    "state": states.get(step.id, "pending"),
-                }
-            )
-            walk(step.id, depth + 1)
-
-    walk(None, 0)
-    return rows
-
-
 def error_row(e: ExecutionError, names: Mapping[str, str]) -> dict[str, Any]:
     return {
         "time": _when(e.time),
@@ -309,7 +286,8 @@ def instance_detail(
     errors: Sequence[ExecutionError],
     definition: WorkflowDefinition | None,
 ) -> dict[str, Any]:
-    """Everything the instance page shows (the graph is added by the app)."""
+    """Everything the instance page shows (the app adds the graph when ``definition``
+    is known here)."""
     pointers = sorted(
         instance.execution_pointers,
         key=lambda p: (p.start_time is None, p.start_time or datetime.min.replace(tzinfo=UTC)),
@@ -329,7 +307,6 @@ def instance_detail(
             "errors": [error_row(e, names) for e in errors],
             "subscriptions": subscriptions(pointers, names),
             "definition_known": definition is not None,
-            "outline": [] if definition is None else outline(definition, step_states(steps)),
             "now": datetime.now(UTC).isoformat(),
         }
     )

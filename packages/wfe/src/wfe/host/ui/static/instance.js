@@ -94,23 +94,13 @@ function renderGraph(w) {
     const doc = new DOMParser().parseFromString(w.graph_svg, "image/svg+xml");
     const svg = doc.documentElement;
     if (svg && svg.nodeName.toLowerCase() === "svg") {
-      for (const bad of svg.querySelectorAll("script, foreignObject")) bad.remove();
+      // Its inline <style> is refused by the CSP anyway: app.css styles the graph.
+      for (const bad of svg.querySelectorAll("script, foreignObject, style")) bad.remove();
       box.replaceChildren(document.importNode(svg, true));
       return;
     }
   }
-  if (!w.outline.length) {
-    box.replaceChildren(wfe.el("p", { class: "muted", text: "The definition is not registered here, so its graph cannot be drawn." }));
-    return;
-  }
-  const list = wfe.el("ul", { class: "outline" });
-  for (const step of w.outline) {
-    const item = wfe.el("li", { "data-step-id": step.step_id, "data-state": step.state },
-      wfe.pill(step.state.toUpperCase()), step.name, wfe.el("span", { class: "kind", text: step.kind + (step.compensation ? " · compensation" : "") }));
-    item.style.paddingLeft = step.depth * 18 + "px";
-    list.append(item);
-  }
-  box.replaceChildren(list);
+  box.replaceChildren(wfe.el("p", { class: "muted", text: "This workflow's definition is not registered in this process, so its graph cannot be drawn (wfe ui loads the definitions remembered next to the store)." }));
 }
 
 function renderErrors(w) {

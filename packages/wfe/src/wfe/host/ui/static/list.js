@@ -36,7 +36,9 @@ function row(w) {
     wfe.el("td", { text: w.reference || "", title: w.reference || "" }),
     wfe.el("td", { text: wfe.when(w.create_time) }),
     wfe.el("td", { text: ended }),
-    wfe.el("td", { class: "num", text: wfe.duration(w.duration) }),
+    w.duration !== null
+      ? wfe.el("td", { class: "num", text: wfe.duration(w.duration) })
+      : wfe.el("td", { class: "num muted", text: w.status === "RUNNABLE" ? wfe.duration((Date.now() - Date.parse(w.create_time)) / 1000) : "", title: "so far" }),
   );
 }
 
