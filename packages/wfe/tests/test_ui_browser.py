@@ -79,7 +79,7 @@ def test_list_search_open_an_instance_and_see_its_graph(
     search.fill("order-017")
     search.press("Enter")
     page.wait_for_function(
-        "document.querySelectorAll('#rows tr[data-id]').length === 1", timeout=WAIT
+        "() => document.querySelectorAll('#rows tr[data-id]').length === 1", timeout=WAIT
     )
     assert page.locator("#range").text_content() == "1–1 of 1"
     assert "q=order-017" in page.url
