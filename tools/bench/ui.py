@@ -154,7 +154,8 @@ class Served:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self._stop is not None and self._token is not None
+        assert self._stop is not None
+        assert self._token is not None
         trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
         self._thread.join(60)
 

@@ -15,7 +15,7 @@ import trio
 
 from wfe.core import WorkflowStatus
 
-from .ui_support import HOSTILE, TOKEN, arequest, builder, dashboard
+from .ui_support import HOSTILE, HOSTILE_STEP, TOKEN, arequest, builder, dashboard
 
 
 @pytest.fixture
@@ -125,6 +125,24 @@ async def test_instance_route_gives_steps_graph_subscriptions_errors_and_logs(
         ("prepare", "log", "checking <the> order"),
         ("prepare", "stderr", "all fine"),
     ]
+
+
+async def test_retries_show_as_a_count_and_errors_and_step_names_stay_escaped(
+    store: str,
+) -> None:
+    async with builder(store).build() as host, dashboard(host) as url:
+        wid = await host.start_workflow("flaky", 1, {})
+        assert (await host.wait_for_workflow(wid, 20)).status is WorkflowStatus.COMPLETE
+        detail = (await arequest(url, "GET", f"/api/workflows/{wid}")).json()
+    charge = detail["steps"][0]
+    assert (charge["name"], charge["status"], charge["retry_count"]) == ("charge", "COMPLETE", 2)
+    assert [(e["step"], e["pointer_id"]) for e in detail["errors"]] == [
+        ("charge", charge["pointer_id"])
+    ] * 2
+    assert "card declined <1>" in detail["errors"][0]["message"]
+    assert detail["steps"][1]["name"] == HOSTILE_STEP
+    assert "<script>" not in detail["graph_svg"]
+    assert "&lt;/text&gt;&lt;script&gt;" in detail["graph_svg"]
 
 
 async def test_unknown_workflow_is_404(store: str) -> None:
@@ -287,3 +305,9 @@ async def test_the_stream_says_change_when_a_step_completes(store: str) -> None:
             await host.publish_event("approve", "live", None)
             await host.wait_for_workflow(wid, 20)
     assert "event: change" in got[0]
+
+
+def test_the_public_names_of_wfe_host_ui() -> None:
+    import wfe.host.ui
+
+    assert wfe.host.ui.__all__ == ["create_app", "new_token", "serve_ui"]

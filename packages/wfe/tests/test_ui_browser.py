@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .ui_support import HOSTILE, TOKEN, ServedDashboard, chromium, require_browser
+from .ui_support import HOSTILE, HOSTILE_STEP, TOKEN, ServedDashboard, chromium, require_browser
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -60,9 +60,7 @@ def _wait_waiting(page: Any) -> None:
     page.locator('[data-step="approve"][data-status="WAITING_FOR_EVENT"]').wait_for(timeout=WAIT)
 
 
-def test_list_search_open_an_instance_and_see_its_graph(
-    served: ServedDashboard, page: Any
-) -> None:
+def test_list_search_open_an_instance_and_see_its_graph(served: ServedDashboard, page: Any) -> None:
     ids = [_start(served, f"k{i}", f"order-{i:03d}") for i in range(24)]
     hostile = _start(served, "evil", HOSTILE, {"note": HOSTILE})
     page.goto(served.url + "/")
@@ -81,7 +79,7 @@ def test_list_search_open_an_instance_and_see_its_graph(
     page.wait_for_function(
         "() => document.querySelectorAll('#rows tr[data-id]').length === 1", timeout=WAIT
     )
-    assert page.locator("#range").text_content() == "1–1 of 1"
+    assert page.locator("#range").text_content() == "1\u20131 of 1"  # an en dash
     assert "q=order-017" in page.url
     page.screenshot(path=str(ARTIFACTS / "search.png"), full_page=True)
 
@@ -125,6 +123,25 @@ def test_a_step_turns_complete_live_while_the_page_is_open(
     assert state == "complete"
     assert "ann" in (page.locator("#subs").text_content() or "")
     page.screenshot(path=str(ARTIFACTS / "live-complete.png"), full_page=True)
+
+
+def test_retries_are_visible_and_a_hostile_step_name_stays_text(
+    served: ServedDashboard, page: Any
+) -> None:
+    assert served.host is not None
+    wid: str = served.call(served.host.start_workflow, "flaky", 1, {})
+    page.goto(f"{served.url}/workflows/{wid}")
+    page.locator('#status[data-status="COMPLETE"]').wait_for(timeout=WAIT)
+    charge = page.locator('[data-step="charge"]')
+    assert charge.locator(".retry").text_content() == "↻2"
+    assert charge.locator(".tick").count() == 2  # one mark per failed attempt
+    assert page.locator("#errors .error").count() == 2
+    assert "card declined <2>" in (page.locator("#errors").text_content() or "")
+    assert HOSTILE_STEP in (page.locator("#gantt").text_content() or "")
+    assert HOSTILE_STEP in (page.locator("#graph svg").text_content() or "")
+    assert page.locator("#graph script, #gantt script").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    page.screenshot(path=str(ARTIFACTS / "retries.png"), full_page=True)
 
 
 def test_log_in_and_terminate_a_workflow(served: ServedDashboard, page: Any) -> None:

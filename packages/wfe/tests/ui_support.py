@@ -11,6 +11,7 @@ import os
 import shutil
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +19,7 @@ import attrs
 import pytest
 import trio
 
-from wfe.core import StepExecutionContext, WorkflowBuilder
+from wfe.core import ErrorBehavior, StepExecutionContext, WorkflowBuilder
 from wfe.host import WorkflowHost, WorkflowHostBuilder
 from wfe.host.ui import serve_ui
 
@@ -46,8 +47,36 @@ def approval_definition() -> Any:
     )
 
 
+HOSTILE_STEP = "</text><script>window.__pwned=3</script>"
+_attempts: dict[str, int] = {}
+
+
+def _charge(ctx: StepExecutionContext) -> None:
+    seen = _attempts[ctx.workflow.id] = _attempts.get(ctx.workflow.id, 0) + 1
+    if seen <= 2:
+        raise RuntimeError(f"card declined <{seen}>")
+
+
+def flaky_definition() -> Any:
+    """``charge`` fails twice (retried after 50 ms), then a step with a hostile name."""
+    return (
+        WorkflowBuilder(dict)
+        .start_with(_charge)
+        .name("charge")
+        .on_error(ErrorBehavior.retry(timedelta(milliseconds=50), max_retries=5))
+        .then(lambda ctx: None)
+        .name(HOSTILE_STEP)
+        .build("flaky", 1)
+    )
+
+
 def builder(store_url: str) -> WorkflowHostBuilder:
-    return WorkflowHostBuilder().persistence(store_url).register(approval_definition())
+    return (
+        WorkflowHostBuilder()
+        .persistence(store_url)
+        .register(approval_definition())
+        .register(flaky_definition())
+    )
 
 
 @attrs.frozen

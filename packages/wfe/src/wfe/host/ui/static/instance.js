@@ -55,10 +55,10 @@ function renderGantt(w) {
   for (const e of w.errors) (errorsByPointer[e.pointer_id] = errorsByPointer[e.pointer_id] || []).push(e);
   const rows = [];
   for (const s of steps) {
-    const name = wfe.el("div", { class: "name", title: s.name },
-      s.name,
-      s.retry_count ? wfe.el("span", { class: "retry", text: `↻${s.retry_count}`, title: `${s.retry_count} retr${s.retry_count === 1 ? "y" : "ies"}` }) : null,
-      wfe.pill(s.status));
+    const name = wfe.el("div", { class: "name", title: s.name }, s.name);
+    const state = wfe.el("div", { class: "state" },
+      wfe.pill(s.status),
+      s.retry_count ? wfe.el("span", { class: "retry", text: `↻${s.retry_count}`, title: `${s.retry_count} retr${s.retry_count === 1 ? "y" : "ies"}` }) : null);
     const track = wfe.el("div", { class: "track" });
     if (s.start_time) {
       const start = Date.parse(s.start_time);
@@ -79,13 +79,13 @@ function renderGantt(w) {
     const dur = s.duration !== null ? s.duration : s.start_time ? (now - Date.parse(s.start_time)) / 1000 : null;
     rows.push(wfe.el("div", { class: "step", "data-pointer-id": s.pointer_id, "data-step": s.name, "data-status": s.status }));
     const row = rows[rows.length - 1];
-    row.append(name, track, wfe.el("div", { class: "dur", text: wfe.duration(dur) }));
+    row.append(name, state, track, wfe.el("div", { class: "dur", text: wfe.duration(dur) }));
   }
   const axis = wfe.el("div", { class: "axis" },
     wfe.el("span", { text: wfe.when(new Date(t0).toISOString()) }),
     wfe.el("span", { text: wfe.duration(span / 1000) }),
     wfe.el("span", { text: wfe.when(new Date(t1).toISOString()) }));
-  box.replaceChildren(...rows, wfe.el("div", {}), axis);
+  box.replaceChildren(...rows, wfe.el("div", {}), wfe.el("div", {}), axis);
 }
 
 function renderGraph(w) {
@@ -121,7 +121,7 @@ function renderSubs(w) {
   const rows = subs.map((s) => wfe.el("tr", {},
     wfe.el("td", { text: s.step || "" }), wfe.el("td", { class: "mono", text: s.event_name }),
     wfe.el("td", { class: "mono", text: s.event_key || "" }),
-    wfe.el("td", {}, wfe.pill(s.state === "received" ? "COMPLETE" : "WAITING_FOR_EVENT")),
+    wfe.el("td", {}, wfe.el("span", { class: "pill " + (s.state === "received" ? "s-COMPLETE" : "s-WAITING_FOR_EVENT"), text: s.state })),
     wfe.el("td", { class: "mono", text: s.data === null ? "" : JSON.stringify(s.data) })));
   box.replaceChildren(wfe.el("table", { class: "small" }, wfe.el("thead", {}, head), wfe.el("tbody", {}, ...rows)));
 }
