@@ -26,7 +26,7 @@ from ._cli_codes import (
 # Only argparse at import time: ``wfe --help`` and usage errors stay fast. The engine,
 # trio, rich and the providers are imported by the command that needs them.
 if TYPE_CHECKING:
-    from ._cli_setup import Loaded
+    from ._cli_setup import Loaded, Store
 
 
 _EPILOG = (
@@ -147,9 +147,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON output")
     store_opt(p)
 
-    p = sub.add_parser("show", help="a workflow's step timeline and errors")
+    p = sub.add_parser(
+        "show",
+        help="a workflow's step timeline and errors, or (--graph) its definition graph",
+    )
     p.add_argument("id", metavar="ID")
-    p.add_argument("--json", action="store_true", help="JSON output")
+    p.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE.yaml",
+        help="with --graph: its workflow file, if not remembered",
+    )
+    p.add_argument(
+        "--graph",
+        action="store_true",
+        help="print the definition graph (containers, branches, loops, parallel groups, "
+        "compensation) with the steps' states, instead of the timeline",
+    )
+    p.add_argument(
+        "--format",
+        choices=("mermaid", "dot", "svg"),
+        default=None,
+        help="with --graph: Mermaid flowchart (default), Graphviz DOT, or standalone SVG",
+    )
+    p.add_argument("--json", action="store_true", help="JSON output (with --graph: nodes/edges)")
+    sources(p)
     store_opt(p)
 
     p = sub.add_parser("logs", help="the output lines a workflow's steps wrote (stored)")
@@ -240,6 +262,24 @@ def _pick(args: argparse.Namespace, loaded: Loaded) -> Any:
     )
 
 
+def _known(args: argparse.Namespace, store: Store) -> Loaded:
+    """The definitions remembered next to ``store``, and those of the files and
+    ``--import`` modules given (which win); warnings about remembered sources that no
+    longer load go to stderr."""
+    from ._cli_setup import Loaded, load_remembered, parse_assignments
+
+    config = parse_assignments(args.sets, "--set", typed=False)
+    loaded = Loaded()
+    load_remembered(loaded, store)
+    given = _load(args.files, args.imports, config)
+    for key, obj in given.definitions.items():
+        loaded.definitions[key] = obj
+        loaded.sources[key] = given.sources[key]
+    for warning in loaded.warnings:
+        print(f"wfe: warning: {warning}", file=sys.stderr)
+    return loaded
+
+
 def _default_store_exists() -> bool:
     return os.path.exists(DEFAULT_STORE[len("sqlite:///") :])
 
@@ -256,9 +296,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     from . import _cli_run as running
     from ._cli_setup import (
         CliError,
-        Loaded,
         coerce_inputs,
-        load_remembered,
         parse_assignments,
         parse_value,
         resolve_store,
@@ -306,15 +344,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             )
         )
     if command in ("resume", "worker"):
-        config = parse_assignments(args.sets, "--set", typed=False)
-        loaded = Loaded()
-        load_remembered(loaded, store)
-        given = _load(args.files, args.imports, config)
-        for key, obj in given.definitions.items():
-            loaded.definitions[key] = obj
-            loaded.sources[key] = given.sources[key]
-        for warning in loaded.warnings:
-            print(f"wfe: warning: {warning}", file=sys.stderr)
+        loaded = _known(args, store)
         if command == "worker":
             return trio.run(running.worker, store, loaded)
         return trio.run(
@@ -354,7 +384,24 @@ def _dispatch(args: argparse.Namespace) -> int:
         return trio.run(finding.list_workflows, store, query, args.json)
     if command == "purge":
         return trio.run(finding.purge, store, args.older_than, args.status, args.dry_run, args.json)
+    if command == "show" and args.graph:
+        from ._cli_graph import show_graph
+
+        fmt = args.format or "mermaid"
+        return trio.run(show_graph, store, _known(args, store), args.id, fmt, args.json)
     if command == "show":
+        extra = [
+            name
+            for name, given in (
+                ("FILE", args.files),
+                ("--import", args.imports),
+                ("--set", args.sets),
+                ("--format", args.format),
+            )
+            if given
+        ]
+        if extra:
+            raise CliError(f"wfe show: {', '.join(extra)} only go with --graph")
         return trio.run(commands.show, store, args.id, args.json)
     if command == "logs":
         from ._cli_logs import logs
@@ -378,7 +425,14 @@ def _leaf(exc: BaseException) -> BaseException:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wfe`` command; returns (and, as a script, exits with) the
     exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "show" and not any(e.startswith("-") for e in extra):
+        # argparse takes positionals in one run, so the FILE in `wfe show ID --graph
+        # FILE.yaml` comes back unparsed: it is one of the files.
+        args.files = [*args.files, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from ._cli_safety import redacted_output  # after parsing: --help stays fast
 
     with redacted_output(getattr(args, "store", None)):

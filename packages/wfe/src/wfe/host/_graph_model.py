@@ -161,17 +161,15 @@ def definition_graph(definition: WorkflowDefinition) -> DefinitionGraph:
     nodes: list[GraphNode] = []
     edges: list[GraphEdge] = []
     steps = definition.steps
+    # A pipeline's scheduling loop is drawn as the pipeline; what is inside it is not.
+    loops = {s.parent for s in steps if s.parent is not None and _pipeline_jobs(s) is not None}
     hidden: set[int] = set()
-    pipelines: list[tuple[WorkflowStep, WorkflowStep]] = []
-    for s in steps:
-        if _pipeline_jobs(s) is not None and s.parent is not None:
-            loop = steps[s.parent]
-            pipelines.append((loop, s))
-            hidden |= _descendants(definition, loop.id)
+    for loop in loops:
+        hidden |= _descendants(definition, loop)
     for s in steps:
         if s.id in hidden:
             continue
-        pipeline = next((p for p in pipelines if p[0].id == s.id), None)
+        pipeline = s.id in loops
         nodes.append(
             GraphNode(
                 id=node_id(s.id),
@@ -187,15 +185,14 @@ def definition_graph(definition: WorkflowDefinition) -> DefinitionGraph:
             label = _outcome_label(o.value, o.label)
             kind = "next" if label is None else "outcome"
             edges.append(GraphEdge(node_id(s.id), node_id(o.next_step), kind, label))
-        if pipeline is None:
+        if not pipeline:
             for child in s.children:
                 edges.append(GraphEdge(node_id(s.id), node_id(child), "branch", None))
         if s.compensation_step_id is not None:
             edges.append(
                 GraphEdge(node_id(s.id), node_id(s.compensation_step_id), "compensate", None)
             )
-    for loop, end in pipelines:
-        _add_pipeline(definition, loop, end, nodes, edges)
+    _add_pipelines(definition, nodes, edges)
     known = {n.id for n in nodes}
     kept = tuple(e for e in edges if e.source in known and e.target in known)
     return DefinitionGraph(definition.id, definition.version, tuple(nodes), kept)
@@ -237,33 +234,56 @@ def _matrix_label(matrix: Any, units: int) -> str:
     return f" [matrix \u00d7{units}: {axes}]"
 
 
-def _add_pipeline(
-    definition: WorkflowDefinition,
-    loop: WorkflowStep,
-    end: WorkflowStep,
-    nodes: list[GraphNode],
-    edges: list[GraphEdge],
-) -> None:
-    """The jobs of the pipeline scheduled by ``loop`` as nodes inside it, with ``needs``
-    edges. A job's node stands for the first step of its first unit (the step the
-    scheduler runs for it), so step states map onto it."""
-    jobs = _pipeline_jobs(end) or []
-    inside = _descendants(definition, loop.id)
+def _first_steps(definition: WorkflowDefinition, loop: WorkflowStep) -> dict[str, int]:
+    """Unit name -> the first step the scheduler runs for it (the branch its decide
+    takes for that name)."""
     first_step: dict[str, int] = {}
-    for inner in sorted(inside):
+    for inner in sorted(_descendants(definition, loop.id)):
         s = definition.steps[inner]
         if issubclass(s.body, Decide):
             for o in s.outcomes:
                 if isinstance(o.value, str):
                     first_step.setdefault(o.value, o.next_step)
-    job_node: dict[str, str] = {}
-    for job in jobs:
-        name = str(job.get("name", ""))
-        units = [str(u) for u in job.get("units", ()) or (name,)]
-        sid = next((first_step[u] for u in units if u in first_step), None)
-        if sid is None:
+    return first_step
+
+
+def _jobs(
+    definition: WorkflowDefinition,
+) -> list[tuple[WorkflowStep, Mapping[str, Any], int, list[str]]]:
+    """Each pipeline job with its loop, the step its node stands for, and its units."""
+    out: list[tuple[WorkflowStep, Mapping[str, Any], int, list[str]]] = []
+    for end in definition.steps:
+        jobs = _pipeline_jobs(end)
+        if jobs is None or end.parent is None:
             continue
-        job_node[name] = node_id(sid)
+        loop = definition.steps[end.parent]
+        first_step = _first_steps(definition, loop)
+        for job in jobs:
+            name = str(job.get("name", ""))
+            units = [str(u) for u in job.get("units", ()) or (name,)]
+            sid = next((first_step[u] for u in units if u in first_step), None)
+            if sid is not None:
+                out.append((loop, job, sid, units))
+    return out
+
+
+def pipeline_units(definition: WorkflowDefinition) -> dict[int, list[str]]:
+    """For a YAML pipeline: the step id of each job's node -> the job's unit names
+    (its matrix instances, or its own name); empty for other definitions."""
+    return {sid: units for _loop, _job, sid, units in _jobs(definition)}
+
+
+def _add_pipelines(
+    definition: WorkflowDefinition, nodes: list[GraphNode], edges: list[GraphEdge]
+) -> None:
+    """The jobs of each pipeline as nodes inside its loop, with ``needs`` edges. A
+    job's node stands for the first step of its first unit (the step the scheduler runs
+    for it), so step states map onto it."""
+    job_node: dict[tuple[int, str], str] = {}
+    found = _jobs(definition)
+    for loop, job, sid, units in found:
+        name = str(job.get("name", ""))
+        job_node[(loop.id, name)] = node_id(sid)
         nodes.append(
             GraphNode(
                 id=node_id(sid),
@@ -274,12 +294,12 @@ def _add_pipeline(
                 compensation=False,
             )
         )
-    for job in jobs:
-        target = job_node.get(str(job.get("name", "")))
-        if target is not None and not job.get("needs"):
+    for loop, job, sid, _units in found:
+        needs = job.get("needs") or ()
+        if not needs:
             # The pipeline starts with the jobs that need nothing.
-            edges.append(GraphEdge(node_id(loop.id), target, "branch", None))
-        for need in job.get("needs", ()) or ():
-            source = job_node.get(str(need))
-            if source is not None and target is not None:
-                edges.append(GraphEdge(source, target, "needs", None))
+            edges.append(GraphEdge(node_id(loop.id), node_id(sid), "branch", None))
+        for need in needs:
+            source = job_node.get((loop.id, str(need)))
+            if source is not None:
+                edges.append(GraphEdge(source, node_id(sid), "needs", None))

@@ -1,9 +1,9 @@
 """Text renderings of a :class:`DefinitionGraph`: Mermaid, Graphviz DOT and JSON.
 
 Labels and outcome values come from user definitions, so each renderer encodes them
-for its language: Mermaid gets every character outside a small safe set as an entity
-code (``#34;``) inside a quoted label, DOT a quoted string with ``\\`` and ``"``
-escaped. Ids are the graph's own (``s<n>``), never user text.
+for its language: Mermaid gets quotes, markup and the few other characters that mean
+something inside a quoted label as entity codes (``#34;``), DOT a quoted string with
+``\\`` and ``"`` escaped. Ids are the graph's own (``s<n>``), never user text.
 """
 
 from __future__ import annotations
@@ -26,15 +26,20 @@ STATE_COLOURS: Mapping[str, tuple[str, str]] = {
 }
 """Fill and stroke per step state, shared by the Mermaid, DOT and SVG renderers."""
 
-_MERMAID_SAFE = frozenset(" _.,:()=+-/*!?@$%^'~[]{}")
+# Characters that could end a quoted Mermaid string, read as markup (HTML labels,
+# markdown strings), start an entity code, a directive (``%%{``) or an edge label's
+# end: written as entity codes. The rest, brackets and non-ASCII letters included, is
+# plain text inside the quotes and stays as it is (readable even where a renderer
+# shows entity codes badly).
+_MERMAID_UNSAFE = frozenset('"<>&#`|\\%{}')
 
 
 def mermaid_text(text: str) -> str:
-    """``text`` for a quoted Mermaid label: letters, digits and a few punctuation marks
-    as they are, everything else (quotes, ``<``, ``#``, ``|``, newlines, ...) as an
-    entity code, so no label can close its quotes or inject markup."""
+    """``text`` for a quoted Mermaid label: quotes, ``<``, ``>``, ``&``, ``#``, backticks,
+    ``|``, ``\\``, ``%``, braces and control characters (line breaks included) as entity
+    codes (``#34;``), so no label can close its quotes, inject markup or a directive."""
     return "".join(
-        c if (c.isalnum() and c.isascii()) or c in _MERMAID_SAFE else f"#{ord(c)};" for c in text
+        f"#{ord(c)};" if c in _MERMAID_UNSAFE or not c.isprintable() else c for c in text
     )
 
 
@@ -112,7 +117,7 @@ def to_mermaid(graph: DefinitionGraph, *, states: Mapping[int, str] | None = Non
         for node in graph.children(parent):
             if node.id in containers:
                 title = mermaid_text(shown(node))
-                yield f'{pad}subgraph c{node.id}["{title}"]'
+                yield f'{pad}subgraph c{node.id} ["{title}"]'
                 yield f"{pad}  direction TB"
                 yield f"{pad}  {_mermaid_node(node, containers)}"
                 yield from emit(node.id, depth + 1)

@@ -176,12 +176,15 @@ def _arrange(
     layers: list[list[str]] = [[] for _ in range(max(rank.values()) + 1)]
     for i in ids:
         layers[rank[i]].append(i)
+    predecessors: dict[str, list[str]] = {}
+    for a, b in edges:
+        predecessors.setdefault(b, []).append(a)
     position = {i: float(n) for n, i in enumerate(layers[0])}
     for layer in layers[1:]:
         order = {i: n for n, i in enumerate(layer)}
 
         def centre(i: str, order: dict[str, int] = order) -> tuple[float, int]:
-            preds = [position[a] for a, b in edges if b == i and a in position]
+            preds = [position[a] for a in predecessors.get(i, ()) if a in position]
             return (sum(preds) / len(preds) if preds else float(order[i]), order[i])
 
         layer.sort(key=centre)
@@ -248,7 +251,7 @@ def to_svg(graph: DefinitionGraph, states: Mapping[int, str] | None = None) -> s
         '<path d="M0,0L10,5L0,10z" fill="#666"/></marker></defs>',
     ]
     # Containers first (outer before inner), so boxes lie behind what they hold.
-    depth = {n.id: _depth(graph, n) for n in graph.nodes}
+    depth = _depths(graph)
     ordered = sorted(graph.nodes, key=lambda n: (n.id not in layout.containers, depth[n.id]))
     for node in ordered:
         if node.id in layout.containers:
@@ -261,12 +264,16 @@ def to_svg(graph: DefinitionGraph, states: Mapping[int, str] | None = None) -> s
     return "\n".join(out) + "\n"
 
 
-def _depth(graph: DefinitionGraph, node: GraphNode) -> int:
+def _depths(graph: DefinitionGraph) -> dict[str, int]:
+    """How many containers each node is inside."""
     parents = {n.id: n.parent for n in graph.nodes}
-    depth, current = 0, node.parent
-    while current is not None:
-        depth, current = depth + 1, parents.get(current)
-    return depth
+    depths: dict[str, int] = {}
+    for n in graph.nodes:
+        depth, current = 0, n.parent
+        while current is not None and depth <= len(parents):
+            depth, current = depth + 1, parents.get(current)
+        depths[n.id] = depth
+    return depths
 
 
 def _node_svg(node: GraphNode, layout: _Layout, states: Mapping[int, str]) -> str:
