@@ -353,6 +353,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             )
         )
     if command == "ui":
+        from ._cli_setup import Loaded, load_remembered
         from ._cli_ui import ui
 
         loaded = Loaded()

@@ -108,11 +108,7 @@ class Dashboard:
         errors = await self.host.persistence.get_errors(workflow_id)
         definition = self.host.registry.get(instance.definition_id, instance.version)
         detail = views.instance_detail(instance, errors, definition)
-        detail["graph_svg"] = (
-            None
-            if definition is None
-            else graph_svg(definition, views.step_states(detail["steps"]))
-        )
+        detail["graph_svg"] = None if definition is None else graph_svg(definition, instance)
         detail["has_logs"] = isinstance(self.host.persistence, StepLogStore)
         return detail
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from wfe.core import WorkflowDefinition, WorkflowInstance
 
-from wfe.core import WorkflowDefinition
-
-from .._graph import definition_graph, to_svg
+from .._graph import definition_graph, instance_states, to_svg
 
 
-def graph_svg(definition: WorkflowDefinition, states: Mapping[int, str]) -> str:
-    """The definition as a standalone SVG, each node marked with its step's state
-    (``data-state``; the page's stylesheet colours it)."""
-    return to_svg(definition_graph(definition), states)
+def graph_svg(definition: WorkflowDefinition, instance: WorkflowInstance) -> str:
+    """The definition as a standalone SVG, each node marked with the state its step has
+    reached in ``instance`` (``data-state``; the page's stylesheet colours it)."""
+    return to_svg(definition_graph(definition), instance_states(definition, instance))

@@ -192,43 +192,6 @@ async def list_page(host: WorkflowHost, query: ListQuery) -> dict[str, Any]:
 
 # -- one workflow ----------------------------------------------------------------------
 
-_RANK = {
-    "FAILED": 6,
-    "RUNNING": 5,
-    "WAITING_FOR_EVENT": 4,
-    "SLEEPING": 4,
-    "PENDING": 3,
-    "PENDING_PREDECESSOR": 3,
-    "COMPENSATED": 2,
-    "CANCELLED": 2,
-    "COMPLETE": 1,
-    "SKIPPED": 0,
-}
-
-
-_GRAPH_STATE = {
-    "WAITING_FOR_EVENT": "waiting",
-    "PENDING_PREDECESSOR": "pending",
-}
-
-
-def step_states(steps: Sequence[Mapping[str, Any]]) -> dict[int, str]:
-    """Each step's state for the graph (lower case): the most telling of its pointers'
-    (one failed pointer of a for-each makes the step failed, one running makes it
-    running)."""
-    states: dict[int, str] = {}
-    ranks: dict[int, int] = {}
-    for s in steps:
-        step_id = s.get("step_id")
-        if not isinstance(step_id, int):
-            continue
-        status = str(s["status"])
-        current = states.get(step_id)
-        if current is None or _RANK.get(status, 0) > ranks[step_id]:
-            ranks[step_id] = _RANK.get(status, 0)
-            states[step_id] = _GRAPH_STATE.get(status, status.lower())
-    return states
-
 
 def pointer_row(p: ExecutionPointer, name: str, data: Any) -> dict[str, Any]:
     """One bar of the step timeline."""
