@@ -56,6 +56,13 @@ def _start(served: ServedDashboard, key: str, reference: str | None, data: Any =
     return wid
 
 
+def expect(locator: Any) -> Any:
+    """Playwright's waiting assertions (imported once the browser is known to exist)."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
 def _wait_waiting(page: Any) -> None:
     page.locator('[data-step="approve"][data-status="WAITING_FOR_EVENT"]').wait_for(timeout=WAIT)
 
@@ -85,7 +92,7 @@ def test_list_search_open_an_instance_and_see_its_graph(served: ServedDashboard,
 
     page.locator(f'#rows a[href="/workflows/{ids[17]}"]').click()
     page.wait_for_url(f"**/workflows/{ids[17]}", timeout=WAIT)
-    assert page.locator("#wid").text_content() == ids[17]
+    expect(page.locator("#wid")).to_have_text(ids[17], timeout=WAIT)
     _wait_waiting(page)
     node = page.locator('#graph svg g.node[data-step-id="1"]')
     node.wait_for(timeout=WAIT)
@@ -144,6 +151,25 @@ def test_retries_are_visible_and_a_hostile_step_name_stays_text(
     page.screenshot(path=str(ARTIFACTS / "retries.png"), full_page=True)
 
 
+def test_the_graph_draws_containers_and_compensation_with_states(
+    served: ServedDashboard, page: Any
+) -> None:
+    assert served.host is not None
+    wid: str = served.call(served.host.start_workflow, "shapes", 1, {})
+    page.goto(f"{served.url}/workflows/{wid}")
+    # The saga's failure compensates it and ends the workflow before the last step.
+    page.locator('#status[data-status="COMPLETE"]').wait_for(timeout=WAIT)
+    graph = page.locator("#graph svg")
+    assert graph.locator('g.node[data-container="true"]').count() >= 5
+    labels = graph.locator("g.node > text").all_text_contents()
+    for name in ("inside if", "loop body", "per item", "left", "right", "reserve", "pick"):
+        assert name in labels
+    assert graph.locator('g.node[data-compensation="true"]').count() == 1
+    assert graph.locator('g.node[data-state="compensated"]').count() >= 1
+    assert page.locator('[data-step="per item"][data-status="COMPLETE"]').count() == 3
+    page.screenshot(path=str(ARTIFACTS / "graph.png"), full_page=True)
+
+
 def test_log_in_and_terminate_a_workflow(served: ServedDashboard, page: Any) -> None:
     wid = _start(served, "stop", "stop-1")
     page.goto(f"{served.url}/workflows/{wid}")
@@ -159,6 +185,7 @@ def test_log_in_and_terminate_a_workflow(served: ServedDashboard, page: Any) -> 
     page.locator('#actions button[data-action="terminate"]').click()
     page.locator('#status[data-status="TERMINATED"]').wait_for(timeout=WAIT)
     assert page.locator('#actions button[data-action="terminate"]').is_disabled()
+    page.locator("#subs").get_by_text("cancelled").wait_for(timeout=WAIT)
     page.screenshot(path=str(ARTIFACTS / "terminated.png"), full_page=True)
 
 

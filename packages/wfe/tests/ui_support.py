@@ -70,12 +70,56 @@ def flaky_definition() -> Any:
     )
 
 
+def _refuse(ctx: StepExecutionContext) -> None:
+    raise RuntimeError("warehouse closed")
+
+
+def _noop(ctx: StepExecutionContext) -> None:
+    return None
+
+
+def shapes_definition() -> Any:
+    """Containers of every kind: if, while, a parallel for-each, parallel branches, and
+    a saga whose second step fails (so its first is compensated, and the workflow
+    ends there); ``approve`` after it is never reached."""
+    return (
+        WorkflowBuilder(dict)
+        .start_with(_noop)
+        .name("begin")
+        .if_do(lambda d: True, lambda x: x.start_with(_noop).name("inside if"))
+        .name("check")
+        .while_do(lambda d: False, lambda x: x.start_with(_noop).name("loop body"))
+        .name("loop")
+        .for_each(lambda d: [1, 2, 3], lambda x: x.start_with(_noop).name("per item"))
+        .name("items")
+        .parallel()
+        .do(lambda x: x.start_with(_noop).name("left"))
+        .do(lambda x: x.start_with(_noop).name("right"))
+        .join()
+        .name("both")
+        .saga(
+            lambda x: (
+                x.start_with(_noop)
+                .name("reserve")
+                .compensate_with(_noop)
+                .then(_refuse)
+                .name("pick")
+            )
+        )
+        .name("checkout")
+        .wait_for("approve", "shapes")
+        .name("approve")
+        .build("shapes", 1)
+    )
+
+
 def builder(store_url: str) -> WorkflowHostBuilder:
     return (
         WorkflowHostBuilder()
         .persistence(store_url)
         .register(approval_definition())
         .register(flaky_definition())
+        .register(shapes_definition())
     )
 
 

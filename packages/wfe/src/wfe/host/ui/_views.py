@@ -12,6 +12,7 @@ import attrs
 from wfe.core import (
     ExecutionError,
     ExecutionPointer,
+    PointerStatus,
     WorkflowDefinition,
     WorkflowInstance,
     WorkflowStatus,
@@ -221,13 +222,19 @@ def subscriptions(pointers: Sequence[ExecutionPointer], names: Mapping[str, str]
         if p.event_name is None:
             continue
         received = p.event_published
+        if received:
+            state = "received"
+        elif p.status is PointerStatus.WAITING_FOR_EVENT:
+            state = "waiting"
+        else:  # cancelled with its workflow, or not subscribed yet
+            state = p.status.value.lower()
         out.append(
             {
                 "pointer_id": p.id,
                 "step": names.get(p.id),
                 "event_name": p.event_name,
                 "event_key": p.event_key,
-                "state": "received" if received else "waiting",
+                "state": state,
                 "since": _when(p.start_time),
                 "data": _plain(p.event_data) if received else None,
             }

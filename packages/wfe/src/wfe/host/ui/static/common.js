@@ -34,6 +34,7 @@ const wfe = {
 
   duration(seconds) {
     if (seconds === null || seconds === undefined) return "";
+    if (seconds < 0.001) return "<1 ms";
     if (seconds < 1) return Math.round(seconds * 1000) + " ms";
     if (seconds < 60) return seconds.toFixed(seconds < 10 ? 2 : 1) + " s";
     const m = Math.floor(seconds / 60), s = Math.round(seconds % 60);
@@ -69,11 +70,13 @@ const wfe = {
     box.hidden = false;
   },
 
-  // Subscribe to a server-sent-events stream; `onChange` runs on each "change".
+  // Subscribe to a server-sent-events stream; `onChange` runs on each "change", and
+  // each time the stream (re)connects: what changed before the server took its first
+  // look (or while disconnected) would otherwise never be reported.
   live(url, onChange) {
     const badge = document.getElementById("live");
     const source = new EventSource(url);
-    source.addEventListener("open", () => badge.classList.add("on"));
+    source.addEventListener("open", () => { badge.classList.add("on"); onChange(); });
     source.addEventListener("error", () => badge.classList.remove("on"));
     source.addEventListener("change", onChange);
     return source;

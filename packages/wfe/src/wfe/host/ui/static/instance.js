@@ -56,6 +56,7 @@ function renderGantt(w) {
   const rows = [];
   for (const s of steps) {
     const name = wfe.el("div", { class: "name", title: s.name }, s.name);
+    name.style.paddingLeft = Math.min(s.scope.length, 8) * 14 + "px"; // inside its containers
     const state = wfe.el("div", { class: "state" },
       wfe.pill(s.status),
       s.retry_count ? wfe.el("span", { class: "retry", text: `↻${s.retry_count}`, title: `${s.retry_count} retr${s.retry_count === 1 ? "y" : "ies"}` }) : null);
@@ -121,7 +122,7 @@ function renderSubs(w) {
   const rows = subs.map((s) => wfe.el("tr", {},
     wfe.el("td", { text: s.step || "" }), wfe.el("td", { class: "mono", text: s.event_name }),
     wfe.el("td", { class: "mono", text: s.event_key || "" }),
-    wfe.el("td", {}, wfe.el("span", { class: "pill " + (s.state === "received" ? "s-COMPLETE" : "s-WAITING_FOR_EVENT"), text: s.state })),
+    wfe.el("td", {}, wfe.el("span", { class: "pill " + ({ received: "s-COMPLETE", waiting: "s-WAITING_FOR_EVENT" }[s.state] || "s-CANCELLED"), text: s.state })),
     wfe.el("td", { class: "mono", text: s.data === null ? "" : JSON.stringify(s.data) })));
   box.replaceChildren(wfe.el("table", { class: "small" }, wfe.el("thead", {}, head), wfe.el("tbody", {}, ...rows)));
 }
