@@ -112,6 +112,8 @@ def test_list_search_open_an_instance_and_see_its_graph(served: ServedDashboard,
     assert page.locator("#summary img, #data img, script:not([src])").count() == 0
     assert page.evaluate("window.__pwned") is None
     page.screenshot(path=str(ARTIFACTS / "hostile.png"), full_page=True)
+    page.set_viewport_size({"width": 420, "height": 900})  # a phone: one column
+    page.screenshot(path=str(ARTIFACTS / "instance-narrow.png"), full_page=True)
 
 
 def test_a_step_turns_complete_live_while_the_page_is_open(
