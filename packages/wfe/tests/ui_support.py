@@ -4,6 +4,7 @@ HTTP client, and the workflows the tests watch."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import json
@@ -262,6 +263,20 @@ def chromium(tmp: str) -> Iterator[Any]:
     """A headless Debian chromium driven by Playwright, with a fresh profile."""
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API runs an asyncio loop of its own; once another test has
+    # imported trio-asyncio, the process-wide policy would hand it trio-asyncio's loop
+    # instead (which refuses Playwright's nested runs). A plain policy for this block.
+    saved = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
+    try:
+        with _playwright(sync_playwright, tmp) as context:
+            yield context
+    finally:
+        asyncio.set_event_loop_policy(saved)
+
+
+@contextlib.contextmanager
+def _playwright(sync_playwright: Any, tmp: str) -> Iterator[Any]:
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             tmp,
