@@ -4,6 +4,7 @@ with the token it prints, and stops cleanly on SIGINT."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -40,10 +41,13 @@ def started(tmp_path: Path) -> str:
     return started_id(result.stdout + result.stderr)
 
 
-def _serve(tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
+def _serve(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
     proc = subprocess.Popen(
         wfe_cmd("ui", "--port", "0", *args),
         cwd=tmp_path,
+        env=None if env is None else {**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -113,6 +117,12 @@ def test_wfe_ui_token_comes_from_the_environment_or_the_option(tmp_path: Path) -
         assert "s3cret-token" in lines[-1]
         login = request(url, "POST", "/api/login", body={"token": "s3cret-token"})
         assert login.status == 200
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    env = {"WFE_UI_TOKEN": "from-the-env"}
+    for proc, url, lines in _serve(tmp_path, "--allow-actions", env=env):
+        assert "from-the-env" in lines[-1]
+        assert request(url, "POST", "/api/login", body={"token": "from-the-env"}).status == 200
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
 
