@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,3 +149,22 @@ def test_wfe_ui_without_a_store_here_says_so(tmp_path: Path) -> None:
 def test_only_loopback_addresses_count_as_local(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
     assert (allowed_hosts(host) is not None) is loopback
+
+
+def test_wfe_ui_without_the_ui_extra_says_how_to_install_it(tmp_path: Path, started: str) -> None:
+    # Starlette made unimportable, as where the ``ui`` extra is not installed.
+    code = (
+        "import sys; sys.modules['starlette'] = None; "
+        "from wfe.host._cli import main; sys.exit(main(['ui', '--port', '0']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "wfe ui needs the ui extra (starlette is missing)" in result.stderr
+    assert "wfe[ui]" in result.stderr
