@@ -15,7 +15,11 @@ from pathlib import Path
 
 import pytest
 
-LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+# Debian installs it under the machine's multiarch directory (x86_64-linux-gnu, ...).
+LIBFAKETIME = next(
+    iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))),
+    Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"),
+)
 WORKER = Path(__file__).with_name("lease_clock_worker.py")
 
 

@@ -140,7 +140,11 @@ async def test_a_forward_step_wakes_due_sleepers_and_reruns_nothing(tmp_path: Pa
     _ran_once(flow, ids)
 
 
-LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+# Debian installs it under the machine's multiarch directory (x86_64-linux-gnu, ...).
+LIBFAKETIME = next(
+    iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))),
+    Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"),
+)
 
 
 def _step_starts(log: Path, step: str) -> list[str]:

@@ -204,6 +204,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", nargs="?", metavar="DATA", help="JSON if it parses, else a string")
     store_opt(p)
 
+    p = sub.add_parser("ui", help="serve the web dashboard (needs the wfe[ui] extra)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8042, help="port (8042; 0 picks a free one)")
+    p.add_argument(
+        "--allow-actions",
+        action="store_true",
+        help="allow suspend, resume, terminate and publish (behind an access token)",
+    )
+    p.add_argument(
+        "--token", help="the access token (default: $WFE_UI_TOKEN, else a new one printed)"
+    )
+    store_opt(p)
+
     p = sub.add_parser("worker", help="run the store's workflows until Ctrl-C/SIGTERM")
     p.add_argument("files", nargs="*", metavar="FILE.yaml", help="workflow files to register")
     sources(p)
@@ -337,6 +350,24 @@ def _dispatch(args: argparse.Namespace) -> int:
         return trio.run(
             lambda: running.resume(
                 store, loaded, args.id, plain=args.plain, detach=args.detach, secrets=secrets
+            )
+        )
+    if command == "ui":
+        from ._cli_setup import Loaded, load_remembered
+        from ._cli_ui import ui
+
+        loaded = Loaded()
+        load_remembered(loaded, store)
+        for warning in loaded.warnings:
+            print(f"wfe: warning: {warning}", file=sys.stderr)
+        return trio.run(
+            lambda: ui(
+                store,
+                loaded,
+                bind_host=args.host,
+                port=args.port,
+                allow_actions=args.allow_actions,
+                token=args.token,
             )
         )
     if command == "list":

@@ -105,6 +105,9 @@ class WorkflowHost:
         self._waiters: dict[str, trio.Event] = {}
         self._publish_send: trio.MemorySendChannel[LifecycleEvent] | None = None
         self._publishers: list[LifecycleEventPublisher] = []
+        # Called with a workflow id whenever a change feed reports it changed elsewhere
+        # (the dashboard's live updates listen here).
+        self._change_listeners: list[Callable[[str], None]] = []
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -252,6 +255,8 @@ class WorkflowHost:
     def _changed_elsewhere(self, workflow_id: str) -> None:
         """A change feed saw ``workflow_id`` change status, maybe on another host."""
         self._wake_waiters(workflow_id)
+        for listener in list(self._change_listeners):
+            listener(workflow_id)
 
     def _wake_waiters(self, workflow_id: str) -> None:
         waiters = self._waiters.pop(workflow_id, None)
