@@ -3,6 +3,7 @@ that memory and the database stay bounded and that no workflow is lost.
 
     python tools/soak.py --store sqlite|postgres [--minutes 30] [--hosts 3] [--rate 5]
                          [--kill-every 20] [--sample-every 30] [--seed 1]
+                         [--private-postgres]
 
 Every second ``--rate`` workflows are started, cycling through sequences of five steps,
 workflows waiting for an event (published 0-3 s later), short delays, steps failing
@@ -19,6 +20,11 @@ database size: SQLite file + WAL, or the schema's ``pg_total_relation_size``). T
 with its steps' results; no host dies by itself; in the last third of the run the
 long-lived host's RSS stays within 1.25x, and the database within 1.5x, of their
 maximum over the first two thirds. Exits 1 on a violation.
+
+PostgreSQL reclaims the space of purged and updated rows by (auto)vacuum: on a server
+with autovacuum off the database grows however much is purged. ``--private-postgres``
+runs on a private cluster with the server's defaults (campaigns/private_pg.py) instead
+of ``WFE_TEST_POSTGRES_URL``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import random
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -39,7 +46,8 @@ import trio
 sys.path.insert(0, str(Path(__file__).parent / "campaigns"))
 from chaos_host import SOAK
 from fleet import Fleet
-from stores import STORES, open_store, rss_bytes
+from private_pg import private_postgres
+from stores import PG_URL, STORES, Store, open_store, rss_bytes
 
 from wfe.core import WorkflowNotFoundError, WorkflowStatus
 from wfe.host import WorkflowHost
@@ -153,14 +161,27 @@ class Series:
         return None
 
 
+def autovacuum(store: Store) -> str:
+    if store.kind != "postgres":
+        return "-"
+    import psycopg
+
+    with psycopg.connect(store.server) as conn:
+        row = conn.execute("SHOW autovacuum").fetchone()
+    return str(row[0]) if row else "?"
+
+
 async def run(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     ledger, series = Ledger(), Series()
     load_seconds = args.minutes * 60
-    with (
-        tempfile.TemporaryDirectory(prefix="wfe-soak-") as tmpdir,
-        open_store(args.store, Path(tmpdir)) as store,
-    ):
+    with ExitStack() as stack:
+        tmpdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="wfe-soak-"))
+        pg_url = PG_URL
+        if args.private_postgres and args.store == "postgres":
+            pg_url = stack.enter_context(private_postgres())
+        store = stack.enter_context(open_store(args.store, Path(tmpdir), pg_url))
+        print(f"# store {args.store}, autovacuum {autovacuum(store)}", flush=True)
         fleet = Fleet(store, args.hosts, Path(tmpdir))
         client = store.builder().run_workflows(False)
         for definition in SOAK:
@@ -262,6 +283,9 @@ def main() -> int:
     parser.add_argument("--kill-every", type=float, default=20.0, help="seconds between kills")
     parser.add_argument("--sample-every", type=float, default=30.0, help="seconds")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--private-postgres", action="store_true", help="on a private cluster (autovacuum on)"
+    )
     return trio.run(run, parser.parse_args())
 
 

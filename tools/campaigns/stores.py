@@ -58,6 +58,11 @@ class Store:
             builder = builder.queues(ValkeyQueueProvider(self.valkey, prefix=self.prefix))
         return builder
 
+    @property
+    def server(self) -> str:
+        """The PostgreSQL server's URL, without the store's schema option."""
+        return self.url.split("schema=")[0].rstrip("?&")
+
     def size_bytes(self) -> int:
         """The database's size: the SQLite file with its WAL and shared memory, or the
         total relation size (tables, indexes, TOAST) of the schema's tables."""
@@ -68,7 +73,7 @@ class Store:
         import psycopg
 
         schema = self.url.rsplit("schema=", 1)[1]
-        with psycopg.connect(PG_URL) as conn:
+        with psycopg.connect(self.server) as conn:
             row = conn.execute(
                 "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
                 " JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -79,8 +84,9 @@ class Store:
 
 
 @contextmanager
-def open_store(kind: str, tmp: Path) -> Iterator[Store]:
-    """A fresh store of ``kind`` for one run, removed from the servers afterwards."""
+def open_store(kind: str, tmp: Path, pg_url: str = PG_URL) -> Iterator[Store]:
+    """A fresh store of ``kind`` for one run (on the PostgreSQL server ``pg_url``),
+    removed from the servers afterwards."""
     if kind == "sqlite":
         yield Store("sqlite", f"sqlite:///{tmp / 'campaign.db'}")
         return
@@ -91,12 +97,12 @@ def open_store(kind: str, tmp: Path) -> Iterator[Store]:
 
     token = secrets.token_hex(5)
     schema = f"campaign_{token}"
-    sep = "&" if "?" in PG_URL else "?"
-    store = Store("postgres", f"{PG_URL}{sep}schema={schema}", VALKEY_URL, f"wfe-campaign:{token}:")
+    sep = "&" if "?" in pg_url else "?"
+    store = Store("postgres", f"{pg_url}{sep}schema={schema}", VALKEY_URL, f"wfe-campaign:{token}:")
     try:
         yield store
     finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         client = valkey.Valkey.from_url(VALKEY_URL)
         try:
