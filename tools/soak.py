@@ -245,6 +245,9 @@ def report_and_exit(
     ):
         if problem:
             ledger.problems.append(problem)
+    unexpected = fleet.unexpected()
+    if any("Traceback" in line for line in unexpected):
+        ledger.problems.append("a host printed a traceback: " + " | ".join(unexpected[:20]))
     lost = sum("lost" in p or "vanished" in p for p in ledger.problems)
     print(f"soak_store {args.store} -")
     print(f"soak_cpus {os.cpu_count()} cpus")
@@ -254,6 +257,9 @@ def report_and_exit(
     print(f"soak_finished {ledger.finished} workflows")
     print(f"soak_purged {ledger.purged} workflows")
     print(f"soak_kills {len(fleet.kills)} kills")
+    print(f"soak_host_error_lines {len(unexpected)} lines")
+    for line in unexpected[:5]:
+        print("# host: " + line)
     print(f"soak_lost {lost} workflows")
     if sentinel:
         print(f"soak_rss_long_lived_first {sentinel[0] / MB:.1f} MB")

@@ -87,6 +87,12 @@ class Fleet:
                 proc.send_signal(signal.SIGKILL)
             await proc.wait()
 
+    def unexpected(self) -> list[str]:
+        """Lines the hosts wrote to stderr other than the soak's failing steps' errors
+        (store errors, lost leases, tracebacks...)."""
+        lines = self.errors().splitlines()
+        return [line for line in lines if line.strip() and "on purpose" not in line]
+
     def errors(self) -> str:
         """The hosts' stderr, for the report of a failed run."""
         return "".join(p.read_text(errors="replace") for p in sorted(self.tmp.glob("host-*.err")))
