@@ -306,7 +306,9 @@ async def test_infinite_loop_is_killed_at_its_timeout(deno_dir: Path) -> None:
     elapsed = trio.current_time() - start
     assert caught.value.kind == "timeout"
     assert "timed out after 1s" in str(caught.value)
-    assert 0.9 <= elapsed < 3
+    # Killed at 1 s; the loop never ends, so any return shows the kill (the upper
+    # bound only guards a hang on a loaded machine).
+    assert 0.9 <= elapsed < 15
 
 
 async def test_cancelling_the_caller_kills_the_process(deno_dir: Path, log: LogRecorder) -> None:

@@ -24,11 +24,14 @@ def bomb(levels: int = 9) -> str:
 
 
 def test_an_alias_bomb_fails_fast_with_a_positioned_error() -> None:
-    text = bomb()
-    assert len(text) < 700
+    # Twelve levels of nine: expanded, it would be 9**12 (about 3e11) strings, hours of
+    # work and far more memory than the machine has; refused, it takes milliseconds. The
+    # bound is a guard against a hang on a loaded machine, not a timing measurement.
+    text = bomb(levels=12)
+    assert len(text) < 1000
     started = time.monotonic()
     issues = validate(text)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 30.0
     assert len(issues) == 1
     assert "aliases" in issues[0].message
     assert issues[0].line >= 1
@@ -79,7 +82,8 @@ def test_include_refuses_what_is_not_a_small_regular_file(tmp_path: Path, kind: 
         target.write_bytes(b"# " + b"x" * (5 * 1024 * 1024) + b"\n")
     started = time.monotonic()
     issues = validate(f"include: [{target}]\n{STEPS}")
-    assert time.monotonic() - started < 2.0
+    # A fifo or /dev/zero read to the end would never return: a guard, not a timing.
+    assert time.monotonic() - started < 30.0
     assert len(issues) == 1
     assert "cannot read included file" in issues[0].message
     assert issues[0].key == "include[0]"

@@ -263,8 +263,15 @@ def test_step_names_must_be_unique() -> None:
 # ---------------------------------------------------------- parallel, durations
 
 
-async def test_parallel_steps_run_concurrently() -> None:
-    compiled = one("""
+async def test_parallel_steps_run_concurrently(tmp_path: Path) -> None:
+    # Each branch marks itself started and waits until all three have: one after
+    # another, the first would wait in vain and fail. No timing is assumed.
+    d = tmp_path
+    wait = (
+        f"for i in $(seq 200); do [ -e {d}/one ] && [ -e {d}/two ] && [ -e {d}/three ] "
+        f"&& break; sleep 0.05; done; [ -e {d}/one ] && [ -e {d}/two ] && [ -e {d}/three ]"
+    )
+    compiled = one(f"""
         workflow:
           id: par
           steps:
@@ -272,19 +279,18 @@ async def test_parallel_steps_run_concurrently() -> None:
               parallel:
                 - name: one
                   outputs: [one]
-                  config: {run: 'sleep 1; echo "##wfe[output one=1]"'}
+                  config: {{run: 'touch {d}/one; {wait}; echo "##wfe[output one=1]"'}}
                 - name: two
                   outputs: [two]
-                  config: {run: 'sleep 1; echo "##wfe[output two=2]"'}
+                  config: {{run: 'touch {d}/two; {wait}; echo "##wfe[output two=2]"'}}
                 - name: three
                   outputs: [three]
-                  config: {run: 'sleep 1; echo "##wfe[output three=3]"'}
+                  config: {{run: 'touch {d}/three; {wait}; echo "##wfe[output three=3]"'}}
             - name: after
-              config: {run: 'echo "##wfe[output total=$((ONE + TWO + THREE))]"'}
+              config: {{run: 'echo "##wfe[output total=$((ONE + TWO + THREE))]"'}}
         """)
     out = await run(compiled)
     assert out.status == WorkflowStatus.COMPLETE, out.errors
-    assert out.elapsed < 2.0
     assert (out.data["one"], out.data["two"], out.data["three"]) == (1, 2, 3)
     assert out.data["total"] == 6
 
