@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import trio
 
 from wfe.core import (
     ConfigurationError,
@@ -22,6 +23,7 @@ from wfe.core import (
     WorkflowStarted,
     WorkflowSuspended,
     WorkflowTerminated,
+    WorkflowTimeoutError,
 )
 from wfe.host import WorkflowHostBuilder
 
@@ -192,3 +194,29 @@ async def test_errors_raised_inside_the_host_block_propagate_unwrapped() -> None
     with pytest.raises(DefinitionNotFoundError):
         async with WorkflowHostBuilder().register(definition).build() as host:
             await host.start_workflow("unknown")
+
+
+async def test_waiting_for_workflows_keeps_nothing_behind(host_factory: HostFactory) -> None:
+    """Found by tools/soak.py's memory figures: each wait_for_workflow left a wake-up
+    Event behind for the host's life. Waiters sharing one workflow still all wake: one
+    giving up (timeout) leaves the other waiting, and it returns once the event comes."""
+    quick = WorkflowBuilder(dict).start_with(lambda ctx: None).build("quick", 1)
+    waits = WorkflowBuilder(dict).start_with(lambda ctx: None).wait_for("go", "k").build("w", 1)
+    async with host_factory(quick, waits) as host:
+        for _ in range(20):
+            wid = await host.start_workflow("quick", 1, {})
+            await host.wait_for_workflow(wid, timeout=30)
+        assert host._waiters == {}
+        wid = await host.start_workflow("w", 1, {})
+        results: list[str] = []
+
+        async def patient() -> None:
+            results.append((await host.wait_for_workflow(wid, timeout=60)).status.value)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(patient)
+            with pytest.raises(WorkflowTimeoutError):
+                await host.wait_for_workflow(wid, timeout=0.3)
+            await host.publish_event("go", "k")
+        assert results == ["COMPLETE"]
+        assert host._waiters == {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,6 +12,8 @@ import trio
 
 from wfe.core import ConfigurationError, WorkflowBuilder, WorkflowNotFoundError, WorkflowStatus
 from wfe.host import BlockingWorkflowHost, PurgeReport, WorkflowHost, WorkflowHostBuilder
+
+from . import pg_support
 
 
 def definitions() -> list[object]:
@@ -82,3 +86,51 @@ def test_blocking_host_purges_too(tmp_path: Path) -> None:
         assert host.purge(timedelta(0)).workflows == 1
         with pytest.raises(WorkflowNotFoundError):
             host.get_workflow(wid)
+
+
+def lease_rows(store: str) -> list[str]:
+    """The resources of the store's lease rows (read from the database itself)."""
+    if store.startswith("sqlite:///"):
+        with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
+            return [r[0] for r in conn.execute("SELECT resource FROM locks ORDER BY 1")]
+    import psycopg
+
+    schema = store.rsplit("schema=", 1)[1]
+    with psycopg.connect(pg_support.URL) as conn:
+        rows = conn.execute(f'SELECT resource FROM "{schema}".locks ORDER BY 1').fetchall()
+    return [r[0] for r in rows]
+
+
+@pytest.fixture(params=["sqlite", *(["postgres"] if pg_support.INSTALLED else [])])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "postgres":
+        yield from pg_support.fresh_store()
+    else:
+        yield f"sqlite:///{tmp_path / 'wfe.db'}"
+
+
+async def test_purge_takes_the_free_leases_of_purged_events(store: str) -> None:
+    """Found by tools/soak.py: every event key ever published left a lease row behind
+    (the host's wfe:event:<name>:<key>), so the table grew with events keyed by
+    workflow id. Purging an event key's last event takes its free lease too; a key with
+    an event left keeps it, and a later event of a purged key is still delivered."""
+    waits = WorkflowBuilder(dict).start_with(lambda ctx: None)
+    waits = waits.wait_for("go", lambda d, ctx: ctx.workflow.id).then(lambda ctx: None)
+    b = WorkflowHostBuilder().persistence(store).register(waits.build("by-id", 1))
+    async with b.build() as host:
+        ids = [await host.start_workflow("by-id", 1, {}) for _ in range(5)]
+        for wid in ids:
+            await host.publish_event("go", wid)
+        for wid in ids:
+            assert (await host.wait_for_workflow(wid, timeout=30)).status.value == "COMPLETE"
+        await host.publish_event("nobody", "waits")  # pending: neither it nor its lease go
+        with trio.fail_after(30):
+            while not any(r.startswith("wfe:event:nobody") for r in lease_rows(store)):
+                await trio.sleep(0.05)
+        assert sum(r.startswith("wfe:event:go:") for r in lease_rows(store)) == 5
+        report = await host.purge(timedelta(0))
+        assert (report.workflows, report.events) == (5, 5)
+        assert lease_rows(store) == ["wfe:event:nobody:waits"]
+        again = await host.start_workflow("by-id", 1, {})
+        await host.publish_event("go", again)
+        assert (await host.wait_for_workflow(again, timeout=30)).status.value == "COMPLETE"

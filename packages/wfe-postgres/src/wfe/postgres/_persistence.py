@@ -436,9 +436,14 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
     async def purge_events(self, before: datetime, limit: int = 1000) -> int:
         """Delete up to ``limit`` processed events older than ``before``; how many."""
         sql = self._db.q(_purge.EVENTS)
-        params = (c.to_us(before), max(limit, 0))
+        params = {"before": c.to_us(before), "n": max(limit, 0)}
+
+        def run(conn: Conn) -> int:
+            row = conn.execute(sql, params).fetchone()
+            return 0 if row is None else int(row[0])
+
         # Deleting processed events twice deletes nothing more: safe to retry.
-        return await self._db.run(lambda conn: conn.execute(sql, params).rowcount, idempotent=True)
+        return await self._db.run(run, idempotent=True)
 
 
 def _exists(conn: Conn, q: Callable[[str], str], workflow_id: str) -> bool:

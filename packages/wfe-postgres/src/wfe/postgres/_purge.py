@@ -30,7 +30,19 @@ WITH doomed AS MATERIALIZED (
 DELETE FROM {{s}}.workflows WHERE id IN (SELECT id FROM doomed) RETURNING id, {_ENDED}
 """
 
-EVENTS = (
-    "DELETE FROM {s}.events WHERE id IN (SELECT id FROM {s}.events "
-    "WHERE processed AND time < %s ORDER BY time LIMIT %s)"
+# The host's event leases (wfe:event:<name>:<key>) only keep deliveries of one name and
+# key apart, their tokens fence no write: once no event of that name and key is left, a
+# free one goes too, else a row per key ever published would stay for good. (The CTEs
+# see the events as they were before this statement: hence "not one of those gone".)
+EVENTS = f"""
+WITH gone AS (
+  DELETE FROM {{s}}.events WHERE id IN (SELECT id FROM {{s}}.events
+  WHERE processed AND time < %(before)s ORDER BY time LIMIT %(n)s) RETURNING id, name, key
+), lk AS (
+  DELETE FROM {{s}}.locks WHERE (owner IS NULL OR expires_at < {NOW_US}) AND resource IN (
+    SELECT 'wfe:event:' || g.name || ':' || g.key FROM gone g WHERE NOT EXISTS (
+      SELECT 1 FROM {{s}}.events e WHERE e.name = g.name AND e.key = g.key
+      AND e.id NOT IN (SELECT id FROM gone)))
 )
+SELECT count(*) FROM gone
+"""

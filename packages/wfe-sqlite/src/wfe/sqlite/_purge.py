@@ -63,14 +63,27 @@ def purge_workflows(
     return ids
 
 
-def purge_events(conn: sqlite3.Connection, before_us: int, limit: int) -> int:
-    """Delete up to ``limit`` processed events older than ``before_us``."""
-    cursor = conn.execute(
+def purge_events(conn: sqlite3.Connection, before_us: int, limit: int, now_us: int) -> int:
+    """Delete up to ``limit`` processed events older than ``before_us``, and the free
+    event leases of the names and keys that have no event left."""
+    gone = conn.execute(
         "DELETE FROM events WHERE id IN (SELECT id FROM events "
-        "WHERE processed = 1 AND time < ? ORDER BY time LIMIT ?)",
+        "WHERE processed = 1 AND time < ? ORDER BY time LIMIT ?) RETURNING name, key",
         (before_us, limit),
-    )
-    return int(cursor.rowcount)
+    ).fetchall()
+    # The host's event leases (wfe:event:<name>:<key>) only keep deliveries of one name
+    # and key apart, their tokens fence no write: once no event of that name and key is
+    # left, a free one goes too, else a row per key ever published would stay for good.
+    for name, key in set(gone):
+        left = conn.execute(
+            "SELECT 1 FROM events WHERE name = ? AND key = ? LIMIT 1", (name, key)
+        ).fetchone()
+        if left is None:
+            conn.execute(
+                "DELETE FROM locks WHERE resource = ? AND (owner IS NULL OR expires_at < ?)",
+                (f"wfe:event:{name}:{key}", now_us),
+            )
+    return len(gone)
 
 
 def remove_documents(conn: sqlite3.Connection, workflow_ids: Sequence[str]) -> None:

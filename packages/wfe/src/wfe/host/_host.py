@@ -474,6 +474,19 @@ class WorkflowHost:
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         deadline = math.inf if seconds is None else trio.current_time() + seconds
         dispatcher = self._require_running()
+        try:
+            return await self._wait_for(dispatcher, workflow_id, seconds, deadline)
+        finally:
+            # The last look leaves its Event behind, and a workflow that has ended
+            # changes no more, so nothing would pop it: one Event per waited workflow,
+            # for the host's life. Dropped here unless another waiter is on it.
+            left = self._waiters.get(workflow_id)
+            if left is not None and left.statistics().tasks_waiting == 0:
+                del self._waiters[workflow_id]
+
+    async def _wait_for(
+        self, dispatcher: Dispatcher, workflow_id: str, seconds: float | None, deadline: float
+    ) -> WorkflowInstance:
         poll = 0.05
         while True:
             # Taken before looking, so a change in between is not missed.
