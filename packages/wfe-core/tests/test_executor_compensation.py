@@ -332,3 +332,104 @@ async def test_cancel_condition_on_an_endless_while_stops_it_and_proceeds(
     assert instance.status is WorkflowStatus.COMPLETE
     assert instance.data.n == 3
     assert instance.data.log == ["end"]
+
+
+def failing_saga(b: Any) -> Any:
+    """A saga that books, fails and undoes the booking: it has no handler of its own."""
+    return b.saga(
+        lambda s: s.start_with(note("book")).compensate_with(note("unbook")).then(fail("pay"))
+    )
+
+
+async def test_an_unhandled_saga_failure_inside_an_if_ends_the_flow_there(
+    engine: Engine, autojump_clock: MockClock
+) -> None:
+    definition = (
+        WorkflowBuilder(Counter)
+        .start_with(note("start"))
+        .if_do(
+            lambda d: True,
+            lambda b: failing_saga(b.start_with(note("in-if"))).then(note("after-saga")),
+        )
+        .then(note("after-if"))
+        .build("saga-in-if", 1)
+    )
+    wid = await engine.start(definition, Counter())
+    instance = await engine.run(wid)
+    # The same as at the top level: compensated, and nothing after the saga runs.
+    assert instance.data.log == ["start", "in-if", "book", "pay", "unbook"]
+    assert instance.status is WorkflowStatus.COMPLETE
+
+
+async def test_an_unhandled_saga_failure_inside_a_while_does_not_loop_forever(
+    engine: Engine, autojump_clock: MockClock
+) -> None:
+    def count(ctx: StepExecutionContext) -> None:
+        ctx.workflow.data.n += 1
+
+    definition = (
+        WorkflowBuilder(Counter)
+        .while_do(lambda d: d.n < 3, lambda b: failing_saga(b.start_with(note("body"))).then(count))
+        .then(note("after-while"))
+        .build("saga-in-while", 1)
+    )
+    wid = await engine.start(definition, Counter())
+    with trio.fail_after(60):
+        instance = await engine.run(wid)
+    assert instance.data.log == ["body", "book", "pay", "unbook"]
+    assert instance.data.n == 0
+    assert instance.status is WorkflowStatus.COMPLETE
+
+
+async def test_an_unhandled_saga_failure_cancels_its_parallel_siblings(
+    engine: Engine, autojump_clock: MockClock
+) -> None:
+    definition = (
+        WorkflowBuilder(Counter)
+        .start_with(note("start"))
+        .parallel()
+        .do(lambda b: failing_saga(b.start_with(note("left"))))
+        .do(lambda b: b.start_with(note("right")).wait_for("never", "k").then(note("right-after")))
+        .join()
+        .then(note("after-parallel"))
+        .build("saga-in-parallel", 1)
+    )
+    wid = await engine.start(definition, Counter())
+    instance = await engine.run(wid)
+    assert "after-parallel" not in instance.data.log
+    assert "right-after" not in instance.data.log
+    assert instance.data.log[-1] == "unbook"
+    assert instance.status is WorkflowStatus.COMPLETE
+    waiting = [
+        p for p in instance.execution_pointers if p.status is PointerStatus.WAITING_FOR_EVENT
+    ]
+    assert waiting == []
+
+
+async def test_a_handled_inner_saga_failure_still_continues_its_container(
+    engine: Engine, autojump_clock: MockClock
+) -> None:
+    definition = (
+        WorkflowBuilder(Counter)
+        .if_do(
+            lambda d: True,
+            lambda b: (
+                failing_saga(b.start_with(note("in-if")))
+                .compensate_with(note("saga-undone"))
+                .then(note("after-saga"))
+            ),
+        )
+        .then(note("after-if"))
+        .build("handled-saga-in-if", 1)
+    )
+    wid = await engine.start(definition, Counter())
+    instance = await engine.run(wid)
+    assert instance.data.log == [
+        "in-if",
+        "book",
+        "pay",
+        "unbook",
+        "saga-undone",
+        "after-saga",
+        "after-if",
+    ]

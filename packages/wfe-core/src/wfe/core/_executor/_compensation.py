@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -118,9 +118,31 @@ def compensate(run: InstanceRun, p: ExecutionPointer, step: WorkflowStep) -> Non
             after = AfterCompensation(action=Continuation.RESUME, pointer=container.id)
             break
         # A saga without its own handler: the failure moves to the enclosing scope.
+    if inside_saga and after is None:
+        _end_enclosing(run, p, now)
     if not inside_saga and step.compensation_step_id is not None:
         after = AfterCompensation(action=Continuation.RESUME, pointer=p.id)
     _start_chain(run, chain, after)
+
+
+def _end_enclosing(run: InstanceRun, p: ExecutionPointer, now: datetime) -> None:
+    """No saga on the way up handles the failure: the flow it broke does not go on.
+
+    Every container around the failed saga ends FAILED and its other open pointers are
+    cancelled, so an ``if`` or ``parallel`` around it does not carry on after it and a
+    ``while`` does not run its body again (forever, when its counter comes after the
+    saga). At the top level that is what an unhandled saga failure always did: the
+    steps after it never run. The compensations, started next, still run.
+    """
+    state = run.state
+    for scope_id in p.scope:
+        container = state.pointers[scope_id]
+        if container.end_time is not None:
+            continue
+        for x in state.descendants(container.id):
+            if x.end_time is None:
+                cancel_pointer(run, x, now)
+        state.end(container, PointerStatus.FAILED, now)
 
 
 def _start_chain(
