@@ -89,10 +89,12 @@ def test_blocking_host_purges_too(tmp_path: Path) -> None:
 
 
 def lease_rows(store: str) -> list[str]:
-    """The resources of the store's lease rows (read from the database itself)."""
+    """The resources of the store's lease rows (read from the database itself), but for
+    the SQLite store's ``wfe:boot`` row, which names the boot its lease clock counts from."""
     if store.startswith("sqlite:///"):
         with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
-            return [r[0] for r in conn.execute("SELECT resource FROM locks ORDER BY 1")]
+            rows = conn.execute("SELECT resource FROM locks ORDER BY 1")
+            return [r[0] for r in rows if r[0] != "wfe:boot"]
     import psycopg
 
     schema = store.rsplit("schema=", 1)[1]

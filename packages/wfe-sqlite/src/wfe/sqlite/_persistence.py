@@ -431,7 +431,7 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
 
     async def purge_events(self, before: datetime, limit: int = 1000) -> int:
         """Delete up to ``limit`` processed events older than ``before``."""
-        before_us, now_us = c.to_us(before), c.to_us(datetime.now(UTC))
+        before_us, now_us = c.to_us(before), lease_us()  # lease rows' clock
         return await self._db.write(
             lambda conn: _purge.purge_events(conn, before_us, max(limit, 0), now_us)
         )
