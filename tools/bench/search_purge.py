@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,12 @@ def instance(i: int) -> WorkflowInstance:
     )
 
 
-async def fill(url: str, count: int) -> float:
-    """Create and index ``count`` instances; returns seconds taken."""
+async def fill(
+    url: str, count: int, make: Callable[[int], WorkflowInstance] | None = None
+) -> float:
+    """Create and index ``count`` instances (``make(i)``, by default :func:`instance`);
+    returns seconds taken."""
+    make = instance if make is None else make
     started = time.perf_counter()
     store: Any = load_provider("wfe.persistence", url)
     async with store:
@@ -63,7 +68,7 @@ async def fill(url: str, count: int) -> float:
         async with store.default_search() as index:
             batch: list[WorkflowInstance] = []
             for i in range(count):
-                made = instance(i)
+                made = make(i)
                 await store.create_workflow(made)
                 batch.append(made)
                 if len(batch) == 1000:

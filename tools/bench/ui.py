@@ -37,10 +37,12 @@ from typing import Any
 import trio
 
 from wfe.core import StepExecutionContext, WorkflowBuilder, WorkflowInstance, WorkflowStatus
-from wfe.core.discovery import load_provider
 from wfe.core.testing import make_instance
 from wfe.host import WorkflowHost, WorkflowHostBuilder
 from wfe.host.ui import serve_ui
+
+sys.path.insert(0, str(Path(__file__).parent))
+import search_purge
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -76,22 +78,8 @@ def instance(i: int) -> WorkflowInstance:
 
 
 async def fill(url: str, count: int) -> float:
-    started = time.perf_counter()
-    store: Any = load_provider("wfe.persistence", url)
-    async with store:
-        await store.ensure_store_exists()
-        async with store.default_search() as index:
-            batch: list[WorkflowInstance] = []
-            for i in range(count):
-                made = instance(i)
-                await store.create_workflow(made)
-                batch.append(made)
-                if len(batch) == 1000:
-                    await index.index_many(batch)
-                    batch = []
-            if batch:
-                await index.index_many(batch)
-    return time.perf_counter() - started
+    """Create and index ``count`` of this bench's instances; returns seconds taken."""
+    return await search_purge.fill(url, count, instance)
 
 
 def work(ctx: StepExecutionContext) -> None:

@@ -26,7 +26,7 @@ from wfe.core.executor import EVERY_EVENT, Command, ExecutorEnv, InstanceRun, ge
 from wfe.core.primitives import CHILD_FINISHED_EVENT
 from wfe.core.protocols import BulkSearchIndex, EventDelivery, Lease, QueueItem, QueueKind
 
-from ._health import Health, lost_store, store_failure
+from ._health import Health
 from ._indexing import consume_in_batches
 from ._middleware import PostRunner, middleware_failure, record_error, run_execute
 from ._services import HostServices
@@ -163,17 +163,10 @@ class Dispatcher:
         except (WorkflowNotFoundError, StaleLeaseError) as exc:
             log.info("queue item %s %s dropped: %s", item.kind, item.item_id, exc)
         except Exception as exc:
-            lost = lost_store(exc)
-            if lost is not None:
-                raise lost from None  # fatal: the host stops with it
-            if store_failure(exc):
-                # The store failing for a while: the poller offers the work again;
-                # logged once per streak, not once per item.
-                self.health.failed(f"processing {item.kind.value} items", exc)
-            else:
-                # One bad item must not stop the host: the store still holds the work,
-                # and the poller offers it again.
-                log.exception("processing %s %s failed", item.kind, item.item_id)
+            # One bad item must not stop the host (only a lost store does).
+            self.health.work_failed(
+                f"processing {item.kind.value} items", exc, f"processing {item.kind} {item.item_id}"
+            )
         finally:
             limiter.release_on_behalf_of(token)
             with trio.CancelScope(shield=True):
@@ -524,14 +517,9 @@ class Dispatcher:
             except (WorkflowNotFoundError, StaleLeaseError) as exc:
                 log.info("workflow %s after its event: %s", workflow_id, exc)
             except Exception as exc:
-                lost = lost_store(exc)
-                if lost is not None:
-                    raise lost from None  # fatal: the host stops with it
-                if store_failure(exc):
-                    self.health.failed("processing event items", exc)
-                else:
-                    # The store still holds the delivery; the poller offers it again.
-                    log.exception("running workflow %s after its event failed", workflow_id)
+                self.health.work_failed(
+                    "processing event items", exc, f"running workflow {workflow_id} after its event"
+                )
             finally:
                 self._workflow_limiter.release_on_behalf_of(token)
 

@@ -102,6 +102,20 @@ class Health:
             )
         return min(BACKOFF_FIRST * 2.0 ** (count - 1), BACKOFF_MAX)
 
+    def work_failed(self, loop: str, exc: BaseException, what: str) -> None:
+        """One piece of work (a queue item, a run) failed: a lost store is re-raised
+        (fatal: the host stops with it); the store failing for a while counts in
+        ``loop``'s streak (logged once per streak, not once per item); anything else
+        is logged with its traceback as ``what`` failed. Either way the store still
+        holds the work, and the poller offers it again."""
+        lost = lost_store(exc)
+        if lost is not None:
+            raise lost from None
+        if store_failure(exc):
+            self.failed(loop, exc)
+        else:
+            log.error("%s failed", what, exc_info=exc)
+
     def succeeded(self, loop: str) -> None:
         """``loop``'s call worked: end its failure streak, if any."""
         if self._streaks:

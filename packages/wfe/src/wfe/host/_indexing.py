@@ -7,7 +7,7 @@ import logging
 
 import trio
 
-from wfe.core import ProviderError, StoreLostError, WorkflowInstance, WorkflowNotFoundError
+from wfe.core import StoreLostError, WorkflowInstance, WorkflowNotFoundError
 from wfe.core.protocols import BulkSearchIndex, QueueItem, QueueKind
 
 from ._health import Health
@@ -47,14 +47,10 @@ async def consume_in_batches(host: HostServices, index: BulkSearchIndex, health:
                     break
                 items.append(more)
             await _index(host, index, items)
-        except StoreLostError:
-            raise
-        except ProviderError as exc:
-            health.failed("indexing workflows", exc)
-        except Exception:
+        except Exception as exc:
             # Refused for good (the index retries outages itself): the store still
             # holds every instance, and its next change indexes it again.
-            log.exception("indexing %d workflow(s) failed", len(items))
+            health.work_failed("indexing workflows", exc, f"indexing {len(items)} workflow(s)")
         # Cancelled (the host is stopping): not acknowledged, so delivered again.
         with trio.CancelScope(shield=True):
             for taken in items:
