@@ -9,20 +9,16 @@ test_recovery.py; this one aims at the commits themselves.)"""
 from __future__ import annotations
 
 import secrets
-from collections import Counter
-from datetime import timedelta
-from typing import Any
+from collections.abc import Callable
 
 import psycopg
 import pytest
 import trio
 
-from wfe.core import StepExecutionContext, WorkflowBuilder, WorkflowStatus
-from wfe.host import WorkflowHostBuilder
 from wfe.postgres._settings import DEFAULT_APPLICATION_NAME, parse
 
 from .conftest import URL
-from .test_recovery import RecordingStore
+from .test_recovery import run_while_disrupted
 
 pytestmark = pytest.mark.slow
 
@@ -45,53 +41,26 @@ def _terminate_busy(app: str) -> int:
 
 async def test_backends_terminated_mid_commit(store_url: str) -> None:
     app = f"wfe_faults_{secrets.token_hex(4)}"
-    store = RecordingStore(f"{store_url}&application_name={app}")
-    runs: Counter[tuple[str, str]] = Counter()
-    reruns: list[tuple[str, str]] = []
-
-    def step(n: int) -> Any:
-        async def body(ctx: StepExecutionContext) -> None:
-            key = (ctx.workflow.id, f"s{n}")
-            if key in store.committed:
-                reruns.append(key)
-            runs[key] += 1
-            await trio.sleep(0.005)
-            ctx.workflow.data[f"s{n}"] = True
-
-        return body
-
-    builder = WorkflowBuilder(dict).start_with(step(1))
-    for n in range(2, STEPS + 1):
-        builder = builder.then(step(n))
-    host_builder = (
-        WorkflowHostBuilder()
-        .persistence(store)
-        .register(builder.build("faults", 1))
-        .max_concurrent_workflows(WORKFLOWS)
-        .poll_interval(timedelta(milliseconds=200))
-        .lease_ttl(timedelta(seconds=3))
-    )
     killed = 0
-    done: list[Any] = []
-    async with host_builder.build() as host:
-        ids = [await host.start_workflow("faults", 1, {}) for _ in range(WORKFLOWS)]
 
-        async def wait_all() -> None:
-            done.extend([await host.wait_for_workflow(wid, timeout=20) for wid in ids])
+    async def disrupt(done: Callable[[], bool]) -> None:
+        # Until the work is done: terminating idle backends only after it would test
+        # nothing, so count only those caught inside a statement.
+        nonlocal killed
+        while killed < KILLS and not done():
+            killed += await trio.to_thread.run_sync(_terminate_busy, app)
+            await trio.sleep(0.005)
 
-        with trio.fail_after(20):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(wait_all)
-                # Until the work is done: terminating idle backends only after it would
-                # test nothing, so count only those caught inside a statement.
-                while killed < KILLS and not done:
-                    killed += await trio.to_thread.run_sync(_terminate_busy, app)
-                    await trio.sleep(0.005)
+    await run_while_disrupted(
+        f"{store_url}&application_name={app}",
+        disrupt,
+        workflows=WORKFLOWS,
+        steps=STEPS,
+        nap=0.005,
+        concurrency=WORKFLOWS,
+        during=True,
+    )
     assert killed > 0, "no backend was caught inside a statement: the test proved nothing"
-    assert [w.status for w in done] == [WorkflowStatus.COMPLETE] * WORKFLOWS
-    for w in done:
-        assert sorted(w.data) == [f"s{n}" for n in range(1, STEPS + 1)], w.data
-    assert reruns == [], f"steps whose checkpoints were stored ran again: {reruns}"
 
 
 def test_connections_carry_an_application_name() -> None:

@@ -40,9 +40,20 @@ class RecordingStore(PostgresPersistenceProvider):
         self.committed |= {(wid, key) for key in checkpoint.instance.data}
 
 
-async def run_while_disrupted(url: str, disrupt: Any) -> None:
-    """Run WORKFLOWS workflows of STEPS steps on ``url`` while ``disrupt()`` (async)
-    breaks the connections; check all complete and nothing stored ran again."""
+async def run_while_disrupted(
+    url: str,
+    disrupt: Any,
+    *,
+    workflows: int = WORKFLOWS,
+    steps: int = STEPS,
+    nap: float = 0.01,
+    concurrency: int | None = None,
+    during: bool = False,
+) -> None:
+    """Run ``workflows`` workflows of ``steps`` steps on ``url`` while ``disrupt(done)``
+    (async) breaks the connections; check all complete and nothing stored ran again.
+    ``during``: ``disrupt`` runs beside the waits for the workflows and ``done()`` says
+    whether they have all ended; otherwise it is awaited before the waits."""
     store = RecordingStore(url)
     runs: Counter[tuple[str, str]] = Counter()
     reruns: list[tuple[str, str]] = []
@@ -53,13 +64,13 @@ async def run_while_disrupted(url: str, disrupt: Any) -> None:
             if key in store.committed:
                 reruns.append(key)
             runs[key] += 1
-            await trio.sleep(0.01)
+            await trio.sleep(nap)
             ctx.workflow.data[f"s{n}"] = runs[key]
 
         return body
 
     builder = WorkflowBuilder(dict).start_with(step(1))
-    for n in range(2, STEPS + 1):
+    for n in range(2, steps + 1):
         builder = builder.then(step(n))
     definition = builder.build("recovery", 1)
     host_builder = (
@@ -69,14 +80,26 @@ async def run_while_disrupted(url: str, disrupt: Any) -> None:
         .poll_interval(timedelta(milliseconds=200))
         .lease_ttl(timedelta(seconds=3))
     )
+    if concurrency is not None:
+        host_builder = host_builder.max_concurrent_workflows(concurrency)
+    done: list[Any] = []
     async with host_builder.build() as host:
-        ids = [await host.start_workflow("recovery", 1, {}) for _ in range(WORKFLOWS)]
-        await disrupt()
+        ids = [await host.start_workflow("recovery", 1, {}) for _ in range(workflows)]
+
+        async def wait_all() -> None:
+            done.extend([await host.wait_for_workflow(wid, timeout=90) for wid in ids])
+
         with trio.fail_after(90):
-            done = [await host.wait_for_workflow(wid, timeout=90) for wid in ids]
-    assert [w.status for w in done] == [WorkflowStatus.COMPLETE] * WORKFLOWS
+            if during:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(wait_all)
+                    await disrupt(lambda: bool(done))
+            else:
+                await disrupt(lambda: False)
+                await wait_all()
+    assert [w.status for w in done] == [WorkflowStatus.COMPLETE] * workflows
     for w in done:
-        assert sorted(w.data) == sorted(f"s{n}" for n in range(1, STEPS + 1)), w.data
+        assert sorted(w.data) == sorted(f"s{n}" for n in range(1, steps + 1)), w.data
     assert reruns == [], f"steps whose results were stored ran again: {reruns}"
 
 
@@ -85,7 +108,7 @@ async def test_terminated_backends_mid_run(store_url: str) -> None:
     url = f"{store_url}&application_name={app}"
     terminated: list[int] = []
 
-    async def disrupt() -> None:
+    async def disrupt(done: Any) -> None:
         for _ in range(5):
             await trio.sleep(0.15)
             with psycopg.connect(URL, autocommit=True) as conn:
@@ -103,7 +126,7 @@ async def test_terminated_backends_mid_run(store_url: str) -> None:
 async def test_server_restart_mid_run(cluster: Cluster) -> None:
     url = f"{cluster.url()}?schema=restart_{secrets.token_hex(4)}"
 
-    async def disrupt() -> None:
+    async def disrupt(done: Any) -> None:
         await trio.sleep(0.2)
         await trio.to_thread.run_sync(cluster.restart)
 
