@@ -4,10 +4,12 @@
     python crash_worker.py DB LOG publish            # publish each waiting workflow's event
     python crash_worker.py DB LOG finish             # run until every stored workflow ended
     python crash_worker.py DB LOG fence ROLE         # the fencing scenario's host ROLE (a|b)
+    python crash_worker.py DB LOG purge              # purge everything ended (host.purge)
 
 ``WFE_CRASH=OP:WHEN:N`` makes the process SIGKILL itself at a write boundary: right
 ``before`` or ``after`` the Nth call of the store's ``OP`` (``persist_checkpoint``,
-``deliver_event``, ``create_workflow``, ``claim_workflow``), or the Nth ``delivery`` of
+``deliver_event``, ``create_workflow``, ``claim_workflow``, ``purge_workflows``,
+``purge_events``), or the Nth ``delivery`` of
 an event (through the store, or in the checkpoint of a run that held the workflow).
 ``WFE_LOCKS`` names a lock store other than the workflow store (a second SQLite file).
 DB is a SQLite file, or a store URL (``postgresql://...?schema=...``) used as it is.
@@ -117,6 +119,12 @@ class CrashingStore(StoreBase):  # type: ignore[misc,valid-type]
             "deliver_event", super().deliver_event(delivery), delivery=True
         )
 
+    async def purge_workflows(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._around("purge_workflows", super().purge_workflows(*args, **kwargs))
+
+    async def purge_events(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._around("purge_events", super().purge_events(*args, **kwargs))
+
     async def persist_checkpoint(self, checkpoint: Checkpoint) -> None:
         wid = checkpoint.instance.id
         try:
@@ -218,6 +226,9 @@ async def main() -> None:
             await wait_all_ended(host)
         elif MODE == "publish":
             await wait_all_ended(host)
+        elif MODE == "purge":
+            report = await host.purge(timedelta(0))
+            record("purged", report.workflows, report.events)
         elif MODE == "finish":
             with trio.fail_after(90):
                 await wait_all_ended(host)

@@ -222,3 +222,56 @@ def test_a_holder_paused_past_its_lease_is_fenced_out(
     assert [x[-1] for x in entries if x[0] == "step" and x[2] == "3"] == ["b"]
     status, data = stored_data(db)[wid]
     assert (status, data["s2"], data["s3"]) == ("COMPLETE", "b", "b")
+
+
+def stored_rows(db: Path | str) -> tuple[int, int, int]:
+    """(workflows, events, event leases) the store holds, read from the database."""
+    queries = (
+        "SELECT count(*) FROM workflows",
+        "SELECT count(*) FROM events",
+        "SELECT count(*) FROM locks WHERE resource LIKE 'wfe:event:%'",
+    )
+    if isinstance(db, Path):
+        with sqlite3.connect(db) as conn:
+            a, b, c = (conn.execute(q).fetchone()[0] for q in queries)
+        return a, b, c
+    import psycopg
+
+    schema = db.rsplit("schema=", 1)[1]
+    with psycopg.connect(pg_support.URL) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        a, b, c = (conn.execute(q).fetchone()[0] for q in queries)  # type: ignore[index]
+    return a, b, c
+
+
+@pytest.mark.parametrize(
+    "crash",
+    [
+        "purge_workflows:before:1",
+        "purge_workflows:after:1",
+        "purge_events:before:1",
+        "purge_events:after:1",
+    ],
+)
+def test_kill_in_a_purge_leaves_all_or_nothing_and_the_next_purge_finishes(
+    tmp_path: Path, db: Path | str, crash: str
+) -> None:
+    """A purge deletes an instance with everything that is its, and an event with its
+    free lease, each in one transaction: killed around either, the store holds all of
+    a batch or none of it, and the next purge takes what is left."""
+    log = tmp_path / "log"
+    assert finish(spawn(db, log, "start", "wait", "3")).strip() == "waiting"
+    finish(spawn(db, log, "publish"))
+    assert stored_rows(db) == (3, 3, 3)
+    killed(spawn(db, log, "purge", crash=crash))
+    workflows, events, leases = stored_rows(db)
+    assert workflows in (0, 3), workflows
+    assert events in (0, 3), events
+    if crash.startswith("purge_events"):
+        assert workflows == 0  # the instances went first, in their own transaction
+        assert (events, leases) == ((0, 0) if crash.endswith("after:1") else (3, 3))
+    finish(spawn(db, log, "purge"))
+    assert stored_rows(db) == (0, 0, 0)
+    if isinstance(db, Path):
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
