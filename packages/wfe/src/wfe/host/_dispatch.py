@@ -7,6 +7,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
 import trio
 
 from wfe.core import (
@@ -261,28 +262,116 @@ class Dispatcher:
             return
         await self._run_leased(workflow_id, lease, asked)
 
-    async def _run_leased(self, workflow_id: str, lease: Lease, asked: float) -> None:
+    async def lease_new(self, workflow_id: str) -> NewRun | None:
+        """For a workflow this host is about to create: a free workflow slot and the
+        lease on it, so that it runs here at once, with no queue item, dequeue, ack or
+        claim in between (see :meth:`run_new`). ``None`` when no slot is free (or the
+        host runs no workflows): queue it as usual.
+
+        The lease is taken before the instance exists; nobody else can know its id
+        yet, so no earlier holder has a token to fence, and the run's first checkpoint
+        records this lease's token as a claim would."""
+        if self._work is None or self._draining:
+            return None
+        token = object()
+        try:
+            self._workflow_limiter.acquire_on_behalf_of_nowait(token)
+        except trio.WouldBlock:
+            return None
+        asked = trio.current_time()
+        try:
+            lease = await self.host.locks.acquire(
+                self.lock_name(workflow_id), self.host.config.lease_ttl
+            )
+        except BaseException:
+            self._workflow_limiter.release_on_behalf_of(token)
+            raise
+        if lease is None:
+            self._workflow_limiter.release_on_behalf_of(token)
+            return None
+        return NewRun(lease, asked, token)
+
+    async def run_new(self, new: NewRun, instance: WorkflowInstance) -> None:
+        """Run ``instance``, just created under ``new``'s lease, in this host (queued
+        as usual when the host began draining or the lease ran out meanwhile)."""
+        wid = instance.id
+        if not self._spawn_leased(wid, new.lease, new.asked, new.slot, "starting", instance):
+            await self.abandon_new(new)
+            await self.host.queues.enqueue(QueueKind.WORKFLOW, wid)
+
+    async def abandon_new(self, new: NewRun) -> None:
+        """Give back the slot and lease of ``new`` (its instance was not created, or
+        it will not run here)."""
+        self._workflow_limiter.release_on_behalf_of(new.slot)
+        await self._release(new.lease)
+
+    def _spawn_leased(
+        self,
+        workflow_id: str,
+        lease: Lease,
+        asked: float,
+        slot: object,
+        doing: str,
+        instance: WorkflowInstance | None = None,
+    ) -> bool:
+        """Start a task running the workflow under ``lease`` holding workflow slot
+        ``slot``, which it gives back at the end. ``False`` (nothing started) while
+        draining, when the workflow already runs here or the lease ran out meanwhile."""
+        work = self._work
+        if work is None or self._draining or workflow_id in self.runs:
+            return False
+        if self._lease_expired(asked, lease):
+            return False
+
+        async def run() -> None:
+            try:
+                await self._run_leased(workflow_id, lease, asked, instance)
+            except (WorkflowNotFoundError, StaleLeaseError) as exc:
+                log.info("workflow %s, %s it: %s", workflow_id, doing, exc)
+            except Exception as exc:
+                self.health.work_failed(
+                    "processing workflow items", exc, f"{doing} workflow {workflow_id}"
+                )
+            finally:
+                self._workflow_limiter.release_on_behalf_of(slot)
+
+        work.start_soon(run)
+        return True
+
+    async def _run_leased(
+        self,
+        workflow_id: str,
+        lease: Lease,
+        asked: float,
+        instance: WorkflowInstance | None = None,
+    ) -> None:
         """Run the workflow under ``lease`` (asked for at trio time ``asked``), then
-        release it."""
+        release it. ``instance``: the instance as just created under this lease (no
+        claim needed); ``None``: claim it."""
         hold = _Hold(asked + lease.ttl.total_seconds())
         try:
             with trio.CancelScope() as scope:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._renew, lease, hold, scope)
-                    await self._execute(workflow_id, lease, hold)
+                    await self._execute(workflow_id, lease, hold, instance)
                     nursery.cancel_scope.cancel()
         finally:
             await self._release(lease)
 
-    async def _execute(self, workflow_id: str, lease: Lease, hold: _Hold) -> None:
+    async def _execute(
+        self, workflow_id: str, lease: Lease, hold: _Hold, created: WorkflowInstance | None
+    ) -> None:
         host = self.host
-        # The claim records the lease's token in the store: from here on, a write by an
-        # earlier holder (paused past its lease, say) is refused.
-        instance = await host.persistence.claim_workflow(workflow_id, lease.fencing_token)
+        if created is None:
+            # The claim records the lease's token in the store: from here on, a write by
+            # an earlier holder (paused past its lease, say) is refused.
+            instance = await host.persistence.claim_workflow(workflow_id, lease.fencing_token)
+        else:
+            instance = created
         if instance.status is not WorkflowStatus.RUNNABLE:
             return
         definition = host.registry.get(instance.definition_id, instance.version)
-        problem = _definition_problem(instance, definition)
+        problem = self._definition_problem(instance, definition)
         if problem is not None or definition is None:
             run = InstanceRun(self.env, instance, None, lease.fencing_token)
             await self._defer(run, str(problem))
@@ -317,6 +406,12 @@ class Dispatcher:
         if instance.status is WorkflowStatus.RUNNABLE and instance.next_execution is not None:
             self._wf_timers.schedule(workflow_id, instance.next_execution)
 
+    def _definition_problem(
+        self, instance: WorkflowInstance, definition: WorkflowDefinition | None
+    ) -> WfeError | None:
+        registered = None if definition is None else self.host.registry.fingerprint(definition)
+        return _definition_problem(instance, definition, registered)
+
     async def _defer(self, run: InstanceRun, message: str) -> None:
         """Record an error and retry later with exponential backoff (never spin)."""
         workflow_id = run.instance.id
@@ -344,7 +439,7 @@ class Dispatcher:
         try:
             instance = await host.persistence.claim_workflow(workflow_id, lease.fencing_token)
             definition = host.registry.get(instance.definition_id, instance.version)
-            if _definition_problem(instance, definition) is not None:
+            if self._definition_problem(instance, definition) is not None:
                 definition = None  # control commands need no step of it
             run = InstanceRun(self.env, instance, definition, lease.fencing_token)
             done = await run.apply(command)
@@ -500,31 +595,15 @@ class Dispatcher:
         """Run a workflow that just received an event under the lease its delivery
         holds, when a workflow slot is free: no release, queue item and re-acquire in
         between. ``False``: the caller releases and queues it as usual."""
-        work = self._work
-        if work is None or self._draining or workflow_id in self.runs:
-            return False
-        if self._lease_expired(asked, lease):
-            return False
         token = object()
         try:
             self._workflow_limiter.acquire_on_behalf_of_nowait(token)
         except trio.WouldBlock:
             return False
-
-        async def run() -> None:
-            try:
-                await self._run_leased(workflow_id, lease, asked)
-            except (WorkflowNotFoundError, StaleLeaseError) as exc:
-                log.info("workflow %s after its event: %s", workflow_id, exc)
-            except Exception as exc:
-                self.health.work_failed(
-                    "processing event items", exc, f"running workflow {workflow_id} after its event"
-                )
-            finally:
-                self._workflow_limiter.release_on_behalf_of(token)
-
-        work.start_soon(run)
-        return True
+        if self._spawn_leased(workflow_id, lease, asked, token, "after an event, running"):
+            return True
+        self._workflow_limiter.release_on_behalf_of(token)
+        return False
 
     @staticmethod
     def _lease_expired(asked: float, lease: Lease) -> bool:
@@ -541,6 +620,15 @@ def _child_notice(child: WorkflowInstance, now: datetime) -> Event:
     )
 
 
+@attrs.frozen
+class NewRun:
+    """A workflow slot and lease taken for a workflow about to be created here."""
+
+    lease: Lease
+    asked: float
+    slot: object
+
+
 class _Hold:
     """Until when this host surely holds a lease, by the trio clock: measured from
     before each acquire or renew call, so it never outlasts the lease in the store. A
@@ -554,7 +642,7 @@ class _Hold:
 
 
 def _definition_problem(
-    instance: WorkflowInstance, definition: WorkflowDefinition | None
+    instance: WorkflowInstance, definition: WorkflowDefinition | None, fingerprint: str | None
 ) -> WfeError | None:
     """Why ``definition`` cannot run ``instance`` (missing, drifted), or ``None``."""
     wid = instance.id
@@ -564,7 +652,7 @@ def _definition_problem(
             f"{instance.version} is registered on this host; register it, the workflow "
             "is retried with backoff"
         )
-    if instance.fingerprint and instance.fingerprint != definition.fingerprint:
+    if instance.fingerprint and instance.fingerprint != fingerprint:
         return DefinitionDriftError(
             f"workflow {wid}: definition {definition.id!r} version "
             f"{definition.version} has a different step graph than the one this instance "

@@ -338,7 +338,7 @@ class WorkflowHost:
         data = serialization.restore(data, data_type)
         if definition.data_validator is not None:
             definition.data_validator(data)
-        serialization.dumps(data)
+        stored = serialization.dumps(data)
         now = self.clock.now()
         first = definition.steps[0]
         instance = WorkflowInstance(
@@ -349,7 +349,7 @@ class WorkflowHost:
             data=data,
             next_execution=now if enqueue else now + self.config.lease_ttl,
             create_time=now,
-            fingerprint=definition.fingerprint,
+            fingerprint=self.registry.fingerprint(definition),
             execution_pointers=[
                 ExecutionPointer(step_id=first.id, step_name=first.name, sequence=1)
             ],
@@ -362,15 +362,25 @@ class WorkflowHost:
         if pre:
             # May change the data or raise to reject; what it leaves must be storable.
             await run_pre(pre, instance)
-            serialization.dumps(instance.data)
+            stored = serialization.dumps(instance.data)
+        # With a free workflow slot it runs here at once, under a lease taken now.
+        new = await dispatcher.lease_new(instance.id) if enqueue else None
         try:
             await self.persistence.create_workflow(instance)
-        except ProviderError:
-            if workflow_id is not None and await self._exists(workflow_id):
+        except BaseException as exc:
+            if new is not None:
+                await dispatcher.abandon_new(new)
+            if (
+                isinstance(exc, ProviderError)
+                and workflow_id is not None
+                and await self._exists(workflow_id)
+            ):
                 return workflow_id  # started concurrently by another caller
             raise
         self._publish(WorkflowStarted(**_fields(instance, now)))
-        if enqueue:
+        if new is not None:
+            await dispatcher.run_new(new, _as_stored(instance, stored, data_type))
+        elif enqueue:
             await self.queues.enqueue(QueueKind.WORKFLOW, instance.id)
         await dispatcher.request_index(instance.id)
         return instance.id
@@ -576,6 +586,17 @@ def _first_leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup):
         exc = exc.exceptions[0]
     return exc
+
+
+def _as_stored(instance: WorkflowInstance, stored: str, data_type: type | None) -> WorkflowInstance:
+    """A copy of a just-created ``instance`` for its first run, sharing no mutable
+    object with it: the caller's data object stays the caller's (the store keeps a copy
+    too), so a step's change to the data is not seen by whoever passed it in."""
+    return attrs.evolve(
+        instance,
+        data=serialization.restore(serialization.loads(stored), data_type),
+        execution_pointers=[attrs.evolve(p) for p in instance.execution_pointers],
+    )
 
 
 def _fields(instance: WorkflowInstance, now: datetime) -> dict[str, Any]:

@@ -25,17 +25,22 @@ class DefinitionRegistry:
 
     def __init__(self) -> None:
         self._defs: dict[tuple[str, int], WorkflowDefinition] = {}
+        # Taken once at registration: hashing the step graph costs ~20 µs, and every
+        # start and every run compares it.
+        self._fingerprints: dict[tuple[str, int], str] = {}
 
     def register(self, obj: Any) -> WorkflowDefinition:
         definition = as_definition(obj)
         key = (definition.id, definition.version)
         existing = self._defs.get(key)
-        if existing is not None and existing.fingerprint != definition.fingerprint:
+        fingerprint = definition.fingerprint
+        if existing is not None and self._fingerprints[key] != fingerprint:
             raise DefinitionError(
                 f"workflow {definition.id!r} version {definition.version} is already "
                 "registered with a different step graph; give the new graph a new version"
             )
         self._defs[key] = definition
+        self._fingerprints[key] = fingerprint
         # A compiled YAML workflow carries the workflows loaded with it (its includes).
         for companion in getattr(obj, "companions", ()):
             self.register(companion)
@@ -55,6 +60,10 @@ class DefinitionRegistry:
                 f"{', '.join(known) or 'none'}"
             )
         return found
+
+    def fingerprint(self, definition: WorkflowDefinition) -> str:
+        """``definition.fingerprint`` as it was registered."""
+        return self._fingerprints[(definition.id, definition.version)]
 
     def get(self, definition_id: str, version: int) -> WorkflowDefinition | None:
         return self._defs.get((definition_id, version))

@@ -265,12 +265,24 @@ class InstanceRun:
             scope = self.running[p.id]
             try:
                 with scope:
-                    async with self._limiter:
+                    await self._acquire_slot()
+                    try:
                         await self._execute(p)
+                    finally:
+                        self._limiter.release()
             finally:
                 del self.running[p.id]
             await self._flush()
             p = self._changed(take=True)
+
+    async def _acquire_slot(self) -> None:
+        """Take a step slot; without a scheduler round when one is free (every step
+        yields at its checkpoint anyway, so this adds no starvation)."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self._limiter.acquire_nowait()
+        except trio.WouldBlock:
+            await self._limiter.acquire()
 
     async def _execute(self, p: ExecutionPointer) -> None:
         if p.end_time is not None:
@@ -382,43 +394,54 @@ class InstanceRun:
 
         A write that fails (a lost lease, a store error) ends this run: it accepts
         nothing more, and the instance continues from what the store holds."""
-        async with self._flush_lock:
-            if self._write_error is not None:
-                return
-            self._decide()
-            state, pending, inst = self.state, self.pending, self.instance
-            if not pending.any(state):
-                return
-            if pending.wake_at is not None:
-                inst.next_execution = pending.wake_at
-            elif inst.status is WorkflowStatus.RUNNABLE:
-                inst.next_execution = state.next_wake(self.now())
-            else:
-                inst.next_execution = None
-            finishing = inst.status in FINISHED and not self._finished_notified
-            if finishing:
-                pending.events.extend(await self.env.finish_events(inst))
-            # The next changes collect afresh while this checkpoint is being written.
-            pointers, state.dirty = list(state.dirty.values()), {}
-            self.pending = PendingChanges()
-            checkpoint = pending.checkpoint(inst, pointers, self.fencing_token, self._fresh_data)
-            self._inflight = {p.id for p in pointers}
-            try:
-                await self.env.persistence.persist_checkpoint(checkpoint)
-            except BaseException as exc:
-                self._write_error = exc
-                self.accepting = False
-                self.stop_others(None)
-                raise
-            finally:
-                self._inflight = set()
-            for event in pending.lifecycle:
-                self.env.publish(event)
-            if checkpoint.opened_subscriptions:
-                await self.env.on_subscribed(list(checkpoint.opened_subscriptions))
-            if finishing:
-                self._finished_notified = True
-                await self.env.on_finished(inst, list(checkpoint.events))
+        # The lock without a scheduler round when it is free (the write yields).
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            self._flush_lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._flush_lock.acquire()
+        try:
+            await self._flush_locked()
+        finally:
+            self._flush_lock.release()
+
+    async def _flush_locked(self) -> None:
+        if self._write_error is not None:
+            return
+        self._decide()
+        state, pending, inst = self.state, self.pending, self.instance
+        if not pending.any(state):
+            return
+        if pending.wake_at is not None:
+            inst.next_execution = pending.wake_at
+        elif inst.status is WorkflowStatus.RUNNABLE:
+            inst.next_execution = state.next_wake(self.now())
+        else:
+            inst.next_execution = None
+        finishing = inst.status in FINISHED and not self._finished_notified
+        if finishing:
+            pending.events.extend(await self.env.finish_events(inst))
+        # The next changes collect afresh while this checkpoint is being written.
+        pointers, state.dirty = list(state.dirty.values()), {}
+        self.pending = PendingChanges()
+        checkpoint = pending.checkpoint(inst, pointers, self.fencing_token, self._fresh_data)
+        self._inflight = {p.id for p in pointers}
+        try:
+            await self.env.persistence.persist_checkpoint(checkpoint)
+        except BaseException as exc:
+            self._write_error = exc
+            self.accepting = False
+            self.stop_others(None)
+            raise
+        finally:
+            self._inflight = set()
+        for event in pending.lifecycle:
+            self.env.publish(event)
+        if checkpoint.opened_subscriptions:
+            await self.env.on_subscribed(list(checkpoint.opened_subscriptions))
+        if finishing:
+            self._finished_notified = True
+            await self.env.on_finished(inst, list(checkpoint.events))
 
     # -- external input ----------------------------------------------------------
 

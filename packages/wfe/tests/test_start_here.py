@@ -1,0 +1,72 @@
+"""A workflow started on a host with a free workflow slot runs there at once, under a
+lease taken before it is created (no queue item, dequeue or claim); with every slot
+taken it is queued as before. Either way it behaves the same to its caller."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from wfe.core import StepExecutionContext, WorkflowBuilder, WorkflowStatus
+from wfe.host import WorkflowHostBuilder
+
+
+async def test_the_callers_data_object_is_not_the_running_workflows(host_factory: Any) -> None:
+    def grow(ctx: StepExecutionContext) -> None:
+        ctx.workflow.data["items"].append("from the step")
+
+    definition = WorkflowBuilder(dict).start_with(grow).then(grow).build("own-data", 1)
+    async with host_factory(definition) as host:
+        given: dict[str, Any] = {"items": ["given"]}
+        wid = await host.start_workflow("own-data", 1, given)
+        done = await host.wait_for_workflow(wid, 30)
+        assert done.status is WorkflowStatus.COMPLETE
+        assert done.data == {"items": ["given", "from the step", "from the step"]}
+        assert given == {"items": ["given"]}
+
+
+async def test_with_every_slot_taken_a_start_is_queued_and_runs_later(host_factory: Any) -> None:
+    release = trio.Event()
+    entered = trio.Event()
+
+    async def block(ctx: StepExecutionContext) -> None:
+        entered.set()
+        await release.wait()
+
+    blocker = WorkflowBuilder(dict).start_with(block).build("blocker", 1)
+    quick = WorkflowBuilder(dict).start_with(lambda ctx: None).build("quick", 1)
+
+    def one_slot(builder: WorkflowHostBuilder) -> None:
+        builder.max_concurrent_workflows(1)
+
+    async with host_factory(blocker, quick, configure=one_slot) as host:
+        first = await host.start_workflow("blocker", 1, {})
+        await entered.wait()
+        second = await host.start_workflow("quick", 1, {})
+        # The only slot is busy: the second waits in the queue, still RUNNABLE.
+        assert (await host.get_workflow(second)).status is WorkflowStatus.RUNNABLE
+        release.set()
+        assert (await host.wait_for_workflow(first, 30)).status is WorkflowStatus.COMPLETE
+        assert (await host.wait_for_workflow(second, 30)).status is WorkflowStatus.COMPLETE
+
+
+async def test_an_idempotent_start_of_a_running_workflow_starts_nothing(
+    host_factory: Any,
+) -> None:
+    release = trio.Event()
+    runs: list[str] = []
+
+    async def block(ctx: StepExecutionContext) -> None:
+        runs.append(ctx.workflow.id)
+        await release.wait()
+
+    definition = WorkflowBuilder(dict).start_with(block).build("named", 1)
+    async with host_factory(definition) as host:
+        assert await host.start_workflow("named", 1, {}, workflow_id="job-1") == "job-1"
+        assert await host.start_workflow("named", 1, {}, workflow_id="job-1") == "job-1"
+        release.set()
+        done = await host.wait_for_workflow("job-1", 30)
+        assert done.status is WorkflowStatus.COMPLETE
+        assert runs == ["job-1"]
+        assert [w.id for w in await host.list_workflows()] == ["job-1"]
