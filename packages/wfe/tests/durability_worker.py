@@ -88,6 +88,10 @@ async def main() -> None:
         .register(WAIT)
         .register(MANY)
     )
+    if MODE == "many":
+        # Both hosts take the workflows from the queue, so they contend for each one
+        # (a starter running them itself would leave the other host little to do).
+        builder.eager_start(False)
     async with builder.build() as host:
         if MODE == "start-crash":
             wid = await host.start_workflow("crash", 1, {})

@@ -70,3 +70,18 @@ async def test_an_idempotent_start_of_a_running_workflow_starts_nothing(
         assert done.status is WorkflowStatus.COMPLETE
         assert runs == ["job-1"]
         assert [w.id for w in await host.list_workflows()] == ["job-1"]
+
+
+async def test_without_eager_start_a_start_goes_through_the_queue(store_url: str) -> None:
+    ran: list[str] = []
+
+    def note(ctx: StepExecutionContext) -> None:
+        ran.append(ctx.workflow.id)
+
+    definition = WorkflowBuilder(dict).start_with(note).build("queued", 1)
+    builder = WorkflowHostBuilder().persistence(store_url).register(definition).eager_start(False)
+    async with builder.build() as host:
+        started = [await host.start_workflow("queued", 1, {}) for _ in range(5)]
+        for wid in started:
+            assert (await host.wait_for_workflow(wid, 30)).status is WorkflowStatus.COMPLETE
+        assert sorted(ran) == sorted(started)

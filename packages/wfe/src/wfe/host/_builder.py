@@ -87,6 +87,15 @@ class WorkflowHostBuilder:
         self._config.run_workflows = enabled
         return self
 
+    def eager_start(self, enabled: bool = True) -> Self:
+        """On (the default), a workflow this host starts runs here at once while it has
+        a free workflow slot, and an event it publishes is delivered by it at once: no
+        queue round trip. Off, every start and event goes through the queue, taken by
+        whichever host of a fleet is first. (A host that only starts workflows for a
+        fleet is better made a client: ``run_workflows(False)``.)"""
+        self._config.eager_start = enabled
+        return self
+
     def max_concurrent_workflows(self, n: int) -> Self:
         """How many workflows this host runs at once."""
         if n < 1:

@@ -33,6 +33,7 @@ class HostConfig:
     step_middleware: list[StepMiddleware] = attrs.field(factory=list)
     workflow_middleware: dict[str, list[WorkflowMiddleware]] = attrs.field(factory=dict)
     run_workflows: bool = True
+    eager_start: bool = True
     max_concurrent_workflows: int = 16
     max_parallel_steps: int = 16
     # Events delivered at once: each delivery is a chain of short store round trips,

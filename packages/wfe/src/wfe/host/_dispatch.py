@@ -266,12 +266,12 @@ class Dispatcher:
         """For a workflow this host is about to create: a free workflow slot and the
         lease on it, so that it runs here at once, with no queue item, dequeue, ack or
         claim in between (see :meth:`run_new`). ``None`` when no slot is free (or the
-        host runs no workflows): queue it as usual.
+        host runs no workflows, or ``eager_start`` is off): queue it as usual.
 
         The lease is taken before the instance exists; nobody else can know its id
         yet, so no earlier holder has a token to fence, and the run's first checkpoint
         records this lease's token as a claim would."""
-        if self._work is None or self._draining:
+        if self._work is None or self._draining or not self.host.config.eager_start:
             return None
         token = object()
         try:
@@ -509,13 +509,44 @@ class Dispatcher:
 
     # -- events -------------------------------------------------------------------
 
-    async def process_event(self, event_id: str) -> None:
+    def deliver_new(self, event: Event) -> bool:
+        """Deliver ``event``, just stored by this host, at once in a task of its own
+        when an event slot is free: no queue item, dequeue and ack in between (a crash
+        leaves it unprocessed in the store, where the poller finds it). ``False``
+        (nothing started): queue it."""
+        work = self._work
+        if work is None or self._draining or not self.host.config.eager_start:
+            return False
+        slot = object()
+        try:
+            self._event_limiter.acquire_on_behalf_of_nowait(slot)
+        except trio.WouldBlock:
+            return False
+
+        async def deliver() -> None:
+            try:
+                await self.process_event(event.id, event)
+                self.health.succeeded("processing event items")
+            except (WorkflowNotFoundError, StaleLeaseError) as exc:
+                log.info("event %s dropped: %s", event.id, exc)
+            except Exception as exc:
+                self.health.work_failed(
+                    "processing event items", exc, f"delivering event {event.id}"
+                )
+            finally:
+                self._event_limiter.release_on_behalf_of(slot)
+
+        work.start_soon(deliver)
+        return True
+
+    async def process_event(self, event_id: str, stored: Event | None = None) -> None:
         """Deliver an event to every subscription that takes it, one atomic delivery
         each; the last one marks it processed, so a crash in between leaves the rest
-        to a later attempt and never delivers twice (delivered subscriptions close)."""
+        to a later attempt and never delivers twice (delivered subscriptions close).
+        ``stored``: the event as this host just stored it (not read again)."""
         host = self.host
         persistence = host.persistence
-        event = await persistence.get_event(event_id)
+        event = stored if stored is not None else await persistence.get_event(event_id)
         if event.processed:
             return
         if event.time > host.clock.now():

@@ -405,7 +405,7 @@ class WorkflowHost:
 
         An event nobody waits for yet stays pending for the next matching ``wait_for``.
         """
-        self._require_running()
+        dispatcher = self._require_running()
         serialization.dumps(data, "data")
         event = Event(
             name=name,
@@ -414,7 +414,8 @@ class WorkflowHost:
             time=as_utc(effective_date) if effective_date else self.clock.now(),
         )
         await self.persistence.create_event(event)
-        await self.queues.enqueue(QueueKind.EVENT, event.id)
+        if not dispatcher.deliver_new(event):
+            await self.queues.enqueue(QueueKind.EVENT, event.id)
         return event.id
 
     # -- control ------------------------------------------------------------------
