@@ -85,3 +85,26 @@ async def test_without_eager_start_a_start_goes_through_the_queue(store_url: str
         for wid in started:
             assert (await host.wait_for_workflow(wid, 30)).status is WorkflowStatus.COMPLETE
         assert sorted(ran) == sorted(started)
+
+
+async def test_a_workflow_still_in_its_first_pass_is_found_by_search(host_factory: Any) -> None:
+    """Started here, it is indexed when its pass ends, or while the pass still runs."""
+    release = trio.Event()
+
+    async def block(ctx: StepExecutionContext) -> None:
+        await release.wait()
+
+    definition = WorkflowBuilder(dict).start_with(block).build("slow-first", 1)
+    async with host_factory(definition) as host:
+        wid = await host.start_workflow("slow-first", 1, {}, reference="still-running")
+        with trio.fail_after(30):  # a hang guard; found within ~0.2 s
+            while not [r.id for r in (await host.search("still-running")).items]:
+                await trio.sleep(0.01)
+        assert [r.id for r in (await host.search("still-running")).items] == [wid]
+        release.set()
+        assert (await host.wait_for_workflow(wid, 30)).status is WorkflowStatus.COMPLETE
+        with trio.fail_after(30):
+            while [r.status for r in (await host.search("still-running")).items] != [
+                WorkflowStatus.COMPLETE
+            ]:
+                await trio.sleep(0.01)

@@ -41,6 +41,7 @@ _EVENT_RETRY_MAX = timedelta(seconds=5)
 _MAX_BACKOFF = 300.0
 _POLL_BATCH = 1000
 _LOCK_RETRY = 0.05
+_INDEX_RUNNING_AFTER = 0.2  # s after an eager start (see Dispatcher._renew)
 
 
 class Dispatcher:
@@ -220,10 +221,24 @@ class Dispatcher:
 
     # -- leases -----------------------------------------------------------------
 
-    async def _renew(self, lease: Lease, hold: _Hold, scope: trio.CancelScope) -> None:
+    async def _renew(
+        self, lease: Lease, hold: _Hold, scope: trio.CancelScope, index: str | None = None
+    ) -> None:
+        """Renew ``lease`` until cancelled; ``index``: the id of a workflow started
+        here, to index if its pass still runs after a moment."""
         locks = self.host.locks
         interval = max(lease.ttl.total_seconds() / 3, 0.01)
         wait = interval
+        if index is not None:
+            # Indexed when its pass ends; a workflow still running a moment after its
+            # start is indexed then too, so searches find it while it runs. A short
+            # one is indexed once, not at its start and again at its end.
+            await trio.sleep(min(_INDEX_RUNNING_AFTER, interval))
+            wait = max(interval - _INDEX_RUNNING_AFTER, 0.0)
+            try:
+                await self.request_index(index)
+            except Exception as exc:
+                self.health.work_failed("indexing workflows", exc, f"indexing workflow {index}")
         while True:
             await trio.sleep(wait)
             asked = trio.current_time()
@@ -298,6 +313,7 @@ class Dispatcher:
         if not self._spawn_leased(wid, new.lease, new.asked, new.slot, "starting", instance):
             await self.abandon_new(new)
             await self.host.queues.enqueue(QueueKind.WORKFLOW, wid)
+            await self.request_index(wid)
 
     async def abandon_new(self, new: NewRun) -> None:
         """Give back the slot and lease of ``new`` (its instance was not created, or
@@ -352,7 +368,8 @@ class Dispatcher:
         try:
             with trio.CancelScope() as scope:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._renew, lease, hold, scope)
+                    index = workflow_id if instance is not None else None
+                    nursery.start_soon(self._renew, lease, hold, scope, index)
                     await self._execute(workflow_id, lease, hold, instance)
                     nursery.cancel_scope.cancel()
         finally:

@@ -379,8 +379,10 @@ class WorkflowHost:
             raise
         self._publish(WorkflowStarted(**_fields(instance, now)))
         if new is not None:
+            # Indexed by its run (when its pass ends, or while it still runs).
             await dispatcher.run_new(new, _as_stored(instance, stored, data_type))
-        elif enqueue:
+            return instance.id
+        if enqueue:
             await self.queues.enqueue(QueueKind.WORKFLOW, instance.id)
         await dispatcher.request_index(instance.id)
         return instance.id
