@@ -1,6 +1,7 @@
 """A host process for the crash-boundary and fencing tests (a script, not collected).
 
     python crash_worker.py DB LOG start KIND COUNT   # start COUNT workflows, run them
+    python crash_worker.py DB LOG park               # run until every stored workflow waits
     python crash_worker.py DB LOG publish            # publish each waiting workflow's event
     python crash_worker.py DB LOG finish             # run until every stored workflow ended
     python crash_worker.py DB LOG fence ROLE         # the fencing scenario's host ROLE (a|b)
@@ -19,7 +20,7 @@ sees what ran, where, and what the store accepted.
 """
 
 # The log and flag files are written by other processes: polling them is the point.
-# ruff: noqa: ASYNC240, ASYNC251
+# ruff: noqa: ASYNC251
 from __future__ import annotations
 
 import logging
@@ -33,7 +34,13 @@ from typing import Any
 
 import trio
 
-from wfe.core import StaleLeaseError, StepExecutionContext, WorkflowBuilder, WorkflowStatus
+from wfe.core import (
+    PointerStatus,
+    StaleLeaseError,
+    StepExecutionContext,
+    WorkflowBuilder,
+    WorkflowStatus,
+)
 from wfe.core.protocols import Checkpoint, EventDelivery
 from wfe.host import WorkflowHostBuilder
 from wfe.sqlite import SqlitePersistenceProvider
@@ -214,18 +221,40 @@ async def main() -> None:
     async with builder.build() as host:
         if MODE == "start":
             kind, count = ARGS[0], int(ARGS[1])
+            started = []
             for _ in range(count):
                 wid = await host.start_workflow(kind, 1, {})
                 record("started", wid)
+                started.append(wid)
             if kind == "wait":
+                # Stop once every wait is stored (its pointer waits in the store).
                 with trio.fail_after(60):
-                    while LOG.read_text().count("stored ") < 2 * count:
-                        await trio.sleep(0.05)
+                    for wid in started:
+                        while not any(
+                            p.status is PointerStatus.WAITING_FOR_EVENT
+                            for p in (await host.get_workflow(wid)).execution_pointers
+                        ):
+                            await trio.sleep(0.05)
                 print("waiting", flush=True)
                 return
             await wait_all_ended(host)
         elif MODE == "publish":
             await wait_all_ended(host)
+        elif MODE == "park":
+            # Run until every stored workflow has ended or waits (its wait stored).
+            with trio.fail_after(90):
+                for listed in await host.list_workflows(take=10_000):
+                    while True:
+                        inst = await host.get_workflow(listed.id)
+                        waits = any(
+                            p.status is PointerStatus.WAITING_FOR_EVENT
+                            for p in inst.execution_pointers
+                        )
+                        if waits or inst.status is not WorkflowStatus.RUNNABLE:
+                            break
+                        await trio.sleep(0.05)
+            print("waiting", flush=True)
+            return
         elif MODE == "purge":
             report = await host.purge(timedelta(0))
             record("purged", report.workflows, report.events)

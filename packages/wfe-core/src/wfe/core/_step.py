@@ -77,12 +77,19 @@ class StepBody:
     between runs belongs in ``persistence_data``.
 
     Capabilities the executor reads are declared here, with their defaults:
-    ``ends_workflow`` (finishing this step completes the workflow) and ``is_saga``
-    (a failure inside this container compensates its completed steps).
+    ``ends_workflow`` (finishing this step completes the workflow), ``is_saga``
+    (a failure inside this container compensates its completed steps) and
+    ``replayable`` (see below).
     """
 
     ends_workflow: ClassVar[bool] = False
     is_saga: ClassVar[bool] = False
+    replayable: ClassVar[bool] = False
+    """Whether running this step again repeats nothing outside its instance (control
+    flow, waits, delays: it only decides from the instance's own state). Such a step
+    may run before the checkpoint of the step before it and shares the next one: after
+    a crash it simply runs again. Other steps never start before the checkpoint that
+    created them."""
 
     async def run(self, ctx: StepExecutionContext) -> ExecutionResult | None:
         """Do the step's work; return how to proceed (``None`` means next)."""

@@ -3,7 +3,9 @@
 While the host holds the instance (its lease), finished steps are checkpointed and
 their successors started without a queue round trip. Runnable pointers run
 concurrently in a nursery, bounded per instance. A successor never starts before
-the checkpoint that created it has been persisted.
+the checkpoint that created it has been persisted, unless it is replayable
+(``StepBody.replayable``: control flow, waits, delays), which runs at once and is
+stored with the next checkpoint: a crash before that re-runs it, repeating nothing.
 
 Every write is one :class:`~wfe.core.protocols.Checkpoint`: what the pass changed, in
 one fenced transaction. Cancel conditions and completion are decided *before* the
@@ -232,9 +234,13 @@ class InstanceRun:
         dirty = self.state.dirty
         earliest: datetime | None = None
         for pid in list(self.state.active):
-            if pid in self.running or pid in dirty or pid in self._inflight:
+            if pid in self.running or pid in self._inflight:
                 continue
             p = self.state.pointers[pid]
+            # A pointer not yet stored waits for its checkpoint, unless it is
+            # replayable (see StepBody.replayable): then it shares the next one.
+            if pid in dirty and not self.state.step(p).body.replayable:
+                continue
             if self.state.is_runnable(p, now):
                 self.running[pid] = trio.CancelScope()
                 if take and taken is None:
@@ -272,8 +278,12 @@ class InstanceRun:
                         self._limiter.release()
             finally:
                 del self.running[p.id]
-            await self._flush()
+            # A replayable successor runs before this checkpoint, sharing the next one;
+            # any other waits for it.
             p = self._changed(take=True)
+            if p is None:
+                await self._flush()
+                p = self._changed(take=True)
 
     async def _acquire_slot(self) -> None:
         """Take a step slot; without a scheduler round when one is free (every step
@@ -300,15 +310,19 @@ class InstanceRun:
         if p.start_time is None or (p.persistence_data is None and not p.event_published):
             if p.start_time is None:
                 p.start_time = now
-            self.env.publish(
-                StepStarted(
-                    **self.lifecycle_fields(),
-                    step_id=step.id,
-                    step_name=step.display_name,
-                    pointer_id=p.id,
-                    attempt=p.retry_count + 1,
-                )
+            started = StepStarted(
+                **self.lifecycle_fields(),
+                step_id=step.id,
+                step_name=step.display_name,
+                pointer_id=p.id,
+                attempt=p.retry_count + 1,
             )
+            if step.body.replayable:
+                # It may run before the checkpoint of the step before it: announced
+                # with that checkpoint, after that step's own events.
+                self.pending.publish(started)
+            else:
+                self.env.publish(started)
         p.status = PointerStatus.RUNNING
         state.touch(p)
         body = step.make_body()

@@ -26,6 +26,7 @@ class ContainerStep(StepBody):
     """A step with children; the executor re-runs it when all its children have ended."""
 
     is_container = True
+    replayable = True
 
 
 class Sequence(ContainerStep):

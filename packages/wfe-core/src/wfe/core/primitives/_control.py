@@ -70,6 +70,7 @@ class ForEach(ContainerStep):
 class Decide(StepBody):
     """Follows the outcome edges whose value equals ``value``."""
 
+    replayable = True
     value: Any = None
 
     async def run(self, ctx: StepExecutionContext) -> ExecutionResult | None:
@@ -110,6 +111,7 @@ class When(ContainerStep):
 class EndWorkflow(StepBody):
     """Completes the workflow at once; nothing after it runs."""
 
+    replayable = True
     ends_workflow = True
 
     async def run(self, ctx: StepExecutionContext) -> ExecutionResult | None:

@@ -17,6 +17,7 @@ CHILD_FINISHED_EVENT = "wfe.workflow-finished"
 class WaitFor(StepBody):
     """Parks until an event ``event_name``/``event_key`` arrives; exposes ``event_data``."""
 
+    replayable = True
     event_name: str = ""
     event_key: Any = None
     effective_date: datetime | None = None

@@ -13,6 +13,7 @@ from ._container import CHILDREN_ACTIVE, ContainerStep, children_active, wait_ch
 class Delay(StepBody):
     """Sleeps for ``duration`` (a timer wakes it; a restart loses nothing)."""
 
+    replayable = True
     duration: timedelta = timedelta(0)
 
     async def run(self, ctx: StepExecutionContext) -> ExecutionResult | None:
