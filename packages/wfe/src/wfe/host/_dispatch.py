@@ -50,6 +50,8 @@ class Dispatcher:
     def __init__(self, host: HostServices) -> None:
         self.host = host
         self.runs: dict[str, InstanceRun] = {}
+        # Created here and about to run here (see run_new): RUNNABLE, no need to look.
+        self.starting: set[str] = set()
         self._workflow_limiter = trio.CapacityLimiter(host.config.max_concurrent_workflows)
         self._event_limiter = trio.CapacityLimiter(max(1, host.config.event_workers))
         self._service_scope = trio.CancelScope()
@@ -310,7 +312,9 @@ class Dispatcher:
         """Run ``instance``, just created under ``new``'s lease, in this host (queued
         as usual when the host began draining or the lease ran out meanwhile)."""
         wid = instance.id
-        if not self._spawn_leased(wid, new.lease, new.asked, new.slot, "starting", instance):
+        if self._spawn_leased(wid, new.lease, new.asked, new.slot, "starting", instance):
+            self.starting.add(wid)
+        else:
             await self.abandon_new(new)
             await self.host.queues.enqueue(QueueKind.WORKFLOW, wid)
             await self.request_index(wid)
@@ -349,6 +353,7 @@ class Dispatcher:
                     "processing workflow items", exc, f"{doing} workflow {workflow_id}"
                 )
             finally:
+                self.starting.discard(workflow_id)
                 self._workflow_limiter.release_on_behalf_of(slot)
 
         work.start_soon(run)
@@ -385,6 +390,7 @@ class Dispatcher:
             instance = await host.persistence.claim_workflow(workflow_id, lease.fencing_token)
         else:
             instance = created
+            self.starting.discard(workflow_id)
         if instance.status is not WorkflowStatus.RUNNABLE:
             return
         definition = host.registry.get(instance.definition_id, instance.version)

@@ -507,7 +507,11 @@ class WorkflowHost:
             if changed is None:
                 changed = self._waiters[workflow_id] = trio.Event()
             run = dispatcher.runs.get(workflow_id)
-            if run is not None and run.instance.status is WorkflowStatus.RUNNABLE:
+            if workflow_id in dispatcher.starting:
+                # Just created here and about to run here: RUNNABLE, nothing to read.
+                with trio.move_on_at(min(deadline, trio.current_time() + poll)):
+                    await changed.wait()
+            elif run is not None and run.instance.status is WorkflowStatus.RUNNABLE:
                 # Running here: its status changes are published locally, so wait for
                 # one instead of re-reading (and re-loading the history of) the instance.
                 with trio.move_on_at(deadline):
