@@ -323,7 +323,7 @@ class GroupCommitter:
                 slot.done.set()
 
     def _store(self, conn: Conn, batch: list[_Slot]) -> list[BaseException | None]:
-        """In the worker thread: the batch in one statement, else one by one."""
+        """On the connection: the batch in one statement, else one by one."""
         self.batches += 1
         self.checkpoints += len(batch)
         try:
