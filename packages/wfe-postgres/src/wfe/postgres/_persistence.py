@@ -154,8 +154,9 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
             f"WITH w AS (INSERT INTO {{s}}.workflows ({c.WORKFLOW_COLUMNS}) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s::json, %s, %s, %s, %s)) "
             "INSERT INTO {s}.pointers (id, workflow_id, sequence, body) "
+            # The arrays in binary: no quoting and escaping of each JSON body.
             "SELECT p.id, %s, p.seq, p.body FROM "
-            "unnest(%s::text[], %s::int[], %s::json[]) AS p(id, seq, body)"
+            "unnest(%b::text[], %b::int[], %b::json[]) AS p(id, seq, body)"
         )
         label = self._db.label
 
