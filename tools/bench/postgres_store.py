@@ -3,9 +3,9 @@
 Prints ``metric value unit`` lines:
 
 - ``pg_raw_3_statement_transaction_inline``: the floor to compare with: update, insert,
-  update in one transaction on a raw connection, no thread hop, µs;
+  update in one transaction on a raw connection, no codec, µs;
 - ``pg_checkpoint_sequential``: one workflow's checkpoints one after another (one
-  statement each, through one thread hop), µs per checkpoint;
+  statement each, through the provider), µs per checkpoint;
 - ``pg_checkpoint_grouped_50``: 50 workflows checkpointing concurrently, µs of wall time
   per checkpoint, and ``pg_checkpoints_per_statement_50``: how many shared a statement;
 - ``pg_claim``: claim_workflow (fence + read, pipelined), µs;
@@ -96,7 +96,7 @@ async def checkpoints(store: PostgresPersistenceProvider, n: int) -> None:
 
 def raw_transaction(url: str, schema: str, n: int) -> None:
     """The floor: update + insert + update as one transaction on a raw connection,
-    inline (no thread hop, no codec), in the same schema at the same moment."""
+    inline (no codec), in the same schema at the same moment."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'CREATE TABLE "{schema}".raw (id text PRIMARY KEY, v int)')
         conn.execute(f'INSERT INTO "{schema}".raw VALUES (%s, 0)', ("w",))

@@ -1,11 +1,17 @@
 """One PostgreSQL database (one schema) shared by the persistence, lock, queue and search
-providers: a small pool of psycopg connections and the hop into a worker thread.
+providers: a small pool of psycopg connections.
 
-Every provider call is ONE ``trio.to_thread.run_sync`` hop that runs its whole work on a
-pooled connection, usually one statement (a thread hop costs 130-190 µs and a round trip
-~90 µs here: TECH-NOTES.md). Connections are in autocommit mode, so a single statement
+Every provider call runs its whole work on one pooled connection, usually one statement,
+on the trio thread: the connections are :class:`~._inline.InlineConnection`, whose waits
+for the server are trio awaits, so no call pays a thread hop (130-190 µs against a round
+trip of ~90 µs here: TECH-NOTES.md) and other tasks run while a statement is in flight.
+Only connecting (which may block for the whole connect timeout) and migrations go to a
+worker thread. Connections are in autocommit mode, so a single statement
 is its own transaction and costs one round trip; multi-statement transactions use
-psycopg's pipeline so ``BEGIN`` and ``COMMIT`` travel with the statements.
+psycopg's pipeline so ``BEGIN`` and ``COMMIT`` travel with the statements. A statement
+whose loss in a server crash costs latency, never correctness, carries
+:data:`ASYNC_COMMIT` itself, so it commits without waiting for the disk in that same
+round trip.
 
 Connections found dead (terminated backend, restarted server) are replaced. A pooled
 connection is checked before use without a round trip (an idle connection has nothing
@@ -21,7 +27,7 @@ import logging
 import select
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg
 import psycopg.errors
@@ -33,12 +39,20 @@ from sqlalchemy.pool import NullPool
 
 from wfe.core import ConfigurationError, ProviderError, WfeError, redact_url
 
+from ._inline import InlineConnection, run_inline
 from ._listener import Listener
 from ._schema import migrate
 from ._settings import Settings
 
 T = TypeVar("T")
-Conn = psycopg.Connection[Any]
+# A condition for the WHERE clause of a statement that may commit without waiting for
+# the WAL to reach disk: an uncorrelated subquery, so the server evaluates it once per
+# statement, and ``is_local`` confines the setting to the statement's own (implicit)
+# transaction, whose commit reads it. Measured here: ~30 µs per single-row write against
+# ~230-300 µs durable, and ~140 µs for the BEGIN / SET LOCAL / write / COMMIT pipeline it
+# replaces (two round trips and four statements).
+ASYNC_COMMIT = "(SELECT set_config('synchronous_commit', 'off', true)) = 'off'"
+Conn = InlineConnection
 log = logging.getLogger("wfe.postgres")
 
 
@@ -87,8 +101,6 @@ class Database:
         self._pool_lock = threading.Lock()
         self._closed = True
         self.limiter = trio.CapacityLimiter(settings.pool_size)
-        # The hop itself: callers hold ``limiter`` already when they pass this one.
-        self._hop_limiter = trio.CapacityLimiter(settings.pool_size)
         self.listener = Listener(self)
 
     def q(self, sql: str) -> str:
@@ -119,7 +131,7 @@ class Database:
     def connect(self) -> Conn:
         """A new connection (autocommit, json as text); ProviderError if it fails."""
         try:
-            conn = psycopg.connect(self.settings.conninfo, autocommit=True)
+            conn = InlineConnection.connect(self.settings.conninfo, autocommit=True)
         except psycopg.Error as exc:
             raise ProviderError(describe_failure(self.settings, exc)) from None
         _loaders(conn)
@@ -128,7 +140,7 @@ class Database:
     def _open(self) -> None:
         settings = self.settings
         try:
-            first = psycopg.connect(settings.conninfo, autocommit=True)
+            first = InlineConnection.connect(settings.conninfo, autocommit=True)
         except psycopg.Error as exc:
             raise ConfigurationError(describe_failure(settings, exc)) from None
         _loaders(first)
@@ -167,29 +179,37 @@ class Database:
 
     # -- the pool ---------------------------------------------------------------------
 
-    def _take(self) -> tuple[Conn, bool]:
-        """An idle connection that looks alive, else a new one; and whether it is new."""
+    def _take_idle(self) -> Conn | None:
+        """An idle connection that looks alive, or ``None`` (then connect a new one)."""
         if self._closed:
             raise ProviderError(f"PostgreSQL store, {self.label}, is not open: use `async with`")
         while True:
             with self._pool_lock:
                 conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                conn = self.connect()
-                with self._pool_lock:
-                    self._all.add(conn)
-                return conn, True
-            if _looks_alive(conn):
-                return conn, False
+            if conn is None or _looks_alive(conn):
+                return conn
             self._discard(conn)
 
-    def _give_back(self, conn: Conn) -> None:
+    def _connect_pooled(self) -> Conn:
+        """In a worker thread: a new connection for the pool; :class:`_Retry` if it
+        cannot be made (nothing was sent, so the work may go on elsewhere)."""
+        try:
+            conn = self.connect()
+        except ProviderError as exc:
+            if self._closed:
+                raise
+            raise _Retry(str(exc)) from exc
+        with self._pool_lock:
+            self._all.add(conn)
+        return conn
+
+    async def _give_back(self, conn: Conn) -> None:
         if conn.broken or conn.closed or self._closed:
             self._discard(conn)
             return
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             try:
-                conn.rollback()
+                await run_inline(lambda c: c.rollback(), conn)
             except psycopg.Error:
                 self._discard(conn)
                 return
@@ -202,35 +222,30 @@ class Database:
         with contextlib.suppress(psycopg.Error):  # closing a dead socket
             conn.close()
 
-    def _hop(self, fn: Callable[[Conn], T], idempotent: bool, durable: bool) -> T:
-        """In the worker thread: ``fn`` on a pooled connection. Raises :class:`_Retry`
-        when the work can safely be tried again on a new connection: the connection
-        could not be made (nothing was sent), or it was lost under idempotent work."""
-        try:
-            conn, _fresh = self._take()
-        except ProviderError as exc:
-            if self._closed:
+    async def _attempt(self, fn: Callable[[Conn], T], idempotent: bool) -> T:
+        """``fn`` on a pooled connection. Raises :class:`_Retry` when the work can
+        safely be tried again on a new connection: the connection could not be made
+        (nothing was sent), or it was lost under idempotent work."""
+        conn = self._take_idle()
+        if conn is None:
+            conn = await trio.to_thread.run_sync(self._connect_pooled)
+        # A statement in flight is never abandoned (the connection would be left
+        # mid-protocol): cancellation is seen by the caller's next checkpoint.
+        with trio.CancelScope(shield=True):
+            try:
+                result = await run_inline(fn, conn)
+            except psycopg.Error as exc:
+                lost = conn.broken or conn.closed
+                await self._give_back(conn)
+                if lost and idempotent:
+                    raise _Retry(str(self.error(exc))) from exc
+                raise self.error(exc, lost=lost) from exc
+            except BaseException:
+                # fn's own error (the connection is fine), or the wait failed and
+                # run_inline closed the connection mid-protocol (then it is discarded).
+                await self._give_back(conn)
                 raise
-            raise _Retry(str(exc)) from exc
-        try:
-            if durable:
-                result = fn(conn)
-            else:
-                # BEGIN, SET LOCAL and the statements leave in one flush, COMMIT in the
-                # next: the commit returns without waiting for the WAL to reach disk.
-                with conn.pipeline(), conn.transaction():
-                    conn.execute("SET LOCAL synchronous_commit = off")
-                    result = fn(conn)
-        except psycopg.Error as exc:
-            lost = conn.broken or conn.closed
-            self._give_back(conn)
-            if lost and idempotent:
-                raise _Retry(str(self.error(exc))) from exc
-            raise self.error(exc, lost=lost) from exc
-        except BaseException:
-            self._give_back(conn)
-            raise
-        self._give_back(conn)
+            await self._give_back(conn)
         return result
 
     def error(self, exc: psycopg.Error, *, lost: bool = False) -> ProviderError:
@@ -239,35 +254,25 @@ class Database:
             text += " (the connection was lost; a write in flight may or may not be stored)"
         return ProviderError(f"PostgreSQL store, {self.label}: {text}")
 
-    async def run(
-        self, fn: Callable[[Conn], T], *, idempotent: bool = False, durable: bool = True
-    ) -> T:
-        """Run ``fn(conn)`` in one worker-thread hop on a pooled connection.
+    async def run(self, fn: Callable[[Conn], T], *, idempotent: bool = False) -> T:
+        """Run ``fn(conn)`` on a pooled connection, its waits for the server awaited in
+        trio (``fn`` is plain blocking psycopg code: see :mod:`._inline`).
 
         While the server cannot be reached (a restart, a dropped connection) the call
         is retried with backoff for up to ``connect_timeout`` seconds, when that is safe:
         always if no connection could be made, and for ``idempotent`` work (reads,
         writes that may be applied twice) also when the connection died under it. Not
-        abandoned on cancellation: a statement finishes before ``Cancelled`` is seen.
-
-        ``durable=False`` commits without waiting for the disk (``synchronous_commit =
-        off`` for this transaction only): for writes whose loss in a server crash costs
-        latency, never correctness — queue hints (the store is the truth: the poller
-        finds the work again) and the search index (rebuilt from the store)."""
+        abandoned on cancellation: a statement finishes before ``Cancelled`` is seen."""
         async with self.limiter:
-            return await self.run_held(fn, idempotent=idempotent, durable=durable)
+            return await self.run_held(fn, idempotent=idempotent)
 
-    async def run_held(
-        self, fn: Callable[[Conn], T], *, idempotent: bool = False, durable: bool = True
-    ) -> T:
+    async def run_held(self, fn: Callable[[Conn], T], *, idempotent: bool = False) -> T:
         """As :meth:`run`, for a caller already holding :attr:`limiter`."""
         deadline = trio.current_time() + self.settings.connect_timeout
         backoff = 0.02
         while True:
             try:
-                return await trio.to_thread.run_sync(
-                    self._hop, fn, idempotent, durable, limiter=self._hop_limiter
-                )
+                return await self._attempt(fn, idempotent)
             except _Retry as exc:
                 if trio.current_time() + backoff > deadline:
                     raise ProviderError(str(exc)) from exc.__cause__
@@ -286,7 +291,9 @@ def _looks_alive(conn: Conn) -> bool:
     if conn.broken or conn.closed:
         return False
     try:
-        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+        poller = select.poll()  # not select.select: it fails for descriptors >= 1024
+        poller.register(conn.pgconn.socket, select.POLLIN)
+        readable = poller.poll(0)
     except (OSError, ValueError, psycopg.Error):
         return False
     return not readable

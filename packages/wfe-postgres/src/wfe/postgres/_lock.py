@@ -5,7 +5,8 @@ took it, so a host paused past its lease (SIGSTOP, a step blocking its event loo
 keep its lock, and nobody could take the instance over; holding one session per leased
 instance would also cost a connection each. A lease row has an expiry on the server's
 clock (so hosts need not agree on time) and a token counter that only grows, which the
-store's fence compares. Acquire, renew and release are each one statement.
+store's fence compares. Acquire, renew and release are each one statement (one round
+trip).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from wfe.core.protocols import Lease
 
 from . import _codec as c
 from ._base import PostgresProvider, open_database
-from ._database import Conn, Database
+from ._database import ASYNC_COMMIT, Conn, Database
 
 # The server's clock in microseconds since the epoch.
 NOW_US = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
@@ -38,9 +39,12 @@ _RENEW = (
     f"UPDATE {{s}}.locks SET expires_at = {NOW_US} + %(ttl)s WHERE resource = %(r)s "
     f"AND owner = %(o)s AND token = %(t)s AND expires_at > {NOW_US} RETURNING expires_at"
 )
+# A release lost in a server crash leaves the lease to expire on its own (latency, never
+# safety: the token counter is not touched, and the next acquisition's durable commit
+# flushes the release with it), so it does not wait for the disk.
 _RELEASE = (
     "UPDATE {s}.locks SET owner = NULL, expires_at = 0 "
-    "WHERE resource = %(r)s AND owner = %(o)s AND token = %(t)s"
+    f"WHERE resource = %(r)s AND owner = %(o)s AND token = %(t)s AND {ASYNC_COMMIT}"
 )
 
 

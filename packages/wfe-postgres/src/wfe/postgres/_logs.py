@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from wfe.core.protocols import StepLogLine
 
 from . import _codec as c
+from ._database import ASYNC_COMMIT
 
 if TYPE_CHECKING:
     from ._database import Database
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 _INSERT = (
     "INSERT INTO {s}.step_logs (workflow_id, pointer_id, step_name, attempt, stream, line, "
     "time) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[], "
-    "%s::text[], %s::bigint[])"
+    # Step logs are diagnostics: a server crash may lose the last lines, never a step.
+    f"%s::text[], %s::bigint[]) WHERE {ASYNC_COMMIT}"
 )
 
 
@@ -49,7 +51,7 @@ class PostgresStepLogs:
             [c.to_us(x.time) for x in lines],
         )
         sql = self._db.q(_INSERT)
-        await self._db.run(lambda conn: conn.execute(sql, columns), durable=False)
+        await self._db.run(lambda conn: conn.execute(sql, columns))
 
     async def read_step_logs(
         self,

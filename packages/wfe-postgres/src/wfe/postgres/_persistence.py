@@ -154,8 +154,9 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
             f"WITH w AS (INSERT INTO {{s}}.workflows ({c.WORKFLOW_COLUMNS}) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s::json, %s, %s, %s, %s)) "
             "INSERT INTO {s}.pointers (id, workflow_id, sequence, body) "
+            # The arrays in binary: no quoting and escaping of each JSON body.
             "SELECT p.id, %s, p.seq, p.body FROM "
-            "unnest(%s::text[], %s::int[], %s::json[]) AS p(id, seq, body)"
+            "unnest(%b::text[], %b::int[], %b::json[]) AS p(id, seq, body)"
         )
         label = self._db.label
 
@@ -207,8 +208,8 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
 
     async def deliver_event(self, delivery: EventDelivery) -> bool:
         """Give the event to the waiting pointer, close its subscription, make the
-        instance due and mark the event, in one fenced transaction of two pipelined
-        round trips (read and lock the rows; write them)."""
+        instance due and mark the event, in one fenced transaction of two round trips
+        (begin, raise the fence, read and lock the rows; write them and commit)."""
         d = delivery
         read_sql = self._db.q(_DELIVERY_READ)
         write_sql = self._db.q(_DELIVERY_WRITE)
@@ -221,29 +222,48 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
             "ptr": d.pointer_id,
         }
 
+        def decide(conn: Conn, row: tuple[Any, ...] | None) -> str | None:
+            """The pointer's new body, ``None`` when there is nothing to deliver;
+            raises when the fence refused the delivery."""
+            assert row is not None
+            fenced, fence, terminated, processed, data, body = row
+            if fenced is None:
+                if fence is None and not _exists(conn, self._db.q, d.workflow_id):
+                    raise WorkflowNotFoundError(
+                        f"no workflow {d.workflow_id} in PostgreSQL store, {label}"
+                    )
+                raise refused_error(label, d.workflow_id, d.fencing_token, fence)
+            if terminated is None or terminated or processed is None or processed:
+                return None
+            if body is None:
+                return None
+            # None too when the pointer no longer waits (cancelled, delivered).
+            return c.receive_event(body, data)
+
         def run(conn: Conn) -> bool:
-            with conn.pipeline(), conn.transaction():
-                row = conn.execute(read_sql, keys).fetchone()
-                assert row is not None
-                fenced, fence, terminated, processed, data, body = row
-                if fenced is None:
-                    if fence is None and not _exists(conn, self._db.q, d.workflow_id):
-                        raise WorkflowNotFoundError(
-                            f"no workflow {d.workflow_id} in PostgreSQL store, {label}"
-                        )
-                    raise refused_error(label, d.workflow_id, d.fencing_token, fence)
-                if terminated is None or terminated or processed is None or processed:
-                    return False
-                if body is None:
-                    return False
-                new_body = c.receive_event(body, data)
-                if new_body is None:
-                    return False  # the pointer no longer waits (cancelled, delivered)
-                conn.execute(
-                    write_sql,
-                    {**keys, "body": new_body, "when": c.to_us(d.time), "mark": d.mark_processed},
-                )
-                return True
+            # BEGIN travels with the read, the write with COMMIT: two round trips.
+            with conn.pipeline() as pipeline:
+                conn.execute("BEGIN")
+                read = conn.execute(read_sql, keys)
+                pipeline.sync()
+                try:
+                    new_body = decide(conn, read.fetchone())
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                if new_body is not None:
+                    conn.execute(
+                        write_sql,
+                        {
+                            **keys,
+                            "body": new_body,
+                            "when": c.to_us(d.time),
+                            "mark": d.mark_processed,
+                        },
+                    )
+                # The raised fence is kept even when there was nothing to deliver.
+                conn.execute("COMMIT")
+            return new_body is not None
 
         return await self._db.run(run)
 

@@ -14,35 +14,41 @@ from wfe.core.protocols import QueueItem, QueueKind
 
 from . import _codec as c
 from ._base import PostgresProvider, open_database
-from ._database import Conn, Database
+from ._database import ASYNC_COMMIT, Conn, Database
 from ._lock import NOW_US
 
 log = logging.getLogger("wfe.postgres")
 
+# Queue writes commit without waiting for the disk (ASYNC_COMMIT): see the class.
 _ENQUEUE = (
     "WITH i AS (INSERT INTO {s}.queue_items (kind, item_id, receipt, visible_at) "
-    "SELECT %(k)s, x, NULL, 0 FROM unnest(%(ids)s::text[]) AS x "
+    f"SELECT %(k)s, x, NULL, 0 FROM unnest(%(ids)s::text[]) AS x WHERE {ASYNC_COMMIT} "
     "ON CONFLICT (kind, item_id) WHERE receipt IS NULL DO NOTHING) "
     "SELECT pg_notify(%(ch)s, 'q:' || %(k)s)"
 )
 # The oldest visible row no other transaction holds; SKIP LOCKED lets concurrent
-# consumers take different rows instead of queueing behind one.
+# consumers take different rows instead of queueing behind one. When none is taken, the
+# same round trip says when the earliest row of the kind is (or becomes) visible, as
+# microseconds from now (NULL: the kind is empty), so an idle consumer sleeps until then.
 _TAKE = (
     "WITH next AS MATERIALIZED (SELECT id FROM {s}.queue_items WHERE kind = %(k)s "
-    f"AND visible_at <= {NOW_US} ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
-    f"UPDATE {{s}}.queue_items q SET receipt = %(r)s, visible_at = {NOW_US} + %(vt)s "
-    "FROM next WHERE q.id = next.id RETURNING q.id, q.item_id"
+    f"AND visible_at <= {NOW_US} AND {ASYNC_COMMIT} ORDER BY id LIMIT 1 "
+    "FOR UPDATE SKIP LOCKED), "
+    f"taken AS (UPDATE {{s}}.queue_items q SET receipt = %(r)s, visible_at = {NOW_US} + %(vt)s "
+    "FROM next WHERE q.id = next.id RETURNING q.id, q.item_id) "
+    "SELECT id, item_id, NULL::bigint FROM taken UNION ALL "
+    f"SELECT NULL, NULL, (SELECT min(visible_at) - {NOW_US} FROM {{s}}.queue_items "
+    "WHERE kind = %(k)s) WHERE NOT EXISTS (SELECT 1 FROM taken)"
 )
-# When the earliest row of the kind is (or becomes) visible, as microseconds from now.
-_LOOK = f"SELECT min(visible_at) - {NOW_US} FROM {{s}}.queue_items WHERE kind = %(k)s"
+_ACK = f"DELETE FROM {{s}}.queue_items WHERE id = %s AND receipt = %s AND {ASYNC_COMMIT}"
 _PUT_BACK = (
     "WITH waiting AS (SELECT 1 FROM {s}.queue_items w, {s}.queue_items me "
     "WHERE me.id = %(id)s AND me.receipt = %(r)s AND w.kind = me.kind "
     "AND w.item_id = me.item_id AND w.receipt IS NULL), "
     "gone AS (DELETE FROM {s}.queue_items WHERE id = %(id)s AND receipt = %(r)s "
-    "AND EXISTS (SELECT 1 FROM waiting) RETURNING 1) "
+    f"AND EXISTS (SELECT 1 FROM waiting) AND {ASYNC_COMMIT} RETURNING 1) "
     "UPDATE {s}.queue_items SET receipt = NULL, visible_at = 0 WHERE id = %(id)s "
-    "AND receipt = %(r)s AND NOT EXISTS (SELECT 1 FROM waiting)"
+    f"AND receipt = %(r)s AND NOT EXISTS (SELECT 1 FROM waiting) AND {ASYNC_COMMIT}"
 )
 
 
@@ -85,7 +91,8 @@ class PostgresQueueProvider(PostgresProvider):
         super()._share(db)
         self._enqueue = db.q(_ENQUEUE)
         self._take = db.q(_TAKE)
-        self._look = db.q(_LOOK)
+        self._ack = db.q(_ACK)
+        self._put_back_sql = db.q(_PUT_BACK)
 
     @property
     def visibility_timeout(self) -> float:
@@ -105,9 +112,7 @@ class PostgresQueueProvider(PostgresProvider):
         params = {"k": kind_value, "ids": ids, "ch": self._db.settings.channel}
         # Safe to repeat: a second copy coalesces with the first.
         # Safe to lose in a server crash: the poller finds the work in the store again.
-        await self._db.run(
-            lambda conn: conn.execute(self._enqueue, params), idempotent=True, durable=False
-        )
+        await self._db.run(lambda conn: conn.execute(self._enqueue, params), idempotent=True)
         self._db.listener.wake(kind_value)
 
     async def dequeue(self, kind: QueueKind, timeout: float) -> QueueItem | None:
@@ -128,18 +133,18 @@ class PostgresQueueProvider(PostgresProvider):
             row = conn.execute(
                 self._take, {"k": kind_enum.value, "r": receipt, "vt": vt_us}
             ).fetchone()
-            if row is not None:
+            if row is None:
+                return None, None
+            if row[0] is not None:
                 return (row[0], row[1], receipt), None
-            look = conn.execute(self._look, {"k": kind_enum.value}).fetchone()
-            wait = None if look is None or look[0] is None else max(0.0, look[0] / 1e6)
-            return None, wait
+            return None, None if row[2] is None else max(0.0, row[2] / 1e6)
 
         while True:
             wakeup = listener.wakeup(kind_enum.value)
             next_visible: float | None = None
             try:
                 # A delivery lost in a server crash is delivered again: not durable.
-                taken, next_visible = await db.run(take, durable=False)
+                taken, next_visible = await db.run(take)
             except ProviderError as exc:
                 log.warning("dequeue from %s failed: %s; retrying", db.label, exc)
                 taken, next_visible = None, db.settings.poll_interval
@@ -170,9 +175,8 @@ class PostgresQueueProvider(PostgresProvider):
         parsed = _parse_receipt(item.receipt)
         if parsed is None:
             return
-        sql = self._db.q("DELETE FROM {s}.queue_items WHERE id = %s AND receipt = %s")
         # A lost ack means one more (harmless) delivery.
-        await self._db.run(lambda conn: conn.execute(sql, parsed), idempotent=True, durable=False)
+        await self._db.run(lambda conn: conn.execute(self._ack, parsed), idempotent=True)
 
     async def _put_back(self, item: QueueItem) -> None:
         """Make a delivery visible again (or drop it when a waiting copy exists)."""
@@ -180,8 +184,7 @@ class PostgresQueueProvider(PostgresProvider):
         if parsed is None:
             return
         params: dict[str, Any] = {"id": parsed[0], "r": parsed[1]}
-        sql = self._db.q(_PUT_BACK)
-        await self._db.run(lambda conn: conn.execute(sql, params), idempotent=True, durable=False)
+        await self._db.run(lambda conn: conn.execute(self._put_back_sql, params), idempotent=True)
         self._db.listener.wake(item.kind.value)
 
 

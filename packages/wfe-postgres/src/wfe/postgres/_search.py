@@ -22,7 +22,7 @@ from wfe.core.serialization import dumps, loads, search_field, search_fields, se
 
 from . import _codec as c
 from ._base import PostgresProvider, open_database
-from ._database import Conn, Database
+from ._database import ASYNC_COMMIT, Conn, Database
 
 _WORD = re.compile(r"[^\W_]+")
 # A tsvector holds at most 1 MB; documents are cut well below that.
@@ -93,10 +93,7 @@ class PostgresSearchIndex(PostgresProvider):
             return
         rows = [_document(i) for i in latest.values()]
         columns = [list(column) for column in zip(*rows, strict=True)]
-        # The index is derived from the store: it need not wait for the disk.
-        await self._db.run(
-            lambda conn: conn.execute(self._upsert, columns), idempotent=True, durable=False
-        )
+        await self._db.run(lambda conn: conn.execute(self._upsert, columns), idempotent=True)
 
     async def remove(self, workflow_ids: Sequence[str]) -> None:
         """Drop the entries of ``workflow_ids`` (unknown ids are ignored)."""
@@ -172,6 +169,8 @@ _UPSERT = (
     "%s::bigint[], %s::bigint[], %s::json[], %s::text[], %s::json[]) "
     "AS d(id, definition_id, version, status, reference, description, create_time, "
     "complete_time, data, words, fields) "
+    # The index is derived from the store: it need not wait for the disk.
+    f"WHERE {ASYNC_COMMIT} "
     "ON CONFLICT (id) DO UPDATE SET definition_id = excluded.definition_id, "
     "version = excluded.version, status = excluded.status, "
     "reference = excluded.reference, description = excluded.description, "
