@@ -78,6 +78,9 @@ class InstanceRun:
         # paused past it starts no further step (its writes would be refused anyway).
         self._holds_lease = holds_lease
         self.state = InstanceState(instance, definition)
+        self._replayable_steps = definition is not None and any(
+            s.body.replayable for s in definition.steps
+        )
         self.instance = instance
         self.fencing_token = fencing_token
         self.accepting = True
@@ -280,7 +283,7 @@ class InstanceRun:
                 del self.running[p.id]
             # A replayable successor runs before this checkpoint, sharing the next one;
             # any other waits for it.
-            p = self._changed(take=True)
+            p = self._changed(take=True) if self._replayable_steps else None
             if p is None:
                 await self._flush()
                 p = self._changed(take=True)
