@@ -84,6 +84,24 @@ async def test_pointers_come_back_in_sequence_order(
     assert [p.sequence for p in got.execution_pointers] == [0, 1, 2, 3]
 
 
+@pytest.mark.parametrize("n", [0, 1, 64, 65, 500])
+async def test_histories_short_and_long_come_back_whole_and_in_order(
+    persistence: SqlitePersistenceProvider, n: int
+) -> None:
+    """Up to 64 pointers are read on the trio thread, longer histories in a reader
+    thread: either way all of them, in order."""
+    inst = make_instance(0)
+    inst.execution_pointers = [
+        ExecutionPointer(step_id=i, sequence=n - i, step_name=f"s{i}") for i in range(n)
+    ]
+    await persistence.create_workflow(inst)
+    got = await persistence.get_workflow(inst.id)
+    assert [p.sequence for p in got.execution_pointers] == list(range(1, n + 1))
+    assert [p.id for p in got.execution_pointers] == [
+        p.id for p in reversed(inst.execution_pointers)
+    ]
+
+
 async def test_persisting_an_unknown_workflow_raises(
     persistence: SqlitePersistenceProvider,
 ) -> None:
