@@ -29,6 +29,7 @@ from wfe.core.protocols import BulkSearchIndex, EventDelivery, Lease, QueueItem,
 
 from ._health import Health
 from ._indexing import consume_in_batches
+from ._leases import Hold, LeaseKeeper
 from ._middleware import PostRunner, middleware_failure, record_error, run_execute
 from ._services import HostServices
 from ._timers import TimerWheel
@@ -41,7 +42,6 @@ _EVENT_RETRY_MAX = timedelta(seconds=5)
 _MAX_BACKOFF = 300.0
 _POLL_BATCH = 1000
 _LOCK_RETRY = 0.05
-_INDEX_RUNNING_AFTER = 0.2  # s after an eager start (see Dispatcher._renew)
 
 
 class Dispatcher:
@@ -61,6 +61,7 @@ class Dispatcher:
         self._backoff: dict[str, int] = {}
         self._event_backoff: dict[str, int] = {}
         self.health = Health(host.clock)
+        self._leases = LeaseKeeper(lambda: host.locks, self.health, self.request_index)
         self._wf_timers = TimerWheel(
             host.clock, self._wake_workflow, self.health, "waking workflows"
         )
@@ -102,6 +103,9 @@ class Dispatcher:
             return
         async with trio.open_nursery() as work:
             self._work = work
+            # In ``work``, not among the services: runs finishing while the host drains
+            # keep their leases renewed.
+            work.start_soon(self._leases.serve)
             with self._service_scope:
                 async with trio.open_nursery() as services:
                     await services.start(self._wf_timers.serve)
@@ -223,46 +227,6 @@ class Dispatcher:
 
     # -- leases -----------------------------------------------------------------
 
-    async def _renew(
-        self, lease: Lease, hold: _Hold, scope: trio.CancelScope, index: str | None = None
-    ) -> None:
-        """Renew ``lease`` until cancelled; ``index``: the id of a workflow started
-        here, to index if its pass still runs after a moment."""
-        locks = self.host.locks
-        interval = max(lease.ttl.total_seconds() / 3, 0.01)
-        wait = interval
-        if index is not None:
-            # Indexed when its pass ends; a workflow still running a moment after its
-            # start is indexed then too, so searches find it while it runs. A short
-            # one is indexed once, not at its start and again at its end.
-            await trio.sleep(min(_INDEX_RUNNING_AFTER, interval))
-            wait = max(interval - _INDEX_RUNNING_AFTER, 0.0)
-            try:
-                await self.request_index(index)
-            except Exception as exc:
-                self.health.work_failed("indexing workflows", exc, f"indexing workflow {index}")
-        while True:
-            await trio.sleep(wait)
-            asked = trio.current_time()
-            try:
-                renewed = await locks.renew(lease)
-            except Exception as exc:
-                # Unknown whether it was renewed: keep trying while the lease surely
-                # lasts; past that, another host may hold it, so stop the run.
-                wait = min(self.health.failed("renewing leases", exc), interval)
-                if not hold.held():
-                    log.warning("could not renew the lease on %s; stopping its run", lease.resource)
-                    scope.cancel()
-                    return
-                continue
-            self.health.succeeded("renewing leases")
-            wait = interval
-            if not renewed:
-                log.warning("lost the lease on %s; stopping its run", lease.resource)
-                scope.cancel()
-                return
-            hold.until = asked + lease.ttl.total_seconds()
-
     async def _release(self, lease: Lease) -> None:
         with trio.CancelScope(shield=True), contextlib.suppress(WfeError):
             await self.host.locks.release(lease)
@@ -369,19 +333,19 @@ class Dispatcher:
         """Run the workflow under ``lease`` (asked for at trio time ``asked``), then
         release it. ``instance``: the instance as just created under this lease (no
         claim needed); ``None``: claim it."""
-        hold = _Hold(asked + lease.ttl.total_seconds())
+        hold = Hold(asked + lease.ttl.total_seconds())
+        scope = trio.CancelScope()
+        # An eager start is indexed when its pass ends, or a moment in if still running.
+        held = self._leases.keep(lease, hold, scope, workflow_id if instance else None)
         try:
-            with trio.CancelScope() as scope:
-                async with trio.open_nursery() as nursery:
-                    index = workflow_id if instance is not None else None
-                    nursery.start_soon(self._renew, lease, hold, scope, index)
-                    await self._execute(workflow_id, lease, hold, instance)
-                    nursery.cancel_scope.cancel()
+            with scope:
+                await self._execute(workflow_id, lease, hold, instance)
         finally:
+            self._leases.drop(held)
             await self._release(lease)
 
     async def _execute(
-        self, workflow_id: str, lease: Lease, hold: _Hold, created: WorkflowInstance | None
+        self, workflow_id: str, lease: Lease, hold: Hold, created: WorkflowInstance | None
     ) -> None:
         host = self.host
         if created is None:
@@ -681,18 +645,6 @@ class NewRun:
     lease: Lease
     asked: float
     slot: object
-
-
-class _Hold:
-    """Until when this host surely holds a lease, by the trio clock: measured from
-    before each acquire or renew call, so it never outlasts the lease in the store. A
-    host paused past it (SIGSTOP, a step blocking the loop) starts no further step."""
-
-    def __init__(self, until: float) -> None:
-        self.until = until
-
-    def held(self) -> bool:
-        return trio.current_time() < self.until
 
 
 def _definition_problem(
