@@ -47,6 +47,7 @@ OUTPUTS_STEP = "(outputs)"
 class OutputsCheck(StepBody):
     """The final ``(outputs)`` step: the workflow's declared outputs exist and are typed."""
 
+    replayable = True  # checks the workflow's data alone
     outputs: ClassVar[Mapping[str, ValueType]]
     workflow_id: ClassVar[str]
 

@@ -106,6 +106,9 @@ def pipeline_jobs(spec: WorkflowSpec, plan: GraphPlan) -> tuple[dict[str, Any], 
 class _UnitDone(StepBody):
     """After a unit's steps: the unit is complete unless one of them failed."""
 
+    # Decides from the workflow's data alone: shares the next checkpoint.
+    replayable = True
+
     async def run(self, ctx: StepExecutionContext) -> ExecutionResult | None:
         mark_done(workflow_data(ctx.workflow.data), ctx.item)
         return ExecutionResult.next()
@@ -113,6 +116,8 @@ class _UnitDone(StepBody):
 
 def _round_end(plan: GraphPlan, jobs: tuple[dict[str, Any], ...]) -> type[StepBody]:
     class RoundEnd(StepBody):
+        replayable = True  # decides from the workflow's data alone
+
         async def run(self, ctx: StepExecutionContext) -> ExecutionResult | None:
             plan.end_round(workflow_data(ctx.workflow.data))
             return ExecutionResult.next()
