@@ -264,6 +264,14 @@ class Dispatcher:
             lease = await self.host.locks.acquire(
                 self.lock_name(workflow_id), self.host.config.lease_ttl
             )
+        except Exception as exc:
+            self._workflow_limiter.release_on_behalf_of(token)
+            if isinstance(exc, StoreLostError):
+                raise
+            # The lock store failing must not fail a start the workflow store can
+            # take: it is queued instead (and the queue reports its own trouble).
+            log.debug("no lease for new workflow %s (%s); queueing it", workflow_id, exc)
+            return None
         except BaseException:
             self._workflow_limiter.release_on_behalf_of(token)
             raise
@@ -297,6 +305,8 @@ class Dispatcher:
         slot: object,
         doing: str,
         instance: WorkflowInstance | None = None,
+        *,
+        loop: str = "processing workflow items",
     ) -> bool:
         """Start a task running the workflow under ``lease`` holding workflow slot
         ``slot``, which it gives back at the end. ``False`` (nothing started) while
@@ -313,9 +323,7 @@ class Dispatcher:
             except (WorkflowNotFoundError, StaleLeaseError) as exc:
                 log.info("workflow %s, %s it: %s", workflow_id, doing, exc)
             except Exception as exc:
-                self.health.work_failed(
-                    "processing workflow items", exc, f"{doing} workflow {workflow_id}"
-                )
+                self.health.work_failed(loop, exc, f"{doing} workflow {workflow_id}")
             finally:
                 self.starting.discard(workflow_id)
                 self._workflow_limiter.release_on_behalf_of(slot)
@@ -618,7 +626,14 @@ class Dispatcher:
             self._workflow_limiter.acquire_on_behalf_of_nowait(token)
         except trio.WouldBlock:
             return False
-        if self._spawn_leased(workflow_id, lease, asked, token, "after an event, running"):
+        if self._spawn_leased(
+            workflow_id,
+            lease,
+            asked,
+            token,
+            "after its event, running",
+            loop="processing event items",
+        ):
             return True
         self._workflow_limiter.release_on_behalf_of(token)
         return False
