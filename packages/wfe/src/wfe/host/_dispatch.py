@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -228,8 +227,18 @@ class Dispatcher:
     # -- leases -----------------------------------------------------------------
 
     async def _release(self, lease: Lease) -> None:
-        with trio.CancelScope(shield=True), contextlib.suppress(WfeError):
-            await self.host.locks.release(lease)
+        # A lost release costs nothing but time (the lease expires), but the lock store
+        # failing is reported: with every start run here at once, releases and renewals
+        # may be all this host asks of it.
+        with trio.CancelScope(shield=True):
+            try:
+                await self.host.locks.release(lease)
+            except StoreLostError:
+                pass  # reported by whichever loop meets it next
+            except WfeError as exc:
+                self.health.failed("releasing leases", exc)
+            else:
+                self.health.succeeded("releasing leases")
 
     # -- workflows ----------------------------------------------------------------
 

@@ -134,13 +134,12 @@ class LeaseKeeper:
         except Exception as exc:
             # Unknown whether it was renewed: keep trying while the lease surely
             # lasts; past that, another host may hold it, so stop the run.
+            retry = min(self._health.failed("renewing leases", exc), interval)
             if not held.hold.held():
                 log.warning("could not renew the lease on %s; stopping its run", lease.resource)
                 self._stop(held)
                 return
-            held.due = trio.current_time() + min(
-                self._health.failed("renewing leases", exc), interval
-            )
+            held.due = trio.current_time() + retry
             return
         self._health.succeeded("renewing leases")
         if not renewed:
