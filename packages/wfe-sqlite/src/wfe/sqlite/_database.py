@@ -153,9 +153,14 @@ class Database:
         self._writer: PoolProxiedConnection | None = None
         self._thread: Writer | None = None
         self._inline: PoolProxiedConnection | None = None
-        # Writes of the current trio tick, run together at its end (see _submit).
+        # Writes of the current trio tick, run together at its end (see _queue).
         self._pending: list[Job] = []
         self._flush_scheduled = False
+        # The system task of the trio run (its token) that flushes them, and whether it
+        # is parked waiting for the next tick's first write.
+        self._flusher: trio.lowlevel.Task | None = None
+        self._flusher_token: trio.lowlevel.TrioToken | None = None
+        self._flusher_parked = False
         self._readers: list[PoolProxiedConnection] = []
         self._all_readers: list[PoolProxiedConnection] = []
         self._readers_lock = threading.Lock()
@@ -417,9 +422,9 @@ class Database:
                 self._readers.append(proxied)
 
     def _queue(self, job: Job) -> None:
-        """Collect ``job`` with the other writes of this trio tick; at the tick's end
-        (a ``run_sync_soon`` callback) they run as one batch, inline when the writer
-        thread is idle, else in the writer thread."""
+        """Collect ``job`` with the other writes of this trio tick; once the tasks of
+        the tick have run they run as one batch, inline when the writer thread is idle,
+        else in the writer thread."""
         if self._thread is None:
             raise ProviderError(f"SQLite store {self.label} is not open: use `async with`")
         if job.exclusive:
@@ -428,7 +433,53 @@ class Database:
         self._pending.append(job)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            job.token.run_sync_soon(self._flush_pending)
+            self._schedule_flush(job.token)
+
+    def _schedule_flush(self, token: trio.lowlevel.TrioToken) -> None:
+        """Have the pending writes flushed in the next scheduler batch: by rescheduling
+        the run's parked flusher task, which costs a list append, where a
+        ``run_sync_soon`` from the trio thread itself costs a wake-up-socket write, a
+        poll and a read per batch. Every task woken in this tick runs before it."""
+        if self._flusher is not None and self._flusher_token is token:
+            if self._flusher_parked:
+                self._flusher_parked = False
+                trio.lowlevel.reschedule(self._flusher)
+            # else it is flushing right now, and flushes again before parking
+            return
+        try:
+            self._flusher = trio.lowlevel.spawn_system_task(
+                self._flush_loop, name=f"wfe-sqlite-flush {self.label}"
+            )
+        except RuntimeError:  # the run is shutting down: the callback way still works
+            self._flusher = None
+            token.run_sync_soon(self._flush_pending)
+            return
+        self._flusher_token = token
+        self._flusher_parked = False
+
+    async def _flush_loop(self) -> None:
+        """The flusher of one trio run: flush, then park until the next write."""
+        me = trio.lowlevel.current_task()
+        try:
+            while True:
+                self._flush_pending()
+                if self._pending:
+                    # Written by a completion callback of that flush: next tick.
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    continue
+                self._flusher_parked = True
+                await trio.lowlevel.wait_task_rescheduled(self._flusher_abort)
+        finally:
+            if self._flusher is me:
+                self._flusher = None
+                self._flusher_parked = False
+
+    def _flusher_abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
+        # The run is ending (system tasks are cancelled last). Parked means nothing is
+        # pending; a later write of this run goes through run_sync_soon.
+        self._flusher = None
+        self._flusher_parked = False
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def _take_pending(self) -> list[Job]:
         jobs, self._pending = self._pending, []
@@ -440,20 +491,25 @@ class Database:
         if not jobs:
             return
         thread = self._thread
-        if thread is None:
+        try:
+            if thread is None:
+                for job in jobs:
+                    job.error = ProviderError(f"SQLite store {self.label} is closed")
+                finish(jobs, None)
+            elif thread.run_inline(jobs):
+                finish(jobs, thread)
+            else:
+                thread.submit(*jobs)
+        except ProviderError as exc:  # closed meanwhile: fail them, never strand them
             for job in jobs:
-                job.error = ProviderError(f"SQLite store {self.label} is closed")
-            finish(jobs, None)
-        elif thread.run_inline(jobs):
-            finish(jobs, thread)
-        else:
-            thread.submit(*jobs)
+                if not job.finished:
+                    job.result, job.error = None, exc
+            finish([job for job in jobs if not job.finished], None)
 
     async def _submit(self, job: Job) -> Any:
         self._queue(job)
         # Not abandoned on cancellation: the caller learns how its write ended.
-        with trio.CancelScope(shield=True):
-            await job.done.wait()
+        await job.wait()
         if job.error is not None:
             raise job.error
         return job.result
