@@ -156,11 +156,6 @@ class Database:
         # Writes of the current trio tick, run together at its end (see _queue).
         self._pending: list[Job] = []
         self._flush_scheduled = False
-        # The system task of the trio run (its token) that flushes them, and whether it
-        # is parked waiting for the next tick's first write.
-        self._flusher: trio.lowlevel.Task | None = None
-        self._flusher_token: trio.lowlevel.TrioToken | None = None
-        self._flusher_parked = False
         self._readers: list[PoolProxiedConnection] = []
         self._all_readers: list[PoolProxiedConnection] = []
         self._readers_lock = threading.Lock()
@@ -436,50 +431,13 @@ class Database:
             self._schedule_flush(job.token)
 
     def _schedule_flush(self, token: trio.lowlevel.TrioToken) -> None:
-        """Have the pending writes flushed in the next scheduler batch: by rescheduling
-        the run's parked flusher task, which costs a list append, where a
-        ``run_sync_soon`` from the trio thread itself costs a wake-up-socket write, a
-        poll and a read per batch. Every task woken in this tick runs before it."""
-        if self._flusher is not None and self._flusher_token is token:
-            if self._flusher_parked:
-                self._flusher_parked = False
-                trio.lowlevel.reschedule(self._flusher)
-            # else it is flushing right now, and flushes again before parking
-            return
-        try:
-            self._flusher = trio.lowlevel.spawn_system_task(
-                self._flush_loop, name=f"wfe-sqlite-flush {self.label}"
-            )
-        except RuntimeError:  # the run is shutting down: the callback way still works
-            self._flusher = None
-            token.run_sync_soon(self._flush_pending)
-            return
-        self._flusher_token = token
-        self._flusher_parked = False
-
-    async def _flush_loop(self) -> None:
-        """The flusher of one trio run: flush, then park until the next write."""
-        me = trio.lowlevel.current_task()
-        try:
-            while True:
-                self._flush_pending()
-                if self._pending:
-                    # Written by a completion callback of that flush: next tick.
-                    await trio.lowlevel.cancel_shielded_checkpoint()
-                    continue
-                self._flusher_parked = True
-                await trio.lowlevel.wait_task_rescheduled(self._flusher_abort)
-        finally:
-            if self._flusher is me:
-                self._flusher = None
-                self._flusher_parked = False
-
-    def _flusher_abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
-        # The run is ending (system tasks are cancelled last). Parked means nothing is
-        # pending; a later write of this run goes through run_sync_soon.
-        self._flusher = None
-        self._flusher_parked = False
-        return trio.lowlevel.Abort.SUCCEEDED
+        """Have the pending writes flushed by the run's flusher (see :class:`_Flusher`)."""
+        flusher = _FLUSHER.get(None)
+        if flusher is None:
+            flusher = _Flusher()
+            _FLUSHER.set(flusher)
+        if not flusher.add(self):
+            token.run_sync_soon(self._flush_pending)  # the run is shutting down
 
     def _take_pending(self) -> list[Job]:
         jobs, self._pending = self._pending, []
@@ -616,6 +574,65 @@ class Database:
         ev = self._wakeups.pop(kind, None)
         if ev is not None:
             ev.set()
+
+
+class _Flusher:
+    """The system task of one trio run that runs the pending writes of every database
+    once the tasks of the tick that wrote them have run, in the order of each
+    database's first write of the tick (so a write posted to one database commits
+    before a later one to another database on the same file sees the file).
+
+    Rescheduling the parked task costs a list append, where a ``run_sync_soon`` from
+    the trio thread itself costs a wake-up-socket write, a poll and a read per batch."""
+
+    def __init__(self) -> None:
+        self._due: list[Database] = []
+        self._task: trio.lowlevel.Task | None = None
+        self._parked = False
+
+    def add(self, db: Database) -> bool:
+        """Flush ``db`` next; ``False`` when no flusher task can be started (the run is
+        shutting down)."""
+        self._due.append(db)
+        if self._task is None:
+            try:
+                self._task = trio.lowlevel.spawn_system_task(self._run, name="wfe-sqlite-flush")
+            except RuntimeError:
+                self._due.remove(db)
+                return False
+            self._parked = False
+        elif self._parked:
+            self._parked = False
+            trio.lowlevel.reschedule(self._task)
+        return True
+
+    async def _run(self) -> None:
+        me = trio.lowlevel.current_task()
+        try:
+            while True:
+                due, self._due = self._due, []
+                for db in due:
+                    db._flush_pending()
+                if self._due:
+                    # Written by a completion callback of that flush: next tick.
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    continue
+                self._parked = True
+                await trio.lowlevel.wait_task_rescheduled(self._abort)
+        finally:
+            if self._task is me:
+                self._task = None
+                self._parked = False
+
+    def _abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
+        # The run is ending (system tasks are cancelled last). Parked means nothing is
+        # due; a later write of this run starts another flusher, or calls back.
+        self._task = None
+        self._parked = False
+        return trio.lowlevel.Abort.SUCCEEDED
+
+
+_FLUSHER: trio.lowlevel.RunVar[_Flusher] = trio.lowlevel.RunVar("wfe_sqlite_flusher")
 
 
 def _set_wal(cur: sqlite3.Cursor) -> None:
