@@ -13,7 +13,7 @@ import trio.testing
 
 from wfe.core import StaleLeaseError, WorkflowInstance, WorkflowStatus
 from wfe.core.protocols import Checkpoint, QueueKind
-from wfe.sqlite import SqlitePersistenceProvider, SqliteQueueProvider
+from wfe.sqlite import SqlitePersistenceProvider, SqliteQueueProvider, _writer
 from wfe.sqlite._writer import Job
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -225,3 +225,61 @@ async def test_with_synchronous_full_no_write_commits_on_the_trio_thread(tmp_pat
         await store.persist_checkpoint(Checkpoint(instance=inst, fencing_token=1))
         assert inline_begins == []
         assert read_data(path, inst.id) == '{"n":3}'
+
+
+async def test_a_cancelled_write_ends_before_its_caller_sees_cancelled(tmp_path: Path) -> None:
+    """Cancelled while its batch waits for the writer thread, the caller stays until the
+    write has committed, then sees the Cancelled at its next checkpoint."""
+    path = tmp_path / "wfe.db"
+    async with SqlitePersistenceProvider(f"sqlite:///{path}") as store:
+        gate = WriterGate()
+        inst = make_instance()
+        seen: list[str] = []
+        scope = trio.CancelScope()
+
+        async def create() -> None:
+            with scope:
+                await store.create_workflow(inst)
+                seen.append("returned")
+                await trio.lowlevel.checkpoint()
+                seen.append("not cancelled")
+            seen.append("cancelled" if scope.cancelled_caught else "finished")
+
+        async with trio.open_nursery() as nursery:
+            await gate.occupy(store)
+            nursery.start_soon(create)
+            await trio.testing.wait_all_tasks_blocked()
+            scope.cancel()
+            await trio.testing.wait_all_tasks_blocked()
+            assert seen == []  # still waiting for its write
+            gate.release.set()
+        assert seen == ["returned", "cancelled"]
+        assert read_data(path, inst.id) == '{"n":0}'
+
+
+async def test_inline_writes_go_on_beside_a_wal_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer thread's passive WAL checkpoint holds back no write: while it runs,
+    writes still commit inline on the trio thread."""
+    gate = WriterGate()
+    monkeypatch.setattr(_writer, "_checkpoint_wal", gate.hold)  # a checkpoint that waits
+    path = tmp_path / "wfe.db"
+    async with SqlitePersistenceProvider(f"sqlite:///{path}") as store:
+        thread = store._db._thread
+        assert thread is not None
+        thread.submit(Job(_writer._checkpoint_wal, exclusive=True, posted=True))
+        await trio.to_thread.run_sync(gate.entered.wait)
+        inst = make_instance()
+        seen: list[str] = []
+
+        async def create() -> None:
+            await store.create_workflow(inst)
+            seen.append("stored")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(create)
+            await trio.testing.wait_all_tasks_blocked()
+            stored_meanwhile = list(seen), read_data(path, inst.id)
+            gate.release.set()
+        assert stored_meanwhile == (["stored"], '{"n":0}')
