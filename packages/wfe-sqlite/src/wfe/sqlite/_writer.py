@@ -147,7 +147,7 @@ class Writer:
         The inline connection never checkpoints the WAL itself (that is file I/O); every
         ``_CHECKPOINT_EVERY`` inline commits the writer thread is asked to."""
         conn = self._inline
-        if conn is None or not self._inline_writes or self._queued() or self._stopping:
+        if conn is None or not self._inline_writes or self._jobs or self._stopping:
             return False
         if not self._busy.acquire(blocking=False):
             return False
@@ -179,7 +179,7 @@ class Writer:
         caller reads through a worker thread. For small reads only (a row, a few rows):
         the trio loop runs them."""
         conn = self._inline
-        if conn is None or self._queued() or self._stopping:
+        if conn is None or self._jobs or self._stopping:
             return False, None
         if not self._busy.acquire(blocking=False):
             return False, None
@@ -217,32 +217,9 @@ class Writer:
                 if not self._jobs:
                     return
                 batch, self._jobs = self._jobs, []
-            if self._checkpoint_only(batch):
-                # Not holding _busy: a passive WAL checkpoint on this connection blocks
-                # no writer, so inline writes go on beside it (holding it would send
-                # every write through this thread for the ~10 ms a checkpoint can take
-                # with its file sync, each step of a workflow waiting behind it).
-                self._run_exclusive(batch[0])
-            else:
-                with self._busy:
-                    self._run_jobs(batch)
+            with self._busy:
+                self._run_jobs(batch)
             _wake(batch, self)
-
-    def _queued(self) -> bool:
-        """Whether work waits for the thread that inline work must not overtake (a WAL
-        checkpoint alone is no write: inline work may run before or beside it)."""
-        jobs = self._jobs  # read without the lock: a stale answer only costs a hop
-        return bool(jobs) and not self._checkpoint_only(jobs)
-
-    def _checkpoint_only(self, batch: list[Job]) -> bool:
-        """Whether ``batch`` is one WAL checkpoint, on a connection of its own (a file:
-        ``:memory:`` has one connection, which inline work uses too)."""
-        return (
-            len(batch) == 1
-            and batch[0].fn is _checkpoint_wal
-            and self._inline is not None
-            and self._inline is not self._conn
-        )
 
     def _run_jobs(self, batch: list[Job]) -> None:
         try:
