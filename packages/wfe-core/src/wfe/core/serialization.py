@@ -414,11 +414,35 @@ def dumps_record(record: dict[str, Any], path: str = "data") -> str:
     return _encode(record if out is None else out)
 
 
+def _fast_load(obj: Any) -> Any:
+    """:func:`from_jsonable` without building a path per value (most stored values are
+    plain JSON and datetimes); a tagged value it cannot read raises :class:`_NeedsPaths`,
+    so :func:`loads` starts over with paths and the error names the field."""
+    t = type(obj)
+    if t is list:
+        return [_fast_load(v) for v in obj]
+    if t is not dict:
+        return obj
+    tag = obj.get(TAG)
+    if tag is None:
+        return {k: _fast_load(v) for k, v in obj.items()}
+    if tag == "datetime":
+        return _datetime_value(obj)
+    try:
+        return from_jsonable(obj, "data")
+    except DataSerializationError:
+        raise _NeedsPaths from None
+
+
 def loads(text: str | None, path: str = "data") -> Any:
     """Deserialise a string produced by :func:`dumps`; ``None`` stays ``None``."""
     if text is None:
         return None
-    return from_jsonable(json.loads(text), path)
+    plain = json.loads(text)
+    try:
+        return _fast_load(plain)
+    except _NeedsPaths:
+        return from_jsonable(plain, path)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
