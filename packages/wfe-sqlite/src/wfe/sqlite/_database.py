@@ -432,8 +432,9 @@ class Database:
 
     def _schedule_flush(self, token: trio.lowlevel.TrioToken) -> None:
         """Have the pending writes flushed by the run's flusher (see :class:`_Flusher`)."""
-        flusher = _FLUSHER.get(None)
-        if flusher is None:
+        try:
+            flusher = _FLUSHER.get()
+        except LookupError:  # this run's first write
             flusher = _Flusher()
             _FLUSHER.set(flusher)
         if not flusher.add(self):
