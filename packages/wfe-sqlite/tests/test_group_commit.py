@@ -279,3 +279,34 @@ async def test_the_wal_is_reused_under_a_steady_stream_of_writes(tmp_path: Path)
         after_two = wal_size(path)
         await steps(_writer._CHECKPOINT_EVERY * 6)
         assert wal_size(path) <= after_two * 2
+
+
+async def test_writes_finding_the_writer_thread_at_work_wait_then_run_inline(
+    tmp_path: Path,
+) -> None:
+    """Writes that find the writer thread at work (a WAL checkpoint, say) are held back
+    on the trio side rather than queued in the thread one batch each; once it is done
+    they run inline, together, in one transaction."""
+    path = tmp_path / "wfe.db"
+    async with SqlitePersistenceProvider(f"sqlite:///{path}") as store:
+        gate = WriterGate()
+        thread, inline = store._db._thread, store._db._inline
+        assert thread is not None
+        assert inline is not None
+        conn = inline.driver_connection
+        assert isinstance(conn, sqlite3.Connection)
+        inline_begins: list[str] = []
+        conn.set_trace_callback(
+            lambda sql: inline_begins.append(sql) if sql.startswith("BEGIN IMMEDIATE") else None
+        )
+        a, b = make_instance(), make_instance()
+        async with trio.open_nursery() as nursery:
+            await gate.occupy(store)
+            nursery.start_soon(store.create_workflow, a)
+            nursery.start_soon(store.create_workflow, b)
+            await trio.testing.wait_all_tasks_blocked()
+            queued_in_thread = len(thread._jobs)
+            gate.release.set()
+        assert queued_in_thread == 0
+        assert inline_begins == ["BEGIN IMMEDIATE"]
+        assert read_data(path, a.id) == read_data(path, b.id) == '{"n":0}'

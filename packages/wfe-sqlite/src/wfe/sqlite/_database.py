@@ -35,7 +35,7 @@ from sqlalchemy.pool import NullPool, PoolProxiedConnection, StaticPool
 from wfe.core import ConfigurationError, ProviderError, StoreLostError, WfeError
 
 from ._schema import migrate
-from ._writer import Job, Writer, finish
+from ._writer import Inline, Job, Writer, finish
 
 T = TypeVar("T")
 
@@ -455,8 +455,16 @@ class Database:
                 for job in jobs:
                     job.error = ProviderError(f"SQLite store {self.label} is closed")
                 finish(jobs, None)
-            elif thread.run_inline(jobs):
+                return
+            ran = thread.run_inline(jobs)
+            if ran is Inline.RAN:
                 finish(jobs, thread)
+            elif ran is Inline.BUSY and thread.after_busy(
+                trio.lowlevel.current_trio_token(), self._flush_after_thread
+            ):
+                # Held back, in order, until the thread is done: later writes join them.
+                self._pending[:0] = jobs
+                self._flush_scheduled = True
             else:
                 thread.submit(*jobs)
         except ProviderError as exc:  # closed meanwhile: fail them, never strand them
@@ -464,6 +472,10 @@ class Database:
                 if not job.finished:
                     job.result, job.error = None, exc
             finish([job for job in jobs if not job.finished], None)
+
+    def _flush_after_thread(self) -> None:
+        """The writer thread finished the work the held-back writes waited for."""
+        self._schedule_flush(trio.lowlevel.current_trio_token())
 
     async def _submit(self, job: Job) -> Any:
         self._queue(job)
