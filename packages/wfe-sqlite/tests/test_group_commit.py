@@ -13,7 +13,7 @@ import trio.testing
 
 from wfe.core import StaleLeaseError, WorkflowInstance, WorkflowStatus
 from wfe.core.protocols import Checkpoint, QueueKind
-from wfe.sqlite import SqlitePersistenceProvider, SqliteQueueProvider
+from wfe.sqlite import SqlitePersistenceProvider, SqliteQueueProvider, _writer
 from wfe.sqlite._writer import Job
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -57,6 +57,10 @@ def count_write_begins(store: SqlitePersistenceProvider) -> list[str]:
             lambda sql: seen.append(sql) if sql.upper().startswith("BEGIN IMMEDIATE") else None
         )
     return seen
+
+
+def wal_size(path: Path) -> int:
+    return Path(f"{path}-wal").stat().st_size
 
 
 def read_data(path: Path, workflow_id: str) -> str:
@@ -225,3 +229,84 @@ async def test_with_synchronous_full_no_write_commits_on_the_trio_thread(tmp_pat
         await store.persist_checkpoint(Checkpoint(instance=inst, fencing_token=1))
         assert inline_begins == []
         assert read_data(path, inst.id) == '{"n":3}'
+
+
+async def test_a_cancelled_write_ends_before_its_caller_sees_cancelled(tmp_path: Path) -> None:
+    """Cancelled while its batch waits for the writer thread, the caller stays until the
+    write has committed, then sees the Cancelled at its next checkpoint."""
+    path = tmp_path / "wfe.db"
+    async with SqlitePersistenceProvider(f"sqlite:///{path}") as store:
+        gate = WriterGate()
+        inst = make_instance()
+        seen: list[str] = []
+        scope = trio.CancelScope()
+
+        async def create() -> None:
+            with scope:
+                await store.create_workflow(inst)
+                seen.append("returned")
+                await trio.lowlevel.checkpoint()
+                seen.append("not cancelled")
+            seen.append("cancelled" if scope.cancelled_caught else "finished")
+
+        async with trio.open_nursery() as nursery:
+            await gate.occupy(store)
+            nursery.start_soon(create)
+            await trio.testing.wait_all_tasks_blocked()
+            scope.cancel()
+            await trio.testing.wait_all_tasks_blocked()
+            assert seen == []  # still waiting for its write
+            gate.release.set()
+        assert seen == ["returned", "cancelled"]
+        assert read_data(path, inst.id) == '{"n":0}'
+
+
+async def test_the_wal_is_reused_under_a_steady_stream_of_writes(tmp_path: Path) -> None:
+    """The periodic WAL checkpoint completes, so a later write starts the WAL over: its
+    file stops growing once it holds one checkpoint interval, however many writes
+    follow (a checkpoint that always lags behind the writes would never let it)."""
+    path = tmp_path / "wfe.db"
+    async with SqlitePersistenceProvider(f"sqlite:///{path}") as store:
+        inst = make_instance()
+        await store.create_workflow(inst)
+
+        async def steps(n: int) -> None:
+            for i in range(n):
+                inst.data = {"n": i}
+                await store.persist_checkpoint(Checkpoint(instance=inst))
+
+        await steps(_writer._CHECKPOINT_EVERY * 2)
+        after_two = wal_size(path)
+        await steps(_writer._CHECKPOINT_EVERY * 6)
+        assert wal_size(path) <= after_two * 2
+
+
+async def test_writes_finding_the_writer_thread_at_work_wait_then_run_inline(
+    tmp_path: Path,
+) -> None:
+    """Writes that find the writer thread at work (a WAL checkpoint, say) are held back
+    on the trio side rather than queued in the thread one batch each; once it is done
+    they run inline, together, in one transaction."""
+    path = tmp_path / "wfe.db"
+    async with SqlitePersistenceProvider(f"sqlite:///{path}") as store:
+        gate = WriterGate()
+        thread, inline = store._db._thread, store._db._inline
+        assert thread is not None
+        assert inline is not None
+        conn = inline.driver_connection
+        assert isinstance(conn, sqlite3.Connection)
+        inline_begins: list[str] = []
+        conn.set_trace_callback(
+            lambda sql: inline_begins.append(sql) if sql.startswith("BEGIN IMMEDIATE") else None
+        )
+        a, b = make_instance(), make_instance()
+        async with trio.open_nursery() as nursery:
+            await gate.occupy(store)
+            nursery.start_soon(store.create_workflow, a)
+            nursery.start_soon(store.create_workflow, b)
+            await trio.testing.wait_all_tasks_blocked()
+            queued_in_thread = len(thread._jobs)
+            gate.release.set()
+        assert queued_in_thread == 0
+        assert inline_begins == ["BEGIN IMMEDIATE"]
+        assert read_data(path, a.id) == read_data(path, b.id) == '{"n":0}'

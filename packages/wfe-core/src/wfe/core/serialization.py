@@ -27,7 +27,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -344,6 +344,31 @@ def _fast(value: Any, depth: int) -> Any:
         raise _NeedsPaths from None
 
 
+def _not_plain(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _make_encode() -> Callable[[Any], str]:
+    """``json.dumps(value, separators=(",", ":"), allow_nan=False)`` of a converted
+    value, without building an encoder per call. No circular-reference bookkeeping:
+    what it is given was built by the conversion, which refuses nesting deeper than
+    MAX_DEPTH (a cycle among them), so it holds no cycle."""
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:  # a Python without the C accelerator
+        return json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+    make = c_make_encoder(
+        None, _not_plain, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(make(value, 0))
+
+    return encode
+
+
+_encode = _make_encode()
+
+
 def dumps(value: Any, path: str = "data") -> str:
     """Serialise ``value`` to a JSON string (see module docs)."""
     try:
@@ -352,14 +377,72 @@ def dumps(value: Any, path: str = "data") -> str:
         plain = to_jsonable(value, path)
     except RecursionError:
         plain = to_jsonable(value, path)
-    return json.dumps(plain, separators=(",", ":"), allow_nan=False)
+    return _encode(plain)
+
+
+def dumps_record(record: dict[str, Any], path: str = "data") -> str:
+    """:func:`dumps` of a dict whose values are mostly scalars and datetimes (a
+    record's fields, such as an execution pointer's): the same text, checking those in
+    one flat pass instead of a walk that copies every value; anything else takes
+    :func:`dumps` whole, so errors name the same paths."""
+    if TAG in record:
+        return dumps(record, path)
+    out: dict[str, Any] | None = None
+    for key, value in record.items():
+        if type(key) is not str or not key.isascii():
+            return dumps(record, path)
+        t = type(value)
+        if t is str:
+            if value.isascii() or not _SURROGATE.search(value):
+                continue
+        elif value is None or t is bool:
+            continue
+        elif t is int:
+            if value.bit_length() <= _MAX_INT_BITS:
+                continue
+        elif t is datetime:
+            if out is None:
+                out = dict(record)
+            out[key] = _datetime_json(value)
+            continue
+        elif t is float:
+            if math.isfinite(value):
+                continue
+        elif (t is list or t is dict) and not value:
+            continue
+        return dumps(record, path)
+    return _encode(record if out is None else out)
+
+
+def _fast_load(obj: Any) -> Any:
+    """:func:`from_jsonable` without building a path per value (most stored values are
+    plain JSON and datetimes); a tagged value it cannot read raises :class:`_NeedsPaths`,
+    so :func:`loads` starts over with paths and the error names the field."""
+    t = type(obj)
+    if t is list:
+        return [_fast_load(v) for v in obj]
+    if t is not dict:
+        return obj
+    tag = obj.get(TAG)
+    if tag is None:
+        return {k: _fast_load(v) for k, v in obj.items()}
+    if tag == "datetime":
+        return _datetime_value(obj)
+    try:
+        return from_jsonable(obj, "data")
+    except DataSerializationError:
+        raise _NeedsPaths from None
 
 
 def loads(text: str | None, path: str = "data") -> Any:
     """Deserialise a string produced by :func:`dumps`; ``None`` stays ``None``."""
     if text is None:
         return None
-    return from_jsonable(json.loads(text), path)
+    plain = json.loads(text)
+    try:
+        return _fast_load(plain)
+    except _NeedsPaths:
+        return from_jsonable(plain, path)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

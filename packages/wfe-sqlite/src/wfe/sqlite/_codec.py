@@ -21,7 +21,7 @@ from wfe.core import (
     WorkflowInstance,
     WorkflowStatus,
 )
-from wfe.core.serialization import dumps, loads
+from wfe.core.serialization import dumps, dumps_record, loads
 
 # The stores' time columns, re-exported for the modules that use this codec.
 from wfe.core.serialization import from_us as from_us
@@ -44,7 +44,7 @@ def pointer_row(workflow_id: str, pointer: ExecutionPointer) -> tuple[str, str, 
         pointer.id,
         workflow_id,
         pointer.sequence,
-        dumps(body, f"pointer {pointer.id}"),
+        dumps_record(body, f"pointer {pointer.id}"),
     )
 
 

@@ -35,7 +35,7 @@ from sqlalchemy.pool import NullPool, PoolProxiedConnection, StaticPool
 from wfe.core import ConfigurationError, ProviderError, StoreLostError, WfeError
 
 from ._schema import migrate
-from ._writer import Job, Writer, finish
+from ._writer import Inline, Job, Writer, finish
 
 T = TypeVar("T")
 
@@ -153,7 +153,7 @@ class Database:
         self._writer: PoolProxiedConnection | None = None
         self._thread: Writer | None = None
         self._inline: PoolProxiedConnection | None = None
-        # Writes of the current trio tick, run together at its end (see _submit).
+        # Writes of the current trio tick, run together at its end (see _queue).
         self._pending: list[Job] = []
         self._flush_scheduled = False
         self._readers: list[PoolProxiedConnection] = []
@@ -417,9 +417,9 @@ class Database:
                 self._readers.append(proxied)
 
     def _queue(self, job: Job) -> None:
-        """Collect ``job`` with the other writes of this trio tick; at the tick's end
-        (a ``run_sync_soon`` callback) they run as one batch, inline when the writer
-        thread is idle, else in the writer thread."""
+        """Collect ``job`` with the other writes of this trio tick; once the tasks of
+        the tick have run they run as one batch, inline when the writer thread is idle,
+        else in the writer thread."""
         if self._thread is None:
             raise ProviderError(f"SQLite store {self.label} is not open: use `async with`")
         if job.exclusive:
@@ -428,7 +428,17 @@ class Database:
         self._pending.append(job)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            job.token.run_sync_soon(self._flush_pending)
+            self._schedule_flush(job.token)
+
+    def _schedule_flush(self, token: trio.lowlevel.TrioToken) -> None:
+        """Have the pending writes flushed by the run's flusher (see :class:`_Flusher`)."""
+        try:
+            flusher = _FLUSHER.get()
+        except LookupError:  # this run's first write
+            flusher = _Flusher()
+            _FLUSHER.set(flusher)
+        if not flusher.add(self):
+            token.run_sync_soon(self._flush_pending)  # the run is shutting down
 
     def _take_pending(self) -> list[Job]:
         jobs, self._pending = self._pending, []
@@ -440,20 +450,37 @@ class Database:
         if not jobs:
             return
         thread = self._thread
-        if thread is None:
+        try:
+            if thread is None:
+                for job in jobs:
+                    job.error = ProviderError(f"SQLite store {self.label} is closed")
+                finish(jobs, None)
+                return
+            ran = thread.run_inline(jobs)
+            if ran is Inline.RAN:
+                finish(jobs, thread)
+            elif ran is Inline.BUSY and thread.after_busy(
+                trio.lowlevel.current_trio_token(), self._flush_after_thread
+            ):
+                # Held back, in order, until the thread is done: later writes join them.
+                self._pending[:0] = jobs
+                self._flush_scheduled = True
+            else:
+                thread.submit(*jobs)
+        except ProviderError as exc:  # closed meanwhile: fail them, never strand them
             for job in jobs:
-                job.error = ProviderError(f"SQLite store {self.label} is closed")
-            finish(jobs, None)
-        elif thread.run_inline(jobs):
-            finish(jobs, thread)
-        else:
-            thread.submit(*jobs)
+                if not job.finished:
+                    job.result, job.error = None, exc
+            finish([job for job in jobs if not job.finished], None)
+
+    def _flush_after_thread(self) -> None:
+        """The writer thread finished the work the held-back writes waited for."""
+        self._schedule_flush(trio.lowlevel.current_trio_token())
 
     async def _submit(self, job: Job) -> Any:
         self._queue(job)
         # Not abandoned on cancellation: the caller learns how its write ended.
-        with trio.CancelScope(shield=True):
-            await job.done.wait()
+        await job.wait()
         if job.error is not None:
             raise job.error
         return job.result
@@ -560,6 +587,65 @@ class Database:
         ev = self._wakeups.pop(kind, None)
         if ev is not None:
             ev.set()
+
+
+class _Flusher:
+    """The system task of one trio run that runs the pending writes of every database
+    once the tasks of the tick that wrote them have run, in the order of each
+    database's first write of the tick (so a write posted to one database commits
+    before a later one to another database on the same file sees the file).
+
+    Rescheduling the parked task costs a list append, where a ``run_sync_soon`` from
+    the trio thread itself costs a wake-up-socket write, a poll and a read per batch."""
+
+    def __init__(self) -> None:
+        self._due: list[Database] = []
+        self._task: trio.lowlevel.Task | None = None
+        self._parked = False
+
+    def add(self, db: Database) -> bool:
+        """Flush ``db`` next; ``False`` when no flusher task can be started (the run is
+        shutting down)."""
+        self._due.append(db)
+        if self._task is None:
+            try:
+                self._task = trio.lowlevel.spawn_system_task(self._run, name="wfe-sqlite-flush")
+            except RuntimeError:
+                self._due.remove(db)
+                return False
+            self._parked = False
+        elif self._parked:
+            self._parked = False
+            trio.lowlevel.reschedule(self._task)
+        return True
+
+    async def _run(self) -> None:
+        me = trio.lowlevel.current_task()
+        try:
+            while True:
+                due, self._due = self._due, []
+                for db in due:
+                    db._flush_pending()
+                if self._due:
+                    # Written by a completion callback of that flush: next tick.
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    continue
+                self._parked = True
+                await trio.lowlevel.wait_task_rescheduled(self._abort)
+        finally:
+            if self._task is me:
+                self._task = None
+                self._parked = False
+
+    def _abort(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
+        # The run is ending (system tasks are cancelled last). Parked means nothing is
+        # due; a later write of this run starts another flusher, or calls back.
+        self._task = None
+        self._parked = False
+        return trio.lowlevel.Abort.SUCCEEDED
+
+
+_FLUSHER: trio.lowlevel.RunVar[_Flusher] = trio.lowlevel.RunVar("wfe_sqlite_flusher")
 
 
 def _set_wal(cur: sqlite3.Cursor) -> None:

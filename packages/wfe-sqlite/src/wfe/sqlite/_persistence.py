@@ -41,18 +41,19 @@ _UPSERT_SUBSCRIPTION = (
     "event_name = excluded.event_name, event_key = excluded.event_key, "
     "as_of = excluded.as_of, terminated = excluded.terminated"
 )
-# The instance row's mutable columns (the fence is checked and raised by _fence first).
+# The instance row's mutable columns, bound by position to workflow_params' values
+# (?1 id, ?4 description ... ?10 complete_time) and the fencing token after them (?12):
+# no dict per write. Unfenced (the fence is checked by _fence first): the values up to
+# complete_time.
 _UPDATE_WORKFLOW = (
-    "UPDATE workflows SET description = :description, reference = :reference, "
-    "status = :status, data = :data, next_execution = :next_execution, "
-    "complete_time = :complete_time WHERE id = :id"
+    "UPDATE workflows SET description = ?4, reference = ?5, status = ?6, data = ?7, "
+    "next_execution = ?8, complete_time = ?10 WHERE id = ?1"
 )
 # The same, fenced and raising the fence in the one statement (a step's hot path).
 _UPDATE_WORKFLOW_FENCED = (
-    "UPDATE workflows SET description = :description, reference = :reference, "
-    "status = :status, data = :data, next_execution = :next_execution, "
-    "complete_time = :complete_time, fence = :token "
-    "WHERE id = :id AND (fence IS NULL OR fence <= :token)"
+    "UPDATE workflows SET description = ?4, reference = ?5, status = ?6, data = ?7, "
+    "next_execution = ?8, complete_time = ?10, fence = ?12 "
+    "WHERE id = ?1 AND (fence IS NULL OR fence <= ?12)"
 )
 # A history of at most this many pointers is read like a small read (on the trio thread
 # when the writer is idle, no thread hop): a finished 10-step workflow, say.
@@ -62,7 +63,6 @@ _HISTORY_PAST_INLINE = (
 )
 _INSERT_EVENT = f"INSERT INTO events ({c.EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
 _INSERT_ERROR = "INSERT INTO errors (workflow_id, pointer_id, time, message) VALUES (?, ?, ?, ?)"
-_WORKFLOW_KEYS = tuple(k.strip() for k in c.WORKFLOW_COLUMNS.split(","))
 
 
 class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
@@ -156,7 +156,6 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
         and closed, events processed and created, errors) in one fenced transaction."""
         instance = checkpoint.instance
         values = c.workflow_params(instance, checkpoint.data_json)
-        update = dict(zip(_WORKFLOW_KEYS, values, strict=True))
         rows = [c.pointer_row(instance.id, ptr) for ptr in checkpoint.pointers]
         opened = [c.subscription_params(s) for s in checkpoint.opened_subscriptions]
         closed = [(sub_id,) for sub_id in checkpoint.closed_subscriptions]
@@ -166,14 +165,14 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
         ]
         events = [c.event_params(e) for e in checkpoint.events]
         token = checkpoint.fencing_token
-        update["token"] = token
+        fenced = (*values, token)
         label = self._db.label
 
         def run(conn: sqlite3.Connection) -> None:
             if token is None:
                 _fence(conn, label, instance.id, token)
-                conn.execute(_UPDATE_WORKFLOW, update)
-            elif not conn.execute(_UPDATE_WORKFLOW_FENCED, update).rowcount:
+                conn.execute(_UPDATE_WORKFLOW, values[:10])
+            elif not conn.execute(_UPDATE_WORKFLOW_FENCED, fenced).rowcount:
                 # Refused by the fence, or no such row: say which (raises).
                 _fence(conn, label, instance.id, token)
             if rows:
