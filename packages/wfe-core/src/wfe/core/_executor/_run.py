@@ -256,16 +256,19 @@ class InstanceRun:
         if self.running and earliest is not None and wake_sooner:
             if self._waker_scope is not None:
                 self._waker_scope.cancel()
+            # The scope is made here, not in the task: a waker replaced before its task
+            # has started is cancelled too (else it would outlive the pass's end).
+            scope = self._waker_scope = trio.CancelScope()
             self._waker_at = earliest
-            self._nursery.start_soon(self._waker, earliest)
+            self._nursery.start_soon(self._waker, earliest, scope)
         return taken
 
-    async def _waker(self, when: datetime) -> None:
-        with trio.CancelScope() as cs:
-            self._waker_scope = cs
+    async def _waker(self, when: datetime, scope: trio.CancelScope) -> None:
+        with scope:
             await self.env.clock.sleep_until(when)
-            self._waker_at = None
-            self._waker_scope = None
+            if self._waker_scope is scope:  # not replaced by a sooner one meanwhile
+                self._waker_at = None
+                self._waker_scope = None
             self._changed()
 
     async def _run_pointer(self, first: ExecutionPointer) -> None:
