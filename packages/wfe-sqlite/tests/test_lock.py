@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import trio
 from wfe.core import ConfigurationError
 from wfe.core.protocols import DistributedLockProvider
 from wfe.sqlite import SqliteLockProvider
+from wfe.sqlite._writer import Job
 
 TTL = timedelta(seconds=30)
 SHORT = timedelta(milliseconds=100)
@@ -117,3 +120,26 @@ async def test_concurrent_acquirers_get_one_lease(locks: SqliteLockProvider) -> 
         for _ in range(20):
             nursery.start_soon(grab)
     assert len(won) == 1
+
+
+async def test_a_release_held_behind_a_busy_writer_is_committed_at_close(tmp_path: Path) -> None:
+    """A release is posted, not awaited; while the writer thread is busy (a WAL
+    checkpoint, say) it waits on the trio side. Leaving the provider right then must
+    still commit it, or the next host would wait out the lease's ttl."""
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    async with SqliteLockProvider(url) as first:
+        lease = await first.acquire("r", timedelta(hours=1))
+        assert lease is not None
+        busy = threading.Event()
+
+        def occupy(_conn: object) -> None:
+            busy.set()
+            time.sleep(0.3)
+
+        db = first._db
+        assert db._thread is not None
+        db._thread.submit(Job(occupy, posted=True))
+        await trio.to_thread.run_sync(busy.wait)
+        await first.release(lease)
+    async with SqliteLockProvider(url) as second:
+        assert await second.acquire("r", timedelta(hours=1)) is not None

@@ -192,6 +192,13 @@ class Database:
                 return
             self._users -= 1
             if self._users == 0:
+                # Writes of this tick not yet flushed (posted releases, acks, enqueues,
+                # or writes held back behind the writer thread) go to the thread, which
+                # commits everything queued before it stops: none is lost to the close.
+                pending = self._take_pending()
+                self._flush_scheduled = False
+                if pending and self._thread is not None:
+                    self._thread.submit(*pending)
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(self._close, limiter=self._write_limiter)
                 self._wakeups.clear()
