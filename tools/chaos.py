@@ -113,9 +113,6 @@ async def campaign(args: argparse.Namespace, store: Store, tmp: Path) -> int:
     verdict = judge(runs, state, fleet.kills, CHAOS_STEPS, PER_HOST, fleet.pauses)
     for pid, code in died:
         verdict.problems.append(f"host {pid} died by itself (exit {code})")
-    unexpected = fleet.unexpected()
-    if any("Traceback" in line for line in unexpected):
-        verdict.problems.append("a host printed a traceback: " + " | ".join(unexpected[:20]))
     print(f"store {args.store} -")
     print(f"cpus {os.cpu_count()} cpus")
     print(f"hosts {args.hosts} hosts")
@@ -131,19 +128,11 @@ async def campaign(args: argparse.Namespace, store: Store, tmp: Path) -> int:
     print(f"committed_reruns {verdict.committed_reruns} steps")
     print(f"lost {verdict.lost} workflows")
     print(f"overlaps {verdict.overlaps} overlaps")
-    print(f"host_error_lines {len(unexpected)} lines")
-    for line in unexpected[:5]:
-        print("# host: " + line)
+    fleet.report_hosts(verdict.problems, "host_error_lines")
     print(f"duration {elapsed:.1f} s")
     for slot, rss in sorted(fleet.rss_max.items()):
         print(f"rss_max_host_{slot + 1} {rss / MB:.1f} MB")
-    print(f"problems {len(verdict.problems)} problems")
-    for problem in verdict.problems[:50]:
-        print("  " + problem)
-    if verdict.problems:
-        print(fleet.errors()[-4000:])
-    print("ok" if not verdict.problems else "FAILED")
-    return 1 if verdict.problems else 0
+    return fleet.verdict(verdict.problems, "problems")
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -251,9 +251,6 @@ def report_and_exit(
     ):
         if problem:
             ledger.problems.append(problem)
-    unexpected = fleet.unexpected()
-    if any("Traceback" in line for line in unexpected):
-        ledger.problems.append("a host printed a traceback: " + " | ".join(unexpected[:20]))
     lost = sum("lost" in p or "vanished" in p for p in ledger.problems)
     print(f"soak_store {args.store} -")
     print(f"soak_cpus {os.cpu_count()} cpus")
@@ -263,9 +260,7 @@ def report_and_exit(
     print(f"soak_finished {ledger.finished} workflows")
     print(f"soak_purged {ledger.purged} workflows")
     print(f"soak_kills {len(fleet.kills)} kills")
-    print(f"soak_host_error_lines {len(unexpected)} lines")
-    for line in unexpected[:5]:
-        print("# host: " + line)
+    fleet.report_hosts(ledger.problems, "soak_host_error_lines")
     print(f"soak_lost {lost} workflows")
     if sentinel:
         print(f"soak_rss_long_lived_first {sentinel[0] / MB:.1f} MB")
@@ -277,13 +272,7 @@ def report_and_exit(
         print(f"soak_db_first {db[0] / MB:.2f} MB")
         print(f"soak_db_last {db[-1] / MB:.2f} MB")
         print(f"soak_db_max {max(db) / MB:.2f} MB")
-    print(f"soak_problems {len(ledger.problems)} problems")
-    for problem in ledger.problems[:50]:
-        print("  " + problem)
-    if ledger.problems:
-        print(fleet.errors()[-4000:])
-    print("ok" if not ledger.problems else "FAILED")
-    return 1 if ledger.problems else 0
+    return fleet.verdict(ledger.problems, "soak_problems")
 
 
 def main() -> int:

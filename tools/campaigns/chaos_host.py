@@ -13,6 +13,7 @@ the workflow data, so the campaign can tell which run's checkpoint was committed
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from datetime import timedelta
@@ -135,22 +136,23 @@ async def main(store: Store, up: str) -> None:
     builder = store.builder().register(CHAOS)
     for definition in SOAK:
         builder = builder.register(definition)
-    async with builder.build():
-        await trio.Path(up).write_text(f"{PID}\n")
-        await trio.sleep_forever()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(die_with_parent, os.getppid())
+        async with builder.build():
+            await trio.Path(up).write_text(f"{PID}\n")
+            await trio.sleep_forever()
 
 
-def die_with_parent() -> None:
-    """SIGKILL this host when the campaign's driver dies, however it dies (Linux), so a
-    stopped campaign leaves no host behind."""
-    if sys.platform == "linux":
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+async def die_with_parent(parent: int) -> None:
+    """SIGKILL this host once the campaign's driver has died, however it died, so a
+    stopped campaign leaves no host behind. (Not PR_SET_PDEATHSIG: that fires when the
+    *thread* that spawned the host ends, and trio spawns processes from worker threads,
+    which end after a few idle seconds.)"""
+    while os.getppid() == parent:  # noqa: ASYNC110 - no event tells of a death
+        await trio.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 if __name__ == "__main__":
-    die_with_parent()
     LOG = sys.argv[5]
     trio.run(main, Store.from_argv(sys.argv[1:5]), sys.argv[6])

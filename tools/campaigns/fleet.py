@@ -96,3 +96,25 @@ class Fleet:
     def errors(self) -> str:
         """The hosts' stderr, for the report of a failed run."""
         return "".join(p.read_text(errors="replace") for p in sorted(self.tmp.glob("host-*.err")))
+
+    def report_hosts(self, problems: list[str], name: str) -> list[str]:
+        """Add a host's traceback to ``problems``; print the count of unexpected stderr
+        lines as ``name`` and the first few; return those lines."""
+        unexpected = self.unexpected()
+        if any("Traceback" in line for line in unexpected):
+            problems.append("a host printed a traceback: " + " | ".join(unexpected[:20]))
+        print(f"{name} {len(unexpected)} lines")
+        for line in unexpected[:5]:
+            print("# host: " + line)
+        return unexpected
+
+    def verdict(self, problems: list[str], name: str) -> int:
+        """Print ``problems`` as ``name`` (and the hosts' stderr when there are any),
+        then ``ok`` or ``FAILED``; the exit status."""
+        print(f"{name} {len(problems)} problems")
+        for problem in problems[:50]:
+            print("  " + problem)
+        if problems:
+            print(self.errors()[-4000:])
+        print("ok" if not problems else "FAILED")
+        return 1 if problems else 0
