@@ -269,25 +269,21 @@ class Dispatcher:
         except trio.WouldBlock:
             return None
         asked = trio.current_time()
+        lease: Lease | None = None
         try:
             lease = await self.host.locks.acquire(
                 self.lock_name(workflow_id), self.host.config.lease_ttl
             )
+        except StoreLostError:
+            raise
         except Exception as exc:
-            self._workflow_limiter.release_on_behalf_of(token)
-            if isinstance(exc, StoreLostError):
-                raise
             # The lock store failing must not fail a start the workflow store can
             # take: it is queued instead (and the queue reports its own trouble).
             log.debug("no lease for new workflow %s (%s); queueing it", workflow_id, exc)
-            return None
-        except BaseException:
-            self._workflow_limiter.release_on_behalf_of(token)
-            raise
-        if lease is None:
-            self._workflow_limiter.release_on_behalf_of(token)
-            return None
-        return NewRun(lease, asked, token)
+        finally:
+            if lease is None:
+                self._workflow_limiter.release_on_behalf_of(token)
+        return None if lease is None else NewRun(lease, asked, token)
 
     async def run_new(self, new: NewRun, instance: WorkflowInstance) -> None:
         """Run ``instance``, just created under ``new``'s lease, in this host (queued

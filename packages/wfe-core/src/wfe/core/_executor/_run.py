@@ -277,7 +277,7 @@ class InstanceRun:
             scope = self.running[p.id]
             try:
                 with scope:
-                    await self._acquire_slot()
+                    await _take(self._limiter)
                     try:
                         await self._execute(p)
                     finally:
@@ -290,15 +290,6 @@ class InstanceRun:
             if p is None:
                 await self._flush()
                 p = self._changed(take=True)
-
-    async def _acquire_slot(self) -> None:
-        """Take a step slot; without a scheduler round when one is free (every step
-        yields at its checkpoint anyway, so this adds no starvation)."""
-        await trio.lowlevel.checkpoint_if_cancelled()
-        try:
-            self._limiter.acquire_nowait()
-        except trio.WouldBlock:
-            await self._limiter.acquire()
 
     async def _execute(self, p: ExecutionPointer) -> None:
         if p.end_time is not None:
@@ -414,12 +405,7 @@ class InstanceRun:
 
         A write that fails (a lost lease, a store error) ends this run: it accepts
         nothing more, and the instance continues from what the store holds."""
-        # The lock without a scheduler round when it is free (the write yields).
-        await trio.lowlevel.checkpoint_if_cancelled()
-        try:
-            self._flush_lock.acquire_nowait()
-        except trio.WouldBlock:
-            await self._flush_lock.acquire()
+        await _take(self._flush_lock)
         try:
             await self._flush_locked()
         finally:
@@ -491,3 +477,13 @@ class InstanceRun:
         if self.accepting:
             self._changed()
         return True
+
+
+async def _take(lock: trio.Lock | trio.CapacityLimiter) -> None:
+    """Acquire ``lock`` without a scheduler round when it is free (``acquire`` always
+    yields): a step and its checkpoint yield at the write anyway, so no task starves."""
+    await trio.lowlevel.checkpoint_if_cancelled()
+    try:
+        lock.acquire_nowait()
+    except trio.WouldBlock:
+        await lock.acquire()
