@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -509,11 +510,14 @@ class Dispatcher:
 
     # -- events -------------------------------------------------------------------
 
-    def deliver_new(self, event: Event) -> bool:
-        """Deliver ``event``, just stored by this host, at once in a task of its own
-        when an event slot is free: no queue item, dequeue and ack in between (a crash
-        leaves it unprocessed in the store, where the poller finds it). ``False``
-        (nothing started): queue it."""
+    async def deliver_new(self, event: Event) -> bool:
+        """Deliver ``event``, just stored by this host, at once when an event slot is
+        free: no queue item, dequeue and ack in between. The caller waits for the
+        delivery (not for the workflows it wakes): a burst of events is then delivered
+        as fast as it is published, instead of piling up behind the publisher. The
+        delivery runs in a task of its own, so a publisher cancelled meanwhile does not
+        interrupt it; a failed one leaves the event unprocessed in the store, where the
+        poller finds it. ``False`` (nothing started): queue it."""
         work = self._work
         if work is None or self._draining or not self.host.config.eager_start:
             return False
@@ -522,10 +526,11 @@ class Dispatcher:
             self._event_limiter.acquire_on_behalf_of_nowait(slot)
         except trio.WouldBlock:
             return False
+        delivered = trio.Event()
 
         async def deliver() -> None:
             try:
-                await self.process_event(event.id, event)
+                await self.process_event(event.id, event, delivered.set)
                 self.health.succeeded("processing event items")
             except (WorkflowNotFoundError, StaleLeaseError) as exc:
                 log.info("event %s dropped: %s", event.id, exc)
@@ -535,15 +540,24 @@ class Dispatcher:
                 )
             finally:
                 self._event_limiter.release_on_behalf_of(slot)
+                delivered.set()
 
         work.start_soon(deliver)
+        await delivered.wait()
         return True
 
-    async def process_event(self, event_id: str, stored: Event | None = None) -> None:
+    async def process_event(
+        self,
+        event_id: str,
+        stored: Event | None = None,
+        delivered: Callable[[], None] | None = None,
+    ) -> None:
         """Deliver an event to every subscription that takes it, one atomic delivery
         each; the last one marks it processed, so a crash in between leaves the rest
         to a later attempt and never delivers twice (delivered subscriptions close).
-        ``stored``: the event as this host just stored it (not read again)."""
+        ``stored``: the event as this host just stored it (not read again);
+        ``delivered``: called once the deliveries are stored, before the event's lock
+        is released (its publisher need not wait for that write)."""
         host = self.host
         persistence = host.persistence
         event = stored if stored is not None else await persistence.get_event(event_id)
@@ -579,6 +593,8 @@ class Dispatcher:
             else:
                 self._event_backoff.pop(event_id, None)
         finally:
+            if delivered is not None:
+                delivered()
             await self._release(lease)
 
     def _retry_event(self, event_id: str) -> None:

@@ -67,6 +67,11 @@ from ._steplogs import StepLogWriter
 step_log = logging.getLogger("wfe.host.steps")
 """Where the host logs each step error (a warning naming the workflow and the step)."""
 
+# wait_for_workflow's first look again at a workflow another host may be running (then
+# doubling up to the poll interval): soon without a change feed, later with one.
+_FIRST_POLL = 0.05
+_FIRST_POLL_WITH_FEED = 1.0
+
 
 class WorkflowHost:
     """Runs registered workflows against a store; use it as ``async with host:``.
@@ -103,6 +108,7 @@ class WorkflowHost:
         # wait_for_workflow's waiters by workflow id: a status change wakes only the
         # callers waiting for that workflow (each then reads one row, not every waiter).
         self._waiters: dict[str, trio.Event] = {}
+        self._first_poll = _FIRST_POLL
         self._publish_send: trio.MemorySendChannel[LifecycleEvent] | None = None
         self._publishers: list[LifecycleEventPublisher] = []
         # Called with a workflow id whenever a change feed reports it changed elsewhere
@@ -137,8 +143,13 @@ class WorkflowHost:
                 send, receive = trio.open_memory_channel[LifecycleEvent](math.inf)
                 self._publish_send = send
                 self._nursery.start_soon(self._forward_lifecycle, receive)
-            for feed in self._change_feeds():
+            feeds = self._change_feeds()
+            for feed in feeds:
                 self._nursery.start_soon(feed.watch_workflows, self._changed_elsewhere)
+            # Other hosts' changes wake waiters through a feed; polling only covers the
+            # moments it is disconnected, so it can start slowly (many waiters, each
+            # reading its row every 50 ms at first, would load the store for nothing).
+            self._first_poll = _FIRST_POLL_WITH_FEED if feeds else _FIRST_POLL
             limits = self.config.step_log_limits
             if isinstance(self.persistence, StepLogStore) and limits.max_lines > 0:
                 self._step_logs = StepLogWriter(self.persistence, limits, self.clock)
@@ -405,7 +416,9 @@ class WorkflowHost:
     ) -> str:
         """Store an event and deliver it to every workflow waiting for ``name``/``key``.
 
-        An event nobody waits for yet stays pending for the next matching ``wait_for``.
+        On a host that runs workflows the delivery is usually made before this returns
+        (by this host, at once, unless many are under way: then it is queued). An
+        event nobody waits for yet stays pending for the next matching ``wait_for``.
         """
         dispatcher = self._require_running()
         serialization.dumps(data, "data")
@@ -416,7 +429,7 @@ class WorkflowHost:
             time=as_utc(effective_date) if effective_date else self.clock.now(),
         )
         await self.persistence.create_event(event)
-        if not dispatcher.deliver_new(event):
+        if not await dispatcher.deliver_new(event):
             await self.queues.enqueue(QueueKind.EVENT, event.id)
         return event.id
 
@@ -500,7 +513,7 @@ class WorkflowHost:
     async def _wait_for(
         self, dispatcher: Dispatcher, workflow_id: str, seconds: float | None, deadline: float
     ) -> WorkflowInstance:
-        poll = 0.05
+        poll = min(self._first_poll, self.config.poll_interval.total_seconds())
         while True:
             # Taken before looking, so a change in between is not missed.
             changed = self._waiters.get(workflow_id)
