@@ -172,9 +172,13 @@ def cmd_test(extra: list[str]) -> int:
         report = Path(tmp) / "junit.xml"
         # One pytest over every package: --import-mode=importlib (root pyproject) keeps
         # same-named test files and conftests of different packages apart.
-        code = run(
-            [PYTHON, "-m", "pytest", f"--junitxml={report}", *targets, *extra], env=venv_env()
-        )
+        env = venv_env()
+        # The suite starts hundreds of Python processes (the CLI, crash and campaign
+        # workers): without cached bytecode each compiles every module it imports
+        # again (~2 s apiece on a slow machine). Environments that forbid writing it
+        # would make the suite minutes slower, so its processes may write it.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        code = run([PYTHON, "-m", "pytest", f"--junitxml={report}", *targets, *extra], env=env)
         counts = junit_counts(report)
     elapsed = time.monotonic() - started
     if counts is None:
