@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import trio
 
 from wfe.core import WorkflowStatus
 from wfe.yaml import validate
@@ -242,3 +243,41 @@ async def test_an_output_cannot_shadow_an_inputs_environment_variable() -> None:
     out = await run(compiled, {"target": "staging"})
     assert out.status != WorkflowStatus.COMPLETE
     assert "environment variable of the declared workflow input 'target'" in out.error_text()
+
+
+async def test_the_private_files_are_this_users_only_and_removed_after_the_step() -> None:
+    compiled = one("""
+        workflow:
+          id: private-files
+          steps:
+            - name: a
+              outputs: [modes, dir]
+              config:
+                run: |
+                  echo "modes=$(stat -c %a "$WFE_DATA" "$WFE_OUTPUT" "$(dirname "$WFE_DATA")" \
+                    | tr '\\n' ' ')" >> "$WFE_OUTPUT"
+                  echo "dir=$(dirname "$WFE_OUTPUT")" >> "$WFE_OUTPUT"
+                  touch "$(dirname "$WFE_OUTPUT")/left-behind"
+                  mkdir "$(dirname "$WFE_OUTPUT")/sub" && touch "$(dirname "$WFE_OUTPUT")/sub/f"
+        """)
+    out = await run(compiled, {})
+    assert out.status == WorkflowStatus.COMPLETE, out.errors
+    assert out.data["modes"].split() == ["600", "600", "700"]
+    # What the step left in its private directory goes with it.
+    assert not await trio.Path(out.data["dir"]).exists()
+
+
+async def test_a_script_scanned_once_still_gets_each_runs_own_values() -> None:
+    compiled = one("""
+        workflow:
+          id: rescan
+          steps:
+            - name: a
+              outputs: [said]
+              config: {run: 'echo "said=${{ data.v }}" >> "$WFE_OUTPUT"'}
+        """)
+    first = await run(compiled, {"v": "one"})
+    second = await run(compiled, {"v": "$(echo two); `echo three`"})
+    assert first.status == second.status == WorkflowStatus.COMPLETE, (first.errors, second.errors)
+    assert first.data["said"] == "one"
+    assert second.data["said"] == "$(echo two); `echo three`"

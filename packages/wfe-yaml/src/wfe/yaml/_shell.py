@@ -14,13 +14,14 @@ step's record goes to ``data["steps"][NAME]``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
+import shutil
 import tempfile
 from collections.abc import Mapping
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
@@ -127,16 +128,17 @@ class ShellStep(StepBody):
         cwd = str(base / cfg.working_dir) if cfg.working_dir else None
         if cwd is not None and not await trio.Path(cwd).is_dir():
             raise StepError(f"step {info.name!r}: working_dir {cwd!r} is not a directory")
-        with tempfile.TemporaryDirectory(prefix="wfe-step-") as private:
-            output_file = Path(private) / "output"
-            output_file.touch(mode=0o600)
-            data_file = Path(private) / "data.json"
-            await trio.to_thread.run_sync(_write_data, data_file, data)
-            env["WFE_OUTPUT"], env["WFE_DATA"] = str(output_file), str(data_file)
+        private = tempfile.mkdtemp(prefix="wfe-step-")  # mode 0700, this user only
+        output_file = os.path.join(private, "output")
+        data_file = os.path.join(private, "data.json")
+        try:
+            _create_private(output_file, b"")
+            await _write_data(data_file, data)
+            env["WFE_OUTPUT"], env["WFE_DATA"] = output_file, data_file
             result, printed, problems = await self._run_process(ctx, cfg, argv, env, cwd)
-            written = await trio.to_thread.run_sync(
-                _read_output_file, output_file, cfg.limits.per_step, info.name
-            )
+            written = await _read_output_file(output_file, cfg.limits.per_step, info.name)
+        finally:
+            _remove_private(private, (output_file, data_file))
         record: dict[str, Any] = {
             "stdout": result.stdout,
             "stderr": result.stderr,
@@ -223,21 +225,57 @@ def _stdout_output(
     return None
 
 
-def _write_data(path: Path, data: dict[str, Any]) -> None:
+# Files up to this size are written and read on the trio thread: for a few KiB a
+# thread hop costs more than the I/O (the JSON encoding holds the GIL either way).
+_INLINE_IO = 64 * 1024
+
+
+def _create_private(path: str, content: bytes) -> None:
+    """Create ``path`` readable by this user only, from the first byte, with
+    ``content``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(content)
+
+
+async def _write_data(path: str, data: dict[str, Any]) -> None:
     text = json.dumps(data, default=str, ensure_ascii=False, allow_nan=False)
-    path.write_text(text, encoding="utf-8", errors="surrogatepass")
-    path.chmod(0o600)
+    content = text.encode("utf-8", errors="surrogatepass")
+    if len(content) <= _INLINE_IO:
+        _create_private(path, content)
+    else:
+        await trio.to_thread.run_sync(_create_private, path, content)
 
 
-def _read_output_file(path: Path, limit: int, step: str) -> dict[str, Any]:
-    size = path.stat().st_size
+async def _read_output_file(path: str, limit: int, step: str) -> dict[str, Any]:
+    size = os.stat(path).st_size
     if size > limit:
         raise StepError(
             f"step {step!r}: $WFE_OUTPUT holds {size:,} bytes, more than the {limit:,} "
             "a step's outputs may take (max_outputs_size)"
         )
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    return parse_output_file(text, step)
+    if size <= _INLINE_IO:
+        raw = _read_bytes(path)
+    else:
+        raw = await trio.to_thread.run_sync(_read_bytes, path)
+    return parse_output_file(raw.decode("utf-8", errors="replace"), step)
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _remove_private(directory: str, files: tuple[str, ...]) -> None:
+    """Remove a step's private directory: its two files and itself, or, when the step
+    left more in it, the whole tree."""
+    try:
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+        os.rmdir(directory)
+    except OSError:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _check_sizes(step: str, outputs: dict[str, Any], limits: OutputLimits) -> None:

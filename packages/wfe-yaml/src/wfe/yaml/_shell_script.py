@@ -4,6 +4,7 @@ that is safe), and the limits of what such a variable can carry."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ._interpolation import (
@@ -13,7 +14,7 @@ from ._interpolation import (
     resolve_expression,
     to_text,
 )
-from ._scanner import COMMENT, DOUBLE, HEREDOC, SINGLE, scan
+from ._scanner import COMMENT, DOUBLE, HEREDOC, SINGLE, Site, scan
 
 
 def render_shell(script: str, data: Any, *, shell: str | None = None) -> tuple[str, dict[str, str]]:
@@ -29,7 +30,7 @@ def render_shell(script: str, data: Any, *, shell: str | None = None) -> tuple[s
     env: dict[str, str] = {}
     out: list[str] = []
     last = 0
-    for site in scan(script, shell):
+    for site in _sites(script, shell):
         if site.context == COMMENT:
             continue
         if site.problem is not None:
@@ -49,6 +50,16 @@ def render_shell(script: str, data: Any, *, shell: str | None = None) -> tuple[s
         last = site.end
     out.append(script[last:])
     return "".join(out), env
+
+
+@functools.lru_cache(maxsize=1024)
+def _sites(script: str, shell: str | None) -> tuple[Site, ...]:
+    """The expressions of ``script`` (a step's ``run:``, the same text at every run of
+    the step): scanned once per process. The scan depends on the text and the shell
+    only, not on the data, and a site is immutable."""
+    if "${{" not in script:
+        return ()  # nothing to rewrite (the scanner only records ``${{`` sites)
+    return tuple(scan(script, shell))
 
 
 MAX_ENV_VALUE = 100_000
