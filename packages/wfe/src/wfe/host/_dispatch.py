@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,6 +43,8 @@ _EVENT_RETRY_MAX = timedelta(seconds=5)
 _MAX_BACKOFF = 300.0
 _POLL_BATCH = 1000
 _LOCK_RETRY = 0.05
+# How long a start waits for a workflow slot while slots are being given back.
+_SLOT_WAIT = 0.05
 
 
 class Dispatcher:
@@ -54,6 +57,7 @@ class Dispatcher:
         self.starting: set[str] = set()
         self._workflow_limiter = trio.CapacityLimiter(host.config.max_concurrent_workflows)
         self._event_limiter = trio.CapacityLimiter(max(1, host.config.event_workers))
+        self._slot_freed = -math.inf  # trio time a workflow slot was last given back
         self._service_scope = trio.CancelScope()
         self._work: trio.Nursery | None = None
         self._draining = False
@@ -177,6 +181,8 @@ class Dispatcher:
             )
         finally:
             limiter.release_on_behalf_of(token)
+            if limiter is self._workflow_limiter:
+                self._slot_freed = trio.current_time()
             with trio.CancelScope(shield=True):
                 try:
                     await self.host.queues.ack(item)
@@ -265,9 +271,7 @@ class Dispatcher:
         if self._work is None or self._draining or not self.host.config.eager_start:
             return None
         token = object()
-        try:
-            self._workflow_limiter.acquire_on_behalf_of_nowait(token)
-        except trio.WouldBlock:
+        if not await self._slot_for_start(token):
             return None
         asked = trio.current_time()
         lease: Lease | None = None
@@ -285,6 +289,28 @@ class Dispatcher:
             if lease is None:
                 self._workflow_limiter.release_on_behalf_of(token)
         return None if lease is None else NewRun(lease, asked, token)
+
+    async def _slot_for_start(self, token: object) -> bool:
+        """Take a workflow slot on behalf of ``token`` for a start: at once when one is
+        free; else, while slots are being given back (one was within the last
+        ``_SLOT_WAIT`` seconds: short workflows coming and going, as in a burst of
+        starts), wait up to that long for one. ``False``: none, queue it (a host
+        whose slots are all held by long runs queues at once)."""
+        limiter = self._workflow_limiter
+        try:
+            limiter.acquire_on_behalf_of_nowait(token)
+        except trio.WouldBlock:
+            pass
+        else:
+            return True
+        if trio.current_time() - self._slot_freed > _SLOT_WAIT:
+            return False
+        # A start waiting here costs its caller at most _SLOT_WAIT; queued instead it
+        # would cost the host a queue item, a dequeue, a claim and an ack.
+        with trio.move_on_after(_SLOT_WAIT):
+            await limiter.acquire_on_behalf_of(token)
+            return True
+        return False
 
     async def run_new(self, new: NewRun, instance: WorkflowInstance) -> None:
         """Run ``instance``, just created under ``new``'s lease, in this host (queued
@@ -333,6 +359,7 @@ class Dispatcher:
             finally:
                 self.starting.discard(workflow_id)
                 self._workflow_limiter.release_on_behalf_of(slot)
+                self._slot_freed = trio.current_time()
 
         work.start_soon(run)
         return True
