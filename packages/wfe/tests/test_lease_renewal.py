@@ -16,7 +16,9 @@ def _host(db: Path, *definitions: object) -> WorkflowHost:
     builder = (
         WorkflowHostBuilder()
         .persistence(f"sqlite:///{db}")
-        .lease_ttl(timedelta(milliseconds=300))
+        # Long enough that a loaded machine stalling the loop for a second (two suites
+        # at once on two cores did, at 300 ms) still renews in time (every 0.5 s).
+        .lease_ttl(timedelta(milliseconds=1500))
         .poll_interval(timedelta(milliseconds=50))
     )
     for d in definitions:
@@ -31,7 +33,7 @@ async def test_steps_outlasting_the_ttl_run_once_while_another_host_polls(
 
     async def slow(ctx: StepExecutionContext) -> None:
         runs.append(ctx.workflow.id)
-        await trio.sleep(1.2)  # four ttls: renewed every 0.1 s meanwhile
+        await trio.sleep(4.0)  # over two and a half ttls: renewed every 0.5 s meanwhile
 
     definition = WorkflowBuilder(dict).start_with(slow).then(slow).build("slow", 1)
     db = tmp_path / "w.db"
