@@ -97,16 +97,15 @@ class Fleet:
         """The hosts' stderr, for the report of a failed run."""
         return "".join(p.read_text(errors="replace") for p in sorted(self.tmp.glob("host-*.err")))
 
-    def report_hosts(self, problems: list[str], name: str) -> list[str]:
+    def report_hosts(self, problems: list[str], name: str) -> None:
         """Add a host's traceback to ``problems``; print the count of unexpected stderr
-        lines as ``name`` and the first few; return those lines."""
+        lines as ``name`` and the first few."""
         unexpected = self.unexpected()
         if any("Traceback" in line for line in unexpected):
             problems.append("a host printed a traceback: " + " | ".join(unexpected[:20]))
         print(f"{name} {len(unexpected)} lines")
         for line in unexpected[:5]:
             print("# host: " + line)
-        return unexpected
 
     def verdict(self, problems: list[str], name: str) -> int:
         """Print ``problems`` as ``name`` (and the hosts' stderr when there are any),

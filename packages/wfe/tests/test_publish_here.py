@@ -55,12 +55,18 @@ async def test_when_publish_returns_the_waiting_workflow_has_its_event(
 
 
 class _GatedLocks(MemoryLockProvider):
-    """In-process locks whose event-lock acquisitions wait at a gate the test opens."""
+    """In-process locks whose event-lock acquisitions wait at a gate once it is closed
+    (:meth:`close`); :attr:`reached` tells that one is waiting."""
 
     def __init__(self) -> None:
         super().__init__()
         self.reached = trio.Event()
         self.gate = trio.Event()
+        self.gate.set()
+
+    def close(self) -> None:
+        self.gate = trio.Event()
+        self.reached = trio.Event()
 
     async def acquire(self, resource: str, ttl: timedelta) -> Lease | None:
         if resource.startswith("wfe:event:"):
@@ -69,23 +75,26 @@ class _GatedLocks(MemoryLockProvider):
         return await super().acquire(resource, ttl)
 
 
+def _gated_host(tmp_path: Any, name: str, locks: _GatedLocks) -> WorkflowHost:
+    """A SQLite host on ``locks`` running ``_waiting(name)``, whose poller (every five
+    minutes) is never what delivers an event here."""
+    return (
+        WorkflowHostBuilder()
+        .persistence(f"sqlite:///{tmp_path / 'wfe.db'}")
+        .locks(locks)
+        .poll_interval(timedelta(minutes=5))
+        .register(_waiting(name))
+        .build()
+    )
+
+
 async def test_a_publisher_cancelled_during_the_delivery_does_not_interrupt_it(
     tmp_path: Any,
 ) -> None:
     locks = _GatedLocks()
-    host = (
-        WorkflowHostBuilder()
-        .persistence(f"sqlite:///{tmp_path / 'wfe.db'}")
-        .locks(locks)
-        .poll_interval(timedelta(minutes=5))  # the poller must not be what delivers it
-        .register(_waiting("cancelled"))
-        .build()
-    )
-    async with host:
-        locks.gate.set()
+    async with _gated_host(tmp_path, "cancelled", locks) as host:
         (wid,) = await _park(host, "cancelled", ["k"])
-        locks.gate = trio.Event()
-        locks.reached = trio.Event()
+        locks.close()
         with trio.CancelScope() as publisher:
 
             async def cancel_once_delivering() -> None:
@@ -104,19 +113,11 @@ async def test_with_every_event_slot_taken_an_event_is_queued_and_still_delivere
     tmp_path: Any,
 ) -> None:
     locks = _GatedLocks()
-    host = (
-        WorkflowHostBuilder()
-        .persistence(f"sqlite:///{tmp_path / 'wfe.db'}")
-        .locks(locks)
-        .register(_waiting("queued"))
-        .build()
-    )
+    host = _gated_host(tmp_path, "queued", locks)
     host.config.event_workers = 1
     async with host:
-        locks.gate.set()
         first, second = await _park(host, "queued", ["a", "b"])
-        locks.gate = trio.Event()
-        locks.reached = trio.Event()
+        locks.close()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(host.publish_event, "go", "a", {"key": "a"})
             await locks.reached.wait()

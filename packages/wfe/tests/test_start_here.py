@@ -111,27 +111,40 @@ async def test_a_workflow_still_in_its_first_pass_is_found_by_search(host_factor
                 await trio.sleep(0.01)
 
 
+class _Held:
+    """A host with two workflow slots (the workflow-queue consumer keeps one while it
+    waits for an item) and two definitions: ``quick`` (one empty step) and ``held``
+    (a step that waits for :attr:`release`, setting :attr:`entered` first)."""
+
+    def __init__(self) -> None:
+        self.release = trio.Event()
+        self.entered = trio.Event()
+
+        async def hold(ctx: StepExecutionContext) -> None:
+            self.entered.set()
+            await self.release.wait()
+
+        self.host = (
+            WorkflowHostBuilder()
+            .persistence("memory://")
+            .max_concurrent_workflows(2)
+            .register(WorkflowBuilder(dict).start_with(lambda ctx: None).build("quick", 1))
+            .register(WorkflowBuilder(dict).start_with(hold).build("held", 1))
+            .build()
+        )
+
+
 async def test_a_start_waits_briefly_for_a_slot_while_slots_are_being_given_back(
     mock_clock: trio.testing.MockClock,
 ) -> None:
     """Virtual time stands still here, so the wait cannot run out by itself: the third
     start can only return once the held slot is given back."""
-    release = trio.Event()
-    entered = trio.Event()
-
-    async def hold(ctx: StepExecutionContext) -> None:
-        entered.set()
-        await release.wait()
-
-    quick = WorkflowBuilder(dict).start_with(lambda ctx: None).build("quick", 1)
-    held = WorkflowBuilder(dict).start_with(hold).build("held", 1)
-    # Two slots: the workflow-queue consumer keeps one while it waits for an item.
-    builder = WorkflowHostBuilder().persistence("memory://").max_concurrent_workflows(2)
-    async with builder.register(quick).register(held).build() as host:
+    held = _Held()
+    async with held.host as host:
         first = await host.start_workflow("quick", 1, {})
         assert (await host.wait_for_workflow(first, 30)).status is WorkflowStatus.COMPLETE
         blocker = await host.start_workflow("held", 1, {})  # the free slot, just given back
-        await entered.wait()
+        await held.entered.wait()
         third: list[str] = []
 
         async def start_third() -> None:
@@ -141,7 +154,7 @@ async def test_a_start_waits_briefly_for_a_slot_while_slots_are_being_given_back
             nursery.start_soon(start_third)
             await trio.testing.wait_all_tasks_blocked()
             assert third == []  # waiting for a slot, not queued
-            release.set()
+            held.release.set()
         assert (await host.wait_for_workflow(blocker, 30)).status is WorkflowStatus.COMPLETE
         assert (await host.wait_for_workflow(third[0], 30)).status is WorkflowStatus.COMPLETE
 
@@ -149,23 +162,14 @@ async def test_a_start_waits_briefly_for_a_slot_while_slots_are_being_given_back
 async def test_with_every_slot_held_by_long_runs_a_start_is_queued_at_once(
     mock_clock: trio.testing.MockClock,
 ) -> None:
-    release = trio.Event()
-    entered = trio.Event()
-
-    async def hold(ctx: StepExecutionContext) -> None:
-        entered.set()
-        await release.wait()
-
-    quick = WorkflowBuilder(dict).start_with(lambda ctx: None).build("quick", 1)
-    held = WorkflowBuilder(dict).start_with(hold).build("held", 1)
-    builder = WorkflowHostBuilder().persistence("memory://").max_concurrent_workflows(2)
-    async with builder.register(quick).register(held).build() as host:
+    held = _Held()
+    async with held.host as host:
         blocker = await host.start_workflow("held", 1, {})
-        await entered.wait()
+        await held.entered.wait()
         # No slot was given back yet: the start returns without waiting (time stands
         # still, so a wait would never end), queued for later.
         queued = await host.start_workflow("quick", 1, {})
         assert (await host.get_workflow(queued)).status is WorkflowStatus.RUNNABLE
-        release.set()
+        held.release.set()
         assert (await host.wait_for_workflow(blocker, 30)).status is WorkflowStatus.COMPLETE
         assert (await host.wait_for_workflow(queued, 30)).status is WorkflowStatus.COMPLETE

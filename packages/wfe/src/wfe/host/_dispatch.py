@@ -180,9 +180,7 @@ class Dispatcher:
                 f"processing {item.kind.value} items", exc, f"processing {item.kind} {item.item_id}"
             )
         finally:
-            limiter.release_on_behalf_of(token)
-            if limiter is self._workflow_limiter:
-                self._slot_freed = trio.current_time()
+            self._give_back(limiter, token)
             with trio.CancelScope(shield=True):
                 try:
                     await self.host.queues.ack(item)
@@ -287,7 +285,7 @@ class Dispatcher:
             log.debug("no lease for new workflow %s (%s); queueing it", workflow_id, exc)
         finally:
             if lease is None:
-                self._workflow_limiter.release_on_behalf_of(token)
+                self._give_back(self._workflow_limiter, token)
         return None if lease is None else NewRun(lease, asked, token)
 
     async def _slot_for_start(self, token: object) -> bool:
@@ -299,10 +297,9 @@ class Dispatcher:
         limiter = self._workflow_limiter
         try:
             limiter.acquire_on_behalf_of_nowait(token)
+            return True
         except trio.WouldBlock:
             pass
-        else:
-            return True
         if trio.current_time() - self._slot_freed > _SLOT_WAIT:
             return False
         # A start waiting here costs its caller at most _SLOT_WAIT; queued instead it
@@ -311,6 +308,13 @@ class Dispatcher:
             await limiter.acquire_on_behalf_of(token)
             return True
         return False
+
+    def _give_back(self, limiter: trio.CapacityLimiter, token: object) -> None:
+        """Give back the slot of ``limiter`` held for ``token``; when it is a workflow
+        slot, note when (:meth:`_slot_for_start` waits only while slots come back)."""
+        limiter.release_on_behalf_of(token)
+        if limiter is self._workflow_limiter:
+            self._slot_freed = trio.current_time()
 
     async def run_new(self, new: NewRun, instance: WorkflowInstance) -> None:
         """Run ``instance``, just created under ``new``'s lease, in this host (queued
@@ -326,7 +330,7 @@ class Dispatcher:
     async def abandon_new(self, new: NewRun) -> None:
         """Give back the slot and lease of ``new`` (its instance was not created, or
         it will not run here)."""
-        self._workflow_limiter.release_on_behalf_of(new.slot)
+        self._give_back(self._workflow_limiter, new.slot)
         await self._release(new.lease)
 
     def _spawn_leased(
@@ -358,8 +362,7 @@ class Dispatcher:
                 self.health.work_failed(loop, exc, f"{doing} workflow {workflow_id}")
             finally:
                 self.starting.discard(workflow_id)
-                self._workflow_limiter.release_on_behalf_of(slot)
-                self._slot_freed = trio.current_time()
+                self._give_back(self._workflow_limiter, slot)
 
         work.start_soon(run)
         return True
@@ -683,7 +686,7 @@ class Dispatcher:
             loop="processing event items",
         ):
             return True
-        self._workflow_limiter.release_on_behalf_of(token)
+        self._give_back(self._workflow_limiter, token)
         return False
 
     @staticmethod
