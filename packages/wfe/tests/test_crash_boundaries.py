@@ -159,22 +159,26 @@ def test_kill_in_a_start_burst_loses_no_started_workflow(
     assert_all_complete(db, created, ("1", "2", "3", "4", "5"))
 
 
-@pytest.mark.parametrize("crash", ["persist_checkpoint:before:2", "persist_checkpoint:after:2"])
+@pytest.mark.parametrize("crash", ["persist_checkpoint:before:1", "persist_checkpoint:after:1"])
 def test_kill_around_the_checkpoint_that_stores_a_step_and_the_wait_after_it(
     tmp_path: Path, db: Path | str, crash: str
 ) -> None:
     """The wait after step 1 is replayable: it runs before step 1's checkpoint and is
     stored with it. Killed before that checkpoint, step 1 runs again (it was never
-    stored) and the wait opens again; killed after it, nothing runs again."""
+    stored) and the wait opens again; killed after it, nothing runs again.
+
+    One workflow: with two, their checkpoints overlap (group commit), so the first may
+    still be in flight when the kill comes before the second, and whose step runs
+    again would be a race."""
     log = tmp_path / "log"
-    killed(spawn(db, log, "start", "wait", "2", crash=crash))
+    killed(spawn(db, log, "start", "wait", "1", crash=crash))
     assert finish(spawn(db, log, "park")).strip() == "waiting"
-    assert finish(spawn(db, log, "publish")).strip() == "COMPLETE COMPLETE"
+    assert finish(spawn(db, log, "publish")).strip() == "COMPLETE"
     runs = assert_no_committed_step_ran_again(log)
     again = [step for (_, step), count in runs.items() if count > 1]
     assert again == (["1"] if "before" in crash else []), runs
     assert max(runs.values()) <= 2, runs
-    assert_all_complete(db, 2, ("1", "3"))
+    assert_all_complete(db, 1, ("1", "3"))
     for wid, (_, data) in stored_data(db).items():
         assert data["event"] == {"for": wid}
 
