@@ -3,11 +3,12 @@ as a whole — a stale one or a faulty one does not take the others down."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 
-from wfe.core import Event, ProviderError, StaleLeaseError
+from wfe.core import Event, ExecutionError, ProviderError, StaleLeaseError
 from wfe.core.protocols import Checkpoint
-from wfe.core.testing import make_instance, make_pointer
+from wfe.core.testing import T0, make_instance, make_pointer
 from wfe.postgres import PostgresPersistenceProvider
 
 
@@ -59,3 +60,36 @@ async def test_a_stale_or_faulty_checkpoint_fails_alone(store_url: str) -> None:
                 assert len(stored.execution_pointers) == 1
             else:
                 assert stored == instance
+
+
+async def test_a_checkpoint_alone_is_stored_whole_in_either_form(store_url: str) -> None:
+    # Alone in its batch, a checkpoint with few rows per part is sent as scalars, one
+    # with more as arrays: both store every part, keep the errors' order and obey the
+    # fence.
+    async with PostgresPersistenceProvider(store_url, pool_size=1) as store:
+        for count in (1, 8, 9, 40):
+            instance = make_instance(pointers=1, data={"count": count})
+            await store.create_workflow(instance)
+            await store.claim_workflow(instance.id, 5)
+            instance.execution_pointers.extend(make_pointer(i + 2) for i in range(count))
+            errors = [
+                ExecutionError(workflow_id=instance.id, pointer_id=None, time=T0, message=f"{i}")
+                for i in range(count)
+            ]
+            await store.persist_checkpoint(
+                Checkpoint(
+                    instance=instance,
+                    pointers=instance.execution_pointers,
+                    errors=errors,
+                    fencing_token=5,
+                )
+            )
+            assert await store.get_workflow(instance.id) == instance
+            assert [e.message for e in await store.get_errors(instance.id)] == [
+                f"{i}" for i in range(count)
+            ]
+            instance.data = {"stale": True}
+            stale = Checkpoint(instance=instance, pointers=[], fencing_token=4)
+            with pytest.raises(StaleLeaseError):
+                await store.persist_checkpoint(stale)
+            assert (await store.get_workflow(instance.id)).data == {"count": count}

@@ -350,11 +350,20 @@ class GroupCommitter:
             if values or name[0] == "c":
                 params[name] = values
         shape = "".join(part for part in _PARTS if f"{part}_owner" in params)
-        sql = self._statements.get(shape)
+        counts = tuple(len(params[f"{part}_owner"]) for part in shape)
+        if len(items) == 1 and max(counts, default=0) <= _MAX_VALUES_ROWS:
+            # One checkpoint alone: its rows as scalar parameters, which the server
+            # runs in about 60 % of the time of the arrays (measured).
+            key = f"{shape}:{counts}"
+            params = _scalars(params)
+        else:
+            key = shape
+        sql = self._statements.get(key)
         if sql is None:
-            sql = self._statements[shape] = _binary(
-                self._db.q(_HEAD + "".join(_PARTS[part] for part in shape) + _TAIL)
-            )
+            sql = _HEAD + "".join(_PARTS[part] for part in shape) + _TAIL
+            if key != shape:
+                sql = _values_form(sql, {"c": 1, **dict(zip(shape, counts, strict=True))})
+            sql = self._statements[key] = _binary(self._db.q(sql))
         params["channel"] = self._db.settings.channel
         accepted = {row[0] for row in conn.execute(sql, params).fetchall()}
         refused = [item for item in items if item.workflow_id not in accepted]
@@ -382,6 +391,42 @@ class GroupCommitter:
 
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+# A checkpoint alone in its batch is sent in the scalar form while no part has more
+# rows than this (the usual one: the instance row and two pointers); each distinct
+# count of rows is one more prepared statement per connection, so a checkpoint with
+# many rows (a wide parallel step) keeps the arrays.
+_MAX_VALUES_ROWS = 8
+
+# ``unnest(%(a)s::T[], ...) [WITH ORDINALITY] AS alias(`` of a statement part.
+_UNNEST = re.compile(
+    r"unnest\(((?:%\(\w+\)s::\w+\[\],?\s*)+)\)(\s+WITH ORDINALITY)?(\s+AS\s+\w+\()"
+)
+_ARRAY_PARAM = re.compile(r"%\((\w+)\)s::(\w+)\[\]")
+
+
+def _values_form(sql: str, counts: dict[str, int]) -> str:
+    """``sql`` with each part's ``unnest`` of arrays replaced by a ``VALUES`` list of
+    ``counts[part]`` rows of scalar parameters (``%(name__i)s``), each cast as its array's
+    elements were; ``WITH ORDINALITY`` becomes the row number as a last column."""
+
+    def rows(match: re.Match[str]) -> str:
+        columns = _ARRAY_PARAM.findall(match.group(1))
+        part = columns[0][0].split("_", 1)[0]
+        lines = []
+        for i in range(counts[part]):
+            cells = [f"%({name}__{i})s::{kind}" for name, kind in columns]
+            if match.group(2):
+                cells.append(str(i + 1))
+            lines.append(f"({', '.join(cells)})")
+        return f"(VALUES {', '.join(lines)}){match.group(3)}"
+
+    return _UNNEST.sub(rows, sql)
+
+
+def _scalars(params: dict[str, list[Any]]) -> dict[str, Any]:
+    """The arrays of :func:`_execute` as the scalars :func:`_values_form` names."""
+    return {f"{name}__{i}": v for name, values in params.items() for i, v in enumerate(values)}
 
 
 def _binary(sql: str) -> str:
