@@ -77,6 +77,7 @@ def test_memory_exports() -> None:
 def test_protocols_exports() -> None:
     assert sorted(wfe.core.protocols.__all__) == [
         "AsyncProvider",
+        "BatchQueue",
         "BulkSearchIndex",
         "Checkpoint",
         "DataFilter",
@@ -102,6 +103,7 @@ def test_protocols_exports() -> None:
 
 def test_testing_exports() -> None:
     expected = [
+        "BatchQueueContract",
         "LockContract",
         "PersistenceContract",
         "QueueContract",

@@ -28,6 +28,7 @@ from wfe.core.protocols import (
     SearchIndex,
 )
 from wfe.core.testing import (
+    BatchQueueContract,
     LockContract,
     PersistenceContract,
     QueueContract,
@@ -58,7 +59,7 @@ class TestMemoryLocks(LockContract):
             yield provider
 
 
-class TestMemoryQueues(QueueContract):
+class TestMemoryQueues(BatchQueueContract):
     @pytest.fixture
     async def queues(self) -> AsyncIterator[MemoryQueueProvider]:
         async with MemoryQueueProvider(visibility_timeout=self.visibility_timeout) as provider:

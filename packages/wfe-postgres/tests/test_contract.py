@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from wfe.core.testing import (
+    BatchQueueContract,
     LockContract,
     PersistenceContract,
-    QueueContract,
     SearchContract,
     StepLogContract,
 )
@@ -24,7 +24,7 @@ class TestPostgresLockContract(LockContract):
     pass
 
 
-class TestPostgresQueueContract(QueueContract):
+class TestPostgresQueueContract(BatchQueueContract):
     visibility_timeout = 0.5
 
 

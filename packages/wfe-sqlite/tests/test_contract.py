@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from wfe.core.testing import (
+    BatchQueueContract,
     LockContract,
     PersistenceContract,
-    QueueContract,
     SearchContract,
     StepLogContract,
 )
@@ -27,7 +27,7 @@ class TestSqliteLockContract(LockContract):
     pass
 
 
-class TestSqliteQueueContract(QueueContract):
+class TestSqliteQueueContract(BatchQueueContract):
     visibility_timeout = 0.5
 
 

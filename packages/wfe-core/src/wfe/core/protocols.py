@@ -315,6 +315,26 @@ class QueueProvider(AsyncProvider, Protocol):
     async def ack(self, item: QueueItem) -> None: ...
 
 
+@runtime_checkable
+class BatchQueue(QueueProvider, Protocol):
+    """Optional capability of a :class:`QueueProvider`: take and acknowledge several
+    items of a kind at once.
+
+    When the queue has it, the host's index consumer takes every pending index item
+    (up to a batch) in one call and acknowledges them in one, instead of one round
+    trip per item."""
+
+    async def dequeue_many(self, kind: QueueKind, limit: int, timeout: float) -> list[QueueItem]:
+        """Up to ``limit`` visible items of ``kind``, oldest first, waiting up to
+        ``timeout`` seconds for the first; empty when none came. Cancelling it loses
+        no item."""
+        ...
+
+    async def ack_many(self, items: Sequence[QueueItem]) -> None:
+        """:meth:`QueueProvider.ack` of every item, in one round trip."""
+        ...
+
+
 @attrs.frozen
 class DataFilter:
     """Match instances whose data holds ``value`` at ``field``.
@@ -504,6 +524,7 @@ class StepLogStore(Protocol):
 
 __all__ = [
     "AsyncProvider",
+    "BatchQueue",
     "BulkSearchIndex",
     "Checkpoint",
     "DataFilter",

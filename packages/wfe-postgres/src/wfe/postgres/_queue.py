@@ -26,13 +26,14 @@ _ENQUEUE = (
     "ON CONFLICT (kind, item_id) WHERE receipt IS NULL DO NOTHING) "
     "SELECT pg_notify(%(ch)s, 'q:' || %(k)s)"
 )
-# The oldest visible row no other transaction holds; SKIP LOCKED lets concurrent
-# consumers take different rows instead of queueing behind one. When none is taken, the
-# same round trip says when the earliest row of the kind is (or becomes) visible, as
-# microseconds from now (NULL: the kind is empty), so an idle consumer sleeps until then.
+# The oldest visible rows (up to %(n)s) no other transaction holds; SKIP LOCKED lets
+# concurrent consumers take different rows instead of queueing behind one. When none is
+# taken, the same round trip says when the earliest row of the kind is (or becomes)
+# visible, as microseconds from now (NULL: the kind is empty), so an idle consumer
+# sleeps until then.
 _TAKE = (
     "WITH next AS MATERIALIZED (SELECT id FROM {s}.queue_items WHERE kind = %(k)s "
-    f"AND visible_at <= {NOW_US} AND {ASYNC_COMMIT} ORDER BY id LIMIT 1 "
+    f"AND visible_at <= {NOW_US} AND {ASYNC_COMMIT} ORDER BY id LIMIT %(n)s "
     "FOR UPDATE SKIP LOCKED), "
     f"taken AS (UPDATE {{s}}.queue_items q SET receipt = %(r)s, visible_at = {NOW_US} + %(vt)s "
     "FROM next WHERE q.id = next.id RETURNING q.id, q.item_id) "
@@ -40,7 +41,10 @@ _TAKE = (
     f"SELECT NULL, NULL, (SELECT min(visible_at) - {NOW_US} FROM {{s}}.queue_items "
     "WHERE kind = %(k)s) WHERE NOT EXISTS (SELECT 1 FROM taken)"
 )
-_ACK = f"DELETE FROM {{s}}.queue_items WHERE id = %s AND receipt = %s AND {ASYNC_COMMIT}"
+_ACK = (
+    "DELETE FROM {s}.queue_items q USING unnest(%(ids)s::bigint[], %(rs)s::text[]) AS a(id, r) "
+    f"WHERE q.id = a.id AND q.receipt = a.r AND {ASYNC_COMMIT}"
+)
 _PUT_BACK = (
     "WITH waiting AS (SELECT 1 FROM {s}.queue_items w, {s}.queue_items me "
     "WHERE me.id = %(id)s AND me.receipt = %(r)s AND w.kind = me.kind "
@@ -120,7 +124,16 @@ class PostgresQueueProvider(PostgresProvider):
         ``None`` when none came. Cancelling it loses no item. While the server is
         unreachable it keeps trying until ``timeout`` and then returns ``None`` (the
         host goes on; the store still holds the work)."""
+        items = await self.dequeue_many(kind, 1, timeout)
+        return items[0] if items else None
+
+    async def dequeue_many(self, kind: QueueKind, limit: int, timeout: float) -> list[QueueItem]:
+        """Up to ``limit`` of the oldest visible items of ``kind``, in one statement,
+        waiting up to ``timeout`` seconds for the first; empty when none came (or the
+        server stayed unreachable). Cancelling it loses no item."""
         kind_enum = QueueKind(_kind(kind))
+        if not limit >= 1:
+            raise ConfigurationError(f"dequeue_many limit must be at least 1, got {limit!r}")
         if not timeout >= 0:
             raise ConfigurationError(f"dequeue timeout must be >= 0 seconds, got {timeout!r}")
         db = self._db
@@ -128,16 +141,19 @@ class PostgresQueueProvider(PostgresProvider):
         vt_us = max(1, round(db.settings.visibility_timeout * 1_000_000))
         listener = db.listener
 
-        def take(conn: Conn) -> tuple[tuple[int, str, str] | None, float | None]:
+        def take(conn: Conn) -> tuple[list[QueueItem], float | None]:
             receipt = secrets.token_hex(8)
-            row = conn.execute(
-                self._take, {"k": kind_enum.value, "r": receipt, "vt": vt_us}
-            ).fetchone()
-            if row is None:
-                return None, None
-            if row[0] is not None:
-                return (row[0], row[1], receipt), None
-            return None, None if row[2] is None else max(0.0, row[2] / 1e6)
+            rows = conn.execute(
+                self._take, {"k": kind_enum.value, "r": receipt, "vt": vt_us, "n": limit}
+            ).fetchall()
+            if rows and rows[0][0] is None:
+                wait = rows[0][2]
+                return [], None if wait is None else max(0.0, wait / 1e6)
+            items = [
+                QueueItem(kind=kind_enum, item_id=item_id, receipt=f"{row_id}:{receipt}")
+                for row_id, item_id, _ in sorted(rows)
+            ]
+            return items, None
 
         while True:
             wakeup = listener.wakeup(kind_enum.value)
@@ -147,20 +163,19 @@ class PostgresQueueProvider(PostgresProvider):
                 taken, next_visible = await db.run(take)
             except ProviderError as exc:
                 log.warning("dequeue from %s failed: %s; retrying", db.label, exc)
-                taken, next_visible = None, db.settings.poll_interval
-            if taken is not None:
-                row_id, item_id, receipt = taken
-                item = QueueItem(kind=kind_enum, item_id=item_id, receipt=f"{row_id}:{receipt}")
+                taken, next_visible = [], db.settings.poll_interval
+            if taken:
                 try:
                     await trio.lowlevel.checkpoint_if_cancelled()
                 except trio.Cancelled:
                     with trio.CancelScope(shield=True):
-                        await self._put_back(item)
+                        for item in taken:
+                            await self._put_back(item)
                     raise
-                return item
+                return taken
             remaining = deadline - trio.current_time()
             if remaining <= 0:
-                return None
+                return []
             # NOTIFY wakes us when connected; poll slowly anyway (and fast while the
             # LISTEN connection is down), and wake when an invisible item reappears.
             poll = db.settings.poll_interval * (5 if listener.connected else 1)
@@ -172,11 +187,16 @@ class PostgresQueueProvider(PostgresProvider):
 
     async def ack(self, item: QueueItem) -> None:
         """Finish a delivery; acking twice or with a superseded receipt is harmless."""
-        parsed = _parse_receipt(item.receipt)
-        if parsed is None:
+        await self.ack_many([item])
+
+    async def ack_many(self, items: Sequence[QueueItem]) -> None:
+        """:meth:`ack` of every item of ``items``, in one statement."""
+        rows = [parsed for item in items if (parsed := _parse_receipt(item.receipt))]
+        if not rows:
             return
+        params = {"ids": [r[0] for r in rows], "rs": [r[1] for r in rows]}
         # A lost ack means one more (harmless) delivery.
-        await self._db.run(lambda conn: conn.execute(self._ack, parsed), idempotent=True)
+        await self._db.run(lambda conn: conn.execute(self._ack, params), idempotent=True)
 
     async def _put_back(self, item: QueueItem) -> None:
         """Make a delivery visible again (or drop it when a waiting copy exists)."""

@@ -92,7 +92,16 @@ class SqliteQueueProvider(SqliteProvider):
     async def dequeue(self, kind: QueueKind, timeout: float) -> QueueItem | None:
         """The oldest visible item of ``kind``, waiting up to ``timeout`` seconds;
         ``None`` when none came. Cancelling it loses no item."""
+        items = await self.dequeue_many(kind, 1, timeout)
+        return items[0] if items else None
+
+    async def dequeue_many(self, kind: QueueKind, limit: int, timeout: float) -> list[QueueItem]:
+        """Up to ``limit`` of the oldest visible items of ``kind``, taken in one write,
+        waiting up to ``timeout`` seconds for the first; empty when none came.
+        Cancelling it loses no item."""
         kind_enum = QueueKind(_kind(kind))
+        if not limit >= 1:
+            raise ConfigurationError(f"dequeue_many limit must be at least 1, got {limit!r}")
         if not timeout >= 0:
             raise ConfigurationError(f"dequeue timeout must be >= 0 seconds, got {timeout!r}")
         deadline = trio.current_time() + timeout
@@ -106,29 +115,29 @@ class SqliteQueueProvider(SqliteProvider):
             ).fetchone()
             return None if row[0] is None else int(row[0])
 
-        def take(conn: sqlite3.Connection) -> tuple[tuple[int, str, str] | None, int | None]:
+        def take(conn: sqlite3.Connection) -> tuple[list[tuple[int, str]], str, int | None]:
             now = wall_us()
-            row = conn.execute(
+            rows: list[tuple[int, str]] = conn.execute(
                 "SELECT id, item_id FROM queue_items WHERE kind = ? AND visible_at <= ? "
-                "ORDER BY id LIMIT 1",
-                (kind_enum.value, now),
-            ).fetchone()
-            if row is None:
-                return None, look(conn)
+                "ORDER BY id LIMIT ?",
+                (kind_enum.value, now, limit),
+            ).fetchall()
+            if not rows:
+                return rows, "", look(conn)
             token = secrets.token_hex(8)
-            conn.execute(
+            conn.executemany(
                 "UPDATE queue_items SET receipt = ?, visible_at = ? WHERE id = ?",
-                (token, now + vt_us, row[0]),
+                [(token, now + vt_us, row[0]) for row in rows],
             )
-            # Whether that was the last visible item: the earlier ones are all taken (a
-            # take picks the first visible), so look after it only, which stops at the
-            # first waiting item (``min(visible_at)`` would scan the whole kind).
+            # Whether those were the last visible items: the earlier ones are all taken
+            # (a take picks the first visible), so look after them only, which stops at
+            # the first waiting item (``min(visible_at)`` would scan the whole kind).
             more = conn.execute(
                 "SELECT 1 FROM queue_items WHERE kind = ? AND id > ? AND visible_at <= ? LIMIT 1",
-                (kind_enum.value, row[0], now),
+                (kind_enum.value, rows[-1][0], now),
             ).fetchone()
             # None: no visible item now; the taken ones show again by polling.
-            return (row[0], row[1], token), (now if more else None)
+            return rows, token, (now if more else None)
 
         kind_value = kind_enum.value
         # Known to hold no visible item since this process last enqueued one: wait first
@@ -140,7 +149,8 @@ class SqliteQueueProvider(SqliteProvider):
         next_visible = known if known else None
         while True:
             wakeup = db.wakeup(kind_value)
-            taken: tuple[int, str, str] | None = None
+            taken: list[tuple[int, str]] = []
+            token = ""
             if skip_look:
                 skip_look = False
             elif polled:
@@ -150,23 +160,26 @@ class SqliteQueueProvider(SqliteProvider):
                 next_visible = await db.read(look, small=True)
             if not polled or (next_visible is not None and next_visible <= wall_us()):
                 generation = db.enqueues(kind_value)
-                taken, next_visible = await db.write(take)
+                taken, token, next_visible = await db.write(take)
                 if next_visible is None or next_visible > wall_us():
                     db.found_empty(kind_value, generation, None if taken else next_visible)
-            if taken is not None:
-                row_id, item_id, token = taken
-                item = QueueItem(kind=kind_enum, item_id=item_id, receipt=f"{row_id}:{token}")
+            if taken:
+                items = [
+                    QueueItem(kind=kind_enum, item_id=item_id, receipt=f"{row_id}:{token}")
+                    for row_id, item_id in taken
+                ]
                 try:
                     await trio.lowlevel.checkpoint_if_cancelled()
                 except trio.Cancelled:
-                    # Cancelled while the row was being taken: put it back at once.
+                    # Cancelled while the rows were being taken: put them back at once.
                     with trio.CancelScope(shield=True):
-                        await self._put_back(item)
+                        for item in items:
+                            await self._put_back(item)
                     raise
-                return item
+                return items
             remaining = deadline - trio.current_time()
             if remaining <= 0:
-                return None
+                return []
             # Other processes are only seen by polling; in memory nobody else writes.
             wait = remaining if db.is_memory else min(remaining, db.poll_interval)
             if next_visible is not None:
@@ -180,13 +193,17 @@ class SqliteQueueProvider(SqliteProvider):
 
         Posted, not waited for (see :meth:`Database.post`): an ack lost in a crash
         means one more delivery, which at-least-once allows."""
-        parsed = _parse_receipt(item.receipt)
+        await self.ack_many([item])
+
+    async def ack_many(self, items: Sequence[QueueItem]) -> None:
+        """:meth:`ack` of every item of ``items``, in one write (posted likewise)."""
+        rows = [parsed for item in items if (parsed := _parse_receipt(item.receipt))]
         await trio.lowlevel.checkpoint()
-        if parsed is None:
+        if not rows:
             return
         self._db.post(
-            lambda conn: conn.execute(
-                "DELETE FROM queue_items WHERE id = ? AND receipt = ?", parsed
+            lambda conn: conn.executemany(
+                "DELETE FROM queue_items WHERE id = ? AND receipt = ?", rows
             )
         )
 

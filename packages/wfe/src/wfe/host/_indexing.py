@@ -8,7 +8,7 @@ import logging
 import trio
 
 from wfe.core import StoreLostError, WorkflowInstance, WorkflowNotFoundError
-from wfe.core.protocols import BulkSearchIndex, QueueItem, QueueKind
+from wfe.core.protocols import BatchQueue, BulkSearchIndex, QueueItem, QueueKind, QueueProvider
 
 from ._health import Health
 from ._services import HostServices
@@ -28,24 +28,23 @@ async def consume_in_batches(host: HostServices, index: BulkSearchIndex, health:
     an item taken by a host that dies first is delivered again.
     """
     queues = host.queues
+    batched = queues if isinstance(queues, BatchQueue) else None
     loop = "dequeuing index items"
     while True:
         try:
-            item = await queues.dequeue(QueueKind.INDEX, _WAIT)
+            if batched is not None:
+                # The whole batch in one round trip (and one write, on SQLite).
+                items = await batched.dequeue_many(QueueKind.INDEX, BATCH, _WAIT)
+            else:
+                items = await _dequeue_batch(queues)
         except Exception as exc:
             # The store failing for a while must not end the host; a lost one does.
             await trio.sleep(health.failed(loop, exc))
             continue
         health.succeeded(loop)
-        if item is None:
+        if not items:
             continue
-        items = [item]
         try:
-            while len(items) < BATCH:
-                more = await queues.dequeue(QueueKind.INDEX, 0)
-                if more is None:
-                    break
-                items.append(more)
             await _index(host, index, items)
         except Exception as exc:
             # Refused for good (the index retries outages itself): the store still
@@ -53,14 +52,32 @@ async def consume_in_batches(host: HostServices, index: BulkSearchIndex, health:
             health.work_failed("indexing workflows", exc, f"indexing {len(items)} workflow(s)")
         # Cancelled (the host is stopping): not acknowledged, so delivered again.
         with trio.CancelScope(shield=True):
-            for taken in items:
+            for batch in [items] if batched is not None else [[item] for item in items]:
                 try:
-                    await queues.ack(taken)
+                    if batched is not None:
+                        await batched.ack_many(batch)
+                    else:
+                        await queues.ack(batch[0])
                     health.succeeded("acknowledging queue items")
                 except StoreLostError:
                     break  # reported by whichever loop meets it next
                 except Exception as exc:
                     health.failed("acknowledging queue items", exc)  # redelivered
+
+
+async def _dequeue_batch(queues: QueueProvider) -> list[QueueItem]:
+    """A queue without :class:`BatchQueue`: wait for one item, then take every other
+    pending one (up to a batch), one call each."""
+    first = await queues.dequeue(QueueKind.INDEX, _WAIT)
+    if first is None:
+        return []
+    items = [first]
+    while len(items) < BATCH:
+        more = await queues.dequeue(QueueKind.INDEX, 0)
+        if more is None:
+            break
+        items.append(more)
+    return items
 
 
 async def _index(host: HostServices, index: BulkSearchIndex, items: list[QueueItem]) -> None:

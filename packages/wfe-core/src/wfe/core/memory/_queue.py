@@ -126,17 +126,30 @@ class MemoryQueueProvider(InProcess):
 
     async def dequeue(self, kind: QueueKind, timeout: float) -> QueueItem | None:
         """The next item of ``kind``, waiting up to ``timeout`` seconds; ``None`` if empty."""
+        items = await self.dequeue_many(kind, 1, timeout)
+        return items[0] if items else None
+
+    async def dequeue_many(self, kind: QueueKind, limit: int, timeout: float) -> list[QueueItem]:
+        """Up to ``limit`` items of ``kind``, waiting up to ``timeout`` seconds for the
+        first; empty if none came."""
         kind = QueueKind(kind)
+        if not limit >= 1:
+            raise ConfigurationError(f"dequeue_many limit must be at least 1, got {limit!r}")
         await trio.lowlevel.checkpoint()
         deadline = trio.current_time() + max(timeout, 0.0)
         while True:
             next_redelivery = self._state.redeliver_expired()
-            item = self._state.pop(kind)
-            if item is not None:
-                return item
+            items: list[QueueItem] = []
+            while len(items) < limit:
+                item = self._state.pop(kind)
+                if item is None:
+                    break
+                items.append(item)
+            if items:
+                return items
             remaining = deadline - trio.current_time()
             if remaining <= 0:
-                return None
+                return []
             wait = min(remaining, max(next_redelivery - time.monotonic(), 0.0))
             changed = self._state.wait_event()
             with trio.move_on_after(wait):
@@ -144,5 +157,10 @@ class MemoryQueueProvider(InProcess):
 
     async def ack(self, item: QueueItem) -> None:
         """Confirm ``item`` was handled; unknown or repeated receipts are ignored."""
+        await self.ack_many([item])
+
+    async def ack_many(self, items: Sequence[QueueItem]) -> None:
+        """:meth:`ack` of every item of ``items``."""
         await trio.lowlevel.checkpoint()
-        self._state.in_flight.pop(item.receipt, None)
+        for item in items:
+            self._state.in_flight.pop(item.receipt, None)

@@ -21,6 +21,7 @@ This module does not import pytest.
 
 from ._lock_contract import LockContract as LockContract
 from ._persistence_contract import PersistenceContract as PersistenceContract
+from ._queue_contract import BatchQueueContract as BatchQueueContract
 from ._queue_contract import QueueContract as QueueContract
 from ._samples import T0 as T0
 from ._samples import SampleColor as SampleColor
@@ -36,6 +37,7 @@ from ._step_log_contract import StepLogContract as StepLogContract
 
 __all__ = [
     "T0",
+    "BatchQueueContract",
     "LockContract",
     "PersistenceContract",
     "QueueContract",

@@ -6,8 +6,9 @@ import time
 
 import trio
 
-from ..protocols import QueueItem, QueueKind, QueueProvider
-from ._samples import unique_word
+from .._errors import ConfigurationError
+from ..protocols import BatchQueue, QueueItem, QueueKind, QueueProvider
+from ._samples import expect_raises, unique_word
 
 
 class QueueContract:
@@ -118,3 +119,67 @@ class QueueContract:
             assert extra.item_id == item_id
             await queues.ack(extra)
         assert await queues.dequeue(QueueKind.WORKFLOW, 0.05) is None
+
+
+class BatchQueueContract(QueueContract):
+    """:class:`QueueContract` plus the :class:`~wfe.core.protocols.BatchQueue`
+    capability, for a queue provider that has it (same fixture)."""
+
+    def _batched(self, queues: QueueProvider) -> BatchQueue:
+        assert isinstance(queues, BatchQueue), "the queue takes no batches (not a BatchQueue)"
+        return queues
+
+    async def test_batches_come_out_in_order_and_only_once(self, queues: QueueProvider) -> None:
+        batched = self._batched(queues)
+        ids = [unique_word() for _ in range(7)]
+        await queues.enqueue_many(QueueKind.INDEX, ids)
+        first = await batched.dequeue_many(QueueKind.INDEX, 3, 2.0)
+        rest = await batched.dequeue_many(QueueKind.INDEX, 100, 2.0)
+        assert [i.item_id for i in first] == ids[:3]
+        assert [i.item_id for i in rest] == ids[3:]
+        assert all(i.kind is QueueKind.INDEX for i in first + rest)
+        assert await batched.dequeue_many(QueueKind.INDEX, 100, 0.05) == []
+        await batched.ack_many(first + rest)
+        await batched.ack_many(first)  # twice: harmless
+        await batched.ack_many([])
+        wait = self.visibility_timeout * 1.5
+        assert await batched.dequeue_many(QueueKind.INDEX, 100, wait) == [], "acked came back"
+
+    async def test_a_batch_not_acked_is_delivered_again(self, queues: QueueProvider) -> None:
+        batched = self._batched(queues)
+        ids = [unique_word() for _ in range(3)]
+        await queues.enqueue_many(QueueKind.WORKFLOW, ids)
+        taken = await batched.dequeue_many(QueueKind.WORKFLOW, 10, 2.0)
+        assert [i.item_id for i in taken] == ids
+        await batched.ack_many(taken[:1])
+        again = await batched.dequeue_many(QueueKind.WORKFLOW, 10, self.visibility_timeout * 6 + 2)
+        assert sorted(i.item_id for i in again) == sorted(ids[1:]), "un-acked items were lost"
+        await batched.ack_many(again)
+
+    async def test_batch_dequeue_waits_and_wakes(self, queues: QueueProvider) -> None:
+        batched = self._batched(queues)
+        start = time.monotonic()
+        assert await batched.dequeue_many(QueueKind.EVENT, 5, 0.3) == []
+        assert time.monotonic() - start >= 0.25, "returned before its timeout"
+        item_id = unique_word()
+        got: list[QueueItem] = []
+
+        async def consumer(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            task_status.started()
+            got.extend(await batched.dequeue_many(QueueKind.EVENT, 5, 10.0))
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(consumer)
+            await queues.enqueue(QueueKind.EVENT, item_id)
+        assert [i.item_id for i in got] == [item_id]
+        await batched.ack_many(got)
+        with trio.move_on_after(0.05):
+            await batched.dequeue_many(QueueKind.EVENT, 5, 5.0)  # cancelled: loses nothing
+        await queues.enqueue(QueueKind.EVENT, item_id)
+        assert await self._take(queues, QueueKind.EVENT) == item_id
+
+    async def test_batch_limit_must_be_positive(self, queues: QueueProvider) -> None:
+        batched = self._batched(queues)
+        for limit in (0, -1):
+            with expect_raises(ConfigurationError, "limit"):
+                await batched.dequeue_many(QueueKind.INDEX, limit, 0)
