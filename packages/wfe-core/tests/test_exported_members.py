@@ -77,6 +77,7 @@ def test_memory_exports() -> None:
 def test_protocols_exports() -> None:
     assert sorted(wfe.core.protocols.__all__) == [
         "AsyncProvider",
+        "BatchPersistence",
         "BatchQueue",
         "BulkSearchIndex",
         "Checkpoint",
@@ -103,6 +104,7 @@ def test_protocols_exports() -> None:
 
 def test_testing_exports() -> None:
     expected = [
+        "BatchPersistenceContract",
         "BatchQueueContract",
         "LockContract",
         "PersistenceContract",

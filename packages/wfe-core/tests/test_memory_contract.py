@@ -28,9 +28,9 @@ from wfe.core.protocols import (
     SearchIndex,
 )
 from wfe.core.testing import (
+    BatchPersistenceContract,
     BatchQueueContract,
     LockContract,
-    PersistenceContract,
     QueueContract,
     SearchContract,
     StepLogContract,
@@ -38,7 +38,7 @@ from wfe.core.testing import (
 )
 
 
-class TestMemoryPersistence(PersistenceContract):
+class TestMemoryPersistence(BatchPersistenceContract):
     @pytest.fixture
     async def persistence(self) -> AsyncIterator[MemoryPersistenceProvider]:
         async with MemoryPersistenceProvider() as provider:

@@ -7,16 +7,16 @@ from __future__ import annotations
 import pytest
 
 from wfe.core.testing import (
+    BatchPersistenceContract,
     BatchQueueContract,
     LockContract,
-    PersistenceContract,
     SearchContract,
     StepLogContract,
 )
 from wfe.postgres import PostgresPersistenceProvider
 
 
-class TestPostgresPersistenceContract(PersistenceContract):
+class TestPostgresPersistenceContract(BatchPersistenceContract):
     pass
 
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 import pytest
 
 from wfe.core.testing import (
+    BatchPersistenceContract,
     BatchQueueContract,
     LockContract,
-    PersistenceContract,
     SearchContract,
     StepLogContract,
 )
 from wfe.sqlite import SqlitePersistenceProvider
 
 
-class TestSqlitePersistenceContract(PersistenceContract):
+class TestSqlitePersistenceContract(BatchPersistenceContract):
     pass
 
 

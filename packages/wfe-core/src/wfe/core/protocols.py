@@ -238,6 +238,21 @@ def check_purge_statuses(statuses: Sequence[WorkflowStatus]) -> tuple[WorkflowSt
     return chosen
 
 
+@runtime_checkable
+class BatchPersistence(PersistenceProvider, Protocol):
+    """Optional capability of a :class:`PersistenceProvider`: read several instances
+    in one call. The host's index consumer reads a batch of changed instances with it
+    (one round trip instead of one per instance)."""
+
+    async def get_workflows(
+        self, workflow_ids: Sequence[str], *, with_pointers: bool = True
+    ) -> list[WorkflowInstance]:
+        """The instances of ``workflow_ids`` that exist, in that order (an id listed
+        twice comes back once, an unknown one not at all), read in one snapshot; with
+        their pointers unless ``with_pointers`` is false."""
+        ...
+
+
 @attrs.frozen(kw_only=True)
 class Lease:
     """Proof of holding ``resource`` until ``expires_at`` (provider's clock).
@@ -524,6 +539,7 @@ class StepLogStore(Protocol):
 
 __all__ = [
     "AsyncProvider",
+    "BatchPersistence",
     "BatchQueue",
     "BulkSearchIndex",
     "Checkpoint",

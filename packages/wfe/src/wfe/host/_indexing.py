@@ -8,7 +8,14 @@ import logging
 import trio
 
 from wfe.core import StoreLostError, WorkflowInstance, WorkflowNotFoundError
-from wfe.core.protocols import BatchQueue, BulkSearchIndex, QueueItem, QueueKind, QueueProvider
+from wfe.core.protocols import (
+    BatchPersistence,
+    BatchQueue,
+    BulkSearchIndex,
+    QueueItem,
+    QueueKind,
+    QueueProvider,
+)
 
 from ._health import Health
 from ._services import HostServices
@@ -81,9 +88,15 @@ async def _dequeue_batch(queues: QueueProvider) -> list[QueueItem]:
 
 
 async def _index(host: HostServices, index: BulkSearchIndex, items: list[QueueItem]) -> None:
+    ids = list(dict.fromkeys(i.item_id for i in items))
+    persistence = host.persistence
     instances: list[WorkflowInstance] = []
-    for workflow_id in dict.fromkeys(i.item_id for i in items):
-        with contextlib.suppress(WorkflowNotFoundError):
-            instances.append(await host.persistence.get_workflow(workflow_id, with_pointers=False))
+    if isinstance(persistence, BatchPersistence):
+        # The whole batch in one read (one round trip).
+        instances = await persistence.get_workflows(ids, with_pointers=False)
+    else:
+        for workflow_id in ids:
+            with contextlib.suppress(WorkflowNotFoundError):
+                instances.append(await persistence.get_workflow(workflow_id, with_pointers=False))
     if instances:
         await index.index_many(instances)

@@ -202,6 +202,14 @@ class MemoryPersistenceProvider:
             raise WorkflowNotFoundError(f"no workflow instance with id {workflow_id!r}")
         return stored.to_instance(with_pointers=with_pointers)
 
+    async def get_workflows(
+        self, workflow_ids: Sequence[str], *, with_pointers: bool = True
+    ) -> list[WorkflowInstance]:
+        """The instances of ``workflow_ids`` that exist, in that order, each once."""
+        await trio.lowlevel.checkpoint()
+        found = (self._instances.get(wid) for wid in dict.fromkeys(workflow_ids))
+        return [s.to_instance(with_pointers=with_pointers) for s in found if s is not None]
+
     async def get_runnable_instances(self, as_of: datetime, limit: int = 1000) -> list[str]:
         """Ids of RUNNABLE instances due at ``as_of``, earliest due first, then those
         nothing would pick up (no wake time, no open subscription)."""

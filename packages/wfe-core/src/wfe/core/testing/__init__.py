@@ -20,6 +20,7 @@ This module does not import pytest.
 """
 
 from ._lock_contract import LockContract as LockContract
+from ._persistence_contract import BatchPersistenceContract as BatchPersistenceContract
 from ._persistence_contract import PersistenceContract as PersistenceContract
 from ._queue_contract import BatchQueueContract as BatchQueueContract
 from ._queue_contract import QueueContract as QueueContract
@@ -37,6 +38,7 @@ from ._step_log_contract import StepLogContract as StepLogContract
 
 __all__ = [
     "T0",
+    "BatchPersistenceContract",
     "BatchQueueContract",
     "LockContract",
     "PersistenceContract",

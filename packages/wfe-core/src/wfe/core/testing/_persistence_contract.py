@@ -27,7 +27,7 @@ from .._models import (
     WorkflowStatus,
     new_id,
 )
-from ..protocols import Checkpoint, EventDelivery, PersistenceProvider
+from ..protocols import BatchPersistence, Checkpoint, EventDelivery, PersistenceProvider
 from ._samples import T0, SampleData, expect_raises, make_instance, make_pointer, unique_word
 
 
@@ -780,3 +780,36 @@ class PersistenceContract:
             await persistence.get_event(gone.id)
         assert (await persistence.get_event(waiting.id)).id == waiting.id
         assert (await persistence.get_event(recent.id)).id == recent.id
+
+
+class BatchPersistenceContract(PersistenceContract):
+    """:class:`PersistenceContract` plus the
+    :class:`~wfe.core.protocols.BatchPersistence` capability, for a persistence provider
+    that has it (same fixture)."""
+
+    async def test_get_workflows_reads_those_that_exist_in_the_order_asked(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        assert isinstance(persistence, BatchPersistence), (
+            "no get_workflows (not a BatchPersistence)"
+        )
+        instances = [make_instance(pointers=i + 1, data={"n": i}) for i in range(3)]
+        for instance in instances:
+            await persistence.create_workflow(instance)
+        a, b, c = (i.id for i in instances)
+        asked = [c, new_id(), a, c, b]
+        got = await persistence.get_workflows(asked)
+        assert got == [instances[2], instances[0], instances[1]]
+        rows = await persistence.get_workflows(asked, with_pointers=False)
+        assert [r.id for r in rows] == [c, a, b]
+        assert all(r.execution_pointers == [] for r in rows)
+        assert rows[0].data == {"n": 2}
+        assert await persistence.get_workflows([]) == []
+        assert await persistence.get_workflows([new_id()], with_pointers=False) == []
+        many = [make_instance(data={"n": i}) for i in range(40)]
+        for instance in many:
+            await persistence.create_workflow(instance)
+        rows = await persistence.get_workflows([i.id for i in reversed(many)], with_pointers=False)
+        assert [r.data for r in rows] == [{"n": i} for i in reversed(range(40))]
+        got[0].data["n"] = 99  # a copy
+        assert (await persistence.get_workflows([c]))[0].data == {"n": 2}

@@ -1,0 +1,101 @@
+"""The host's index consumer: every change reaches the search index, and changes that
+pile up while it is busy go together, in one batch (one dequeue, one read, one index
+write and one ack, on queues and stores that take batches)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+import trio
+
+from wfe.core import StepExecutionContext, WorkflowBuilder, WorkflowInstance, WorkflowStatus
+from wfe.core.memory import MemoryQueueProvider
+from wfe.core.protocols import BatchQueue, BulkSearchIndex, QueueItem, QueueKind, SearchFilters
+from wfe.host import WorkflowHost, WorkflowHostBuilder
+
+_COUNT = 30
+
+
+def _noop(ctx: StepExecutionContext) -> None:
+    return None
+
+
+_DEFINITION = WorkflowBuilder(dict).start_with(_noop).then(_noop).build("indexed", 1)
+
+
+async def _all_indexed_complete(host: WorkflowHost, ids: list[str]) -> None:
+    """Wait until the index shows every one of ``ids`` COMPLETE."""
+    done = SearchFilters(definition_id="indexed", status=WorkflowStatus.COMPLETE)
+    with trio.fail_after(30):
+        while True:
+            page = await host.search("", done, take=_COUNT * 2)
+            if {r.id for r in page.items} >= set(ids):
+                return
+            await trio.sleep(0.01)  # the index is a separate view: look again
+
+
+async def _burst(host: WorkflowHost) -> list[str]:
+    ids = [await host.start_workflow("indexed", 1, {"n": i}) for i in range(_COUNT)]
+    for wid in ids:
+        assert (await host.wait_for_workflow(wid, 30)).status is WorkflowStatus.COMPLETE
+    return ids
+
+
+async def test_changes_made_while_the_index_is_busy_go_in_one_batch(host_factory: Any) -> None:
+    async with host_factory(_DEFINITION) as host:
+        index = host.search_index
+        batches: list[int] = []
+        go_on = trio.Event()
+        if isinstance(index, BulkSearchIndex):
+            original = index.index_many
+
+            async def held_first(instances: Sequence[WorkflowInstance]) -> None:
+                batches.append(len(instances))
+                if len(batches) == 1:
+                    await go_on.wait()  # busy with the first batch until the burst is over
+                await original(instances)
+
+            index.index_many = held_first  # type: ignore[method-assign]
+        ids = await _burst(host)
+        go_on.set()
+        await _all_indexed_complete(host, ids)
+        if isinstance(index, BulkSearchIndex):
+            # The first batch held back every other change: they came in few batches.
+            assert sum(batches) >= _COUNT
+            assert len(batches) <= 4, batches
+            assert max(batches[1:]) >= _COUNT // 2, batches
+
+
+class _OneByOne:
+    """A queue provider without the BatchQueue capability (as a third party's may be)."""
+
+    def __init__(self) -> None:
+        self._inner = MemoryQueueProvider()
+
+    async def __aenter__(self) -> Self:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._inner.__aexit__(*exc_info)
+
+    async def enqueue(self, kind: QueueKind, item_id: str) -> None:
+        await self._inner.enqueue(kind, item_id)
+
+    async def enqueue_many(self, kind: QueueKind, item_ids: Sequence[str]) -> None:
+        await self._inner.enqueue_many(kind, item_ids)
+
+    async def dequeue(self, kind: QueueKind, timeout: float) -> QueueItem | None:
+        return await self._inner.dequeue(kind, timeout)
+
+    async def ack(self, item: QueueItem) -> None:
+        await self._inner.ack(item)
+
+
+async def test_a_queue_without_batches_still_indexes_every_change(store_url: str) -> None:
+    queue = _OneByOne()
+    assert not isinstance(queue, BatchQueue)
+    builder = WorkflowHostBuilder().persistence(store_url).queues(queue).register(_DEFINITION)
+    async with builder.build() as host:
+        await _all_indexed_complete(host, await _burst(host))
