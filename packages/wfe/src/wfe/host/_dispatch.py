@@ -43,8 +43,12 @@ _EVENT_RETRY_MAX = timedelta(seconds=5)
 _MAX_BACKOFF = 300.0
 _POLL_BATCH = 1000
 _LOCK_RETRY = 0.05
-# How long a start waits for a workflow slot while slots are being given back.
-_SLOT_WAIT = 0.05
+# A start waits for a workflow slot only while slots are being given back (one was
+# within the last _SLOT_CHURN seconds), and then up to _SLOT_WAIT: with 50 callers and
+# 16 slots of short workflows, 50 ms ran out for about a sixth of the starts (queued
+# after all), 200 ms for almost none (idle shape: 560 -> 700 starts/s).
+_SLOT_CHURN = 0.05
+_SLOT_WAIT = 0.2
 
 
 class Dispatcher:
@@ -291,8 +295,8 @@ class Dispatcher:
     async def _slot_for_start(self, token: object) -> bool:
         """Take a workflow slot on behalf of ``token`` for a start: at once when one is
         free; else, while slots are being given back (one was within the last
-        ``_SLOT_WAIT`` seconds: short workflows coming and going, as in a burst of
-        starts), wait up to that long for one. ``False``: none, queue it (a host
+        ``_SLOT_CHURN`` seconds: short workflows coming and going, as in a burst of
+        starts), wait up to ``_SLOT_WAIT`` for one. ``False``: none, queue it (a host
         whose slots are all held by long runs queues at once)."""
         limiter = self._workflow_limiter
         try:
@@ -300,7 +304,7 @@ class Dispatcher:
             return True
         except trio.WouldBlock:
             pass
-        if trio.current_time() - self._slot_freed > _SLOT_WAIT:
+        if trio.current_time() - self._slot_freed > _SLOT_CHURN:
             return False
         # A start waiting here costs its caller at most _SLOT_WAIT; queued instead it
         # would cost the host a queue item, a dequeue, a claim and an ack.
