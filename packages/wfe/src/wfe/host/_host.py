@@ -538,6 +538,7 @@ class WorkflowHost:
                     return instance
                 with trio.move_on_at(min(deadline, trio.current_time() + poll)):
                     await changed.wait()
+                poll = min(poll * 2, self.config.poll_interval.total_seconds())
             else:
                 row = await self.persistence.get_workflow(workflow_id, with_pointers=False)
                 if row.status is not WorkflowStatus.RUNNABLE:
