@@ -33,7 +33,8 @@ from ._queue import PostgresQueueProvider
 from ._search import PostgresSearchIndex
 
 # The row and its pointers in one statement, so one snapshot.
-_READ_WORKFLOW = (
+# Instance rows with their pointers' ids, sequences and bodies, in stored order.
+_WITH_POINTERS = (
     f"SELECT {c.WORKFLOW_COLUMNS}, "
     "ARRAY(SELECT p.id FROM {s}.pointers p WHERE p.workflow_id = w.id "
     "ORDER BY p.sequence, p.id), "
@@ -41,8 +42,10 @@ _READ_WORKFLOW = (
     "ORDER BY p.sequence, p.id), "
     "ARRAY(SELECT p.body FROM {s}.pointers p WHERE p.workflow_id = w.id "
     "ORDER BY p.sequence, p.id) "
-    "FROM {s}.workflows w WHERE w.id = %s"
+    "FROM {s}.workflows w"
 )
+_READ_WORKFLOW = _WITH_POINTERS + " WHERE w.id = %s"
+_READ_WORKFLOWS = _WITH_POINTERS + " WHERE w.id = ANY(%s)"
 _FENCE = (
     "UPDATE {s}.workflows SET fence = COALESCE(%(t)s::bigint, fence) WHERE id = %(w)s "
     "AND (%(t)s::bigint IS NULL OR fence IS NULL OR fence <= %(t)s::bigint) RETURNING id"
@@ -296,7 +299,7 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
             await trio.lowlevel.checkpoint()
             return []
         if with_pointers:
-            sql = self._db.q(_READ_WORKFLOW.replace("WHERE w.id = %s", "WHERE w.id = ANY(%s)"))
+            sql = self._db.q(_READ_WORKFLOWS)
         else:
             sql = self._db.q(f"SELECT {c.WORKFLOW_COLUMNS} FROM {{s}}.workflows WHERE id = ANY(%s)")
         rows = await self._db.run(

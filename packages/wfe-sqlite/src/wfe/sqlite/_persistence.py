@@ -281,17 +281,7 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
             return []
 
         def run(conn: sqlite3.Connection) -> list[WorkflowInstance]:
-            if with_pointers:
-                return _load_workflows(conn, ids)
-            found: dict[str, WorkflowInstance] = {}
-            for start in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
-                chunk = ids[start : start + 500]
-                marks = ", ".join("?" * len(chunk))
-                for row in conn.execute(
-                    f"SELECT {c.WORKFLOW_COLUMNS} FROM workflows WHERE id IN ({marks})", chunk
-                ):
-                    found[row[0]] = c.workflow_from_row(row)
-            return [found[i] for i in ids if i in found]
+            return _load_workflows(conn, ids, with_pointers=with_pointers)
 
         return await self._db.read(run, small=not with_pointers and len(ids) <= _INLINE_ROWS)
 
@@ -487,8 +477,11 @@ def _check_paging(skip: int, take: int) -> None:
         raise ConfigurationError(f"skip and take must not be negative, got {skip} and {take}")
 
 
-def _load_workflows(conn: sqlite3.Connection, ids: list[str]) -> list[WorkflowInstance]:
-    """Instances with their pointers, in the order of ``ids``, inside one snapshot."""
+def _load_workflows(
+    conn: sqlite3.Connection, ids: list[str], *, with_pointers: bool = True
+) -> list[WorkflowInstance]:
+    """Instances (with their pointers unless ``with_pointers`` is false), in the order of
+    ``ids``, inside one snapshot."""
     found: dict[str, WorkflowInstance] = {}
     # Chunks stay under SQLite's bound-parameter limit.
     for start in range(0, len(ids), 500):
@@ -498,6 +491,8 @@ def _load_workflows(conn: sqlite3.Connection, ids: list[str]) -> list[WorkflowIn
             f"SELECT {c.WORKFLOW_COLUMNS} FROM workflows WHERE id IN ({marks})", chunk
         ):
             found[row[0]] = c.workflow_from_row(row, [])
+        if not with_pointers:
+            continue
         for pid, wid, seq, body in conn.execute(
             f"SELECT id, workflow_id, sequence, body FROM pointers WHERE workflow_id IN ({marks}) "
             "ORDER BY workflow_id, sequence, rowid",

@@ -529,20 +529,18 @@ class WorkflowHost:
                 # one instead of re-reading (and re-loading the history of) the instance.
                 with trio.move_on_at(deadline):
                     await changed.wait()
-            elif run is not None:
-                # Run here and ended (or suspended) by it: read the whole instance at
-                # once rather than its status first. It is stored before the change is
-                # published; read a moment early, it is still RUNNABLE: wait as below.
-                instance = await self.get_workflow(workflow_id)
-                if instance.status is not WorkflowStatus.RUNNABLE:
-                    return instance
-                with trio.move_on_at(min(deadline, trio.current_time() + poll)):
-                    await changed.wait()
-                poll = min(poll * 2, self.config.poll_interval.total_seconds())
             else:
-                row = await self.persistence.get_workflow(workflow_id, with_pointers=False)
-                if row.status is not WorkflowStatus.RUNNABLE:
-                    return await self.get_workflow(workflow_id)
+                if run is not None:
+                    # Run here and ended (or suspended) by it: the whole instance at once,
+                    # not its status first. It is stored before the change is published;
+                    # read a moment early, it is still RUNNABLE: wait as below.
+                    instance = await self.get_workflow(workflow_id)
+                    if instance.status is not WorkflowStatus.RUNNABLE:
+                        return instance
+                else:
+                    row = await self.persistence.get_workflow(workflow_id, with_pointers=False)
+                    if row.status is not WorkflowStatus.RUNNABLE:
+                        return await self.get_workflow(workflow_id)
                 with trio.move_on_at(min(deadline, trio.current_time() + poll)):
                     await changed.wait()
                 # Changes made by other hosts are seen by polling, at most every poll_interval.

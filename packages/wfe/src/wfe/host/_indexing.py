@@ -8,14 +8,7 @@ import logging
 import trio
 
 from wfe.core import StoreLostError, WorkflowInstance, WorkflowNotFoundError
-from wfe.core.protocols import (
-    BatchPersistence,
-    BatchQueue,
-    BulkSearchIndex,
-    QueueItem,
-    QueueKind,
-    QueueProvider,
-)
+from wfe.core.protocols import BatchPersistence, BatchQueue, BulkSearchIndex, QueueItem, QueueKind
 
 from ._health import Health
 from ._services import HostServices
@@ -34,16 +27,11 @@ async def consume_in_batches(host: HostServices, index: BulkSearchIndex, health:
     read. Items are acknowledged after the batch is stored (or found unstorable);
     an item taken by a host that dies first is delivered again.
     """
-    queues = host.queues
-    batched = queues if isinstance(queues, BatchQueue) else None
+    batches = _Batches(host)
     loop = "dequeuing index items"
     while True:
         try:
-            if batched is not None:
-                # The whole batch in one round trip (and one write, on SQLite).
-                items = await batched.dequeue_many(QueueKind.INDEX, BATCH, _WAIT)
-            else:
-                items = await _dequeue_batch(queues)
+            items = await batches.take()
         except Exception as exc:
             # The store failing for a while must not end the host; a lost one does.
             await trio.sleep(health.failed(loop, exc))
@@ -52,51 +40,65 @@ async def consume_in_batches(host: HostServices, index: BulkSearchIndex, health:
         if not items:
             continue
         try:
-            await _index(host, index, items)
+            instances = await batches.read(items)
+            if instances:
+                await index.index_many(instances)
         except Exception as exc:
             # Refused for good (the index retries outages itself): the store still
             # holds every instance, and its next change indexes it again.
             health.work_failed("indexing workflows", exc, f"indexing {len(items)} workflow(s)")
         # Cancelled (the host is stopping): not acknowledged, so delivered again.
         with trio.CancelScope(shield=True):
-            for batch in [items] if batched is not None else [[item] for item in items]:
-                try:
-                    if batched is not None:
-                        await batched.ack_many(batch)
-                    else:
-                        await queues.ack(batch[0])
-                    health.succeeded("acknowledging queue items")
-                except StoreLostError:
-                    break  # reported by whichever loop meets it next
-                except Exception as exc:
-                    health.failed("acknowledging queue items", exc)  # redelivered
+            try:
+                await batches.ack(items)
+                health.succeeded("acknowledging queue items")
+            except StoreLostError:
+                pass  # reported by whichever loop meets it next
+            except Exception as exc:
+                health.failed("acknowledging queue items", exc)  # redelivered
 
 
-async def _dequeue_batch(queues: QueueProvider) -> list[QueueItem]:
-    """A queue without :class:`BatchQueue`: wait for one item, then take every other
-    pending one (up to a batch), one call each."""
-    first = await queues.dequeue(QueueKind.INDEX, _WAIT)
-    if first is None:
-        return []
-    items = [first]
-    while len(items) < BATCH:
-        more = await queues.dequeue(QueueKind.INDEX, 0)
-        if more is None:
-            break
-        items.append(more)
-    return items
+class _Batches:
+    """The consumer's queue and store calls: one per batch when the providers take
+    batches (:class:`BatchQueue`, :class:`BatchPersistence`), else one per item."""
 
+    def __init__(self, host: HostServices) -> None:
+        queues, persistence = host.queues, host.persistence
+        self._queues = queues
+        self._batch_queue = queues if isinstance(queues, BatchQueue) else None
+        self._persistence = persistence
+        self._batch_reads = persistence if isinstance(persistence, BatchPersistence) else None
 
-async def _index(host: HostServices, index: BulkSearchIndex, items: list[QueueItem]) -> None:
-    ids = list(dict.fromkeys(i.item_id for i in items))
-    persistence = host.persistence
-    instances: list[WorkflowInstance] = []
-    if isinstance(persistence, BatchPersistence):
-        # The whole batch in one read (one round trip).
-        instances = await persistence.get_workflows(ids, with_pointers=False)
-    else:
+    async def take(self) -> list[QueueItem]:
+        """Wait for an index item; return it with every other pending one (a batch)."""
+        if self._batch_queue is not None:
+            return await self._batch_queue.dequeue_many(QueueKind.INDEX, BATCH, _WAIT)
+        first = await self._queues.dequeue(QueueKind.INDEX, _WAIT)
+        items = [] if first is None else [first]
+        while items and len(items) < BATCH:
+            more = await self._queues.dequeue(QueueKind.INDEX, 0)
+            if more is None:
+                break
+            items.append(more)
+        return items
+
+    async def read(self, items: list[QueueItem]) -> list[WorkflowInstance]:
+        """The instances the items name that still exist (rows only)."""
+        ids = list(dict.fromkeys(i.item_id for i in items))
+        if self._batch_reads is not None:
+            return await self._batch_reads.get_workflows(ids, with_pointers=False)
+        instances: list[WorkflowInstance] = []
         for workflow_id in ids:
             with contextlib.suppress(WorkflowNotFoundError):
-                instances.append(await persistence.get_workflow(workflow_id, with_pointers=False))
-    if instances:
-        await index.index_many(instances)
+                instances.append(
+                    await self._persistence.get_workflow(workflow_id, with_pointers=False)
+                )
+        return instances
+
+    async def ack(self, items: list[QueueItem]) -> None:
+        """Acknowledge ``items``; on a failure the rest are delivered again."""
+        if self._batch_queue is not None:
+            await self._batch_queue.ack_many(items)
+            return
+        for item in items:
+            await self._queues.ack(item)
