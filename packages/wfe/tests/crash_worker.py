@@ -6,12 +6,15 @@
     python crash_worker.py DB LOG finish             # run until every stored workflow ended
     python crash_worker.py DB LOG fence ROLE         # the fencing scenario's host ROLE (a|b)
     python crash_worker.py DB LOG purge              # purge everything ended (host.purge)
+    python crash_worker.py DB LOG indexed            # run until search shows all stored ended
 
 ``WFE_CRASH=OP:WHEN:N`` makes the process SIGKILL itself at a write boundary: right
 ``before`` or ``after`` the Nth call of the store's ``OP`` (``persist_checkpoint``,
 ``deliver_event``, ``create_workflow``, ``claim_workflow``, ``purge_workflows``,
-``purge_events``), or the Nth ``delivery`` of
+``purge_events``, ``get_workflows``: the index consumer reading a batch it has taken,
+killed there only once the run's workflows have all ended), or the Nth ``delivery`` of
 an event (through the store, or in the checkpoint of a run that held the workflow).
+``WFE_VISIBILITY`` sets the queues' visibility timeout (seconds).
 ``WFE_LOCKS`` names a lock store other than the workflow store (a second SQLite file).
 DB is a SQLite file, or a store URL (``postgresql://...?schema=...``) used as it is.
 Every step and every
@@ -41,7 +44,7 @@ from wfe.core import (
     WorkflowBuilder,
     WorkflowStatus,
 )
-from wfe.core.protocols import Checkpoint, EventDelivery
+from wfe.core.protocols import Checkpoint, EventDelivery, SearchFilters
 from wfe.host import WorkflowHostBuilder
 from wfe.sqlite import SqlitePersistenceProvider
 
@@ -54,6 +57,7 @@ else:
 ARGS = sys.argv[4:]
 ROLE = ARGS[0] if MODE == "fence" else str(os.getpid())
 GO = LOG.with_suffix(".go")
+ENDED = trio.Event()  # set once the workflows this process started have all ended
 
 
 def record(*parts: Any) -> None:
@@ -89,7 +93,8 @@ class CrashingStore(StoreBase):  # type: ignore[misc,valid-type]
     WFE_CRASH names."""
 
     def __init__(self, url: str) -> None:
-        super().__init__(url)
+        visibility = os.environ.get("WFE_VISIBILITY")
+        super().__init__(url, **({"visibility_timeout": float(visibility)} if visibility else {}))
         op, when, n = (os.environ.get("WFE_CRASH") or "none:never:0").split(":")
         self._crash = (op, when, int(n))
         self._calls: dict[str, int] = {}
@@ -131,6 +136,15 @@ class CrashingStore(StoreBase):  # type: ignore[misc,valid-type]
 
     async def purge_events(self, *args: Any, **kwargs: Any) -> Any:
         return await self._around("purge_events", super().purge_events(*args, **kwargs))
+
+    async def get_workflows(self, workflow_ids: Any, *, with_pointers: bool = True) -> Any:
+        if self._crash[0] == "get_workflows":
+            # Holding the batch (taken, not acknowledged) until every workflow has
+            # ended: its items are then the only index requests of their instances.
+            await ENDED.wait()
+        return await self._around(
+            "get_workflows", super().get_workflows(workflow_ids, with_pointers=with_pointers)
+        )
 
     async def persist_checkpoint(self, checkpoint: Checkpoint) -> None:
         wid = checkpoint.instance.id
@@ -238,6 +252,9 @@ async def main() -> None:
                 print("waiting", flush=True)
                 return
             await wait_all_ended(host)
+            ENDED.set()
+            if os.environ.get("WFE_CRASH", "").startswith("get_workflows:"):
+                await trio.sleep_forever()  # killed by the index consumer's read
         elif MODE == "publish":
             await wait_all_ended(host)
         elif MODE == "park":
@@ -258,6 +275,18 @@ async def main() -> None:
         elif MODE == "purge":
             report = await host.purge(timedelta(0))
             record("purged", report.workflows, report.events)
+        elif MODE == "indexed":
+            stored = {w.id for w in await host.list_workflows(take=10_000)}
+            ended = SearchFilters(status=WorkflowStatus.COMPLETE)
+            with trio.fail_after(90):
+                while True:
+                    page = await host.search("", ended, take=1000)
+                    found = [r for r in page.items if r.id in stored]
+                    if len(found) == len(stored):
+                        break
+                    await trio.sleep(0.05)
+            print(" ".join(sorted(r.status.value for r in found)), flush=True)
+            return
         elif MODE == "finish":
             with trio.fail_after(90):
                 await wait_all_ended(host)

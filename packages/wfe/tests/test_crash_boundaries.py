@@ -37,15 +37,22 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
 
 
 def spawn(
-    db: Path | str, log: Path, *args: str, crash: str = "", locks: str = ""
+    db: Path | str,
+    log: Path,
+    *args: str,
+    crash: str = "",
+    locks: str = "",
+    visibility: str = "",
 ) -> subprocess.Popen[str]:
     env = dict(os.environ)
-    env.pop("WFE_CRASH", None)
-    env.pop("WFE_LOCKS", None)
+    for name in ("WFE_CRASH", "WFE_LOCKS", "WFE_VISIBILITY"):
+        env.pop(name, None)
     if crash:
         env["WFE_CRASH"] = crash
     if locks:
         env["WFE_LOCKS"] = locks
+    if visibility:
+        env["WFE_VISIBILITY"] = visibility
     return subprocess.Popen(
         [sys.executable, str(WORKER), str(db), str(log), *args],
         stdout=subprocess.PIPE,
@@ -91,6 +98,22 @@ def stored_data(db: Path | str) -> dict[str, tuple[str, dict[str, object]]]:
         with sqlite3.connect(db) as conn:
             rows = conn.execute("SELECT id, status, data FROM workflows").fetchall()
     return {wid: (status, json.loads(data)) for wid, status, data in rows}
+
+
+def taken_index_items(db: Path | str) -> int:
+    """Index queue items delivered to a consumer and not acknowledged."""
+    sql = "SELECT count(*) FROM {}queue_items WHERE kind = 'index' AND receipt IS NOT NULL"
+    if isinstance(db, str):
+        import psycopg
+
+        schema = db.rpartition("schema=")[2]
+        with psycopg.connect(pg_support.URL) as pg:
+            row = pg.execute(sql.format(f'"{schema}".')).fetchone()
+    else:
+        with sqlite3.connect(db) as conn:
+            row = conn.execute(sql.format("")).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def assert_no_committed_step_ran_again(log: Path) -> Counter[tuple[str, str]]:
@@ -181,6 +204,22 @@ def test_kill_around_the_checkpoint_that_stores_a_step_and_the_wait_after_it(
     assert_all_complete(db, 1, ("1", "3"))
     for wid, (_, data) in stored_data(db).items():
         assert data["event"] == {"for": wid}
+
+
+def test_kill_while_indexing_a_taken_batch_loses_no_index_entry(
+    tmp_path: Path, db: Path | str
+) -> None:
+    """The index consumer took a batch of index items (one dequeue) and is killed
+    reading its instances, before it indexed or acknowledged them; the other
+    workflows' items still wait. The next host gets the taken items again once their
+    visibility timeout passes, and the index shows every workflow ended."""
+    log = tmp_path / "log"
+    killed(spawn(db, log, "start", "seq5", "3", crash="get_workflows:before:1", visibility="1"))
+    assert ["killed", "get_workflows", "before", "1"] in [e[:4] for e in lines(log)]
+    assert taken_index_items(db) >= 1  # the batch the consumer held when it died
+    out = finish(spawn(db, log, "indexed", visibility="1"))
+    assert out.strip() == "COMPLETE COMPLETE COMPLETE"
+    assert_all_complete(db, 3, ("1", "2", "3", "4", "5"))
 
 
 @pytest.mark.parametrize("crash", ["delivery:before:2", "delivery:after:2"])
