@@ -85,6 +85,7 @@ def test_protocols_exports() -> None:
         "DistributedLockProvider",
         "EventDelivery",
         "Lease",
+        "LeasingPersistence",
         "LifecycleEventPublisher",
         "Page",
         "PersistenceProvider",
@@ -106,6 +107,7 @@ def test_testing_exports() -> None:
     expected = [
         "BatchPersistenceContract",
         "BatchQueueContract",
+        "LeasingPersistenceContract",
         "LockContract",
         "PersistenceContract",
         "QueueContract",

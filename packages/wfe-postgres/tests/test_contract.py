@@ -9,6 +9,7 @@ import pytest
 from wfe.core.testing import (
     BatchPersistenceContract,
     BatchQueueContract,
+    LeasingPersistenceContract,
     LockContract,
     SearchContract,
     StepLogContract,
@@ -16,7 +17,7 @@ from wfe.core.testing import (
 from wfe.postgres import PostgresPersistenceProvider
 
 
-class TestPostgresPersistenceContract(BatchPersistenceContract):
+class TestPostgresPersistenceContract(BatchPersistenceContract, LeasingPersistenceContract):
     pass
 
 

@@ -12,6 +12,7 @@ import pytest
 from wfe.core.testing import (
     BatchPersistenceContract,
     BatchQueueContract,
+    LeasingPersistenceContract,
     LockContract,
     SearchContract,
     StepLogContract,
@@ -19,7 +20,7 @@ from wfe.core.testing import (
 from wfe.sqlite import SqlitePersistenceProvider
 
 
-class TestSqlitePersistenceContract(BatchPersistenceContract):
+class TestSqlitePersistenceContract(BatchPersistenceContract, LeasingPersistenceContract):
     pass
 
 

@@ -10,10 +10,11 @@
 
 ``WFE_CRASH=OP:WHEN:N`` makes the process SIGKILL itself at a write boundary: right
 ``before`` or ``after`` the Nth call of the store's ``OP`` (``persist_checkpoint``,
-``deliver_event``, ``create_workflow``, ``claim_workflow``, ``purge_workflows``,
-``purge_events``, ``get_workflows``: the index consumer reading a batch it has taken,
-killed there only once the run's workflows have all ended), or the Nth ``delivery`` of
-an event (through the store, or in the checkpoint of a run that held the workflow).
+``deliver_event``, ``create_workflow`` (an eager start's ``create_workflow_leased``
+counts as one), ``claim_workflow``, ``purge_workflows``, ``purge_events``,
+``get_workflows``: the index consumer reading a batch it has taken, killed there only
+once the run's workflows have all ended), or the Nth ``delivery`` of an event (through
+the store, or in the checkpoint of a run that held the workflow).
 ``WFE_VISIBILITY`` sets the queues' visibility timeout (seconds).
 ``WFE_LOCKS`` names a lock store other than the workflow store (a second SQLite file).
 DB is a SQLite file, or a store URL (``postgresql://...?schema=...``) used as it is.
@@ -120,6 +121,12 @@ class CrashingStore(StoreBase):  # type: ignore[misc,valid-type]
 
     async def create_workflow(self, instance: Any) -> str:
         return await self._around("create_workflow", super().create_workflow(instance))  # type: ignore[no-any-return]
+
+    async def create_workflow_leased(self, instance: Any, *args: Any) -> Any:
+        # A create all the same (the host's eager start, with the lease in its write).
+        return await self._around(
+            "create_workflow", super().create_workflow_leased(instance, *args)
+        )
 
     async def claim_workflow(self, workflow_id: str, fencing_token: int) -> Any:
         return await self._around(

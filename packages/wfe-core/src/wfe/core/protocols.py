@@ -253,6 +253,34 @@ class BatchPersistence(PersistenceProvider, Protocol):
         ...
 
 
+@runtime_checkable
+class LeasingPersistence(PersistenceProvider, Protocol):
+    """Optional capability of a :class:`PersistenceProvider` whose store also keeps the
+    leases of a lock provider (its own companion, say): create an instance and take
+    the lease on it in one write. The host starts a workflow it will run at once this
+    way (one write, one round trip, instead of an acquire and then a create)."""
+
+    def keeps_leases_of(self, locks: DistributedLockProvider) -> bool:
+        """Whether :meth:`create_workflow_leased` can take leases of ``locks`` (its
+        leases live in this provider's store, in the same transactions)."""
+        ...
+
+    async def create_workflow_leased(
+        self,
+        instance: WorkflowInstance,
+        locks: DistributedLockProvider,
+        resource: str,
+        ttl: timedelta,
+    ) -> Lease | None:
+        """Store ``instance`` as :meth:`create_workflow` does and, in the same atomic
+        write, take a lease on ``resource`` for ``ttl`` exactly as ``locks.acquire``
+        would (renewed and released through ``locks``); ``None`` when a live lease
+        holds ``resource`` (the instance is stored all the same). When the instance
+        cannot be stored, neither is the lease. Only for a ``locks`` of which
+        :meth:`keeps_leases_of` is true."""
+        ...
+
+
 @attrs.frozen(kw_only=True)
 class Lease:
     """Proof of holding ``resource`` until ``expires_at`` (provider's clock).
@@ -547,6 +575,7 @@ __all__ = [
     "DistributedLockProvider",
     "EventDelivery",
     "Lease",
+    "LeasingPersistence",
     "LifecycleEventPublisher",
     "Page",
     "PersistenceProvider",

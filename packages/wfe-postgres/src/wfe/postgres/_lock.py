@@ -27,9 +27,13 @@ from ._database import ASYNC_COMMIT, Conn, Database
 # The server's clock in microseconds since the epoch.
 NOW_US = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 
-_ACQUIRE = (
+
+# Takes the lease unless a live one holds it: one row (token, expires_at), or none.
+# Parameters: resource, owner, ttl (see acquire_params); also run as one part of a
+# statement that stores a new workflow with its lease.
+ACQUIRE = (
     "INSERT INTO {s}.locks AS l (resource, owner, token, expires_at) "
-    f"VALUES (%(r)s, %(o)s, 1, {NOW_US} + %(ttl)s) "
+    f"VALUES (%s, %s, 1, {NOW_US} + %s) "
     "ON CONFLICT (resource) DO UPDATE SET owner = excluded.owner, token = l.token + 1, "
     "expires_at = excluded.expires_at "
     f"WHERE l.owner IS NULL OR l.expires_at <= {NOW_US} "
@@ -80,19 +84,28 @@ class PostgresLockProvider(PostgresProvider):
     def _share(self, db: Database) -> None:
         super()._share(db)
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        self._acquire = db.q(_ACQUIRE)
+        self._acquire = db.q(ACQUIRE)
         self._renew = db.q(_RENEW)
         self._release = db.q(_RELEASE)
 
     async def acquire(self, resource: str, ttl: timedelta) -> Lease | None:
         """A lease on ``resource`` for ``ttl``, or ``None`` while another live lease
         holds it. Never waits for the holder."""
-        params = {"r": c.text(resource, "the lock resource"), "o": self._owner, "ttl": _ttl_us(ttl)}
+        params = self.acquire_params(resource, ttl)
 
         def run(conn: Conn) -> tuple[int, int] | None:
             return conn.execute(self._acquire, params).fetchone()
 
-        row = await self._db.run(run)
+        return self.lease_of(resource, ttl, await self._db.run(run))
+
+    def acquire_params(self, resource: str, ttl: timedelta) -> tuple[str | None, str, int]:
+        """The parameters of :data:`ACQUIRE` for this provider's lease on
+        ``resource`` (checked: bad values raise ``ConfigurationError``)."""
+        return (c.text(resource, "the lock resource"), self._owner, _ttl_us(ttl))
+
+    def lease_of(self, resource: str, ttl: timedelta, row: Any) -> Lease | None:
+        """The lease that a ``(token, expires_at)`` row of the acquire statement gives;
+        ``None`` for no row (a live lease holds ``resource``)."""
         if row is None:
             return None
         return Lease(

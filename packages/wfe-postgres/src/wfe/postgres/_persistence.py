@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -20,14 +20,20 @@ from wfe.core import (
     WorkflowNotFoundError,
     WorkflowStatus,
 )
-from wfe.core.protocols import Checkpoint, EventDelivery, check_purge_statuses
+from wfe.core.protocols import (
+    Checkpoint,
+    DistributedLockProvider,
+    EventDelivery,
+    Lease,
+    check_purge_statuses,
+)
 
 from . import _codec as c
 from . import _purge
 from ._base import PostgresProvider, open_database
 from ._checkpoint import GroupCommitter, prepare, refused_error
 from ._database import Conn
-from ._lock import PostgresLockProvider
+from ._lock import ACQUIRE, PostgresLockProvider
 from ._logs import PostgresStepLogs
 from ._queue import PostgresQueueProvider
 from ._search import PostgresSearchIndex
@@ -43,6 +49,26 @@ _WITH_POINTERS = (
     "ARRAY(SELECT p.body FROM {s}.pointers p WHERE p.workflow_id = w.id "
     "ORDER BY p.sequence, p.id) "
     "FROM {s}.workflows w"
+)
+# A new instance and its pointers (parameters: the instance row's, its id, then the
+# pointers' ids, sequences and bodies, as arrays in binary: no quoting and escaping of
+# each JSON body).
+_INSERT_WORKFLOW = (
+    f"INSERT INTO {{s}}.workflows ({c.WORKFLOW_COLUMNS}) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s::json, %s, %s, %s, %s)"
+)
+_INSERT_POINTERS = (
+    "INSERT INTO {s}.pointers (id, workflow_id, sequence, body) "
+    "SELECT p.id, %s, p.seq, p.body FROM "
+    "unnest(%b::text[], %b::int[], %b::json[]) AS p(id, seq, body)"
+)
+_CREATE = f"WITH w AS ({_INSERT_WORKFLOW}) {_INSERT_POINTERS}"
+# ... and the lease on it (parameters then those of ACQUIRE). Data-modifying CTEs all
+# run, read or not: the instance, its pointers and the lease are stored by one
+# statement, all or nothing. The lease's row comes back (none: a live lease holds it).
+_CREATE_LEASED = (
+    f"WITH w AS ({_INSERT_WORKFLOW}), p AS ({_INSERT_POINTERS}), l AS ({ACQUIRE}) "
+    "SELECT token, expires_at FROM l"
 )
 _READ_WORKFLOW = _WITH_POINTERS + " WHERE w.id = %s"
 _READ_WORKFLOWS = _WITH_POINTERS + " WHERE w.id = ANY(%s)"
@@ -109,6 +135,8 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
     def _share(self, db: Any) -> None:
         super()._share(db)
         self._committer = GroupCommitter(db)
+        self._create = db.q(_CREATE)
+        self._create_leased = db.q(_CREATE_LEASED)
 
     # -- companions -------------------------------------------------------------------
 
@@ -146,34 +174,58 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
 
     async def create_workflow(self, instance: WorkflowInstance) -> str:
         """Store a new instance with all its pointers; returns its id."""
-        params = c.workflow_params(instance)
+        await self._db.run(self._creator(instance, self._create, ()))
+        return instance.id
+
+    def keeps_leases_of(self, locks: DistributedLockProvider) -> bool:
+        """Whether ``locks`` keeps its leases in this provider's database (it is this
+        provider's companion, :meth:`default_locks`)."""
+        return isinstance(locks, PostgresLockProvider) and locks._db is self._db
+
+    async def create_workflow_leased(
+        self,
+        instance: WorkflowInstance,
+        locks: DistributedLockProvider,
+        resource: str,
+        ttl: timedelta,
+    ) -> Lease | None:
+        """Store a new instance and take the lease on ``resource`` in one statement
+        (see :class:`~wfe.core.protocols.LeasingPersistence`)."""
+        if not isinstance(locks, PostgresLockProvider) or not self.keeps_leases_of(locks):
+            raise ConfigurationError(
+                f"PostgreSQL store, {self._db.label}: {locks!r} keeps its leases elsewhere"
+            )
+        lock = locks.acquire_params(resource, ttl)
+        row = await self._db.run(self._creator(instance, self._create_leased, lock))
+        return locks.lease_of(resource, ttl, row)
+
+    def _creator(
+        self, instance: WorkflowInstance, sql: str, more: tuple[Any, ...]
+    ) -> Callable[[Conn], Any]:
+        """The run of ``sql`` (:data:`_CREATE` or :data:`_CREATE_LEASED`) storing
+        ``instance``, with ``more`` parameters after the instance's: its row, if any."""
         ptrs = instance.execution_pointers
-        arrays = (
+        params = (
+            *c.workflow_params(instance),
+            instance.id,
             [c.text(p.id, "a pointer id") for p in ptrs],
             [p.sequence for p in ptrs],
             [c.pointer_body(p) for p in ptrs],
-        )
-        sql = self._db.q(
-            f"WITH w AS (INSERT INTO {{s}}.workflows ({c.WORKFLOW_COLUMNS}) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s::json, %s, %s, %s, %s)) "
-            "INSERT INTO {s}.pointers (id, workflow_id, sequence, body) "
-            # The arrays in binary: no quoting and escaping of each JSON body.
-            "SELECT p.id, %s, p.seq, p.body FROM "
-            "unnest(%b::text[], %b::int[], %b::json[]) AS p(id, seq, body)"
+            *more,
         )
         label = self._db.label
 
-        def run(conn: Conn) -> None:
+        def run(conn: Conn) -> Any:
             try:
-                conn.execute(sql, (*params, instance.id, *arrays))
+                cur = conn.execute(sql, params)
+                return cur.fetchone() if cur.description else None
             except psycopg.errors.UniqueViolation:
                 raise ProviderError(
                     f"PostgreSQL store, {label}: cannot create workflow {instance.id}: "
                     "it (or one of its pointer ids) already exists"
                 ) from None
 
-        await self._db.run(run)
-        return instance.id
+        return run
 
     async def claim_workflow(self, workflow_id: str, fencing_token: int) -> WorkflowInstance:
         """Raise the instance's fence to ``fencing_token`` and read it: from the

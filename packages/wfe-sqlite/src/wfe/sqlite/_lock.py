@@ -6,6 +6,7 @@ import os
 import secrets
 import socket
 import sqlite3
+from collections.abc import Callable
 from datetime import timedelta
 
 import trio
@@ -53,6 +54,12 @@ class SqliteLockProvider(SqliteProvider):
     async def acquire(self, resource: str, ttl: timedelta) -> Lease | None:
         """A lease on ``resource`` for ``ttl``, or ``None`` while another live lease
         holds it. Never waits for the holder."""
+        take = self.taker(resource, ttl)
+        return await self._db.write(take)
+
+    def taker(self, resource: str, ttl: timedelta) -> Callable[[sqlite3.Connection], Lease | None]:
+        """The write that :meth:`acquire` runs, for another write of the same database
+        to run in its own transaction (a workflow created with its lease)."""
         ttl_us = _ttl_us(ttl)
         owner = self._owner
 
@@ -79,7 +86,7 @@ class SqliteLockProvider(SqliteProvider):
                 expires_at=c.from_us(wall_us() + ttl_us),
             )
 
-        return await self._db.write(run)
+        return run
 
     async def renew(self, lease: Lease) -> bool:
         """Extend a still-held lease by its ``ttl``; ``False`` (and no change) when it

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import trio
@@ -20,7 +20,13 @@ from wfe.core import (
     WorkflowNotFoundError,
     WorkflowStatus,
 )
-from wfe.core.protocols import Checkpoint, EventDelivery, check_purge_statuses
+from wfe.core.protocols import (
+    Checkpoint,
+    DistributedLockProvider,
+    EventDelivery,
+    Lease,
+    check_purge_statuses,
+)
 
 from . import _codec as c
 from . import _purge
@@ -124,6 +130,36 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
 
     async def create_workflow(self, instance: WorkflowInstance) -> str:
         """Store a new instance with all its pointers; returns its id."""
+        await self._db.write(self._creator(instance))
+        return instance.id
+
+    def keeps_leases_of(self, locks: DistributedLockProvider) -> bool:
+        """Whether ``locks`` keeps its leases in this provider's database (it is this
+        provider's companion, :meth:`default_locks`)."""
+        return isinstance(locks, SqliteLockProvider) and locks._db is self._db
+
+    async def create_workflow_leased(
+        self,
+        instance: WorkflowInstance,
+        locks: DistributedLockProvider,
+        resource: str,
+        ttl: timedelta,
+    ) -> Lease | None:
+        """Store a new instance and take the lease on ``resource`` in one transaction
+        (see :class:`~wfe.core.protocols.LeasingPersistence`)."""
+        if not isinstance(locks, SqliteLockProvider) or not self.keeps_leases_of(locks):
+            raise ConfigurationError(
+                f"SQLite store {self._db.label}: {locks!r} keeps its leases elsewhere"
+            )
+        create, take = self._creator(instance), locks.taker(resource, ttl)
+
+        def run(conn: sqlite3.Connection) -> Lease | None:
+            create(conn)
+            return take(conn)
+
+        return await self._db.write(run)
+
+    def _creator(self, instance: WorkflowInstance) -> Callable[[sqlite3.Connection], None]:
         params = c.workflow_params(instance)
         rows = [c.pointer_row(instance.id, p) for p in instance.execution_pointers]
         label = self._db.label
@@ -142,8 +178,7 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
                     f"it (or one of its pointer ids) already exists"
                 ) from exc
 
-        await self._db.write(run)
-        return instance.id
+        return run
 
     async def claim_workflow(self, workflow_id: str, fencing_token: int) -> WorkflowInstance:
         """Raise the instance's fence to ``fencing_token`` and read it, in one

@@ -6,7 +6,7 @@ import logging
 import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import trio
@@ -26,7 +26,14 @@ from wfe.core import (
 )
 from wfe.core.executor import EVERY_EVENT, Command, ExecutorEnv, InstanceRun, get_tracer
 from wfe.core.primitives import CHILD_FINISHED_EVENT
-from wfe.core.protocols import BulkSearchIndex, EventDelivery, Lease, QueueItem, QueueKind
+from wfe.core.protocols import (
+    BulkSearchIndex,
+    EventDelivery,
+    Lease,
+    LeasingPersistence,
+    QueueItem,
+    QueueKind,
+)
 
 from ._health import Health
 from ._indexing import consume_in_batches
@@ -62,6 +69,7 @@ class Dispatcher:
         self._workflow_limiter = trio.CapacityLimiter(host.config.max_concurrent_workflows)
         self._event_limiter = trio.CapacityLimiter(max(1, host.config.event_workers))
         self._slot_freed = -math.inf  # trio time a workflow slot was last given back
+        self._leasing: LeasingPersistence | Literal[False] | None = None  # see _leasing_store
         self._service_scope = trio.CancelScope()
         self._work: trio.Nursery | None = None
         self._draining = False
@@ -261,24 +269,65 @@ class Dispatcher:
             return
         await self._run_leased(workflow_id, lease, asked)
 
-    async def lease_new(self, workflow_id: str) -> NewRun | None:
-        """For a workflow this host is about to create: a free workflow slot and the
-        lease on it, so that it runs here at once, with no queue item, dequeue, ack or
-        claim in between (see :meth:`run_new`). ``None`` when no slot is free (or the
-        host runs no workflows, or ``eager_start`` is off): queue it as usual.
+    async def create_new(self, instance: WorkflowInstance, *, run_here: bool) -> NewRun | None:
+        """Store ``instance``, just made by a start; with ``run_here`` and a free
+        workflow slot, under a lease taken for it, so that it runs here at once with no
+        queue item, dequeue, ack or claim in between (see :meth:`run_new`). ``None``
+        when it is to be queued (no slot free, the host runs no workflows, or
+        ``eager_start`` is off). Nothing is kept (slot, lease) when the create fails.
 
-        The lease is taken before the instance exists; nobody else can know its id
+        The lease is taken before (or with) the instance: nobody else can know its id
         yet, so no earlier holder has a token to fence, and the run's first checkpoint
-        records this lease's token as a claim would."""
-        if self._work is None or self._draining or not self.host.config.eager_start:
-            return None
+        records this lease's token as a claim would. A store that keeps the leases
+        (:class:`LeasingPersistence`) takes both in one write."""
+        persistence = self.host.persistence
+        run_here = (
+            run_here
+            and self._work is not None
+            and not self._draining
+            and self.host.config.eager_start
+        )
         token = object()
-        if not await self._slot_for_start(token):
+        if not run_here or not await self._slot_for_start(token):
+            await persistence.create_workflow(instance)
             return None
         asked = trio.current_time()
         lease: Lease | None = None
         try:
-            lease = await self.host.locks.acquire(
+            leasing = self._leasing_store()
+            if leasing is not None:
+                lease = await leasing.create_workflow_leased(
+                    instance,
+                    self.host.locks,
+                    self.lock_name(instance.id),
+                    self.host.config.lease_ttl,
+                )
+            else:
+                lease = await self._lease_for_new(instance.id)
+                try:
+                    await persistence.create_workflow(instance)
+                except BaseException:
+                    if lease is not None:
+                        await self._release(lease)
+                        lease = None
+                    raise
+        finally:
+            if lease is None:
+                self._give_back(self._workflow_limiter, token)
+        return None if lease is None else NewRun(lease, asked, token)
+
+    def _leasing_store(self) -> LeasingPersistence | None:
+        """The store, when it creates instances with their leases (decided once)."""
+        if self._leasing is None:
+            persistence, locks = self.host.persistence, self.host.locks
+            self._leasing = False
+            if isinstance(persistence, LeasingPersistence) and persistence.keeps_leases_of(locks):
+                self._leasing = persistence
+        return None if self._leasing is False else self._leasing
+
+    async def _lease_for_new(self, workflow_id: str) -> Lease | None:
+        try:
+            return await self.host.locks.acquire(
                 self.lock_name(workflow_id), self.host.config.lease_ttl
             )
         except StoreLostError:
@@ -287,10 +336,7 @@ class Dispatcher:
             # The lock store failing must not fail a start the workflow store can
             # take: it is queued instead (and the queue reports its own trouble).
             log.debug("no lease for new workflow %s (%s); queueing it", workflow_id, exc)
-        finally:
-            if lease is None:
-                self._give_back(self._workflow_limiter, token)
-        return None if lease is None else NewRun(lease, asked, token)
+            return None
 
     async def _slot_for_start(self, token: object) -> bool:
         """Take a workflow slot on behalf of ``token`` for a start: at once when one is

@@ -375,17 +375,10 @@ class WorkflowHost:
             await run_pre(pre, instance)
             stored = serialization.dumps(instance.data)
         # With a free workflow slot it runs here at once, under a lease taken now.
-        new = await dispatcher.lease_new(instance.id) if enqueue else None
         try:
-            await self.persistence.create_workflow(instance)
-        except BaseException as exc:
-            if new is not None:
-                await dispatcher.abandon_new(new)
-            if (
-                isinstance(exc, ProviderError)
-                and workflow_id is not None
-                and await self._exists(workflow_id)
-            ):
+            new = await dispatcher.create_new(instance, run_here=enqueue)
+        except ProviderError:
+            if workflow_id is not None and await self._exists(workflow_id):
                 return workflow_id  # started concurrently by another caller
             raise
         self._publish(WorkflowStarted(**_fields(instance, now)))

@@ -19,6 +19,7 @@ the optional step-log capability). For detailed assertion messages, call
 This module does not import pytest.
 """
 
+from ._leasing_contract import LeasingPersistenceContract as LeasingPersistenceContract
 from ._lock_contract import LockContract as LockContract
 from ._persistence_contract import BatchPersistenceContract as BatchPersistenceContract
 from ._persistence_contract import PersistenceContract as PersistenceContract
@@ -40,6 +41,7 @@ __all__ = [
     "T0",
     "BatchPersistenceContract",
     "BatchQueueContract",
+    "LeasingPersistenceContract",
     "LockContract",
     "PersistenceContract",
     "QueueContract",
