@@ -81,6 +81,7 @@ def test_protocols_exports() -> None:
         "BatchQueue",
         "BulkSearchIndex",
         "Checkpoint",
+        "ClaimingDelivery",
         "DataFilter",
         "DistributedLockProvider",
         "EventDelivery",
@@ -107,6 +108,7 @@ def test_testing_exports() -> None:
     expected = [
         "BatchPersistenceContract",
         "BatchQueueContract",
+        "ClaimingDeliveryContract",
         "LeasingPersistenceContract",
         "LockContract",
         "PersistenceContract",

@@ -9,6 +9,7 @@ import pytest
 from wfe.core.testing import (
     BatchPersistenceContract,
     BatchQueueContract,
+    ClaimingDeliveryContract,
     LeasingPersistenceContract,
     LockContract,
     SearchContract,
@@ -17,7 +18,9 @@ from wfe.core.testing import (
 from wfe.postgres import PostgresPersistenceProvider
 
 
-class TestPostgresPersistenceContract(BatchPersistenceContract, LeasingPersistenceContract):
+class TestPostgresPersistenceContract(
+    BatchPersistenceContract, ClaimingDeliveryContract, LeasingPersistenceContract
+):
     pass
 
 

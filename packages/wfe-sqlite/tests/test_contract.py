@@ -12,6 +12,7 @@ import pytest
 from wfe.core.testing import (
     BatchPersistenceContract,
     BatchQueueContract,
+    ClaimingDeliveryContract,
     LeasingPersistenceContract,
     LockContract,
     SearchContract,
@@ -20,7 +21,9 @@ from wfe.core.testing import (
 from wfe.sqlite import SqlitePersistenceProvider
 
 
-class TestSqlitePersistenceContract(BatchPersistenceContract, LeasingPersistenceContract):
+class TestSqlitePersistenceContract(
+    BatchPersistenceContract, ClaimingDeliveryContract, LeasingPersistenceContract
+):
     pass
 
 

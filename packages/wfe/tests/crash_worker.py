@@ -10,11 +10,12 @@
 
 ``WFE_CRASH=OP:WHEN:N`` makes the process SIGKILL itself at a write boundary: right
 ``before`` or ``after`` the Nth call of the store's ``OP`` (``persist_checkpoint``,
-``deliver_event``, ``create_workflow`` (an eager start's ``create_workflow_leased``
-counts as one), ``claim_workflow``, ``purge_workflows``, ``purge_events``,
-``get_workflows``: the index consumer reading a batch it has taken, killed there only
-once the run's workflows have all ended), or the Nth ``delivery`` of an event (through
-the store, or in the checkpoint of a run that held the workflow).
+``deliver_event`` (with ``deliver_event_claiming``), ``create_workflow`` (an eager
+start's ``create_workflow_leased`` counts as one), ``claim_workflow``,
+``purge_workflows``, ``purge_events``, ``get_workflows``: the index consumer reading a
+batch it has taken, killed there only once the run's workflows have all ended), or the
+Nth ``delivery`` of an event (through the store, or in the checkpoint of a run that held
+the workflow).
 ``WFE_VISIBILITY`` sets the queues' visibility timeout (seconds).
 ``WFE_LOCKS`` names a lock store other than the workflow store (a second SQLite file).
 DB is a SQLite file, or a store URL (``postgresql://...?schema=...``) used as it is.
@@ -136,6 +137,12 @@ class CrashingStore(StoreBase):  # type: ignore[misc,valid-type]
     async def deliver_event(self, delivery: EventDelivery) -> bool:
         return await self._around(  # type: ignore[no-any-return]
             "deliver_event", super().deliver_event(delivery), delivery=True
+        )
+
+    async def deliver_event_claiming(self, delivery: EventDelivery) -> Any:
+        # A delivery all the same (its write also claims the instance, to run it here).
+        return await self._around(
+            "deliver_event", super().deliver_event_claiming(delivery), delivery=True
         )
 
     async def purge_workflows(self, *args: Any, **kwargs: Any) -> Any:

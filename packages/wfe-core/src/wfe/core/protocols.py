@@ -256,9 +256,10 @@ class BatchPersistence(PersistenceProvider, Protocol):
 @runtime_checkable
 class LeasingPersistence(PersistenceProvider, Protocol):
     """Optional capability of a :class:`PersistenceProvider` whose store also keeps the
-    leases of a lock provider (its own companion, say): create an instance and take
-    the lease on it in one write. The host starts a workflow it will run at once this
-    way (one write, one round trip, instead of an acquire and then a create)."""
+    leases of a lock provider (its own companion, say): create an instance, or an
+    event, and take a lease in the same write. The host starts a workflow it will run
+    at once, and publishes an event it will deliver at once, this way (one write, one
+    round trip, instead of an acquire and then a create)."""
 
     def keeps_leases_of(self, locks: DistributedLockProvider) -> bool:
         """Whether :meth:`create_workflow_leased` can take leases of ``locks`` (its
@@ -278,6 +279,32 @@ class LeasingPersistence(PersistenceProvider, Protocol):
         holds ``resource`` (the instance is stored all the same). When the instance
         cannot be stored, neither is the lease. Only for a ``locks`` of which
         :meth:`keeps_leases_of` is true."""
+        ...
+
+    async def create_event_leased(
+        self,
+        event: Event,
+        locks: DistributedLockProvider,
+        resource: str,
+        ttl: timedelta,
+    ) -> Lease | None:
+        """Store ``event`` as :meth:`create_event` does and, in the same atomic write,
+        take a lease on ``resource`` as :meth:`create_workflow_leased` does."""
+        ...
+
+
+@runtime_checkable
+class ClaimingDelivery(PersistenceProvider, Protocol):
+    """Optional capability of a :class:`PersistenceProvider`: deliver an event and
+    claim the instance that received it in one transaction. The host runs a workflow
+    woken by an event this way (one write instead of a delivery and then a claim)."""
+
+    async def deliver_event_claiming(self, delivery: EventDelivery) -> WorkflowInstance | None:
+        """Apply ``delivery`` as :meth:`~PersistenceProvider.deliver_event` does (its
+        ``fencing_token`` must be set) and, when it delivered, return the instance as
+        :meth:`~PersistenceProvider.claim_workflow` would for that token, read in the
+        same transaction after the delivery: the fence the delivery raised is the
+        claim. ``None`` when nothing was delivered (the fence is raised all the same)."""
         ...
 
 
@@ -571,6 +598,7 @@ __all__ = [
     "BatchQueue",
     "BulkSearchIndex",
     "Checkpoint",
+    "ClaimingDelivery",
     "DataFilter",
     "DistributedLockProvider",
     "EventDelivery",

@@ -70,6 +70,13 @@ _CREATE_LEASED = (
     f"WITH w AS ({_INSERT_WORKFLOW}), p AS ({_INSERT_POINTERS}), l AS ({ACQUIRE}) "
     "SELECT token, expires_at FROM l"
 )
+_INSERT_EVENT = (
+    f"INSERT INTO {{s}}.events ({c.EVENT_COLUMNS}) VALUES (%s, %s, %s, %s::json, %s, %s)"
+)
+# ... with the lease (see _CREATE_LEASED).
+_CREATE_EVENT_LEASED = (
+    f"WITH e AS ({_INSERT_EVENT}), l AS ({ACQUIRE}) SELECT token, expires_at FROM l"
+)
 _READ_WORKFLOW = _WITH_POINTERS + " WHERE w.id = %s"
 _READ_WORKFLOWS = _WITH_POINTERS + " WHERE w.id = ANY(%s)"
 _FENCE = (
@@ -137,6 +144,8 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
         self._committer = GroupCommitter(db)
         self._create = db.q(_CREATE)
         self._create_leased = db.q(_CREATE_LEASED)
+        self._create_event = db.q(_INSERT_EVENT)
+        self._create_event_leased = db.q(_CREATE_EVENT_LEASED)
 
     # -- companions -------------------------------------------------------------------
 
@@ -191,12 +200,26 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
     ) -> Lease | None:
         """Store a new instance and take the lease on ``resource`` in one statement
         (see :class:`~wfe.core.protocols.LeasingPersistence`)."""
+        lock = self._lock_params(locks, resource, ttl)
+        row = await self._db.run(self._creator(instance, self._create_leased, lock))
+        return self._lease_of(locks, resource, ttl, row)
+
+    def _lock_params(
+        self, locks: DistributedLockProvider, resource: str, ttl: timedelta
+    ) -> tuple[Any, ...]:
+        """The parameters of :data:`ACQUIRE` for a lease of ``locks``, which must keep
+        its leases here."""
         if not isinstance(locks, PostgresLockProvider) or not self.keeps_leases_of(locks):
             raise ConfigurationError(
                 f"PostgreSQL store, {self._db.label}: {locks!r} keeps its leases elsewhere"
             )
-        lock = locks.acquire_params(resource, ttl)
-        row = await self._db.run(self._creator(instance, self._create_leased, lock))
+        return locks.acquire_params(resource, ttl)
+
+    @staticmethod
+    def _lease_of(
+        locks: DistributedLockProvider, resource: str, ttl: timedelta, row: Any
+    ) -> Lease | None:
+        assert isinstance(locks, PostgresLockProvider)  # checked by _lock_params
         return locks.lease_of(resource, ttl, row)
 
     def _creator(
@@ -265,9 +288,25 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
         """Give the event to the waiting pointer, close its subscription, make the
         instance due and mark the event, in one fenced transaction of two round trips
         (begin, raise the fence, read and lock the rows; write them and commit)."""
+        return await self._db.run(self._deliverer(delivery, claim=False)) is not None
+
+    async def deliver_event_claiming(self, delivery: EventDelivery) -> WorkflowInstance | None:
+        """:meth:`deliver_event`, with the instance read after the write in its second
+        round trip (see :class:`~wfe.core.protocols.ClaimingDelivery`)."""
+        if delivery.fencing_token is None:
+            raise ConfigurationError("a claiming delivery needs the lease's fencing token")
+        claimed = await self._db.run(self._deliverer(delivery, claim=True))
+        return claimed if isinstance(claimed, WorkflowInstance) else None
+
+    def _deliverer(
+        self, delivery: EventDelivery, *, claim: bool
+    ) -> Callable[[Conn], WorkflowInstance | bool | None]:
+        """The delivery's transaction: ``None`` when nothing was delivered, else the
+        instance read after it (``claim``) or ``True``."""
         d = delivery
         read_sql = self._db.q(_DELIVERY_READ)
         write_sql = self._db.q(_DELIVERY_WRITE)
+        claim_sql = self._db.q(_READ_WORKFLOW)
         label = self._db.label
         keys = {
             "t": d.fencing_token,
@@ -295,8 +334,10 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
             # None too when the pointer no longer waits (cancelled, delivered).
             return c.receive_event(body, data)
 
-        def run(conn: Conn) -> bool:
-            # BEGIN travels with the read, the write with COMMIT: two round trips.
+        def run(conn: Conn) -> WorkflowInstance | bool | None:
+            # BEGIN travels with the read, the write (and the claim's read) with
+            # COMMIT: two round trips.
+            claimed = None
             with conn.pipeline() as pipeline:
                 conn.execute("BEGIN")
                 read = conn.execute(read_sql, keys)
@@ -316,11 +357,19 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
                             "mark": d.mark_processed,
                         },
                     )
+                    if claim:
+                        claimed = conn.execute(claim_sql, (d.workflow_id,))
                 # The raised fence is kept even when there was nothing to deliver.
                 conn.execute("COMMIT")
-            return new_body is not None
+            if new_body is None:
+                return None
+            if claimed is None:
+                return True
+            row = claimed.fetchone()
+            assert row is not None  # fenced and written in this transaction
+            return _workflow(row)
 
-        return await self._db.run(run)
+        return run
 
     async def get_workflow(
         self, workflow_id: str, *, with_pointers: bool = True
@@ -411,22 +460,40 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
 
     async def create_event(self, event: Event) -> str:
         """Store a new event; returns its id."""
-        params = c.event_params(event)
-        sql = self._db.q(
-            f"INSERT INTO {{s}}.events ({c.EVENT_COLUMNS}) VALUES (%s, %s, %s, %s::json, %s, %s)"
-        )
+        await self._db.run(self._event_creator(event, self._create_event, ()))
+        return event.id
+
+    async def create_event_leased(
+        self,
+        event: Event,
+        locks: DistributedLockProvider,
+        resource: str,
+        ttl: timedelta,
+    ) -> Lease | None:
+        """Store a new event and take the lease on ``resource`` in one statement (see
+        :class:`~wfe.core.protocols.LeasingPersistence`)."""
+        lock = self._lock_params(locks, resource, ttl)
+        row = await self._db.run(self._event_creator(event, self._create_event_leased, lock))
+        return self._lease_of(locks, resource, ttl, row)
+
+    def _event_creator(
+        self, event: Event, sql: str, more: tuple[Any, ...]
+    ) -> Callable[[Conn], Any]:
+        """The run of ``sql`` (:data:`_INSERT_EVENT` or :data:`_CREATE_EVENT_LEASED`)
+        storing ``event``, with ``more`` parameters after the event's: its row, if any."""
+        params = (*c.event_params(event), *more)
         label = self._db.label
 
-        def run(conn: Conn) -> None:
+        def run(conn: Conn) -> Any:
             try:
-                conn.execute(sql, params)
+                cur = conn.execute(sql, params)
+                return cur.fetchone() if cur.description else None
             except psycopg.errors.UniqueViolation:
                 raise ProviderError(
                     f"PostgreSQL store, {label}: event {event.id} already exists"
                 ) from None
 
-        await self._db.run(run)
-        return event.id
+        return run
 
     async def get_event(self, event_id: str) -> Event:
         """The event; :class:`ProviderError` if there is none with that id."""

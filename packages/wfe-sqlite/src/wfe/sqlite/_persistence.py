@@ -147,17 +147,27 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
     ) -> Lease | None:
         """Store a new instance and take the lease on ``resource`` in one transaction
         (see :class:`~wfe.core.protocols.LeasingPersistence`)."""
+        return await self._db.write(self._leased(self._creator(instance), locks, resource, ttl))
+
+    def _leased(
+        self,
+        create: Callable[[sqlite3.Connection], None],
+        locks: DistributedLockProvider,
+        resource: str,
+        ttl: timedelta,
+    ) -> Callable[[sqlite3.Connection], Lease | None]:
+        """``create``, then the lease on ``resource`` taken in the same transaction."""
         if not isinstance(locks, SqliteLockProvider) or not self.keeps_leases_of(locks):
             raise ConfigurationError(
                 f"SQLite store {self._db.label}: {locks!r} keeps its leases elsewhere"
             )
-        create, take = self._creator(instance), locks.taker(resource, ttl)
+        take = locks.taker(resource, ttl)
 
         def run(conn: sqlite3.Connection) -> Lease | None:
             create(conn)
             return take(conn)
 
-        return await self._db.write(run)
+        return run
 
     def _creator(self, instance: WorkflowInstance) -> Callable[[sqlite3.Connection], None]:
         params = c.workflow_params(instance)
@@ -239,6 +249,23 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
         """Give the event to the waiting pointer, close its subscription, make the
         instance due and mark the event, in one fenced transaction. Reads the one
         pointer row (as JSON, so no data class is imported)."""
+        return await self._db.write(self._deliverer(delivery))
+
+    async def deliver_event_claiming(self, delivery: EventDelivery) -> WorkflowInstance | None:
+        """:meth:`deliver_event`, then the instance read in the same transaction (see
+        :class:`~wfe.core.protocols.ClaimingDelivery`)."""
+        if delivery.fencing_token is None:
+            raise ConfigurationError("a claiming delivery needs the lease's fencing token")
+        deliver = self._deliverer(delivery)
+
+        def run(conn: sqlite3.Connection) -> WorkflowInstance | None:
+            if not deliver(conn):
+                return None
+            return _load_workflows(conn, [delivery.workflow_id])[0]
+
+        return await self._db.write(run)
+
+    def _deliverer(self, delivery: EventDelivery) -> Callable[[sqlite3.Connection], bool]:
         d = delivery
         label = self._db.label
         when = c.to_us(d.time)
@@ -272,7 +299,7 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
                 conn.execute("UPDATE events SET processed = 1 WHERE id = ?", (d.event_id,))
             return True
 
-        return await self._db.write(run)
+        return run
 
     async def get_workflow(
         self, workflow_id: str, *, with_pointers: bool = True
@@ -383,6 +410,21 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
 
     async def create_event(self, event: Event) -> str:
         """Store a new event; returns its id."""
+        await self._db.write(self._event_creator(event))
+        return event.id
+
+    async def create_event_leased(
+        self,
+        event: Event,
+        locks: DistributedLockProvider,
+        resource: str,
+        ttl: timedelta,
+    ) -> Lease | None:
+        """Store a new event and take the lease on ``resource`` in one transaction
+        (see :class:`~wfe.core.protocols.LeasingPersistence`)."""
+        return await self._db.write(self._leased(self._event_creator(event), locks, resource, ttl))
+
+    def _event_creator(self, event: Event) -> Callable[[sqlite3.Connection], None]:
         params = c.event_params(event)
         label = self._db.label
 
@@ -394,8 +436,7 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
                     f"SQLite store {label}: event {event.id} already exists"
                 ) from exc
 
-        await self._db.write(run)
-        return event.id
+        return run
 
     async def get_event(self, event_id: str) -> Event:
         """The event; :class:`ProviderError` if there is none with that id."""

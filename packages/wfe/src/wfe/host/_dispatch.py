@@ -28,6 +28,7 @@ from wfe.core.executor import EVERY_EVENT, Command, ExecutorEnv, InstanceRun, ge
 from wfe.core.primitives import CHILD_FINISHED_EVENT
 from wfe.core.protocols import (
     BulkSearchIndex,
+    ClaimingDelivery,
     EventDelivery,
     Lease,
     LeasingPersistence,
@@ -70,6 +71,7 @@ class Dispatcher:
         self._event_limiter = trio.CapacityLimiter(max(1, host.config.event_workers))
         self._slot_freed = -math.inf  # trio time a workflow slot was last given back
         self._leasing: LeasingPersistence | Literal[False] | None = None  # see _leasing_store
+        self._claiming: ClaimingDelivery | Literal[False] | None = None  # see _claiming_store
         self._service_scope = trio.CancelScope()
         self._work: trio.Nursery | None = None
         self._draining = False
@@ -371,6 +373,7 @@ class Dispatcher:
         as usual when the host began draining or the lease ran out meanwhile)."""
         wid = instance.id
         if self._spawn_leased(wid, new.lease, new.asked, new.slot, "starting", instance):
+            # Before the run's task starts: it is found here (see _run_leased).
             self.starting.add(wid)
         else:
             await self.abandon_new(new)
@@ -425,12 +428,13 @@ class Dispatcher:
         instance: WorkflowInstance | None = None,
     ) -> None:
         """Run the workflow under ``lease`` (asked for at trio time ``asked``), then
-        release it. ``instance``: the instance as just created under this lease (no
-        claim needed); ``None``: claim it."""
+        release it. ``instance``: the instance as just created under this lease, or as
+        claimed by the delivery that woke it (no claim needed); ``None``: claim it."""
         hold = Hold(asked + lease.ttl.total_seconds())
         scope = trio.CancelScope()
         # An eager start is indexed when its pass ends, or a moment in if still running.
-        held = self._leases.keep(lease, hold, scope, workflow_id if instance else None)
+        new = workflow_id if workflow_id in self.starting else None
+        held = self._leases.keep(lease, hold, scope, new)
         try:
             with scope:
                 await self._execute(workflow_id, lease, hold, instance)
@@ -590,27 +594,51 @@ class Dispatcher:
 
     # -- events -------------------------------------------------------------------
 
-    async def deliver_new(self, event: Event) -> bool:
-        """Deliver ``event``, just stored by this host, at once when an event slot is
-        free: no queue item, dequeue and ack in between. The caller waits for the
-        delivery (not for the workflows it wakes): a burst of events is then delivered
-        as fast as it is published, instead of piling up behind the publisher. The
-        delivery runs in a task of its own, so a publisher cancelled meanwhile does not
-        interrupt it; a failed one leaves the event unprocessed in the store, where the
-        poller finds it. ``False`` (nothing started): queue it."""
+    async def publish_new(self, event: Event) -> bool:
+        """Store ``event``, just made by a publish, and deliver it at once when an event
+        slot is free: no queue item, dequeue and ack in between. The caller waits for
+        the delivery (not for the workflows it wakes): a burst of events is then
+        delivered as fast as it is published, instead of piling up behind the
+        publisher. The delivery runs in a task of its own, so a publisher cancelled
+        meanwhile does not interrupt it; a failed one leaves the event unprocessed in
+        the store, where the poller finds it. ``False`` (stored, no delivery started):
+        queue it.
+
+        A store that keeps the leases (:class:`LeasingPersistence`) stores a due event
+        with the lease on its name and key, in one write."""
+        host = self.host
         work = self._work
-        if work is None or self._draining or not self.host.config.eager_start:
-            return False
         slot = object()
-        try:
-            self._event_limiter.acquire_on_behalf_of_nowait(slot)
-        except trio.WouldBlock:
+        eager = work is not None and not self._draining and host.config.eager_start
+        if eager:
+            try:
+                self._event_limiter.acquire_on_behalf_of_nowait(slot)
+            except trio.WouldBlock:
+                eager = False
+        if not eager or work is None:
+            await host.persistence.create_event(event)
             return False
+        lease: Lease | None = None
+        try:
+            leasing = self._leasing_store()
+            if leasing is None or event.time > host.clock.now():
+                await host.persistence.create_event(event)
+            else:
+                lease = await leasing.create_event_leased(
+                    event, host.locks, self.event_lock_name(event), host.config.lease_ttl
+                )
+                if lease is None:  # another host delivers this name and key now
+                    self._retry_event(event.id)
+                    self._event_limiter.release_on_behalf_of(slot)
+                    return True
+        except BaseException:
+            self._event_limiter.release_on_behalf_of(slot)
+            raise
         delivered = trio.Event()
 
         async def deliver() -> None:
             try:
-                await self.process_event(event.id, event, delivered.set)
+                await self.process_event(event.id, event, delivered.set, lease)
                 self.health.succeeded("processing event items")
             except (WorkflowNotFoundError, StaleLeaseError) as exc:
                 log.info("event %s dropped: %s", event.id, exc)
@@ -626,56 +654,70 @@ class Dispatcher:
         await delivered.wait()
         return True
 
+    @staticmethod
+    def event_lock_name(event: Event) -> str:
+        """The lease that keeps the deliveries of ``event``'s name and key to one at
+        a time (see :meth:`process_event`)."""
+        return f"wfe:event:{event.name}:{event.key}"
+
     async def process_event(
         self,
         event_id: str,
         stored: Event | None = None,
         delivered: Callable[[], None] | None = None,
+        lease: Lease | None = None,
     ) -> None:
         """Deliver an event to every subscription that takes it, one atomic delivery
         each; the last one marks it processed, so a crash in between leaves the rest
         to a later attempt and never delivers twice (delivered subscriptions close).
         ``stored``: the event as this host just stored it (not read again);
         ``delivered``: called once the deliveries are stored, before the event's lock
-        is released (its publisher need not wait for that write)."""
+        is released (its publisher need not wait for that write); ``lease``: the
+        event's lock, when taken already (released here)."""
         host = self.host
         persistence = host.persistence
-        event = stored if stored is not None else await persistence.get_event(event_id)
-        if event.processed:
-            return
-        if event.time > host.clock.now():
-            # Published with a future effective date: deliverable from then on.
-            self._event_timers.schedule(event_id, event.time)
-            return
-        lease = await host.locks.acquire(
-            f"wfe:event:{event.name}:{event.key}", host.config.lease_ttl
-        )
-        if lease is None:
-            self._retry_event(event_id)
-            return
         try:
-            subs = await persistence.get_subscriptions(event.name, event.key, event.time)
-            takers: list[EventSubscription] = []
-            for sub in subs:
-                pending = await persistence.get_pending_events(event.name, event.key, sub.as_of, 1)
-                if pending and pending[0].id != event.id:
-                    # This subscription takes the earliest eligible event first.
-                    await host.queues.enqueue(QueueKind.EVENT, pending[0].id)
-                    continue
-                takers.append(sub)
-            blocked = False
-            for i, sub in enumerate(takers):
-                last = i == len(takers) - 1 and not blocked
-                if not await self._deliver(sub, event, last):
-                    blocked = True
-            if blocked:
-                self._retry_event(event_id)
-            else:
-                self._event_backoff.pop(event_id, None)
+            event = stored if stored is not None else await persistence.get_event(event_id)
+            if event.processed:
+                return
+            if event.time > host.clock.now():
+                # Published with a future effective date: deliverable from then on.
+                self._event_timers.schedule(event_id, event.time)
+                return
+            if lease is None:
+                lease = await host.locks.acquire(self.event_lock_name(event), host.config.lease_ttl)
+                if lease is None:
+                    self._retry_event(event_id)
+                    return
+            await self._deliver_all(event)
         finally:
             if delivered is not None:
                 delivered()
-            await self._release(lease)
+            if lease is not None:
+                await self._release(lease)
+
+    async def _deliver_all(self, event: Event) -> None:
+        """Deliver ``event`` (its lock held) to every subscription that takes it."""
+        host = self.host
+        persistence = host.persistence
+        subs = await persistence.get_subscriptions(event.name, event.key, event.time)
+        takers: list[EventSubscription] = []
+        for sub in subs:
+            pending = await persistence.get_pending_events(event.name, event.key, sub.as_of, 1)
+            if pending and pending[0].id != event.id:
+                # This subscription takes the earliest eligible event first.
+                await host.queues.enqueue(QueueKind.EVENT, pending[0].id)
+                continue
+            takers.append(sub)
+        blocked = False
+        for i, sub in enumerate(takers):
+            last = i == len(takers) - 1 and not blocked
+            if not await self._deliver(sub, event, last):
+                blocked = True
+        if blocked:
+            self._retry_event(event.id)
+        else:
+            self._event_backoff.pop(event.id, None)
 
     def _retry_event(self, event_id: str) -> None:
         """Try a blocked delivery again soon, backing off while the workflow stays busy."""
@@ -685,59 +727,70 @@ class Dispatcher:
         self._event_timers.schedule(event_id, self.host.clock.now() + delay)
 
     async def _deliver(self, sub: EventSubscription, event: Event, mark_processed: bool) -> bool:
-        """One delivery; ``False`` when the workflow is busy elsewhere (retry later)."""
+        """One delivery; ``False`` when the workflow is busy elsewhere (retry later).
+
+        With a workflow slot free the workflow then runs here at once, under the lease
+        its delivery holds: no release, queue item and re-acquire in between; on a
+        :class:`ClaimingDelivery` store the delivery's write also claims it."""
         host = self.host
-        run = self.runs.get(sub.workflow_id)
+        wid = sub.workflow_id
+        run = self.runs.get(wid)
         if run is not None and await run.deliver_event(sub, event, mark_processed=mark_processed):
             return True
         asked = trio.current_time()
-        lease = await host.locks.acquire(self.lock_name(sub.workflow_id), host.config.lease_ttl)
+        lease = await host.locks.acquire(self.lock_name(wid), host.config.lease_ttl)
         if lease is None:
             return False
+        slot: object | None = object()
+        try:
+            self._workflow_limiter.acquire_on_behalf_of_nowait(slot)
+        except trio.WouldBlock:
+            slot = None
+        delivery = EventDelivery(
+            event_id=event.id,
+            subscription_id=sub.id,
+            workflow_id=wid,
+            pointer_id=sub.pointer_id,
+            time=host.clock.now(),
+            mark_processed=mark_processed,
+            fencing_token=lease.fencing_token,
+        )
         handed_over = False
         try:
-            delivered = await host.persistence.deliver_event(
-                EventDelivery(
-                    event_id=event.id,
-                    subscription_id=sub.id,
-                    workflow_id=sub.workflow_id,
-                    pointer_id=sub.pointer_id,
-                    time=host.clock.now(),
-                    mark_processed=mark_processed,
-                    fencing_token=lease.fencing_token,
+            claiming = self._claiming_store() if slot is not None else None
+            claimed: WorkflowInstance | None = None
+            if claiming is not None:
+                claimed = await claiming.deliver_event_claiming(delivery)
+                delivered = claimed is not None
+            else:
+                delivered = await host.persistence.deliver_event(delivery)
+            if delivered and slot is not None:
+                handed_over = self._spawn_leased(
+                    wid,
+                    lease,
+                    asked,
+                    slot,
+                    "after its event, running",
+                    claimed,
+                    loop="processing event items",
                 )
-            )
-            if delivered:
-                handed_over = self._run_now(sub.workflow_id, lease, asked)
         except WorkflowNotFoundError:
             return True
         finally:
             if not handed_over:
+                if slot is not None:
+                    self._give_back(self._workflow_limiter, slot)
                 await self._release(lease)
         if delivered and not handed_over:
-            await host.queues.enqueue(QueueKind.WORKFLOW, sub.workflow_id)
+            await host.queues.enqueue(QueueKind.WORKFLOW, wid)
         return True
 
-    def _run_now(self, workflow_id: str, lease: Lease, asked: float) -> bool:
-        """Run a workflow that just received an event under the lease its delivery
-        holds, when a workflow slot is free: no release, queue item and re-acquire in
-        between. ``False``: the caller releases and queues it as usual."""
-        token = object()
-        try:
-            self._workflow_limiter.acquire_on_behalf_of_nowait(token)
-        except trio.WouldBlock:
-            return False
-        if self._spawn_leased(
-            workflow_id,
-            lease,
-            asked,
-            token,
-            "after its event, running",
-            loop="processing event items",
-        ):
-            return True
-        self._give_back(self._workflow_limiter, token)
-        return False
+    def _claiming_store(self) -> ClaimingDelivery | None:
+        """The store, when its deliveries can claim (decided once)."""
+        if self._claiming is None:
+            persistence = self.host.persistence
+            self._claiming = persistence if isinstance(persistence, ClaimingDelivery) else False
+        return None if self._claiming is False else self._claiming
 
     @staticmethod
     def _lease_expired(asked: float, lease: Lease) -> bool:

@@ -421,8 +421,7 @@ class WorkflowHost:
             data=data,
             time=as_utc(effective_date) if effective_date else self.clock.now(),
         )
-        await self.persistence.create_event(event)
-        if not await dispatcher.deliver_new(event):
+        if not await dispatcher.publish_new(event):
             await self.queues.enqueue(QueueKind.EVENT, event.id)
         return event.id
 

@@ -19,6 +19,7 @@ the optional step-log capability). For detailed assertion messages, call
 This module does not import pytest.
 """
 
+from ._claiming_contract import ClaimingDeliveryContract as ClaimingDeliveryContract
 from ._leasing_contract import LeasingPersistenceContract as LeasingPersistenceContract
 from ._lock_contract import LockContract as LockContract
 from ._persistence_contract import BatchPersistenceContract as BatchPersistenceContract
@@ -41,6 +42,7 @@ __all__ = [
     "T0",
     "BatchPersistenceContract",
     "BatchQueueContract",
+    "ClaimingDeliveryContract",
     "LeasingPersistenceContract",
     "LockContract",
     "PersistenceContract",

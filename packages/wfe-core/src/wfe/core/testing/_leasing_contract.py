@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from .._errors import ConfigurationError, WfeError
-from .._models import new_id
+from .._models import Event, new_id
 from ..memory import MemoryLockProvider
 from ..protocols import (
     DistributedLockProvider,
@@ -16,7 +16,7 @@ from ..protocols import (
     ProvidesCompanions,
 )
 from ._persistence_contract import PersistenceContract
-from ._samples import expect_raises, make_instance
+from ._samples import T0, expect_raises, make_instance, unique_word
 
 _TTL = timedelta(seconds=30)
 
@@ -97,3 +97,37 @@ class LeasingPersistenceContract(PersistenceContract):
             with expect_raises(ConfigurationError, "leasing with a foreign lock provider"):
                 await store.create_workflow_leased(instance, elsewhere, "contract:x", _TTL)
             assert await elsewhere.acquire("contract:x", _TTL) is not None
+
+    async def test_create_event_leased_stores_the_event_and_its_lease(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        async with _leasing(persistence) as (store, locks):
+            event = Event(name=unique_word(), key="k", data={"n": 1}, time=T0)
+            resource = f"contract:{new_id()}"
+            lease = await store.create_event_leased(event, locks, resource, _TTL)
+            assert lease is not None
+            assert lease.resource == resource
+            assert await store.get_event(event.id) == event
+            assert await locks.acquire(resource, _TTL) is None
+            await locks.release(lease)
+            # Held: the event is stored all the same, the live lease kept.
+            held = await locks.acquire(resource, _TTL)
+            assert held is not None
+            other = Event(name=event.name, key="k", time=T0)
+            assert await store.create_event_leased(other, locks, resource, _TTL) is None
+            assert await store.get_event(other.id) == other
+            assert await locks.renew(held), "the live lease was taken over"
+
+    async def test_create_event_leased_takes_no_lease_when_the_event_exists(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        async with _leasing(persistence) as (store, locks):
+            event = Event(name=unique_word(), key="k", data={"n": 1}, time=T0)
+            await store.create_event(event)
+            resource = f"contract:{new_id()}"
+            twin = Event(name=event.name, key="k", data={"n": 2}, time=T0)
+            twin.id = event.id
+            with expect_raises(WfeError, "creating an event that exists"):
+                await store.create_event_leased(twin, locks, resource, _TTL)
+            assert await locks.acquire(resource, _TTL) is not None, "a lease was kept"
+            assert (await store.get_event(event.id)).data == {"n": 1}
