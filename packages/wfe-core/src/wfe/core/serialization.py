@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 
 from ._errors import ConfigurationError, DataSerializationError
+from ._models import ExecutionPointer, PointerStatus
 
 TAG = "$wfe"
 
@@ -617,3 +618,58 @@ def restore(value: Any, data_type: type | None) -> Any:
             )
         return data_type(**{names[k]: v for k, v in value.items()})
     return value
+
+
+# -- execution pointers, as the stores keep them --------------------------------------
+
+# Marks the fields a pointer body leaves out at their default (see pointer_body).
+_EMPTY = object()  # an empty list or dict, or the int 0
+_KEEP = object()  # always stored
+
+
+def _omitted_default(field: attrs.Attribute[Any]) -> object:
+    default = field.default
+    if default is None or default is True or default is False:
+        return default
+    if isinstance(default, attrs.Factory) and default.factory in (list, dict):  # type: ignore[arg-type]
+        return _EMPTY
+    if type(default) is int and default == 0:
+        return _EMPTY
+    return _KEEP
+
+
+# Each field of the JSON body but id and sequence (columns of their own) and status
+# (always stored, first), with the default it is left out at.
+_POINTER_DEFAULTS = tuple(
+    (f.name, _omitted_default(f))
+    for f in attrs.fields(ExecutionPointer)
+    if f.name not in ("id", "sequence", "status")
+)
+_POINTER_KNOWN = frozenset(name for name, _ in _POINTER_DEFAULTS) | {"status"}
+
+
+def pointer_body(pointer: ExecutionPointer) -> str:
+    """A pointer's JSON body for a store (its id and sequence go in columns of their
+    own). Fields at their default (``None``, ``True``/``False``, ``0``, an empty list
+    or dict) are left out, as :func:`pointer_from_body` fills them in again: a
+    typical pointer has a handful of its twenty fields set, so its body is a third as
+    long and as costly to write. The status is always there."""
+    body: dict[str, Any] = {"status": pointer.status.value}
+    for name, default in _POINTER_DEFAULTS:
+        value = getattr(pointer, name)
+        if value is default:
+            continue
+        if default is _EMPTY and not value and type(value) in (list, dict, int):
+            continue
+        body[name] = value
+    return dumps_record(body, f"pointer {pointer.id}")
+
+
+def pointer_from_body(pointer_id: str, sequence: int, body: str) -> ExecutionPointer:
+    """The pointer a store kept as ``body`` (see :func:`pointer_body`). Keys a newer
+    release added are ignored; fields missing (left out at their default, or unknown
+    to the release that wrote it) take their defaults."""
+    fields: dict[str, Any] = loads(body, f"pointer {pointer_id}")
+    kwargs = {k: v for k, v in fields.items() if k in _POINTER_KNOWN}
+    kwargs["status"] = PointerStatus(kwargs.get("status", PointerStatus.PENDING))
+    return ExecutionPointer(id=pointer_id, sequence=sequence, **kwargs)

@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import attrs
-
 from wfe.core import (
     DataSerializationError,
     Event,
@@ -23,6 +21,7 @@ from wfe.core import (
     PointerStatus,
     WorkflowInstance,
     WorkflowStatus,
+    serialization,
 )
 from wfe.core.serialization import dumps, loads
 
@@ -31,11 +30,6 @@ from wfe.core.serialization import from_us as from_us
 from wfe.core.serialization import from_us_opt as from_us_opt
 from wfe.core.serialization import to_us as to_us
 from wfe.core.serialization import to_us_opt as to_us_opt
-
-_POINTER_FIELDS = tuple(
-    f.name for f in attrs.fields(ExecutionPointer) if f.name not in ("id", "sequence")
-)
-_POINTER_KNOWN = frozenset(_POINTER_FIELDS)
 
 
 def text(value: str | None, what: str) -> str | None:
@@ -53,17 +47,9 @@ def message(value: str) -> str:
     return value.replace("\x00", "\ufffd")
 
 
-def pointer_body(pointer: ExecutionPointer) -> str:
-    body: dict[str, Any] = {name: getattr(pointer, name) for name in _POINTER_FIELDS}
-    body["status"] = pointer.status.value
-    return dumps(body, f"pointer {pointer.id}")
-
-
-def pointer_from_row(pointer_id: str, sequence: int, body: str) -> ExecutionPointer:
-    fields: dict[str, Any] = loads(body, f"pointer {pointer_id}")
-    kwargs = {k: v for k, v in fields.items() if k in _POINTER_KNOWN}
-    kwargs["status"] = PointerStatus(kwargs.get("status", PointerStatus.PENDING))
-    return ExecutionPointer(id=pointer_id, sequence=sequence, **kwargs)
+# A pointer's JSON body, and a stored body back as the pointer.
+pointer_body = serialization.pointer_body
+pointer_from_row = serialization.pointer_from_body
 
 
 def receive_event(body: str, event_data: str | None) -> str | None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import attrs
-
 from wfe.core import (
     Event,
     EventSubscription,
@@ -21,7 +19,7 @@ from wfe.core import (
     WorkflowInstance,
     WorkflowStatus,
 )
-from wfe.core.serialization import dumps, dumps_record, loads
+from wfe.core.serialization import dumps, loads, pointer_body, pointer_from_body
 
 # The stores' time columns, re-exported for the modules that use this codec.
 from wfe.core.serialization import from_us as from_us
@@ -29,31 +27,14 @@ from wfe.core.serialization import from_us_opt as from_us_opt
 from wfe.core.serialization import to_us as to_us
 from wfe.core.serialization import to_us_opt as to_us_opt
 
-# Pointer fields kept in the JSON body (id and sequence have columns of their own).
-_POINTER_FIELDS = tuple(
-    f.name for f in attrs.fields(ExecutionPointer) if f.name not in ("id", "sequence")
-)
-_POINTER_KNOWN = frozenset(_POINTER_FIELDS)
-
 
 def pointer_row(workflow_id: str, pointer: ExecutionPointer) -> tuple[str, str, int, str]:
     """``(id, workflow_id, sequence, body)`` for the ``pointers`` table."""
-    body: dict[str, Any] = {name: getattr(pointer, name) for name in _POINTER_FIELDS}
-    body["status"] = pointer.status.value
-    return (
-        pointer.id,
-        workflow_id,
-        pointer.sequence,
-        dumps_record(body, f"pointer {pointer.id}"),
-    )
+    return (pointer.id, workflow_id, pointer.sequence, pointer_body(pointer))
 
 
-def pointer_from_row(pointer_id: str, sequence: int, body: str) -> ExecutionPointer:
-    fields: dict[str, Any] = loads(body, f"pointer {pointer_id}")
-    # Keys a newer release added are ignored; fields it lacks take their defaults.
-    kwargs = {k: v for k, v in fields.items() if k in _POINTER_KNOWN}
-    kwargs["status"] = PointerStatus(kwargs.get("status", PointerStatus.PENDING))
-    return ExecutionPointer(id=pointer_id, sequence=sequence, **kwargs)
+# A stored pointer body back as the pointer.
+pointer_from_row = pointer_from_body
 
 
 def receive_event(body: str, event_data: str | None) -> str | None:
