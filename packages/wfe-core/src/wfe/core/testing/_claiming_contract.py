@@ -42,14 +42,21 @@ class ClaimingDeliveryContract(PersistenceContract):
     """:class:`PersistenceContract` plus the
     :class:`~wfe.core.protocols.ClaimingDelivery` capability (same fixture)."""
 
-    async def test_deliver_event_claiming_delivers_and_returns_the_claimed_instance(
+    async def _waiting_with_event(
         self, persistence: PersistenceProvider
-    ) -> None:
+    ) -> tuple[ClaimingDelivery, WorkflowInstance, EventSubscription, Event]:
+        """The store, an instance waiting on a subscription and a stored event for it."""
         store = _claiming(persistence)
         name = unique_word()
         instance, sub = await self._waiting(persistence, name)
         event = Event(name=name, key="k", data=SampleData(), time=T0)
         await persistence.create_event(event)
+        return store, instance, sub, event
+
+    async def test_deliver_event_claiming_delivers_and_returns_the_claimed_instance(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        store, instance, sub, event = await self._waiting_with_event(persistence)
         claimed = await store.deliver_event_claiming(_delivery(instance, sub, event, 7))
         assert claimed is not None
         # What a claim for that token would read: the delivery is in it.
@@ -69,11 +76,7 @@ class ClaimingDeliveryContract(PersistenceContract):
     async def test_deliver_event_claiming_that_delivers_nothing_returns_none(
         self, persistence: PersistenceProvider
     ) -> None:
-        store = _claiming(persistence)
-        name = unique_word()
-        instance, sub = await self._waiting(persistence, name)
-        event = Event(name=name, key="k", time=T0)
-        await persistence.create_event(event)
+        store, instance, sub, event = await self._waiting_with_event(persistence)
         delivery = _delivery(instance, sub, event, 3)
         assert await store.deliver_event_claiming(delivery) is not None
         before = await persistence.get_workflow(instance.id)
@@ -88,11 +91,7 @@ class ClaimingDeliveryContract(PersistenceContract):
     async def test_deliver_event_claiming_refuses_what_a_claim_refuses(
         self, persistence: PersistenceProvider
     ) -> None:
-        store = _claiming(persistence)
-        name = unique_word()
-        instance, sub = await self._waiting(persistence, name)
-        event = Event(name=name, key="k", time=T0)
-        await persistence.create_event(event)
+        store, instance, sub, event = await self._waiting_with_event(persistence)
         missing = attrs.evolve(_delivery(instance, sub, event, 1), workflow_id=new_id())
         with expect_raises(WorkflowNotFoundError, "a claiming delivery to no workflow"):
             await store.deliver_event_claiming(missing)

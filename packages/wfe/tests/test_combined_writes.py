@@ -1,0 +1,90 @@
+"""On a store that keeps the host's leases (SQLite, PostgreSQL), a workflow started and
+run here is created with its lease in one write, an event published here is stored with
+its lease, and its delivery claims the workflow it wakes: no separate acquire or claim.
+With a lock provider of its own, the host takes the leases as before."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from wfe.core import WorkflowStatus
+from wfe.core.memory import MemoryLockProvider
+from wfe.host import WorkflowHostBuilder
+
+from .test_publish_here import _park, _waiting
+
+_COUNTED = (
+    "create_workflow",
+    "create_workflow_leased",
+    "create_event",
+    "create_event_leased",
+    "claim_workflow",
+    "deliver_event",
+    "deliver_event_claiming",
+)
+
+
+def _count(provider: Any, names: tuple[str, ...], calls: collections.Counter[str]) -> None:
+    """Count each call of ``provider``'s methods ``names`` (and of ``acquire``, by the
+    kind of lease it asks for)."""
+    for name in names:
+        method = getattr(provider, name, None)
+        if method is None:
+            continue
+
+        def counted(*args: Any, _name: str = name, _method: Any = method) -> Any:
+            if _name == "acquire":
+                calls[f"acquire {args[0].split(':')[1]}"] += 1
+            else:
+                calls[_name] += 1
+            return _method(*args)
+
+        setattr(provider, name, counted)
+
+
+async def _run_one(
+    host_factory: Any, configure: Callable[[WorkflowHostBuilder], Any] | None = None
+) -> collections.Counter[str]:
+    calls: collections.Counter[str] = collections.Counter()
+    async with host_factory(_waiting("combined"), configure=configure) as host:
+        _count(host.persistence, _COUNTED, calls)
+        _count(host.locks, ("acquire",), calls)
+        (wid,) = await _park(host, "combined", ["k"])
+        await host.publish_event("go", "k", {"n": 1})
+        assert (await host.wait_for_workflow(wid, 30)).status is WorkflowStatus.COMPLETE
+    return calls
+
+
+async def test_a_start_and_an_event_run_here_take_their_leases_in_their_writes(
+    host_factory: Any, store_url: str
+) -> None:
+    if store_url.startswith("memory"):
+        pytest.skip("the memory store keeps no leases of its own")
+    calls = await _run_one(host_factory)
+    # The delivery still takes the workflow's lease first (it fences the delivery).
+    assert calls == {
+        "create_workflow_leased": 1,
+        "create_event_leased": 1,
+        "acquire workflow": 1,
+        "deliver_event_claiming": 1,
+    }
+
+
+async def test_with_a_lock_provider_of_its_own_the_host_takes_each_lease_itself(
+    host_factory: Any, store_url: str
+) -> None:
+    calls = await _run_one(host_factory, lambda b: b.locks(MemoryLockProvider()))
+    claiming = not store_url.startswith("memory")
+    assert calls == {
+        "acquire workflow": 2,
+        "create_workflow": 1,
+        "acquire event": 1,
+        "create_event": 1,
+        **(
+            {"deliver_event_claiming": 1} if claiming else {"deliver_event": 1, "claim_workflow": 1}
+        ),
+    }
