@@ -140,7 +140,12 @@ class PersistenceProvider(AsyncProvider, Protocol):
     async def persist_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Store everything in ``checkpoint`` in one transaction, or nothing: refused
         as a whole with :class:`StaleLeaseError` under a stale fencing token,
-        :class:`WorkflowNotFoundError` when the instance was never created."""
+        :class:`WorkflowNotFoundError` when the instance was never created.
+
+        The checkpoint's instance and pointers are the engine's own objects, which it
+        goes on changing while the call runs (other steps, the next checkpoint): what
+        is stored is their state when the call is made, so a provider reads (or
+        copies) them before its first ``await``."""
         ...
 
     async def deliver_event(self, delivery: EventDelivery) -> bool:

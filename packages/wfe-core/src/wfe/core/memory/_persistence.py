@@ -16,7 +16,6 @@ from .._models import (
     Event,
     EventSubscription,
     ExecutionError,
-    ExecutionPointer,
     WorkflowInstance,
     WorkflowStatus,
     as_utc,
@@ -93,12 +92,14 @@ class MemoryPersistenceProvider:
 
     async def create_workflow(self, instance: WorkflowInstance) -> str:
         """Store a new instance with all its pointers; returns its id."""
+        # Taken before the first await (see persist_checkpoint).
+        row, data = instance_row(instance)
+        pointers = [(p.id, StoredPointer.from_pointer(p, 0)) for p in instance.execution_pointers]
         await trio.lowlevel.checkpoint()
         if instance.id in self._instances:
             raise ProviderError(f"workflow {instance.id!r} already exists")
-        row, data = instance_row(instance)
         stored = StoredInstance(row=row, data=data)
-        stored.pointers = self._store_pointers(stored, instance.execution_pointers)
+        stored.pointers = self._placed(stored, pointers)
         self._instances[instance.id] = stored
         return instance.id
 
@@ -129,28 +130,35 @@ class MemoryPersistenceProvider:
 
     async def persist_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Store the checkpoint as a whole, or nothing (stale token, unstorable data)."""
-        await trio.lowlevel.checkpoint()
-        instance = checkpoint.instance
-        stored = self._fenced(instance.id, checkpoint.fencing_token)
+        # The instance and pointers are the engine's own, still changing while this
+        # runs (other steps, the next checkpoint's changes): taken before the first
+        # await, as the SQL stores take their statement's parameters. Taken after it,
+        # a checkpoint stored the instance's newer status with its older pointers.
         # Everything that can fail (serialisation) happens before any change is made.
+        instance = checkpoint.instance
         row, data = instance_row(instance)
-        updates = self._store_pointers(stored, checkpoint.pointers)
+        pointers = [(p.id, StoredPointer.from_pointer(p, 0)) for p in checkpoint.pointers]
         subs = [attrs.evolve(s) for s in checkpoint.opened_subscriptions]
         events = [StoredEvent.from_event(e) for e in checkpoint.events]
+        closed = list(checkpoint.closed_subscriptions)
+        processed = list(checkpoint.processed_events)
+        errors = list(checkpoint.errors)
+        await trio.lowlevel.checkpoint()
+        stored = self._fenced(instance.id, checkpoint.fencing_token)
         for e in events:
             if e.event.id in self._events:
                 raise ProviderError(f"event {e.event.id!r} already exists")
         stored.row = row
         stored.data = data
-        stored.pointers.update(updates)
+        stored.pointers.update(self._placed(stored, pointers))
         self._raise_fence(stored, checkpoint.fencing_token)
         for sub in subs:
             self._add_subscription(sub)
-        for sub_id in checkpoint.closed_subscriptions:
+        for sub_id in closed:
             self._close_subscription(sub_id)
-        for event_id in checkpoint.processed_events:
+        for event_id in processed:
             self._mark_processed(event_id)
-        for error in checkpoint.errors:
+        for error in errors:
             self._errors.setdefault(error.workflow_id, []).append(error)
         for e in events:
             self._add_event(e)
@@ -182,14 +190,15 @@ class MemoryPersistenceProvider:
             self._mark_processed(event.event.id)
         return True
 
-    def _store_pointers(
-        self, stored: StoredInstance, pointers: Sequence[ExecutionPointer]
+    def _placed(
+        self, stored: StoredInstance, pointers: list[tuple[str, StoredPointer]]
     ) -> dict[str, StoredPointer]:
+        """``pointers`` with their insertion order: a stored pointer keeps its own."""
         out: dict[str, StoredPointer] = {}
-        for p in pointers:
-            old = stored.pointers.get(p.id) or out.get(p.id)
+        for pid, p in pointers:
+            old = stored.pointers.get(pid) or out.get(pid)
             insertion = old.insertion if old is not None else next(self._counter)
-            out[p.id] = StoredPointer.from_pointer(p, insertion)
+            out[pid] = attrs.evolve(p, insertion=insertion)
         return out
 
     async def get_workflow(

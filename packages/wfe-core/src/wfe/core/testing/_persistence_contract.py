@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import random
 from datetime import timedelta
@@ -217,6 +218,33 @@ class PersistenceContract:
         assert (await persistence.get_event(event.id)).processed
         assert await persistence.get_event(notice.id) == notice
         assert await persistence.get_errors(instance.id) == [error]
+
+    async def test_checkpoint_stores_what_it_held_when_called(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        """Found by the property tests: the memory store read the checkpoint's instance
+        after its first await, so a status the engine set meanwhile was stored with the
+        older pointers. The engine goes on changing the objects it passed."""
+        instance = make_instance(pointers=2, data={"v": 0})
+        await persistence.create_workflow(instance)
+        expected = copy.deepcopy(instance)
+        expected.execution_pointers[-1].status = PointerStatus.RUNNING
+        expected.data = {"v": 1}
+        live = copy.deepcopy(expected)
+        checkpoint = Checkpoint(instance=live, pointers=[live.execution_pointers[-1]])
+
+        async def persist(task_status: trio.TaskStatus[None]) -> None:
+            task_status.started()
+            # Runs on until the store's first await; the test then changes the objects.
+            await persistence.persist_checkpoint(checkpoint)
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(persist)
+            live.status = WorkflowStatus.COMPLETE
+            live.data["v"] = 2
+            live.execution_pointers[-1].status = PointerStatus.COMPLETE
+            live.execution_pointers[-1].scope.append("changed")
+        assert await persistence.get_workflow(instance.id) == expected
 
     async def test_checkpoint_of_an_unknown_instance_is_refused(
         self, persistence: PersistenceProvider
