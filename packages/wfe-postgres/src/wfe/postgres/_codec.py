@@ -21,13 +21,15 @@ from wfe.core import (
     PointerStatus,
     WorkflowInstance,
     WorkflowStatus,
-    serialization,
 )
 from wfe.core.serialization import dumps, loads
 
-# The stores' time columns, re-exported for the modules that use this codec.
+# Re-exported for the modules that use this codec: the stores' time columns, and a
+# pointer's JSON body (shared by every store).
 from wfe.core.serialization import from_us as from_us
 from wfe.core.serialization import from_us_opt as from_us_opt
+from wfe.core.serialization import pointer_body as pointer_body
+from wfe.core.serialization import pointer_from_body as pointer_from_body
 from wfe.core.serialization import to_us as to_us
 from wfe.core.serialization import to_us_opt as to_us_opt
 
@@ -45,11 +47,6 @@ def text(value: str | None, what: str) -> str | None:
 
 def message(value: str) -> str:
     return value.replace("\x00", "\ufffd")
-
-
-# A pointer's JSON body, and a stored body back as the pointer.
-pointer_body = serialization.pointer_body
-pointer_from_row = serialization.pointer_from_body
 
 
 def receive_event(body: str, event_data: str | None) -> str | None:

@@ -102,7 +102,7 @@ _DELIVERY_WRITE = (
 
 def _workflow(row: tuple[Any, ...]) -> WorkflowInstance:
     ids, seqs, bodies = row[11], row[12], row[13]
-    pointers = [c.pointer_from_row(i, s, b) for i, s, b in zip(ids, seqs, bodies, strict=True)]
+    pointers = [c.pointer_from_body(i, s, b) for i, s, b in zip(ids, seqs, bodies, strict=True)]
     return c.workflow_from_row(row, pointers)
 
 
@@ -191,6 +191,14 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
         provider's companion, :meth:`default_locks`)."""
         return isinstance(locks, PostgresLockProvider) and locks._db is self._db
 
+    def _own(self, locks: DistributedLockProvider) -> PostgresLockProvider:
+        """``locks``, which must keep its leases here (see :meth:`keeps_leases_of`)."""
+        if not isinstance(locks, PostgresLockProvider) or locks._db is not self._db:
+            raise ConfigurationError(
+                f"PostgreSQL store, {self._db.label}: {locks!r} keeps its leases elsewhere"
+            )
+        return locks
+
     async def create_workflow_leased(
         self,
         instance: WorkflowInstance,
@@ -200,27 +208,10 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
     ) -> Lease | None:
         """Store a new instance and take the lease on ``resource`` in one statement
         (see :class:`~wfe.core.protocols.LeasingPersistence`)."""
-        lock = self._lock_params(locks, resource, ttl)
+        own = self._own(locks)
+        lock = own.acquire_params(resource, ttl)
         row = await self._db.run(self._creator(instance, self._create_leased, lock))
-        return self._lease_of(locks, resource, ttl, row)
-
-    def _lock_params(
-        self, locks: DistributedLockProvider, resource: str, ttl: timedelta
-    ) -> tuple[Any, ...]:
-        """The parameters of :data:`ACQUIRE` for a lease of ``locks``, which must keep
-        its leases here."""
-        if not isinstance(locks, PostgresLockProvider) or not self.keeps_leases_of(locks):
-            raise ConfigurationError(
-                f"PostgreSQL store, {self._db.label}: {locks!r} keeps its leases elsewhere"
-            )
-        return locks.acquire_params(resource, ttl)
-
-    @staticmethod
-    def _lease_of(
-        locks: DistributedLockProvider, resource: str, ttl: timedelta, row: Any
-    ) -> Lease | None:
-        assert isinstance(locks, PostgresLockProvider)  # checked by _lock_params
-        return locks.lease_of(resource, ttl, row)
+        return own.lease_of(resource, ttl, row)
 
     def _creator(
         self, instance: WorkflowInstance, sql: str, more: tuple[Any, ...]
@@ -472,9 +463,10 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
     ) -> Lease | None:
         """Store a new event and take the lease on ``resource`` in one statement (see
         :class:`~wfe.core.protocols.LeasingPersistence`)."""
-        lock = self._lock_params(locks, resource, ttl)
+        own = self._own(locks)
+        lock = own.acquire_params(resource, ttl)
         row = await self._db.run(self._event_creator(event, self._create_event_leased, lock))
-        return self._lease_of(locks, resource, ttl, row)
+        return own.lease_of(resource, ttl, row)
 
     def _event_creator(
         self, event: Event, sql: str, more: tuple[Any, ...]

@@ -19,11 +19,13 @@ from wfe.core import (
     WorkflowInstance,
     WorkflowStatus,
 )
-from wfe.core.serialization import dumps, loads, pointer_body, pointer_from_body
+from wfe.core.serialization import dumps, loads, pointer_body
 
-# The stores' time columns, re-exported for the modules that use this codec.
+# Re-exported for the modules that use this codec: the stores' time columns, and a
+# pointer's JSON body (shared by every store).
 from wfe.core.serialization import from_us as from_us
 from wfe.core.serialization import from_us_opt as from_us_opt
+from wfe.core.serialization import pointer_from_body as pointer_from_body
 from wfe.core.serialization import to_us as to_us
 from wfe.core.serialization import to_us_opt as to_us_opt
 
@@ -31,10 +33,6 @@ from wfe.core.serialization import to_us_opt as to_us_opt
 def pointer_row(workflow_id: str, pointer: ExecutionPointer) -> tuple[str, str, int, str]:
     """``(id, workflow_id, sequence, body)`` for the ``pointers`` table."""
     return (pointer.id, workflow_id, pointer.sequence, pointer_body(pointer))
-
-
-# A stored pointer body back as the pointer.
-pointer_from_row = pointer_from_body
 
 
 def receive_event(body: str, event_data: str | None) -> str | None:

@@ -157,7 +157,7 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
         ttl: timedelta,
     ) -> Callable[[sqlite3.Connection], Lease | None]:
         """``create``, then the lease on ``resource`` taken in the same transaction."""
-        if not isinstance(locks, SqliteLockProvider) or not self.keeps_leases_of(locks):
+        if not isinstance(locks, SqliteLockProvider) or locks._db is not self._db:
             raise ConfigurationError(
                 f"SQLite store {self._db.label}: {locks!r} keeps its leases elsewhere"
             )
@@ -576,7 +576,7 @@ def _load_workflows(
         ):
             inst = found.get(wid)
             if inst is not None:
-                inst.execution_pointers.append(c.pointer_from_row(pid, seq, body))
+                inst.execution_pointers.append(c.pointer_from_body(pid, seq, body))
     return [found[i] for i in ids if i in found]
 
 

@@ -6,7 +6,7 @@ import logging
 import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 import trio
@@ -70,8 +70,16 @@ class Dispatcher:
         self._workflow_limiter = trio.CapacityLimiter(host.config.max_concurrent_workflows)
         self._event_limiter = trio.CapacityLimiter(max(1, host.config.event_workers))
         self._slot_freed = -math.inf  # trio time a workflow slot was last given back
-        self._leasing: LeasingPersistence | Literal[False] | None = None  # see _leasing_store
-        self._claiming: ClaimingDelivery | Literal[False] | None = None  # see _claiming_store
+        # Stores that create instances and events with their leases, and deliveries
+        # that claim (see create_new, publish_new, _deliver); None: separate calls.
+        persistence = host.persistence
+        self._leasing = (
+            persistence
+            if isinstance(persistence, LeasingPersistence)
+            and persistence.keeps_leases_of(host.locks)
+            else None
+        )
+        self._claiming = persistence if isinstance(persistence, ClaimingDelivery) else None
         self._service_scope = trio.CancelScope()
         self._work: trio.Nursery | None = None
         self._draining = False
@@ -296,49 +304,41 @@ class Dispatcher:
         asked = trio.current_time()
         lease: Lease | None = None
         try:
-            leasing = self._leasing_store()
-            if leasing is not None:
-                lease = await leasing.create_workflow_leased(
+            if self._leasing is not None:
+                lease = await self._leasing.create_workflow_leased(
                     instance,
                     self.host.locks,
                     self.lock_name(instance.id),
                     self.host.config.lease_ttl,
                 )
             else:
-                lease = await self._lease_for_new(instance.id)
-                try:
-                    await persistence.create_workflow(instance)
-                except BaseException:
-                    if lease is not None:
-                        await self._release(lease)
-                        lease = None
-                    raise
+                lease = await self._lease_then_create(instance)
         finally:
             if lease is None:
                 self._give_back(self._workflow_limiter, token)
         return None if lease is None else NewRun(lease, asked, token)
 
-    def _leasing_store(self) -> LeasingPersistence | None:
-        """The store, when it creates instances with their leases (decided once)."""
-        if self._leasing is None:
-            persistence, locks = self.host.persistence, self.host.locks
-            self._leasing = False
-            if isinstance(persistence, LeasingPersistence) and persistence.keeps_leases_of(locks):
-                self._leasing = persistence
-        return None if self._leasing is False else self._leasing
-
-    async def _lease_for_new(self, workflow_id: str) -> Lease | None:
+    async def _lease_then_create(self, instance: WorkflowInstance) -> Lease | None:
+        """Take the lease on ``instance`` from the lock provider, then store it; the
+        lease is released when the create fails."""
+        lease: Lease | None = None
         try:
-            return await self.host.locks.acquire(
-                self.lock_name(workflow_id), self.host.config.lease_ttl
+            lease = await self.host.locks.acquire(
+                self.lock_name(instance.id), self.host.config.lease_ttl
             )
         except StoreLostError:
             raise
         except Exception as exc:
             # The lock store failing must not fail a start the workflow store can
             # take: it is queued instead (and the queue reports its own trouble).
-            log.debug("no lease for new workflow %s (%s); queueing it", workflow_id, exc)
-            return None
+            log.debug("no lease for new workflow %s (%s); queueing it", instance.id, exc)
+        try:
+            await self.host.persistence.create_workflow(instance)
+        except BaseException:
+            if lease is not None:
+                await self._release(lease)
+            raise
+        return lease
 
     async def _slot_for_start(self, token: object) -> bool:
         """Take a workflow slot on behalf of ``token`` for a start: at once when one is
@@ -609,28 +609,24 @@ class Dispatcher:
         host = self.host
         work = self._work
         slot = object()
-        eager = work is not None and not self._draining and host.config.eager_start
-        if eager:
-            try:
-                self._event_limiter.acquire_on_behalf_of_nowait(slot)
-            except trio.WouldBlock:
-                eager = False
-        if not eager or work is None:
+        if work is None or self._draining or not host.config.eager_start:
             await host.persistence.create_event(event)
             return False
+        try:
+            self._event_limiter.acquire_on_behalf_of_nowait(slot)
+        except trio.WouldBlock:
+            await host.persistence.create_event(event)
+            return False
+        # None also when another host holds the event's lease: process_event then
+        # finds it held too, and tries again later.
         lease: Lease | None = None
         try:
-            leasing = self._leasing_store()
-            if leasing is None or event.time > host.clock.now():
+            if self._leasing is None or event.time > host.clock.now():
                 await host.persistence.create_event(event)
             else:
-                lease = await leasing.create_event_leased(
+                lease = await self._leasing.create_event_leased(
                     event, host.locks, self.event_lock_name(event), host.config.lease_ttl
                 )
-                if lease is None:  # another host delivers this name and key now
-                    self._retry_event(event.id)
-                    self._event_limiter.release_on_behalf_of(slot)
-                    return True
         except BaseException:
             self._event_limiter.release_on_behalf_of(slot)
             raise
@@ -757,10 +753,9 @@ class Dispatcher:
         )
         handed_over = False
         try:
-            claiming = self._claiming_store() if slot is not None else None
             claimed: WorkflowInstance | None = None
-            if claiming is not None:
-                claimed = await claiming.deliver_event_claiming(delivery)
+            if self._claiming is not None and slot is not None:
+                claimed = await self._claiming.deliver_event_claiming(delivery)
                 delivered = claimed is not None
             else:
                 delivered = await host.persistence.deliver_event(delivery)
@@ -784,13 +779,6 @@ class Dispatcher:
         if delivered and not handed_over:
             await host.queues.enqueue(QueueKind.WORKFLOW, wid)
         return True
-
-    def _claiming_store(self) -> ClaimingDelivery | None:
-        """The store, when its deliveries can claim (decided once)."""
-        if self._claiming is None:
-            persistence = self.host.persistence
-            self._claiming = persistence if isinstance(persistence, ClaimingDelivery) else False
-        return None if self._claiming is False else self._claiming
 
     @staticmethod
     def _lease_expired(asked: float, lease: Lease) -> bool:

@@ -140,9 +140,6 @@ class MemoryPersistenceProvider:
         pointers = [(p.id, StoredPointer.from_pointer(p, 0)) for p in checkpoint.pointers]
         subs = [attrs.evolve(s) for s in checkpoint.opened_subscriptions]
         events = [StoredEvent.from_event(e) for e in checkpoint.events]
-        closed = list(checkpoint.closed_subscriptions)
-        processed = list(checkpoint.processed_events)
-        errors = list(checkpoint.errors)
         await trio.lowlevel.checkpoint()
         stored = self._fenced(instance.id, checkpoint.fencing_token)
         for e in events:
@@ -154,11 +151,11 @@ class MemoryPersistenceProvider:
         self._raise_fence(stored, checkpoint.fencing_token)
         for sub in subs:
             self._add_subscription(sub)
-        for sub_id in closed:
+        for sub_id in checkpoint.closed_subscriptions:
             self._close_subscription(sub_id)
-        for event_id in processed:
+        for event_id in checkpoint.processed_events:
             self._mark_processed(event_id)
-        for error in errors:
+        for error in checkpoint.errors:
             self._errors.setdefault(error.workflow_id, []).append(error)
         for e in events:
             self._add_event(e)
