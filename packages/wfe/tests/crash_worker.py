@@ -3,6 +3,7 @@
     python crash_worker.py DB LOG start KIND COUNT   # start COUNT workflows, run them
     python crash_worker.py DB LOG park               # run until every stored workflow waits
     python crash_worker.py DB LOG publish            # publish each waiting workflow's event
+    python crash_worker.py DB LOG publish-here       # the same, published by this worker
     python crash_worker.py DB LOG finish             # run until every stored workflow ended
     python crash_worker.py DB LOG fence ROLE         # the fencing scenario's host ROLE (a|b)
     python crash_worker.py DB LOG purge              # purge everything ended (host.purge)
@@ -11,7 +12,8 @@
 ``WFE_CRASH=OP:WHEN:N`` makes the process SIGKILL itself at a write boundary: right
 ``before`` or ``after`` the Nth call of the store's ``OP`` (``persist_checkpoint``,
 ``deliver_event`` (with ``deliver_event_claiming``), ``create_workflow`` (an eager
-start's ``create_workflow_leased`` counts as one), ``claim_workflow``,
+start's ``create_workflow_leased`` counts as one), ``create_event`` (with
+``create_event_leased``), ``claim_workflow``,
 ``purge_workflows``, ``purge_events``, ``get_workflows``: the index consumer reading a
 batch it has taken, killed there only once the run's workflows have all ended), or the
 Nth ``delivery`` of an event (through the store, or in the checkpoint of a run that held
@@ -128,6 +130,13 @@ class CrashingStore(StoreBase):  # type: ignore[misc,valid-type]
         return await self._around(
             "create_workflow", super().create_workflow_leased(instance, *args)
         )
+
+    async def create_event(self, event: Any) -> str:
+        return await self._around("create_event", super().create_event(event))  # type: ignore[no-any-return]
+
+    async def create_event_leased(self, event: Any, *args: Any) -> Any:
+        # A create all the same (an event published here, stored with its lease).
+        return await self._around("create_event", super().create_event_leased(event, *args))
 
     async def claim_workflow(self, workflow_id: str, fencing_token: int) -> Any:
         return await self._around(
@@ -270,6 +279,14 @@ async def main() -> None:
             if os.environ.get("WFE_CRASH", "").startswith("get_workflows:"):
                 await trio.sleep_forever()  # killed by the index consumer's read
         elif MODE == "publish":
+            await wait_all_ended(host)
+        elif MODE == "publish-here":
+            # This worker host publishes, so each event is stored (with its lease, on a
+            # store that keeps them) and delivered here at once.
+            waiting = await host.list_workflows(status=WorkflowStatus.RUNNABLE, take=10_000)
+            for w in waiting:
+                await host.publish_event("go", w.id, {"for": w.id})
+                record("published", w.id)
             await wait_all_ended(host)
         elif MODE == "park":
             # Run until every stored workflow has ended or waits (its wait stored).

@@ -240,6 +240,28 @@ def test_kill_in_the_middle_of_event_deliveries(tmp_path: Path, db: Path | str, 
         assert data["event"] == {"for": wid}, "an event was lost or went to another workflow"
 
 
+def test_kill_right_after_an_event_is_stored_with_its_lease(tmp_path: Path, db: Path | str) -> None:
+    """The worker host publishing the events of two waiting workflows stores each with
+    the lease on its name and key in one write, and is killed right after the second
+    such write, before delivering it. The next host delivers that event once the dead
+    host's lease expires: each workflow gets its own event, once, and no step before
+    the wait runs again."""
+    log = tmp_path / "log"
+    assert finish(spawn(db, log, "start", "wait", "2")).strip() == "waiting"
+    killed(spawn(db, log, "publish-here", crash="create_event:after:2"))
+    assert ["killed", "create_event", "after", "2"] in [e[:4] for e in lines(log)]
+    # Both events stored, and with the second its lease (taken apart, it would come
+    # after the event's write, and the kill before it).
+    assert stored_rows(db)[1:] == (2, 2), stored_rows(db)
+    finish(spawn(db, log, "finish"))
+    runs = assert_no_committed_step_ran_again(log)
+    again = {key: count for key, count in runs.items() if count > 1}
+    assert all(step == "3" and count == 2 for (_, step), count in again.items()), runs
+    assert_all_complete(db, 2, ("1", "3"))
+    for wid, (_, data) in stored_data(db).items():
+        assert data["event"] == {"for": wid}, "an event was lost or went to another workflow"
+
+
 @pytest.mark.parametrize("pause", ["blocked-loop", "sigstop"])
 @pytest.mark.parametrize("locks", ["store", "separate-lock-file"])
 def test_a_holder_paused_past_its_lease_is_fenced_out(
