@@ -85,6 +85,7 @@ def test_protocols_exports() -> None:
         "DataFilter",
         "DistributedLockProvider",
         "EventDelivery",
+        "IndexingPersistence",
         "Lease",
         "LeasingPersistence",
         "LifecycleEventPublisher",

@@ -20,6 +20,9 @@ Nth ``delivery`` of an event (through the store, or in the checkpoint of a run t
 the workflow).
 ``WFE_VISIBILITY`` sets the queues' visibility timeout (seconds).
 ``WFE_LOCKS`` names a lock store other than the workflow store (a second SQLite file).
+``WFE_SEARCH_APART=1`` opens the search index as a provider of its own on the workflow
+store's URL, not as the store's companion: a store that writes a finished workflow's
+document with its final checkpoint then indexes it through the host's index queue too.
 DB is a SQLite file, or a store URL (``postgresql://...?schema=...``) used as it is.
 Every step and every
 checkpoint outcome is appended to LOG (``O_APPEND`` lines are atomic), so the test
@@ -255,6 +258,8 @@ async def main() -> None:
     )
     if os.environ.get("WFE_LOCKS"):
         builder = builder.locks(os.environ["WFE_LOCKS"])
+    if os.environ.get("WFE_SEARCH_APART"):
+        builder = builder.search(STORE_URL)
     async with builder.build() as host:
         if MODE == "start":
             kind, count = ARGS[0], int(ARGS[1])

@@ -1,6 +1,7 @@
 """The host's index consumer: every change reaches the search index, and changes that
 pile up while it is busy go together, in one batch (one dequeue, one read, one index
-write and one ack, on queues and stores that take batches)."""
+write and one ack, on queues and stores that take batches). A store that writes a
+finished workflow's document with its final checkpoint needs no index work for it."""
 
 from __future__ import annotations
 
@@ -9,9 +10,22 @@ from typing import Any, Self
 
 import trio
 
-from wfe.core import StepExecutionContext, WorkflowBuilder, WorkflowInstance, WorkflowStatus
+from wfe.core import (
+    PointerStatus,
+    StepExecutionContext,
+    WorkflowBuilder,
+    WorkflowInstance,
+    WorkflowStatus,
+)
 from wfe.core.memory import MemoryQueueProvider
-from wfe.core.protocols import BatchQueue, BulkSearchIndex, QueueItem, QueueKind, SearchFilters
+from wfe.core.protocols import (
+    BatchQueue,
+    BulkSearchIndex,
+    IndexingPersistence,
+    QueueItem,
+    QueueKind,
+    SearchFilters,
+)
 from wfe.host import WorkflowHost, WorkflowHostBuilder
 
 _COUNT = 30
@@ -22,6 +36,14 @@ def _noop(ctx: StepExecutionContext) -> None:
 
 
 _DEFINITION = WorkflowBuilder(dict).start_with(_noop).then(_noop).build("indexed", 1)
+# Parks in a wait: its runs end without ending it, so every store indexes them through
+# the host's index queue.
+_PARKED = (
+    WorkflowBuilder(dict)
+    .start_with(_noop)
+    .wait_for("go", lambda data, ctx: data["n"])
+    .build("parked", 1)
+)
 
 
 async def _all_indexed_complete(host: WorkflowHost, ids: list[str]) -> None:
@@ -42,8 +64,31 @@ async def _burst(host: WorkflowHost) -> list[str]:
     return ids
 
 
+async def _all_indexed_parked(host: WorkflowHost, ids: list[str]) -> None:
+    """Wait until the index shows every one of ``ids`` (parked: RUNNABLE)."""
+    parked = SearchFilters(definition_id="parked", status=WorkflowStatus.RUNNABLE)
+    with trio.fail_after(30):
+        while True:
+            page = await host.search("", parked, take=_COUNT * 2)
+            if {r.id for r in page.items} >= set(ids):
+                return
+            await trio.sleep(0.01)  # the index is a separate view: look again
+
+
+async def _park(host: WorkflowHost) -> list[str]:
+    ids = [await host.start_workflow("parked", 1, {"n": i}) for i in range(_COUNT)]
+    with trio.fail_after(30):
+        for wid in ids:
+            while not any(  # the store is read: no event to wait on
+                p.status is PointerStatus.WAITING_FOR_EVENT
+                for p in (await host.get_workflow(wid)).execution_pointers
+            ):
+                await trio.sleep(0.005)
+    return ids
+
+
 async def test_changes_made_while_the_index_is_busy_go_in_one_batch(host_factory: Any) -> None:
-    async with host_factory(_DEFINITION) as host:
+    async with host_factory(_PARKED) as host:
         index = host.search_index
         batches: list[int] = []
         go_on = trio.Event()
@@ -57,14 +102,32 @@ async def test_changes_made_while_the_index_is_busy_go_in_one_batch(host_factory
                 await original(instances)
 
             index.index_many = held_first  # type: ignore[method-assign]
-        ids = await _burst(host)
+        ids = await _park(host)
         go_on.set()
-        await _all_indexed_complete(host, ids)
+        await _all_indexed_parked(host, ids)
         if isinstance(index, BulkSearchIndex):
             # The first batch held back every other change: they came in few batches.
             assert sum(batches) >= _COUNT
             assert len(batches) <= 4, batches
             assert max(batches[1:]) >= _COUNT // 2, batches
+
+
+async def test_a_finished_workflow_is_searchable_once_its_end_is_stored(
+    host_factory: Any,
+) -> None:
+    async with host_factory(_DEFINITION) as host:
+        persistence, index = host.persistence, host.search_index
+        assert index is not None
+        if not isinstance(persistence, IndexingPersistence):
+            await _all_indexed_complete(host, await _burst(host))  # through the queue
+            return
+        assert persistence.index_ended_in_checkpoints(index), "its own index is the host's"
+        done = SearchFilters(definition_id="indexed", status=WorkflowStatus.COMPLETE)
+        for i in range(5):
+            wid = await host.start_workflow("indexed", 1, {"n": i})
+            assert (await host.wait_for_workflow(wid, 30)).status is WorkflowStatus.COMPLETE
+            # No index work in between: the final checkpoint wrote the document.
+            assert wid in {r.id for r in (await host.search("", done, take=100)).items}
 
 
 class _OneByOne:

@@ -299,6 +299,25 @@ class LeasingPersistence(PersistenceProvider, Protocol):
 
 
 @runtime_checkable
+class IndexingPersistence(PersistenceProvider, Protocol):
+    """Optional capability of a :class:`PersistenceProvider` whose store also holds a
+    search index (its own companion, say): the checkpoint that ends a workflow also
+    writes the workflow's search document, in the same atomic write. The host then
+    asks for no index work after a run that ended its workflow (a queue item, its
+    dequeue and ack, a read and an index write less per finished workflow), and a
+    finished workflow is searchable as soon as its end is stored."""
+
+    def index_ended_in_checkpoints(self, search: SearchIndex) -> bool:
+        """If ``search`` keeps its documents in this store: from now on, write the
+        document of every workflow a checkpoint ends (status COMPLETE or TERMINATED),
+        as ``search.index`` would, in that checkpoint's write, and return ``True``.
+        Else change nothing and return ``False``. Either way ``search`` must never let
+        a document of a workflow still running replace the document of its end (an
+        index write of an older read, arriving late)."""
+        ...
+
+
+@runtime_checkable
 class ClaimingDelivery(PersistenceProvider, Protocol):
     """Optional capability of a :class:`PersistenceProvider`: deliver an event and
     claim the instance that received it in one transaction. The host runs a workflow
@@ -607,6 +626,7 @@ __all__ = [
     "DataFilter",
     "DistributedLockProvider",
     "EventDelivery",
+    "IndexingPersistence",
     "Lease",
     "LeasingPersistence",
     "LifecycleEventPublisher",

@@ -13,7 +13,9 @@ faulty one fails.
 
 When an instance's status changes, the statement also calls ``pg_notify`` with
 ``w:<id>``: PostgreSQL delivers it on commit, so a listener never hears of a status
-before it can read it.
+before it can read it. When the store's own search index is the host's
+(:class:`~wfe.core.protocols.IndexingPersistence`), the checkpoint that ends a workflow
+also writes its search document.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ import attrs
 import psycopg
 import trio
 
-from wfe.core import ProviderError, StaleLeaseError, WorkflowNotFoundError
+from wfe.core import ProviderError, StaleLeaseError, WorkflowNotFoundError, WorkflowStatus
 from wfe.core.protocols import Checkpoint
 
 from . import _codec as c
 from ._database import Conn, Database
+from ._search import DOCUMENT_CONFLICT, document_terms
 
 # The statement is assembled from parts: the instance rows (always) and each other part
 # only when the batch has rows for it, so the usual checkpoint (row + two pointers) plans
@@ -102,6 +105,21 @@ _PARTS = {
     AS n(owner, id, name, key, data, time, processed, ord)
   WHERE n.owner IN (SELECT id FROM fenced) ORDER BY n.ord
 )""",
+    "s": """, sdoc AS (
+  INSERT INTO {s}.search_documents AS sd (id, definition_id, version, status, reference,
+    description, create_time, complete_time, data, document, fields)
+  SELECT ck.id, d.definition_id, d.version, ck.status, ck.reference, ck.description,
+    d.create_time, ck.complete_time, ck.data, to_tsvector('simple', d.words),
+    ARRAY(SELECT json_array_elements_text(d.fields))
+  FROM unnest(%(s_owner)s::text[], %(s_definition)s::text[], %(s_version)s::int[],
+    %(s_create)s::bigint[], %(s_words)s::text[], %(s_fields)s::json[])
+    AS d(owner, definition_id, version, create_time, words, fields)
+  JOIN ck ON ck.id = d.owner
+  WHERE d.owner IN (SELECT id FROM fenced)
+  """
+    + DOCUMENT_CONFLICT
+    + """
+)""",
 }
 _TAIL = """
 SELECT f.id, CASE WHEN f.status IS DISTINCT FROM f.old_status
@@ -149,7 +167,16 @@ _COLUMNS = (
     "n_data",
     "n_time",
     "n_processed",
+    "s_owner",
+    "s_definition",
+    "s_version",
+    "s_create",
+    "s_words",
+    "s_fields",
 )
+
+
+_ENDED = (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)
 
 
 @attrs.define
@@ -161,9 +188,10 @@ class Prepared:
     rows: dict[str, list[Any]]
 
 
-def prepare(checkpoint: Checkpoint) -> Prepared:
+def prepare(checkpoint: Checkpoint, *, index_ended: bool = False) -> Prepared:
     """Convert ``checkpoint`` to column arrays; raises DataSerializationError for data
-    that cannot be stored (before anything is sent)."""
+    that cannot be stored (before anything is sent). ``index_ended``: a checkpoint that
+    ends its workflow also writes the workflow's search document."""
     inst = checkpoint.instance
     wid = inst.id
     # A checkpoint may carry the data already serialised (the executor checked it is
@@ -230,6 +258,16 @@ def prepare(checkpoint: Checkpoint) -> Prepared:
             n_data=ep[3],
             n_time=ep[4],
             n_processed=ep[5] or ev.id in processed,
+        )
+    if index_ended and inst.status in _ENDED:
+        words, fields = document_terms(inst)
+        add(
+            s_owner=wid,
+            s_definition=inst.definition_id,
+            s_version=inst.version,
+            s_create=c.to_us(inst.create_time),
+            s_words=words,
+            s_fields=fields,
         )
     return Prepared(workflow_id=wid, token=checkpoint.fencing_token, rows=rows)
 

@@ -25,6 +25,7 @@ from wfe.core.protocols import (
     DistributedLockProvider,
     EventDelivery,
     Lease,
+    SearchIndex,
     check_purge_statuses,
 )
 
@@ -142,6 +143,7 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
     def _share(self, db: Any) -> None:
         super()._share(db)
         self._committer = GroupCommitter(db)
+        self._index_ended = False
         self._create = db.q(_CREATE)
         self._create_leased = db.q(_CREATE_LEASED)
         self._create_event = db.q(_INSERT_EVENT)
@@ -273,7 +275,16 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
     async def persist_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Store the checkpoint in one fenced statement (possibly together with other
         concurrent checkpoints: each is stored or refused as a whole)."""
-        await self._committer.persist(prepare(checkpoint))
+        await self._committer.persist(prepare(checkpoint, index_ended=self._index_ended))
+
+    def index_ended_in_checkpoints(self, search: SearchIndex) -> bool:
+        """When ``search`` is this provider's companion (:meth:`default_search`), write
+        the search document of each workflow a checkpoint ends in that checkpoint's
+        statement (see :class:`~wfe.core.protocols.IndexingPersistence`)."""
+        if isinstance(search, PostgresSearchIndex) and search._db is self._db:
+            self._index_ended = True
+            return True
+        return False
 
     async def deliver_event(self, delivery: EventDelivery) -> bool:
         """Give the event to the waiting pointer, close its subscription, make the

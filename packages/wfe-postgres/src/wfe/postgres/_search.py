@@ -158,8 +158,22 @@ class PostgresSearchIndex(PostgresProvider):
         return Page(items=[_result(r) for r in rows], total=total)
 
 
+ENDED = "('COMPLETE', 'TERMINATED')"  # the statuses after which nothing changes
+
+# How a document replaces the one stored: always, except that the document of a
+# workflow's end is never replaced by one of it still running (a read older than the
+# end, indexed late: the checkpoint that ended it may have written its document).
+DOCUMENT_CONFLICT = (
+    "ON CONFLICT (id) DO UPDATE SET definition_id = excluded.definition_id, "
+    "version = excluded.version, status = excluded.status, "
+    "reference = excluded.reference, description = excluded.description, "
+    "create_time = excluded.create_time, complete_time = excluded.complete_time, "
+    "data = excluded.data, document = excluded.document, fields = excluded.fields "
+    f"WHERE sd.status NOT IN {ENDED} OR excluded.status IN {ENDED}"
+)
+
 _UPSERT = (
-    f"INSERT INTO {{s}}.search_documents ({_DOC_COLUMNS}, document, fields) "
+    f"INSERT INTO {{s}}.search_documents AS sd ({_DOC_COLUMNS}, document, fields) "
     "SELECT d.id, d.definition_id, d.version, d.status, d.reference, d.description, "
     "d.create_time, d.complete_time, d.data, to_tsvector('simple', d.words), "
     # Each row's tokens travel as one JSON array (unnest cannot carry an array of
@@ -170,12 +184,7 @@ _UPSERT = (
     "AS d(id, definition_id, version, status, reference, description, create_time, "
     "complete_time, data, words, fields) "
     # The index is derived from the store: it need not wait for the disk.
-    f"WHERE {ASYNC_COMMIT} "
-    "ON CONFLICT (id) DO UPDATE SET definition_id = excluded.definition_id, "
-    "version = excluded.version, status = excluded.status, "
-    "reference = excluded.reference, description = excluded.description, "
-    "create_time = excluded.create_time, complete_time = excluded.complete_time, "
-    "data = excluded.data, document = excluded.document, fields = excluded.fields"
+    f"WHERE {ASYNC_COMMIT} " + DOCUMENT_CONFLICT
 )
 
 
@@ -183,6 +192,7 @@ def _document(instance: WorkflowInstance) -> tuple[Any, ...]:
     """The columns of one search document, in :data:`_UPSERT`'s order."""
     status = WorkflowStatus(instance.status).value
     wid = instance.id
+    words_, fields = document_terms(instance)
     return (
         c.text(wid, "the workflow id"),
         instance.definition_id,
@@ -193,11 +203,20 @@ def _document(instance: WorkflowInstance) -> tuple[Any, ...]:
         c.to_us(instance.create_time),
         c.to_us_opt(instance.complete_time),
         dumps(instance.data),
+        words_,
+        fields,
+    )
+
+
+def document_terms(instance: WorkflowInstance) -> tuple[str, str]:
+    """A document's words (for its ``tsvector``) and its data-field tokens (as a JSON
+    array, for its ``fields``)."""
+    return (
         document_text(
             instance.reference or "",
             instance.description or "",
             instance.definition_id,
-            status,
+            WorkflowStatus(instance.status).value,
             search_text(instance.data),
         ),
         json.dumps(search_fields(instance.data)),

@@ -30,6 +30,7 @@ from wfe.core.protocols import (
     BulkSearchIndex,
     ClaimingDelivery,
     EventDelivery,
+    IndexingPersistence,
     Lease,
     LeasingPersistence,
     QueueItem,
@@ -49,6 +50,7 @@ _DEQUEUE_TIMEOUT = 30.0  # providers wake on enqueue or poll inside; long waits 
 _EVENT_RETRY = timedelta(milliseconds=100)
 _EVENT_RETRY_MAX = timedelta(seconds=5)
 _MAX_BACKOFF = 300.0
+_ENDED = (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)
 _POLL_BATCH = 1000
 _LOCK_RETRY = 0.05
 # A start waits for a workflow slot only while slots are being given back (one was
@@ -80,6 +82,14 @@ class Dispatcher:
             else None
         )
         self._claiming = persistence if isinstance(persistence, ClaimingDelivery) else None
+        # A store that writes a workflow's search document with the checkpoint ending
+        # it: no index work after a run (or a command) that ended its workflow.
+        search = host.search_index
+        self._indexes_ended = (
+            search is not None
+            and isinstance(persistence, IndexingPersistence)
+            and persistence.index_ended_in_checkpoints(search)
+        )
         self._service_scope = trio.CancelScope()
         self._work: trio.Nursery | None = None
         self._draining = False
@@ -243,6 +253,12 @@ class Dispatcher:
     async def request_index(self, workflow_id: str) -> None:
         if self.host.search_index is not None:
             await self.host.queues.enqueue(QueueKind.INDEX, workflow_id)
+
+    async def _index_after(self, instance: WorkflowInstance) -> None:
+        """Index ``instance`` after a run or a command changed it, unless the store
+        wrote its document with the checkpoint that ended it."""
+        if not (self._indexes_ended and instance.status in _ENDED):
+            await self.request_index(instance.id)
 
     async def _index(self, workflow_id: str) -> None:
         index = self.host.search_index
@@ -487,7 +503,7 @@ class Dispatcher:
             del self.runs[workflow_id]
             if self._draining and not self.runs:
                 self._runs_done.set()
-        await self.request_index(workflow_id)
+        await self._index_after(instance)
         if instance.status is WorkflowStatus.RUNNABLE and instance.next_execution is not None:
             self._wf_timers.schedule(workflow_id, instance.next_execution)
 
@@ -533,7 +549,7 @@ class Dispatcher:
         if done and command is Command.RESUME:
             await host.queues.enqueue(QueueKind.WORKFLOW, workflow_id)
         if done:
-            await self.request_index(workflow_id)
+            await self._index_after(run.instance)
         return done
 
     async def finish_events(self, instance: WorkflowInstance) -> list[Event]:
