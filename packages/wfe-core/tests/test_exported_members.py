@@ -110,6 +110,7 @@ def test_testing_exports() -> None:
         "BatchPersistenceContract",
         "BatchQueueContract",
         "ClaimingDeliveryContract",
+        "IndexingPersistenceContract",
         "LeasingPersistenceContract",
         "LockContract",
         "PersistenceContract",

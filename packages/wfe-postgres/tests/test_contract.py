@@ -10,6 +10,7 @@ from wfe.core.testing import (
     BatchPersistenceContract,
     BatchQueueContract,
     ClaimingDeliveryContract,
+    IndexingPersistenceContract,
     LeasingPersistenceContract,
     LockContract,
     SearchContract,
@@ -19,7 +20,10 @@ from wfe.postgres import PostgresPersistenceProvider
 
 
 class TestPostgresPersistenceContract(
-    BatchPersistenceContract, ClaimingDeliveryContract, LeasingPersistenceContract
+    BatchPersistenceContract,
+    ClaimingDeliveryContract,
+    IndexingPersistenceContract,
+    LeasingPersistenceContract,
 ):
     pass
 

@@ -13,6 +13,7 @@ from wfe.core.testing import (
     BatchPersistenceContract,
     BatchQueueContract,
     ClaimingDeliveryContract,
+    IndexingPersistenceContract,
     LeasingPersistenceContract,
     LockContract,
     SearchContract,
@@ -22,7 +23,10 @@ from wfe.sqlite import SqlitePersistenceProvider
 
 
 class TestSqlitePersistenceContract(
-    BatchPersistenceContract, ClaimingDeliveryContract, LeasingPersistenceContract
+    BatchPersistenceContract,
+    ClaimingDeliveryContract,
+    IndexingPersistenceContract,
+    LeasingPersistenceContract,
 ):
     pass
 

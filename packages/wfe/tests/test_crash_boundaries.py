@@ -173,6 +173,20 @@ def test_kill_before_a_checkpoint_reruns_only_the_step_in_flight(
     assert_all_complete(db, 1, ("1", "2", "3", "4", "5"))
 
 
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_kill_around_the_final_checkpoint_leaves_the_end_searchable(
+    tmp_path: Path, db: Path | str, when: str
+) -> None:
+    """Killed right before or right after the checkpoint that completes the workflow
+    (the fifth): the next host shows it COMPLETE in the search index. Right after, the
+    dead host asked for no index work; the document is the one the checkpoint wrote
+    (on PostgreSQL, in the same statement), or the next host indexes it."""
+    log = tmp_path / "log"
+    killed(spawn(db, log, "start", "seq5", "1", crash=f"persist_checkpoint:{when}:5"))
+    assert finish(spawn(db, log, "indexed")).strip() == "COMPLETE"
+    assert_all_complete(db, 1, ("1", "2", "3", "4", "5"))
+
+
 @pytest.mark.parametrize("crash", ["create_workflow:after:4", "create_workflow:before:4"])
 def test_kill_in_a_start_burst_loses_no_started_workflow(
     tmp_path: Path, db: Path | str, crash: str
@@ -217,15 +231,14 @@ def test_kill_while_indexing_a_taken_batch_loses_no_index_entry(
     workflows' items still wait. The next host gets the taken items again once their
     visibility timeout passes, and the index shows every workflow ended.
 
-    On PostgreSQL the index is opened apart from the store: its own index is written
-    with the final checkpoint, and the queue would carry nothing for ended workflows."""
+    The index is opened apart from the store: the store's own index is written with
+    the final checkpoint, and the queue would carry nothing for ended workflows."""
     log = tmp_path / "log"
-    apart = isinstance(db, str)
     crash = "get_workflows:before:1"
-    killed(spawn(db, log, "start", "seq5", "3", crash=crash, visibility="1", search_apart=apart))
+    killed(spawn(db, log, "start", "seq5", "3", crash=crash, visibility="1", search_apart=True))
     assert ["killed", "get_workflows", "before", "1"] in [e[:4] for e in lines(log)]
     assert taken_index_items(db) >= 1  # the batch the consumer held when it died
-    out = finish(spawn(db, log, "indexed", visibility="1", search_apart=apart))
+    out = finish(spawn(db, log, "indexed", visibility="1", search_apart=True))
     assert out.strip() == "COMPLETE COMPLETE COMPLETE"
     assert_all_complete(db, 3, ("1", "2", "3", "4", "5"))
 

@@ -46,15 +46,21 @@ _PARKED = (
 )
 
 
-async def _all_indexed_complete(host: WorkflowHost, ids: list[str]) -> None:
-    """Wait until the index shows every one of ``ids`` COMPLETE."""
-    done = SearchFilters(definition_id="indexed", status=WorkflowStatus.COMPLETE)
+async def _all_indexed(
+    host: WorkflowHost, ids: list[str], definition_id: str, status: WorkflowStatus
+) -> None:
+    """Wait until the index shows every one of ``ids`` with ``status``."""
+    wanted = SearchFilters(definition_id=definition_id, status=status)
     with trio.fail_after(30):
         while True:
-            page = await host.search("", done, take=_COUNT * 2)
+            page = await host.search("", wanted, take=_COUNT * 2)
             if {r.id for r in page.items} >= set(ids):
                 return
             await trio.sleep(0.01)  # the index is a separate view: look again
+
+
+async def _all_indexed_complete(host: WorkflowHost, ids: list[str]) -> None:
+    await _all_indexed(host, ids, "indexed", WorkflowStatus.COMPLETE)
 
 
 async def _burst(host: WorkflowHost) -> list[str]:
@@ -62,17 +68,6 @@ async def _burst(host: WorkflowHost) -> list[str]:
     for wid in ids:
         assert (await host.wait_for_workflow(wid, 30)).status is WorkflowStatus.COMPLETE
     return ids
-
-
-async def _all_indexed_parked(host: WorkflowHost, ids: list[str]) -> None:
-    """Wait until the index shows every one of ``ids`` (parked: RUNNABLE)."""
-    parked = SearchFilters(definition_id="parked", status=WorkflowStatus.RUNNABLE)
-    with trio.fail_after(30):
-        while True:
-            page = await host.search("", parked, take=_COUNT * 2)
-            if {r.id for r in page.items} >= set(ids):
-                return
-            await trio.sleep(0.01)  # the index is a separate view: look again
 
 
 async def _park(host: WorkflowHost) -> list[str]:
@@ -104,7 +99,7 @@ async def test_changes_made_while_the_index_is_busy_go_in_one_batch(host_factory
             index.index_many = held_first  # type: ignore[method-assign]
         ids = await _park(host)
         go_on.set()
-        await _all_indexed_parked(host, ids)
+        await _all_indexed(host, ids, "parked", WorkflowStatus.RUNNABLE)  # parked
         if isinstance(index, BulkSearchIndex):
             # The first batch held back every other change: they came in few batches.
             assert sum(batches) >= _COUNT

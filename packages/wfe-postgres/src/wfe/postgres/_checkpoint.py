@@ -27,12 +27,12 @@ import attrs
 import psycopg
 import trio
 
-from wfe.core import ProviderError, StaleLeaseError, WorkflowNotFoundError, WorkflowStatus
+from wfe.core import ProviderError, StaleLeaseError, WorkflowNotFoundError
 from wfe.core.protocols import Checkpoint
 
 from . import _codec as c
 from ._database import Conn, Database
-from ._search import DOCUMENT_CONFLICT, document_terms
+from ._search import DOCUMENT_CONFLICT, ENDED, document_terms
 
 # The statement is assembled from parts: the instance rows (always) and each other part
 # only when the batch has rows for it, so the usual checkpoint (row + two pointers) plans
@@ -176,9 +176,6 @@ _COLUMNS = (
 )
 
 
-_ENDED = (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)
-
-
 @attrs.define
 class Prepared:
     """One checkpoint's rows, converted (and checked) before it joins a batch."""
@@ -259,7 +256,7 @@ def prepare(checkpoint: Checkpoint, *, index_ended: bool = False) -> Prepared:
             n_time=ep[4],
             n_processed=ep[5] or ev.id in processed,
         )
-    if index_ended and inst.status in _ENDED:
+    if index_ended and inst.status in ENDED:
         words, fields = document_terms(inst)
         add(
             s_owner=wid,

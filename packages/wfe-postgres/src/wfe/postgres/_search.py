@@ -158,7 +158,8 @@ class PostgresSearchIndex(PostgresProvider):
         return Page(items=[_result(r) for r in rows], total=total)
 
 
-ENDED = "('COMPLETE', 'TERMINATED')"  # the statuses after which nothing changes
+ENDED = (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)  # nothing changes after them
+_ENDED_SQL = "(" + ", ".join(f"'{status.value}'" for status in ENDED) + ")"
 
 # How a document replaces the one stored: always, except that the document of a
 # workflow's end is never replaced by one of it still running (a read older than the
@@ -169,7 +170,7 @@ DOCUMENT_CONFLICT = (
     "reference = excluded.reference, description = excluded.description, "
     "create_time = excluded.create_time, complete_time = excluded.complete_time, "
     "data = excluded.data, document = excluded.document, fields = excluded.fields "
-    f"WHERE sd.status NOT IN {ENDED} OR excluded.status IN {ENDED}"
+    f"WHERE sd.status NOT IN {_ENDED_SQL} OR excluded.status IN {_ENDED_SQL}"
 )
 
 _UPSERT = (

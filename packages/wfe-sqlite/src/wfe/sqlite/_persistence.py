@@ -25,6 +25,7 @@ from wfe.core.protocols import (
     DistributedLockProvider,
     EventDelivery,
     Lease,
+    SearchIndex,
     check_purge_statuses,
 )
 
@@ -35,7 +36,7 @@ from ._database import lease_us
 from ._lock import SqliteLockProvider
 from ._logs import SqliteStepLogs
 from ._queue import SqliteQueueProvider
-from ._search import SqliteSearchIndex
+from ._search import ENDED, SqliteSearchIndex, prepare_document, store_document
 
 _INSERT_POINTER = "INSERT INTO pointers (id, workflow_id, sequence, body) VALUES (?, ?, ?, ?)"
 _UPSERT_POINTER = (
@@ -86,6 +87,8 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
     database) holds everything. ``visibility_timeout`` and ``poll_interval`` configure
     the queue companion.
     """
+
+    _index_ended = False  # see index_ended_in_checkpoints
 
     def __init__(
         self,
@@ -214,6 +217,8 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
             (e.workflow_id, e.pointer_id, c.to_us(e.time), e.message) for e in checkpoint.errors
         ]
         events = [c.event_params(e) for e in checkpoint.events]
+        ending = self._index_ended and instance.status in ENDED
+        document = prepare_document(instance) if ending else None
         token = checkpoint.fencing_token
         fenced = (*values, token)
         label = self._db.label
@@ -242,8 +247,19 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
                     raise ProviderError(
                         f"SQLite store {label}: a checkpoint's event already exists"
                     ) from exc
+            if document is not None:
+                store_document(conn, *document)
 
         await self._db.write(run)
+
+    def index_ended_in_checkpoints(self, search: SearchIndex) -> bool:
+        """When ``search`` is this provider's companion (:meth:`default_search`), write
+        the search document of each workflow a checkpoint ends in that checkpoint's
+        transaction (see :class:`~wfe.core.protocols.IndexingPersistence`)."""
+        if isinstance(search, SqliteSearchIndex) and search._db is self._db:
+            self._index_ended = True
+            return True
+        return False
 
     async def deliver_event(self, delivery: EventDelivery) -> bool:
         """Give the event to the waiting pointer, close its subscription, make the

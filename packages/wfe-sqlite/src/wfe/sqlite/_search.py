@@ -18,6 +18,9 @@ from ._purge import remove_documents
 _DOC_COLUMNS = (
     "id, definition_id, version, status, reference, description, create_time, complete_time, data"
 )
+ENDED = (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)  # nothing changes after them
+_ENDED_SQL = "(" + ", ".join(f"'{status.value}'" for status in ENDED) + ")"
+Document = tuple[tuple[Any, ...], tuple[str, ...], list[str]]
 
 
 def fts_query(terms: str) -> str | None:
@@ -66,13 +69,13 @@ class SqliteSearchIndex(SqliteProvider):
 
     async def index_many(self, instances: Sequence[WorkflowInstance]) -> None:
         """Index several instances in one transaction (the last of one id wins)."""
-        prepared = [_prepare(i) for i in instances]
+        prepared = [prepare_document(i) for i in instances]
         if not prepared:
             return
 
         def run(conn: sqlite3.Connection) -> None:
             for doc, text, fields in prepared:
-                _store(conn, doc, text, fields)
+                store_document(conn, doc, text, fields)
 
         await self._db.write(run)
 
@@ -132,9 +135,7 @@ class SqliteSearchIndex(SqliteProvider):
         return Page(items=[_result(r) for r in rows], total=total)
 
 
-def _prepare(
-    instance: WorkflowInstance,
-) -> tuple[tuple[Any, ...], tuple[str, ...], list[str]]:
+def prepare_document(instance: WorkflowInstance) -> Document:
     """The document row, FTS text and data-field tokens of ``instance``."""
     status = WorkflowStatus(instance.status).value
     doc = (
@@ -158,19 +159,26 @@ def _prepare(
     return doc, text, search_fields(instance.data)
 
 
-def _store(
+def store_document(
     conn: sqlite3.Connection, doc: tuple[Any, ...], text: tuple[str, ...], fields: list[str]
 ) -> None:
-    (rowid,) = conn.execute(
+    row = conn.execute(
         f"INSERT INTO search_documents ({_DOC_COLUMNS}) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
         "definition_id = excluded.definition_id, version = excluded.version, "
         "status = excluded.status, reference = excluded.reference, "
         "description = excluded.description, create_time = excluded.create_time, "
         "complete_time = excluded.complete_time, data = excluded.data "
+        # The document of a workflow's end is never replaced by one of it still
+        # running (a read older than the end, indexed late: the checkpoint that ended
+        # it may have written its document).
+        f"WHERE search_documents.status NOT IN {_ENDED_SQL} OR excluded.status IN {_ENDED_SQL} "
         "RETURNING rowid",
         doc,
     ).fetchone()
+    if row is None:
+        return  # kept: the stored document is of the workflow's end
+    (rowid,) = row
     conn.execute("DELETE FROM search_fts WHERE rowid = ?", (rowid,))
     conn.execute("DELETE FROM search_fields WHERE doc = ?", (rowid,))
     conn.executemany(

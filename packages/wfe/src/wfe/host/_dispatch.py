@@ -587,7 +587,7 @@ class Dispatcher:
                 workflow_id=child_id,
                 enqueue=False,
             )
-        if child.status in (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED):
+        if child.status in _ENDED:
             pending = await host.persistence.get_pending_events(
                 CHILD_FINISHED_EVENT, child_id, EVERY_EVENT, 1
             )

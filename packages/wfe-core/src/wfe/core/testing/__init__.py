@@ -20,6 +20,7 @@ This module does not import pytest.
 """
 
 from ._claiming_contract import ClaimingDeliveryContract as ClaimingDeliveryContract
+from ._indexing_contract import IndexingPersistenceContract as IndexingPersistenceContract
 from ._leasing_contract import LeasingPersistenceContract as LeasingPersistenceContract
 from ._lock_contract import LockContract as LockContract
 from ._persistence_contract import BatchPersistenceContract as BatchPersistenceContract
@@ -43,6 +44,7 @@ __all__ = [
     "BatchPersistenceContract",
     "BatchQueueContract",
     "ClaimingDeliveryContract",
+    "IndexingPersistenceContract",
     "LeasingPersistenceContract",
     "LockContract",
     "PersistenceContract",
