@@ -11,6 +11,7 @@ from wfe.core.testing import (
     BatchQueueContract,
     ClaimingDeliveryContract,
     IndexingPersistenceContract,
+    LeasingDeliveryContract,
     LeasingPersistenceContract,
     LockContract,
     SearchContract,
@@ -23,6 +24,7 @@ class TestPostgresPersistenceContract(
     BatchPersistenceContract,
     ClaimingDeliveryContract,
     IndexingPersistenceContract,
+    LeasingDeliveryContract,
     LeasingPersistenceContract,
 ):
     pass

@@ -14,6 +14,7 @@ from wfe.core.testing import (
     BatchQueueContract,
     ClaimingDeliveryContract,
     IndexingPersistenceContract,
+    LeasingDeliveryContract,
     LeasingPersistenceContract,
     LockContract,
     SearchContract,
@@ -26,6 +27,7 @@ class TestSqlitePersistenceContract(
     BatchPersistenceContract,
     ClaimingDeliveryContract,
     IndexingPersistenceContract,
+    LeasingDeliveryContract,
     LeasingPersistenceContract,
 ):
     pass

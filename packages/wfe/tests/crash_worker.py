@@ -11,7 +11,8 @@
 
 ``WFE_CRASH=OP:WHEN:N`` makes the process SIGKILL itself at a write boundary: right
 ``before`` or ``after`` the Nth call of the store's ``OP`` (``persist_checkpoint``,
-``deliver_event`` (with ``deliver_event_claiming``), ``create_workflow`` (an eager
+``deliver_event`` (with ``deliver_event_claiming`` and ``deliver_event_leased``),
+``create_workflow`` (an eager
 start's ``create_workflow_leased`` counts as one), ``create_event`` (with
 ``create_event_leased``), ``claim_workflow``,
 ``purge_workflows``, ``purge_events``, ``get_workflows``: the index consumer reading a
@@ -155,6 +156,12 @@ class CrashingStore(StoreBase):  # type: ignore[misc,valid-type]
         # A delivery all the same (its write also claims the instance, to run it here).
         return await self._around(
             "deliver_event", super().deliver_event_claiming(delivery), delivery=True
+        )
+
+    async def deliver_event_leased(self, delivery: EventDelivery, *args: Any) -> Any:
+        # A delivery all the same (its write also takes the lease and claims).
+        return await self._around(
+            "deliver_event", super().deliver_event_leased(delivery, *args), delivery=True
         )
 
     async def purge_workflows(self, *args: Any, **kwargs: Any) -> Any:

@@ -1,6 +1,7 @@
 """On a store that keeps the host's leases (SQLite, PostgreSQL), a workflow started and
 run here is created with its lease in one write, an event published here is stored with
-its lease, and its delivery claims the workflow it wakes: no separate acquire or claim.
+its lease, and its delivery takes the lease on the workflow it wakes and claims it: no
+separate acquire or claim.
 With a lock provider of its own, the host takes the leases as before."""
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ _COUNTED = (
     "claim_workflow",
     "deliver_event",
     "deliver_event_claiming",
+    "deliver_event_leased",
 )
 
 
@@ -65,12 +67,11 @@ async def test_a_start_and_an_event_run_here_take_their_leases_in_their_writes(
     if store_url.startswith("memory"):
         pytest.skip("the memory store keeps no leases of its own")
     calls = await _run_one(host_factory)
-    # The delivery still takes the workflow's lease first (it fences the delivery).
+    # The delivery takes the workflow's lease in its write, and claims the instance.
     assert calls == {
         "create_workflow_leased": 1,
         "create_event_leased": 1,
-        "acquire workflow": 1,
-        "deliver_event_claiming": 1,
+        "deliver_event_leased": 1,
     }
 
 

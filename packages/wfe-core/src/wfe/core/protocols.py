@@ -332,6 +332,32 @@ class ClaimingDelivery(PersistenceProvider, Protocol):
         ...
 
 
+@runtime_checkable
+class LeasingDelivery(LeasingPersistence, ClaimingDelivery, Protocol):
+    """Optional capability of a store that is both a :class:`LeasingPersistence` and a
+    :class:`ClaimingDelivery`: take the workflow's lease, deliver the event and claim
+    the instance in one write. The host delivers an event to a workflow it will run at
+    once this way (one durable write instead of an acquire and then the delivery)."""
+
+    async def deliver_event_leased(
+        self,
+        delivery: EventDelivery,
+        locks: DistributedLockProvider,
+        resource: str,
+        ttl: timedelta,
+    ) -> tuple[Lease | None, WorkflowInstance | None]:
+        """In one atomic write, take a lease on ``resource`` for ``ttl`` exactly as
+        ``locks.acquire`` would and, under its fencing token (``delivery``'s own is
+        ignored), apply ``delivery`` as :meth:`ClaimingDelivery.deliver_event_claiming`
+        does. ``(None, None)`` when a live lease holds ``resource``: then nothing is
+        written. Else the lease (the caller renews and releases it through ``locks``)
+        and the claimed instance, or ``None`` when there was nothing to deliver (the
+        lease is taken and the fence raised all the same). When the delivery is
+        refused, neither is the lease taken. Only for a ``locks`` of which
+        :meth:`~LeasingPersistence.keeps_leases_of` is true."""
+        ...
+
+
 @attrs.frozen(kw_only=True)
 class Lease:
     """Proof of holding ``resource`` until ``expires_at`` (provider's clock).
@@ -628,6 +654,7 @@ __all__ = [
     "EventDelivery",
     "IndexingPersistence",
     "Lease",
+    "LeasingDelivery",
     "LeasingPersistence",
     "LifecycleEventPublisher",
     "Page",

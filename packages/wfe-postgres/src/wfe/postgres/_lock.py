@@ -28,17 +28,24 @@ from ._database import ASYNC_COMMIT, Conn, Database
 NOW_US = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 
 
+def _acquire(resource: str, owner: str, ttl: str) -> str:
+    """The acquire statement with these placeholders for its three parameters."""
+    return (
+        "INSERT INTO {s}.locks AS l (resource, owner, token, expires_at) "
+        f"VALUES ({resource}, {owner}, 1, {NOW_US} + {ttl}) "
+        "ON CONFLICT (resource) DO UPDATE SET owner = excluded.owner, token = l.token + 1, "
+        "expires_at = excluded.expires_at "
+        f"WHERE l.owner IS NULL OR l.expires_at <= {NOW_US} "
+        "RETURNING token, expires_at"
+    )
+
+
 # Takes the lease unless a live one holds it: one row (token, expires_at), or none.
 # Parameters: resource, owner, ttl (see acquire_params); also run as one part of a
 # statement that stores a new workflow with its lease.
-ACQUIRE = (
-    "INSERT INTO {s}.locks AS l (resource, owner, token, expires_at) "
-    f"VALUES (%s, %s, 1, {NOW_US} + %s) "
-    "ON CONFLICT (resource) DO UPDATE SET owner = excluded.owner, token = l.token + 1, "
-    "expires_at = excluded.expires_at "
-    f"WHERE l.owner IS NULL OR l.expires_at <= {NOW_US} "
-    "RETURNING token, expires_at"
-)
+ACQUIRE = _acquire("%s", "%s", "%s")
+# ... with named parameters (see acquire_keys), as one part of a delivery's statement.
+ACQUIRE_NAMED = _acquire("%(lr)s", "%(lo)s", "%(lttl)s")
 _RENEW = (
     f"UPDATE {{s}}.locks SET expires_at = {NOW_US} + %(ttl)s WHERE resource = %(r)s "
     f"AND owner = %(o)s AND token = %(t)s AND expires_at > {NOW_US} RETURNING expires_at"
@@ -102,6 +109,11 @@ class PostgresLockProvider(PostgresProvider):
         """The parameters of :data:`ACQUIRE` for this provider's lease on
         ``resource`` (checked: bad values raise ``ConfigurationError``)."""
         return (c.text(resource, "the lock resource"), self._owner, _ttl_us(ttl))
+
+    def acquire_keys(self, resource: str, ttl: timedelta) -> dict[str, Any]:
+        """The named parameters of :data:`ACQUIRE_NAMED` (as :meth:`acquire_params`)."""
+        r, o, t = self.acquire_params(resource, ttl)
+        return {"lr": r, "lo": o, "lttl": t}
 
     def lease_of(self, resource: str, ttl: timedelta, row: Any) -> Lease | None:
         """The lease that a ``(token, expires_at)`` row of the acquire statement gives;

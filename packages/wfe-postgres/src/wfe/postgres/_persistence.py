@@ -34,7 +34,7 @@ from . import _purge
 from ._base import PostgresProvider, open_database
 from ._checkpoint import GroupCommitter, prepare, refused_error
 from ._database import Conn
-from ._lock import ACQUIRE, PostgresLockProvider
+from ._lock import ACQUIRE, ACQUIRE_NAMED, PostgresLockProvider
 from ._logs import PostgresStepLogs
 from ._queue import PostgresQueueProvider
 from ._search import PostgresSearchIndex
@@ -91,6 +91,21 @@ _DELIVERY_READ = (
     "(SELECT processed FROM {s}.events WHERE id = %(ev)s FOR UPDATE), "
     "(SELECT data FROM {s}.events WHERE id = %(ev)s), "
     "(SELECT body FROM {s}.pointers WHERE id = %(ptr)s AND workflow_id = %(w)s FOR UPDATE)"
+)
+# ... taking the workflow's lease first, in the same statement: the fence is raised to
+# its token (nothing is, when a live lease holds it). Two more columns: the lease's row.
+_DELIVERY_READ_LEASED = (
+    f"WITH l AS ({ACQUIRE_NAMED}), "
+    "f AS (UPDATE {s}.workflows SET fence = (SELECT token FROM l) WHERE id = %(w)s "
+    "AND EXISTS (SELECT 1 FROM l) "
+    "AND (fence IS NULL OR fence <= (SELECT token FROM l)) RETURNING id) "
+    "SELECT (SELECT id FROM f), "
+    "(SELECT fence FROM {s}.workflows WHERE id = %(w)s), "
+    "(SELECT terminated FROM {s}.subscriptions WHERE id = %(sub)s FOR UPDATE), "
+    "(SELECT processed FROM {s}.events WHERE id = %(ev)s FOR UPDATE), "
+    "(SELECT data FROM {s}.events WHERE id = %(ev)s), "
+    "(SELECT body FROM {s}.pointers WHERE id = %(ptr)s AND workflow_id = %(w)s FOR UPDATE), "
+    "(SELECT token FROM l), (SELECT expires_at FROM l)"
 )
 _DELIVERY_WRITE = (
     "WITH p AS (UPDATE {s}.pointers SET body = %(body)s::json WHERE id = %(ptr)s), "
@@ -290,23 +305,44 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
         """Give the event to the waiting pointer, close its subscription, make the
         instance due and mark the event, in one fenced transaction of two round trips
         (begin, raise the fence, read and lock the rows; write them and commit)."""
-        return await self._db.run(self._deliverer(delivery, claim=False)) is not None
+        _, delivered = await self._db.run(self._deliverer(delivery, claim=False))
+        return delivered is not None
 
     async def deliver_event_claiming(self, delivery: EventDelivery) -> WorkflowInstance | None:
         """:meth:`deliver_event`, with the instance read after the write in its second
         round trip (see :class:`~wfe.core.protocols.ClaimingDelivery`)."""
         if delivery.fencing_token is None:
             raise ConfigurationError("a claiming delivery needs the lease's fencing token")
-        claimed = await self._db.run(self._deliverer(delivery, claim=True))
+        _, claimed = await self._db.run(self._deliverer(delivery, claim=True))
         return claimed if isinstance(claimed, WorkflowInstance) else None
 
+    async def deliver_event_leased(
+        self,
+        delivery: EventDelivery,
+        locks: DistributedLockProvider,
+        resource: str,
+        ttl: timedelta,
+    ) -> tuple[Lease | None, WorkflowInstance | None]:
+        """:meth:`deliver_event_claiming` under a lease on ``resource`` taken by the
+        transaction's first statement, in the same two round trips (see
+        :class:`~wfe.core.protocols.LeasingDelivery`)."""
+        own = self._own(locks)
+        keys = own.acquire_keys(resource, ttl)
+        row, claimed = await self._db.run(self._deliverer(delivery, claim=True, lease=keys))
+        lease = own.lease_of(resource, ttl, row)
+        if lease is None:
+            return None, None
+        return lease, claimed if isinstance(claimed, WorkflowInstance) else None
+
     def _deliverer(
-        self, delivery: EventDelivery, *, claim: bool
-    ) -> Callable[[Conn], WorkflowInstance | bool | None]:
-        """The delivery's transaction: ``None`` when nothing was delivered, else the
-        instance read after it (``claim``) or ``True``."""
+        self, delivery: EventDelivery, *, claim: bool, lease: dict[str, Any] | None = None
+    ) -> Callable[[Conn], tuple[Any, WorkflowInstance | bool | None]]:
+        """The delivery's transaction: the lease's row (``lease``: the parameters of a
+        lease to take first; ``None`` when none was, or none asked) and ``None`` when
+        nothing was delivered, else the instance read after it (``claim``) or ``True``.
+        When ``lease`` is asked and a live lease holds it, nothing is written."""
         d = delivery
-        read_sql = self._db.q(_DELIVERY_READ)
+        read_sql = self._db.q(_DELIVERY_READ if lease is None else _DELIVERY_READ_LEASED)
         write_sql = self._db.q(_DELIVERY_WRITE)
         claim_sql = self._db.q(_READ_WORKFLOW)
         label = self._db.label
@@ -316,19 +352,19 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
             "sub": d.subscription_id,
             "ev": d.event_id,
             "ptr": d.pointer_id,
+            **(lease or {}),
         }
 
-        def decide(conn: Conn, row: tuple[Any, ...] | None) -> str | None:
+        def decide(conn: Conn, row: tuple[Any, ...], token: int | None) -> str | None:
             """The pointer's new body, ``None`` when there is nothing to deliver;
             raises when the fence refused the delivery."""
-            assert row is not None
-            fenced, fence, terminated, processed, data, body = row
+            fenced, fence, terminated, processed, data, body = row[:6]
             if fenced is None:
                 if fence is None and not _exists(conn, self._db.q, d.workflow_id):
                     raise WorkflowNotFoundError(
                         f"no workflow {d.workflow_id} in PostgreSQL store, {label}"
                     )
-                raise refused_error(label, d.workflow_id, d.fencing_token, fence)
+                raise refused_error(label, d.workflow_id, token, fence)
             if terminated is None or terminated or processed is None or processed:
                 return None
             if body is None:
@@ -336,16 +372,23 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
             # None too when the pointer no longer waits (cancelled, delivered).
             return c.receive_event(body, data)
 
-        def run(conn: Conn) -> WorkflowInstance | bool | None:
-            # BEGIN travels with the read, the write (and the claim's read) with
-            # COMMIT: two round trips.
+        def run(conn: Conn) -> tuple[Any, WorkflowInstance | bool | None]:
+            # BEGIN travels with the read (and the lease), the write (and the claim's
+            # read) with COMMIT: two round trips.
             claimed = None
             with conn.pipeline() as pipeline:
                 conn.execute("BEGIN")
                 read = conn.execute(read_sql, keys)
                 pipeline.sync()
+                row = read.fetchone()
+                assert row is not None
+                leased = None if lease is None else row[6:]
+                if leased is not None and leased[0] is None:
+                    # A live lease holds the workflow: nothing to keep.
+                    conn.execute("ROLLBACK")
+                    return None, None
                 try:
-                    new_body = decide(conn, read.fetchone())
+                    new_body = decide(conn, row, d.fencing_token if leased is None else leased[0])
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
@@ -361,15 +404,16 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
                     )
                     if claim:
                         claimed = conn.execute(claim_sql, (d.workflow_id,))
-                # The raised fence is kept even when there was nothing to deliver.
+                # The raised fence (and the lease) is kept when there was nothing to
+                # deliver too.
                 conn.execute("COMMIT")
             if new_body is None:
-                return None
+                return leased, None
             if claimed is None:
-                return True
-            row = claimed.fetchone()
-            assert row is not None  # fenced and written in this transaction
-            return _workflow(row)
+                return leased, True
+            claimed_row = claimed.fetchone()
+            assert claimed_row is not None  # fenced and written in this transaction
+            return leased, _workflow(claimed_row)
 
         return run
 

@@ -152,6 +152,14 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
         (see :class:`~wfe.core.protocols.LeasingPersistence`)."""
         return await self._db.write(self._leased(self._creator(instance), locks, resource, ttl))
 
+    def _own(self, locks: DistributedLockProvider) -> SqliteLockProvider:
+        """``locks``, which must keep its leases here (see :meth:`keeps_leases_of`)."""
+        if not isinstance(locks, SqliteLockProvider) or locks._db is not self._db:
+            raise ConfigurationError(
+                f"SQLite store {self._db.label}: {locks!r} keeps its leases elsewhere"
+            )
+        return locks
+
     def _leased(
         self,
         create: Callable[[sqlite3.Connection], None],
@@ -160,11 +168,7 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
         ttl: timedelta,
     ) -> Callable[[sqlite3.Connection], Lease | None]:
         """``create``, then the lease on ``resource`` taken in the same transaction."""
-        if not isinstance(locks, SqliteLockProvider) or locks._db is not self._db:
-            raise ConfigurationError(
-                f"SQLite store {self._db.label}: {locks!r} keeps its leases elsewhere"
-            )
-        take = locks.taker(resource, ttl)
+        take = self._own(locks).taker(resource, ttl)
 
         def run(conn: sqlite3.Connection) -> Lease | None:
             create(conn)
@@ -265,14 +269,14 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
         """Give the event to the waiting pointer, close its subscription, make the
         instance due and mark the event, in one fenced transaction. Reads the one
         pointer row (as JSON, so no data class is imported)."""
-        return await self._db.write(self._deliverer(delivery))
+        return await self._db.write(self._deliverer(delivery, delivery.fencing_token))
 
     async def deliver_event_claiming(self, delivery: EventDelivery) -> WorkflowInstance | None:
         """:meth:`deliver_event`, then the instance read in the same transaction (see
         :class:`~wfe.core.protocols.ClaimingDelivery`)."""
         if delivery.fencing_token is None:
             raise ConfigurationError("a claiming delivery needs the lease's fencing token")
-        deliver = self._deliverer(delivery)
+        deliver = self._deliverer(delivery, delivery.fencing_token)
 
         def run(conn: sqlite3.Connection) -> WorkflowInstance | None:
             if not deliver(conn):
@@ -281,13 +285,40 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
 
         return await self._db.write(run)
 
-    def _deliverer(self, delivery: EventDelivery) -> Callable[[sqlite3.Connection], bool]:
+    async def deliver_event_leased(
+        self,
+        delivery: EventDelivery,
+        locks: DistributedLockProvider,
+        resource: str,
+        ttl: timedelta,
+    ) -> tuple[Lease | None, WorkflowInstance | None]:
+        """The lease on ``resource``, then :meth:`deliver_event_claiming` under its
+        token, in one transaction (see :class:`~wfe.core.protocols.LeasingDelivery`):
+        a refused delivery rolls the lease back with it."""
+        take = self._own(locks).taker(resource, ttl)
+
+        def run(conn: sqlite3.Connection) -> tuple[Lease | None, WorkflowInstance | None]:
+            lease = take(conn)
+            if lease is None:
+                return None, None
+            deliver = self._deliverer(delivery, lease.fencing_token)
+            if not deliver(conn):
+                return lease, None
+            return lease, _load_workflows(conn, [delivery.workflow_id])[0]
+
+        return await self._db.write(run)
+
+    def _deliverer(
+        self, delivery: EventDelivery, token: int | None
+    ) -> Callable[[sqlite3.Connection], bool]:
+        """The delivery's write under fencing ``token`` (the delivery's own, or the
+        lease's just taken)."""
         d = delivery
         label = self._db.label
         when = c.to_us(d.time)
 
         def run(conn: sqlite3.Connection) -> bool:
-            _fence(conn, label, d.workflow_id, d.fencing_token)
+            _fence(conn, label, d.workflow_id, token)
             sub = conn.execute(
                 "SELECT terminated FROM subscriptions WHERE id = ?", (d.subscription_id,)
             ).fetchone()

@@ -32,6 +32,7 @@ from wfe.core.protocols import (
     EventDelivery,
     IndexingPersistence,
     Lease,
+    LeasingDelivery,
     LeasingPersistence,
     QueueItem,
     QueueKind,
@@ -82,6 +83,11 @@ class Dispatcher:
             else None
         )
         self._claiming = persistence if isinstance(persistence, ClaimingDelivery) else None
+        self._leasing_delivery = (
+            persistence
+            if self._leasing is not None and isinstance(persistence, LeasingDelivery)
+            else None
+        )
         # A store that writes a workflow's search document with the checkpoint ending
         # it: no index work after a run (or a command) that ended its workflow.
         search = host.search_index
@@ -743,21 +749,13 @@ class Dispatcher:
 
         With a workflow slot free the workflow then runs here at once, under the lease
         its delivery holds: no release, queue item and re-acquire in between; on a
-        :class:`ClaimingDelivery` store the delivery's write also claims it."""
+        :class:`ClaimingDelivery` store the delivery's write also claims it, and on a
+        :class:`LeasingDelivery` one it takes the lease too."""
         host = self.host
         wid = sub.workflow_id
         run = self.runs.get(wid)
         if run is not None and await run.deliver_event(sub, event, mark_processed=mark_processed):
             return True
-        asked = trio.current_time()
-        lease = await host.locks.acquire(self.lock_name(wid), host.config.lease_ttl)
-        if lease is None:
-            return False
-        slot: object | None = object()
-        try:
-            self._workflow_limiter.acquire_on_behalf_of_nowait(slot)
-        except trio.WouldBlock:
-            slot = None
         delivery = EventDelivery(
             event_id=event.id,
             subscription_id=sub.id,
@@ -765,16 +763,35 @@ class Dispatcher:
             pointer_id=sub.pointer_id,
             time=host.clock.now(),
             mark_processed=mark_processed,
-            fencing_token=lease.fencing_token,
         )
+        asked = trio.current_time()
+        slot: object | None = object()
+        try:
+            self._workflow_limiter.acquire_on_behalf_of_nowait(slot)
+        except trio.WouldBlock:
+            slot = None
+        lease: Lease | None = None
         handed_over = False
+        delivered = False
         try:
             claimed: WorkflowInstance | None = None
-            if self._claiming is not None and slot is not None:
-                claimed = await self._claiming.deliver_event_claiming(delivery)
+            if self._leasing_delivery is not None and slot is not None:
+                lease, claimed = await self._leasing_delivery.deliver_event_leased(
+                    delivery, host.locks, self.lock_name(wid), host.config.lease_ttl
+                )
+                if lease is None:
+                    return False
                 delivered = claimed is not None
             else:
-                delivered = await host.persistence.deliver_event(delivery)
+                lease = await host.locks.acquire(self.lock_name(wid), host.config.lease_ttl)
+                if lease is None:
+                    return False
+                delivery = attrs.evolve(delivery, fencing_token=lease.fencing_token)
+                if self._claiming is not None and slot is not None:
+                    claimed = await self._claiming.deliver_event_claiming(delivery)
+                    delivered = claimed is not None
+                else:
+                    delivered = await host.persistence.deliver_event(delivery)
             if delivered and slot is not None:
                 handed_over = self._spawn_leased(
                     wid,
@@ -791,7 +808,8 @@ class Dispatcher:
             if not handed_over:
                 if slot is not None:
                     self._give_back(self._workflow_limiter, slot)
-                await self._release(lease)
+                if lease is not None:
+                    await self._release(lease)
         if delivered and not handed_over:
             await host.queues.enqueue(QueueKind.WORKFLOW, wid)
         return True

@@ -22,6 +22,7 @@ This module does not import pytest.
 from ._claiming_contract import ClaimingDeliveryContract as ClaimingDeliveryContract
 from ._indexing_contract import IndexingPersistenceContract as IndexingPersistenceContract
 from ._leasing_contract import LeasingPersistenceContract as LeasingPersistenceContract
+from ._leasing_delivery_contract import LeasingDeliveryContract as LeasingDeliveryContract
 from ._lock_contract import LockContract as LockContract
 from ._persistence_contract import BatchPersistenceContract as BatchPersistenceContract
 from ._persistence_contract import PersistenceContract as PersistenceContract
@@ -45,6 +46,7 @@ __all__ = [
     "BatchQueueContract",
     "ClaimingDeliveryContract",
     "IndexingPersistenceContract",
+    "LeasingDeliveryContract",
     "LeasingPersistenceContract",
     "LockContract",
     "PersistenceContract",

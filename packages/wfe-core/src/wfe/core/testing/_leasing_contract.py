@@ -22,7 +22,7 @@ _TTL = timedelta(seconds=30)
 
 
 @asynccontextmanager
-async def _leasing(
+async def leasing(
     persistence: PersistenceProvider,
 ) -> AsyncIterator[tuple[LeasingPersistence, DistributedLockProvider]]:
     """The provider as a :class:`LeasingPersistence` and its companion lock provider
@@ -46,7 +46,7 @@ class LeasingPersistenceContract(PersistenceContract):
     async def test_create_workflow_leased_stores_the_instance_and_its_lease(
         self, persistence: PersistenceProvider
     ) -> None:
-        async with _leasing(persistence) as (store, locks):
+        async with leasing(persistence) as (store, locks):
             instance = make_instance(pointers=2, data={"n": 1})
             resource = f"contract:{new_id()}"
             lease = await store.create_workflow_leased(instance, locks, resource, _TTL)
@@ -65,7 +65,7 @@ class LeasingPersistenceContract(PersistenceContract):
     async def test_create_workflow_leased_stores_the_instance_when_the_lease_is_held(
         self, persistence: PersistenceProvider
     ) -> None:
-        async with _leasing(persistence) as (store, locks):
+        async with leasing(persistence) as (store, locks):
             resource = f"contract:{new_id()}"
             held = await locks.acquire(resource, _TTL)
             assert held is not None
@@ -77,7 +77,7 @@ class LeasingPersistenceContract(PersistenceContract):
     async def test_create_workflow_leased_takes_no_lease_when_the_instance_exists(
         self, persistence: PersistenceProvider
     ) -> None:
-        async with _leasing(persistence) as (store, locks):
+        async with leasing(persistence) as (store, locks):
             instance = make_instance(data={"n": 1})
             await store.create_workflow(instance)
             resource = f"contract:{new_id()}"
@@ -91,7 +91,7 @@ class LeasingPersistenceContract(PersistenceContract):
     async def test_create_workflow_leased_refuses_locks_kept_elsewhere(
         self, persistence: PersistenceProvider
     ) -> None:
-        async with _leasing(persistence) as (store, _locks), MemoryLockProvider() as elsewhere:
+        async with leasing(persistence) as (store, _locks), MemoryLockProvider() as elsewhere:
             assert not store.keeps_leases_of(elsewhere)
             instance = make_instance()
             with expect_raises(ConfigurationError, "leasing with a foreign lock provider"):
@@ -101,7 +101,7 @@ class LeasingPersistenceContract(PersistenceContract):
     async def test_create_event_leased_stores_the_event_and_its_lease(
         self, persistence: PersistenceProvider
     ) -> None:
-        async with _leasing(persistence) as (store, locks):
+        async with leasing(persistence) as (store, locks):
             event = Event(name=unique_word(), key="k", data={"n": 1}, time=T0)
             resource = f"contract:{new_id()}"
             lease = await store.create_event_leased(event, locks, resource, _TTL)
@@ -121,7 +121,7 @@ class LeasingPersistenceContract(PersistenceContract):
     async def test_create_event_leased_takes_no_lease_when_the_event_exists(
         self, persistence: PersistenceProvider
     ) -> None:
-        async with _leasing(persistence) as (store, locks):
+        async with leasing(persistence) as (store, locks):
             event = Event(name=unique_word(), key="k", data={"n": 1}, time=T0)
             await store.create_event(event)
             resource = f"contract:{new_id()}"
