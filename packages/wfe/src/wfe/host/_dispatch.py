@@ -51,7 +51,8 @@ _DEQUEUE_TIMEOUT = 30.0  # providers wake on enqueue or poll inside; long waits 
 _EVENT_RETRY = timedelta(milliseconds=100)
 _EVENT_RETRY_MAX = timedelta(seconds=5)
 _MAX_BACKOFF = 300.0
-_ENDED = (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)
+# The ends a run hands to Dispatcher.finished (and so to the callers waiting for them).
+ENDED = (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)
 _POLL_BATCH = 1000
 _LOCK_RETRY = 0.05
 # A start waits for a workflow slot only while slots are being given back (one was
@@ -127,8 +128,9 @@ class Dispatcher:
 
     async def finished(self, instance: WorkflowInstance, events: list[Event]) -> None:
         """A workflow completed or was terminated (its final checkpoint is stored, with
-        the notice to a waiting parent among ``events``): offer those events for
-        delivery, index it, then run ``post``."""
+        the notice to a waiting parent among ``events``): hand its end to the callers
+        waiting for it, offer those events for delivery, then run ``post``."""
+        self.host.ended_here(instance)
         if events:
             await self.host.queues.enqueue_many(QueueKind.EVENT, [e.id for e in events])
         await self.post_middleware(instance)
@@ -263,7 +265,7 @@ class Dispatcher:
     async def _index_after(self, instance: WorkflowInstance) -> None:
         """Index ``instance`` after a run or a command changed it, unless the store
         wrote its document with the checkpoint that ended it."""
-        if not (self._indexes_ended and instance.status in _ENDED):
+        if not (self._indexes_ended and instance.status in ENDED):
             await self.request_index(instance.id)
 
     async def _index(self, workflow_id: str) -> None:
@@ -593,7 +595,7 @@ class Dispatcher:
                 workflow_id=child_id,
                 enqueue=False,
             )
-        if child.status in _ENDED:
+        if child.status in ENDED:
             pending = await host.persistence.get_pending_events(
                 CHILD_FINISHED_EVENT, child_id, EVERY_EVENT, 1
             )

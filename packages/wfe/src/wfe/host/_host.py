@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
@@ -55,7 +56,8 @@ from wfe.core.protocols import (
 from wfe.core.secrets import SecretVault, using_secrets
 
 from ._config import HostConfig
-from ._dispatch import Dispatcher
+from ._dispatch import ENDED, Dispatcher
+from ._ended import StoredEnd
 from ._health import HostStatistics
 from ._hub import LifecycleHub
 from ._middleware import run_pre
@@ -108,6 +110,10 @@ class WorkflowHost:
         # wait_for_workflow's waiters by workflow id: a status change wakes only the
         # callers waiting for that workflow (each then reads one row, not every waiter).
         self._waiters: dict[str, trio.Event] = {}
+        # Callers in wait_for_workflow by workflow id, and the stored end of a workflow
+        # run here that some of them were waiting for when it ended (see _ended.py).
+        self._waiting: collections.Counter[str] = collections.Counter()
+        self._ended: dict[str, StoredEnd] = {}
         self._first_poll = _FIRST_POLL
         self._publish_send: trio.MemorySendChannel[LifecycleEvent] | None = None
         self._publishers: list[LifecycleEventPublisher] = []
@@ -136,6 +142,7 @@ class WorkflowHost:
                     registry=self.registry,
                     publish=self._publish,
                     start_workflow=self.start_workflow,
+                    ended_here=self._ended_here,
                 )
             )
             self._publishers = self._lifecycle_publishers()
@@ -474,7 +481,10 @@ class WorkflowHost:
 
     async def get_workflow(self, workflow_id: str) -> WorkflowInstance:
         """The instance, with its data restored to the definition's data type."""
-        instance = await self.persistence.get_workflow(workflow_id)
+        return self._restored(await self.persistence.get_workflow(workflow_id))
+
+    def _restored(self, instance: WorkflowInstance) -> WorkflowInstance:
+        """``instance`` as read, its data restored to the definition's data type."""
         definition = self.registry.get(instance.definition_id, instance.version)
         if definition is not None:
             instance.data = serialization.restore(instance.data, definition.data_type)
@@ -492,6 +502,7 @@ class WorkflowHost:
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         deadline = math.inf if seconds is None else trio.current_time() + seconds
         dispatcher = self._require_running()
+        self._waiting[workflow_id] += 1
         try:
             return await self._wait_for(dispatcher, workflow_id, seconds, deadline)
         finally:
@@ -501,12 +512,26 @@ class WorkflowHost:
             left = self._waiters.get(workflow_id)
             if left is not None and left.statistics().tasks_waiting == 0:
                 del self._waiters[workflow_id]
+            self._waiting[workflow_id] -= 1
+            if self._waiting[workflow_id] <= 0:
+                del self._waiting[workflow_id]
+                self._ended.pop(workflow_id, None)
+
+    def _ended_here(self, instance: WorkflowInstance) -> None:
+        """``instance`` ended on this host, its final checkpoint stored: keep its
+        stored form for the callers waiting for it now (none: nothing is kept)."""
+        if self._waiting.get(instance.id):
+            self._ended[instance.id] = StoredEnd.of(instance)
 
     async def _wait_for(
         self, dispatcher: Dispatcher, workflow_id: str, seconds: float | None, deadline: float
     ) -> WorkflowInstance:
         poll = min(self._first_poll, self.config.poll_interval.total_seconds())
         while True:
+            ended = self._ended.get(workflow_id)
+            if ended is not None:
+                # Ended here while waited for: its stored form, not a read of it.
+                return self._restored(ended.decode())
             # Taken before looking, so a change in between is not missed.
             changed = self._waiters.get(workflow_id)
             if changed is None:
@@ -520,6 +545,12 @@ class WorkflowHost:
                 # Running here: its status changes are published locally, so wait for
                 # one instead of re-reading (and re-loading the history of) the instance.
                 with trio.move_on_at(deadline):
+                    await changed.wait()
+            elif run is not None and run.instance.status in ENDED:
+                # Ending here, its final checkpoint in flight: once stored, the end is
+                # published, and kept for this caller (the first look above). Should
+                # the write fail, the run goes: the next look reads the store.
+                with trio.move_on_at(min(deadline, trio.current_time() + poll)):
                     await changed.wait()
             else:
                 if run is not None:

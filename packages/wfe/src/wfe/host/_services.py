@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
-from wfe.core import Clock, LifecycleEvent
+from wfe.core import Clock, LifecycleEvent, WorkflowInstance
 from wfe.core.protocols import (
     DistributedLockProvider,
     PersistenceProvider,
@@ -34,3 +34,5 @@ class HostServices:
     registry: DefinitionRegistry
     publish: Callable[[LifecycleEvent], None]
     start_workflow: StartWorkflow
+    # A workflow run here ended, its final checkpoint stored (WorkflowHost._ended_here).
+    ended_here: Callable[[WorkflowInstance], None]
