@@ -14,6 +14,7 @@ from wfe.core.testing import (
     LeasingDeliveryContract,
     LeasingPersistenceContract,
     LockContract,
+    PendingSubscriptionsContract,
     SearchContract,
     StepLogContract,
 )
@@ -26,6 +27,7 @@ class TestPostgresPersistenceContract(
     IndexingPersistenceContract,
     LeasingDeliveryContract,
     LeasingPersistenceContract,
+    PendingSubscriptionsContract,
 ):
     pass
 

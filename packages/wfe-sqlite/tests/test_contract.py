@@ -17,6 +17,7 @@ from wfe.core.testing import (
     LeasingDeliveryContract,
     LeasingPersistenceContract,
     LockContract,
+    PendingSubscriptionsContract,
     SearchContract,
     StepLogContract,
 )
@@ -29,6 +30,7 @@ class TestSqlitePersistenceContract(
     IndexingPersistenceContract,
     LeasingDeliveryContract,
     LeasingPersistenceContract,
+    PendingSubscriptionsContract,
 ):
     pass
 

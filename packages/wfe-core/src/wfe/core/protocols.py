@@ -333,6 +333,23 @@ class ClaimingDelivery(PersistenceProvider, Protocol):
 
 
 @runtime_checkable
+class PendingSubscriptions(PersistenceProvider, Protocol):
+    """Optional capability of a :class:`PersistenceProvider`: the subscriptions an
+    event goes to, each with the earliest pending event it takes first, in one read.
+    The host delivers an event this way (one read instead of one per subscription
+    more)."""
+
+    async def get_subscriptions_with_pending(
+        self, event_name: str, event_key: str, as_of: datetime
+    ) -> list[tuple[EventSubscription, str | None]]:
+        """What :meth:`~PersistenceProvider.get_subscriptions` returns, in that order,
+        each subscription with the id of the first event that
+        ``get_pending_events(event_name, event_key, subscription.as_of, 1)`` would
+        return (``None``: none), read in one snapshot."""
+        ...
+
+
+@runtime_checkable
 class LeasingDelivery(LeasingPersistence, ClaimingDelivery, Protocol):
     """Optional capability of a store that is both a :class:`LeasingPersistence` and a
     :class:`ClaimingDelivery`: take the workflow's lease, deliver the event and claim
@@ -658,6 +675,7 @@ __all__ = [
     "LeasingPersistence",
     "LifecycleEventPublisher",
     "Page",
+    "PendingSubscriptions",
     "PersistenceProvider",
     "ProvidesCompanions",
     "QueueItem",

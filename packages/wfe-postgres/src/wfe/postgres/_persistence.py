@@ -107,6 +107,15 @@ _DELIVERY_READ_LEASED = (
     "(SELECT body FROM {s}.pointers WHERE id = %(ptr)s AND workflow_id = %(w)s FOR UPDATE), "
     "(SELECT token FROM l), (SELECT expires_at FROM l)"
 )
+# get_subscriptions' rows, each with the id of its first pending event (as
+# get_pending_events orders them), in one snapshot.
+_SUBSCRIPTIONS_WITH_PENDING = (
+    f"SELECT {c.SUBSCRIPTION_COLUMNS}, (SELECT e.id FROM {{s}}.events e "
+    "WHERE e.name = s.event_name AND e.key = s.event_key AND e.time >= s.as_of "
+    "AND NOT e.processed ORDER BY e.time, e.seq LIMIT 1) "
+    "FROM {s}.subscriptions s WHERE s.event_name = %s AND s.event_key = %s "
+    "AND s.as_of <= %s AND NOT s.terminated ORDER BY s.as_of, s.seq"
+)
 _DELIVERY_WRITE = (
     "WITH p AS (UPDATE {s}.pointers SET body = %(body)s::json WHERE id = %(ptr)s), "
     "w AS (UPDATE {s}.workflows SET next_execution = %(when)s WHERE id = %(w)s "
@@ -605,6 +614,22 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
             lambda conn: conn.execute(sql, params).fetchall(), idempotent=True
         )
         return [c.subscription_from_row(r) for r in rows]
+
+    async def get_subscriptions_with_pending(
+        self, event_name: str, event_key: str, as_of: datetime
+    ) -> list[tuple[EventSubscription, str | None]]:
+        """:meth:`get_subscriptions`, each with its first pending event's id, in one
+        statement (see :class:`~wfe.core.protocols.PendingSubscriptions`)."""
+        sql = self._db.q(_SUBSCRIPTIONS_WITH_PENDING)
+        params = (
+            c.text(event_name, "the event name"),
+            c.text(event_key, "the event key"),
+            c.to_us(as_of),
+        )
+        rows = await self._db.run(
+            lambda conn: conn.execute(sql, params).fetchall(), idempotent=True
+        )
+        return [(c.subscription_from_row(r[:-1]), r[-1]) for r in rows]
 
     # -- errors -----------------------------------------------------------------------
 

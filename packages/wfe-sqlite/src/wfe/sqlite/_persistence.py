@@ -548,6 +548,26 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
 
         return await self._db.read(run, small=True)
 
+    async def get_subscriptions_with_pending(
+        self, event_name: str, event_key: str, as_of: datetime
+    ) -> list[tuple[EventSubscription, str | None]]:
+        """:meth:`get_subscriptions`, each with its first pending event's id, in one
+        statement (see :class:`~wfe.core.protocols.PendingSubscriptions`)."""
+        params = (event_name, event_key, c.to_us(as_of))
+
+        def run(conn: sqlite3.Connection) -> list[tuple[EventSubscription, str | None]]:
+            rows = conn.execute(
+                f"SELECT {c.SUBSCRIPTION_COLUMNS}, (SELECT e.id FROM events e "
+                "WHERE e.name = s.event_name AND e.key = s.event_key "
+                "AND e.time >= s.as_of AND e.processed = 0 ORDER BY e.time, e.rowid LIMIT 1) "
+                "FROM subscriptions s WHERE s.event_name = ? AND s.event_key = ? "
+                "AND s.as_of <= ? AND s.terminated = 0 ORDER BY s.as_of, s.rowid",
+                params,
+            )
+            return [(c.subscription_from_row(r[:-1]), r[-1]) for r in rows]
+
+        return await self._db.read(run, small=True)
+
     # -- errors and scheduled commands ------------------------------------------------
 
     async def get_errors(self, workflow_id: str) -> list[ExecutionError]:

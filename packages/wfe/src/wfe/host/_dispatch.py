@@ -34,6 +34,7 @@ from wfe.core.protocols import (
     Lease,
     LeasingDelivery,
     LeasingPersistence,
+    PendingSubscriptions,
     QueueItem,
     QueueKind,
 )
@@ -84,6 +85,7 @@ class Dispatcher:
             else None
         )
         self._claiming = persistence if isinstance(persistence, ClaimingDelivery) else None
+        self._pending_subs = persistence if isinstance(persistence, PendingSubscriptions) else None
         self._leasing_delivery = (
             persistence
             if self._leasing is not None and isinstance(persistence, LeasingDelivery)
@@ -719,14 +721,11 @@ class Dispatcher:
     async def _deliver_all(self, event: Event) -> None:
         """Deliver ``event`` (its lock held) to every subscription that takes it."""
         host = self.host
-        persistence = host.persistence
-        subs = await persistence.get_subscriptions(event.name, event.key, event.time)
         takers: list[EventSubscription] = []
-        for sub in subs:
-            pending = await persistence.get_pending_events(event.name, event.key, sub.as_of, 1)
-            if pending and pending[0].id != event.id:
+        for sub, first in await self._subscriptions_with_pending(event):
+            if first is not None and first != event.id:
                 # This subscription takes the earliest eligible event first.
-                await host.queues.enqueue(QueueKind.EVENT, pending[0].id)
+                await host.queues.enqueue(QueueKind.EVENT, first)
                 continue
             takers.append(sub)
         blocked = False
@@ -738,6 +737,22 @@ class Dispatcher:
             self._retry_event(event.id)
         else:
             self._event_backoff.pop(event.id, None)
+
+    async def _subscriptions_with_pending(
+        self, event: Event
+    ) -> list[tuple[EventSubscription, str | None]]:
+        """The subscriptions ``event`` goes to, each with the id of the first pending
+        event it takes (see :class:`PendingSubscriptions`)."""
+        if self._pending_subs is not None:
+            return await self._pending_subs.get_subscriptions_with_pending(
+                event.name, event.key, event.time
+            )
+        persistence = self.host.persistence
+        found: list[tuple[EventSubscription, str | None]] = []
+        for sub in await persistence.get_subscriptions(event.name, event.key, event.time):
+            pending = await persistence.get_pending_events(event.name, event.key, sub.as_of, 1)
+            found.append((sub, pending[0].id if pending else None))
+        return found
 
     def _retry_event(self, event_id: str) -> None:
         """Try a blocked delivery again soon, backing off while the workflow stays busy."""

@@ -24,6 +24,7 @@ from ._indexing_contract import IndexingPersistenceContract as IndexingPersisten
 from ._leasing_contract import LeasingPersistenceContract as LeasingPersistenceContract
 from ._leasing_delivery_contract import LeasingDeliveryContract as LeasingDeliveryContract
 from ._lock_contract import LockContract as LockContract
+from ._pending_contract import PendingSubscriptionsContract as PendingSubscriptionsContract
 from ._persistence_contract import BatchPersistenceContract as BatchPersistenceContract
 from ._persistence_contract import PersistenceContract as PersistenceContract
 from ._queue_contract import BatchQueueContract as BatchQueueContract
@@ -49,6 +50,7 @@ __all__ = [
     "LeasingDeliveryContract",
     "LeasingPersistenceContract",
     "LockContract",
+    "PendingSubscriptionsContract",
     "PersistenceContract",
     "QueueContract",
     "SampleColor",

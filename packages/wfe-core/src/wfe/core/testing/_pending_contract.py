@@ -1,0 +1,97 @@
+"""The contract of the optional :class:`~wfe.core.protocols.PendingSubscriptions`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from .._models import Event, EventSubscription, PointerStatus
+from ..protocols import Checkpoint, PendingSubscriptions, PersistenceProvider
+from ._persistence_contract import PersistenceContract
+from ._samples import T0, make_instance, unique_word
+
+
+def _pending(persistence: PersistenceProvider) -> PendingSubscriptions:
+    assert isinstance(persistence, PendingSubscriptions), (
+        "no get_subscriptions_with_pending (not a PendingSubscriptions)"
+    )
+    return persistence
+
+
+async def _subscribe(
+    persistence: PersistenceProvider, name: str, key: str, as_of: datetime
+) -> EventSubscription:
+    """A stored instance waiting on an open subscription to ``name``/``key``."""
+    instance = make_instance(pointers=1, next_execution=None)
+    p = instance.execution_pointers[-1]
+    p.status, p.active = PointerStatus.WAITING_FOR_EVENT, False
+    p.event_name, p.event_key = name, key
+    await persistence.create_workflow(instance)
+    sub = EventSubscription(
+        workflow_id=instance.id,
+        step_id=p.step_id,
+        pointer_id=p.id,
+        event_name=name,
+        event_key=key,
+        as_of=as_of,
+    )
+    await persistence.persist_checkpoint(Checkpoint(instance=instance, opened_subscriptions=[sub]))
+    return sub
+
+
+async def _composed(
+    persistence: PersistenceProvider, name: str, key: str, as_of: datetime
+) -> list[tuple[EventSubscription, str | None]]:
+    """What the capability must equal: the reads it stands for, one after another."""
+    found: list[tuple[EventSubscription, str | None]] = []
+    for sub in await persistence.get_subscriptions(name, key, as_of):
+        first = await persistence.get_pending_events(name, key, sub.as_of, 1)
+        found.append((sub, first[0].id if first else None))
+    return found
+
+
+class PendingSubscriptionsContract(PersistenceContract):
+    """:class:`PersistenceContract` plus the
+    :class:`~wfe.core.protocols.PendingSubscriptions` capability (same fixture)."""
+
+    async def test_subscriptions_with_pending_match_the_reads_they_stand_for(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        store = _pending(persistence)
+        name, s = unique_word(), timedelta(seconds=1)
+        early = await _subscribe(persistence, name, "k", T0)
+        late = await _subscribe(persistence, name, "k", T0 + 10 * s)
+        bare = await _subscribe(persistence, name, "k", T0 + 30 * s)
+        await _subscribe(persistence, name, "other key", T0)
+        await _subscribe(persistence, unique_word(), "k", T0)
+        events = [
+            Event(name=name, key="k", time=T0 + 5 * s),
+            Event(name=name, key="k", time=T0 + 15 * s),
+            # Same time as the one before, stored after it: taken after it.
+            Event(name=name, key="k", time=T0 + 15 * s),
+            Event(name=name, key="k", time=T0 + 20 * s, processed=True),
+            Event(name=name, key="other key", time=T0 + 31 * s),
+        ]
+        for event in events:
+            await persistence.create_event(event)
+        for as_of in (T0 - s, T0, T0 + 12 * s, T0 + 40 * s):
+            got = await store.get_subscriptions_with_pending(name, "k", as_of)
+            assert got == await _composed(persistence, name, "k", as_of), as_of
+        got = await store.get_subscriptions_with_pending(name, "k", T0 + 40 * s)
+        assert got == [(early, events[0].id), (late, events[1].id), (bare, None)]
+        assert await store.get_subscriptions_with_pending(unique_word(), "k", T0) == []
+
+    async def test_subscriptions_with_pending_leave_out_closed_subscriptions(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        store = _pending(persistence)
+        name = unique_word()
+        open_sub = await _subscribe(persistence, name, "k", T0)
+        closed = await _subscribe(persistence, name, "k", T0)
+        instance = await persistence.get_workflow(closed.workflow_id)
+        await persistence.persist_checkpoint(
+            Checkpoint(instance=instance, closed_subscriptions=[closed.id])
+        )
+        event = Event(name=name, key="k", time=T0)
+        await persistence.create_event(event)
+        got = await store.get_subscriptions_with_pending(name, "k", T0)
+        assert got == [(open_sub, event.id)]
