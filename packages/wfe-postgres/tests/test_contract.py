@@ -9,7 +9,6 @@ import pytest
 from wfe.core.testing import (
     BatchPersistenceContract,
     BatchQueueContract,
-    ClaimingDeliveryContract,
     IndexingPersistenceContract,
     LeasingDeliveryContract,
     LeasingPersistenceContract,
@@ -23,7 +22,6 @@ from wfe.postgres import PostgresPersistenceProvider
 
 class TestPostgresPersistenceContract(
     BatchPersistenceContract,
-    ClaimingDeliveryContract,
     IndexingPersistenceContract,
     LeasingDeliveryContract,
     LeasingPersistenceContract,

@@ -12,7 +12,6 @@ import pytest
 from wfe.core.testing import (
     BatchPersistenceContract,
     BatchQueueContract,
-    ClaimingDeliveryContract,
     IndexingPersistenceContract,
     LeasingDeliveryContract,
     LeasingPersistenceContract,
@@ -26,7 +25,6 @@ from wfe.sqlite import SqlitePersistenceProvider
 
 class TestSqlitePersistenceContract(
     BatchPersistenceContract,
-    ClaimingDeliveryContract,
     IndexingPersistenceContract,
     LeasingDeliveryContract,
     LeasingPersistenceContract,

@@ -107,8 +107,12 @@ _DELIVERY_READ_LEASED = (
     "(SELECT body FROM {s}.pointers WHERE id = %(ptr)s AND workflow_id = %(w)s FOR UPDATE), "
     "(SELECT token FROM l), (SELECT expires_at FROM l)"
 )
-# get_subscriptions' rows, each with the id of its first pending event (as
-# get_pending_events orders them), in one snapshot.
+_SUBSCRIPTIONS = (
+    f"SELECT {c.SUBSCRIPTION_COLUMNS} FROM {{s}}.subscriptions WHERE event_name = %s "
+    "AND event_key = %s AND as_of <= %s AND NOT terminated ORDER BY as_of, seq"
+)
+# ... each with the id of its first pending event (as get_pending_events orders them),
+# in one snapshot.
 _SUBSCRIPTIONS_WITH_PENDING = (
     f"SELECT {c.SUBSCRIPTION_COLUMNS}, (SELECT e.id FROM {{s}}.events e "
     "WHERE e.name = s.event_name AND e.key = s.event_key AND e.time >= s.as_of "
@@ -601,18 +605,7 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
     ) -> list[EventSubscription]:
         """Open subscriptions with this name and key and ``as_of`` at or before
         ``as_of``, oldest first."""
-        sql = self._db.q(
-            f"SELECT {c.SUBSCRIPTION_COLUMNS} FROM {{s}}.subscriptions WHERE event_name = %s "
-            "AND event_key = %s AND as_of <= %s AND NOT terminated ORDER BY as_of, seq"
-        )
-        params = (
-            c.text(event_name, "the event name"),
-            c.text(event_key, "the event key"),
-            c.to_us(as_of),
-        )
-        rows = await self._db.run(
-            lambda conn: conn.execute(sql, params).fetchall(), idempotent=True
-        )
+        rows = await self._subscription_rows(_SUBSCRIPTIONS, event_name, event_key, as_of)
         return [c.subscription_from_row(r) for r in rows]
 
     async def get_subscriptions_with_pending(
@@ -620,16 +613,25 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
     ) -> list[tuple[EventSubscription, str | None]]:
         """:meth:`get_subscriptions`, each with its first pending event's id, in one
         statement (see :class:`~wfe.core.protocols.PendingSubscriptions`)."""
-        sql = self._db.q(_SUBSCRIPTIONS_WITH_PENDING)
+        rows = await self._subscription_rows(
+            _SUBSCRIPTIONS_WITH_PENDING, event_name, event_key, as_of
+        )
+        return [(c.subscription_from_row(r[:-1]), r[-1]) for r in rows]
+
+    async def _subscription_rows(
+        self, sql: str, event_name: str, event_key: str, as_of: datetime
+    ) -> list[tuple[Any, ...]]:
+        """The rows of ``sql``, a read of the open subscriptions to ``event_name`` and
+        ``event_key`` taking an event of ``as_of``."""
+        query = self._db.q(sql)
         params = (
             c.text(event_name, "the event name"),
             c.text(event_key, "the event key"),
             c.to_us(as_of),
         )
-        rows = await self._db.run(
-            lambda conn: conn.execute(sql, params).fetchall(), idempotent=True
+        return await self._db.run(
+            lambda conn: conn.execute(query, params).fetchall(), idempotent=True
         )
-        return [(c.subscription_from_row(r[:-1]), r[-1]) for r in rows]
 
     # -- errors -----------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ def _claiming(persistence: PersistenceProvider) -> ClaimingDelivery:
     return persistence
 
 
-def _delivery(
+def sample_delivery(
     instance: WorkflowInstance, sub: EventSubscription, event: Event, token: int | None
 ) -> EventDelivery:
     return EventDelivery(
@@ -57,7 +57,7 @@ class ClaimingDeliveryContract(PersistenceContract):
         self, persistence: PersistenceProvider
     ) -> None:
         store, instance, sub, event = await self._waiting_with_event(persistence)
-        claimed = await store.deliver_event_claiming(_delivery(instance, sub, event, 7))
+        claimed = await store.deliver_event_claiming(sample_delivery(instance, sub, event, 7))
         assert claimed is not None
         # What a claim for that token would read: the delivery is in it.
         assert claimed == await persistence.get_workflow(instance.id)
@@ -77,7 +77,7 @@ class ClaimingDeliveryContract(PersistenceContract):
         self, persistence: PersistenceProvider
     ) -> None:
         store, instance, sub, event = await self._waiting_with_event(persistence)
-        delivery = _delivery(instance, sub, event, 3)
+        delivery = sample_delivery(instance, sub, event, 3)
         assert await store.deliver_event_claiming(delivery) is not None
         before = await persistence.get_workflow(instance.id)
         assert await store.deliver_event_claiming(attrs.evolve(delivery, fencing_token=5)) is None
@@ -92,9 +92,9 @@ class ClaimingDeliveryContract(PersistenceContract):
         self, persistence: PersistenceProvider
     ) -> None:
         store, instance, sub, event = await self._waiting_with_event(persistence)
-        missing = attrs.evolve(_delivery(instance, sub, event, 1), workflow_id=new_id())
+        missing = attrs.evolve(sample_delivery(instance, sub, event, 1), workflow_id=new_id())
         with expect_raises(WorkflowNotFoundError, "a claiming delivery to no workflow"):
             await store.deliver_event_claiming(missing)
         with expect_raises(ConfigurationError, "a claiming delivery without a token"):
-            await store.deliver_event_claiming(_delivery(instance, sub, event, None))
+            await store.deliver_event_claiming(sample_delivery(instance, sub, event, None))
         assert not (await persistence.get_event(event.id)).processed

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from .._models import Event, EventSubscription, PointerStatus
+from .._models import Event, EventSubscription
 from ..protocols import Checkpoint, PendingSubscriptions, PersistenceProvider
 from ._persistence_contract import PersistenceContract
-from ._samples import T0, make_instance, unique_word
+from ._samples import T0, unique_word
 
 
 def _pending(persistence: PersistenceProvider) -> PendingSubscriptions:
@@ -15,27 +15,6 @@ def _pending(persistence: PersistenceProvider) -> PendingSubscriptions:
         "no get_subscriptions_with_pending (not a PendingSubscriptions)"
     )
     return persistence
-
-
-async def _subscribe(
-    persistence: PersistenceProvider, name: str, key: str, as_of: datetime
-) -> EventSubscription:
-    """A stored instance waiting on an open subscription to ``name``/``key``."""
-    instance = make_instance(pointers=1, next_execution=None)
-    p = instance.execution_pointers[-1]
-    p.status, p.active = PointerStatus.WAITING_FOR_EVENT, False
-    p.event_name, p.event_key = name, key
-    await persistence.create_workflow(instance)
-    sub = EventSubscription(
-        workflow_id=instance.id,
-        step_id=p.step_id,
-        pointer_id=p.id,
-        event_name=name,
-        event_key=key,
-        as_of=as_of,
-    )
-    await persistence.persist_checkpoint(Checkpoint(instance=instance, opened_subscriptions=[sub]))
-    return sub
 
 
 async def _composed(
@@ -53,16 +32,21 @@ class PendingSubscriptionsContract(PersistenceContract):
     """:class:`PersistenceContract` plus the
     :class:`~wfe.core.protocols.PendingSubscriptions` capability (same fixture)."""
 
+    async def _subscribe(
+        self, persistence: PersistenceProvider, name: str, key: str, as_of: datetime
+    ) -> EventSubscription:
+        return (await self._waiting(persistence, name, key, as_of))[1]
+
     async def test_subscriptions_with_pending_match_the_reads_they_stand_for(
         self, persistence: PersistenceProvider
     ) -> None:
         store = _pending(persistence)
         name, s = unique_word(), timedelta(seconds=1)
-        early = await _subscribe(persistence, name, "k", T0)
-        late = await _subscribe(persistence, name, "k", T0 + 10 * s)
-        bare = await _subscribe(persistence, name, "k", T0 + 30 * s)
-        await _subscribe(persistence, name, "other key", T0)
-        await _subscribe(persistence, unique_word(), "k", T0)
+        early = await self._subscribe(persistence, name, "k", T0)
+        late = await self._subscribe(persistence, name, "k", T0 + 10 * s)
+        bare = await self._subscribe(persistence, name, "k", T0 + 30 * s)
+        await self._subscribe(persistence, name, "other key", T0)
+        await self._subscribe(persistence, unique_word(), "k", T0)
         events = [
             Event(name=name, key="k", time=T0 + 5 * s),
             Event(name=name, key="k", time=T0 + 15 * s),
@@ -85,8 +69,8 @@ class PendingSubscriptionsContract(PersistenceContract):
     ) -> None:
         store = _pending(persistence)
         name = unique_word()
-        open_sub = await _subscribe(persistence, name, "k", T0)
-        closed = await _subscribe(persistence, name, "k", T0)
+        open_sub = await self._subscribe(persistence, name, "k", T0)
+        closed = await self._subscribe(persistence, name, "k", T0)
         instance = await persistence.get_workflow(closed.workflow_id)
         await persistence.persist_checkpoint(
             Checkpoint(instance=instance, closed_subscriptions=[closed.id])

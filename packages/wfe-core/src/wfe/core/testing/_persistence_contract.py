@@ -526,15 +526,16 @@ class PersistenceContract:
     # -- event delivery --------------------------------------------------------------
 
     async def _waiting(
-        self, persistence: PersistenceProvider, name: str
+        self, persistence: PersistenceProvider, name: str, key: str = "k", as_of: Any = T0
     ) -> tuple[WorkflowInstance, EventSubscription]:
+        """A stored instance whose last pointer waits on an open subscription."""
         instance = make_instance(pointers=3, next_execution=None)
         p = instance.execution_pointers[-1]
         p.status = PointerStatus.WAITING_FOR_EVENT
         p.active = False
-        p.event_name, p.event_key = name, "k"
+        p.event_name, p.event_key = name, key
         await persistence.create_workflow(instance)
-        sub = _subscription(instance, name, "k")
+        sub = _subscription(instance, name, key, as_of)
         await _save(persistence, instance, opened_subscriptions=[sub])
         return instance, sub
 
