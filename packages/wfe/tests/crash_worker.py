@@ -158,10 +158,10 @@ class CrashingStore(StoreBase):  # type: ignore[misc,valid-type]
             "deliver_event", super().deliver_event_claiming(delivery), delivery=True
         )
 
-    async def deliver_event_leased(self, delivery: EventDelivery, *args: Any) -> Any:
+    async def deliver_event_leased(self, delivery: EventDelivery, *args: Any, **kw: Any) -> Any:
         # A delivery all the same (its write also takes the lease and claims).
         return await self._around(
-            "deliver_event", super().deliver_event_leased(delivery, *args), delivery=True
+            "deliver_event", super().deliver_event_leased(delivery, *args, **kw), delivery=True
         )
 
     async def purge_workflows(self, *args: Any, **kwargs: Any) -> Any:

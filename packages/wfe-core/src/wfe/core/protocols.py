@@ -362,6 +362,8 @@ class LeasingDelivery(LeasingPersistence, ClaimingDelivery, Protocol):
         locks: DistributedLockProvider,
         resource: str,
         ttl: timedelta,
+        *,
+        release: Lease | None = None,
     ) -> tuple[Lease | None, WorkflowInstance | None]:
         """In one atomic write, take a lease on ``resource`` for ``ttl`` exactly as
         ``locks.acquire`` would and, under its fencing token (``delivery``'s own is
@@ -370,8 +372,10 @@ class LeasingDelivery(LeasingPersistence, ClaimingDelivery, Protocol):
         written. Else the lease (the caller renews and releases it through ``locks``)
         and the claimed instance, or ``None`` when there was nothing to deliver (the
         lease is taken and the fence raised all the same). When the delivery is
-        refused, neither is the lease taken. Only for a ``locks`` of which
-        :meth:`~LeasingPersistence.keeps_leases_of` is true."""
+        refused, neither is the lease taken. ``release``: another lease of ``locks``
+        (the event's own, say) given up as ``locks.release`` would, in the same write,
+        exactly when an instance is returned (else the caller still holds it). Only
+        for a ``locks`` of which :meth:`~LeasingPersistence.keeps_leases_of` is true."""
         ...
 
 

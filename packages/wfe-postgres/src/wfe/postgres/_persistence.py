@@ -128,6 +128,14 @@ _DELIVERY_WRITE = (
     "UPDATE {s}.events SET processed = true WHERE id = %(ev)s AND %(mark)s"
 )
 
+# ... and another lease of the same lock provider given up with it (see
+# deliver_event_leased): its row is written by the delivery's durable commit.
+_DELIVERY_WRITE_RELEASING = (
+    "WITH r AS (UPDATE {s}.locks SET owner = NULL, expires_at = 0 "
+    "WHERE resource = %(rr)s AND owner = %(ro)s AND token = %(rt)s), "
+    + _DELIVERY_WRITE.removeprefix("WITH ")
+)
+
 
 def _workflow(row: tuple[Any, ...]) -> WorkflowInstance:
     ids, seqs, bodies = row[11], row[12], row[13]
@@ -335,28 +343,40 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
         locks: DistributedLockProvider,
         resource: str,
         ttl: timedelta,
+        *,
+        release: Lease | None = None,
     ) -> tuple[Lease | None, WorkflowInstance | None]:
         """:meth:`deliver_event_claiming` under a lease on ``resource`` taken by the
-        transaction's first statement, in the same two round trips (see
-        :class:`~wfe.core.protocols.LeasingDelivery`)."""
+        transaction's first statement, in the same two round trips; ``release`` is
+        given up by the write (see :class:`~wfe.core.protocols.LeasingDelivery`)."""
         own = self._own(locks)
         keys = own.acquire_keys(resource, ttl)
-        row, claimed = await self._db.run(self._deliverer(delivery, claim=True, lease=keys))
+        if release is not None:
+            keys |= {"rr": release.resource, "ro": release.owner, "rt": release.fencing_token}
+        row, claimed = await self._db.run(
+            self._deliverer(delivery, claim=True, lease=keys, releasing=release is not None)
+        )
         lease = own.lease_of(resource, ttl, row)
         if lease is None:
             return None, None
         return lease, claimed if isinstance(claimed, WorkflowInstance) else None
 
     def _deliverer(
-        self, delivery: EventDelivery, *, claim: bool, lease: dict[str, Any] | None = None
+        self,
+        delivery: EventDelivery,
+        *,
+        claim: bool,
+        lease: dict[str, Any] | None = None,
+        releasing: bool = False,
     ) -> Callable[[Conn], tuple[Any, WorkflowInstance | bool | None]]:
         """The delivery's transaction: the lease's row (``lease``: the parameters of a
         lease to take first; ``None`` when none was, or none asked) and ``None`` when
         nothing was delivered, else the instance read after it (``claim``) or ``True``.
-        When ``lease`` is asked and a live lease holds it, nothing is written."""
+        When ``lease`` is asked and a live lease holds it, nothing is written.
+        ``releasing``: the write also gives up the lease ``lease``'s ``r*`` keys name."""
         d = delivery
         read_sql = self._db.q(_DELIVERY_READ if lease is None else _DELIVERY_READ_LEASED)
-        write_sql = self._db.q(_DELIVERY_WRITE)
+        write_sql = self._db.q(_DELIVERY_WRITE_RELEASING if releasing else _DELIVERY_WRITE)
         claim_sql = self._db.q(_READ_WORKFLOW)
         label = self._db.label
         keys = {

@@ -112,12 +112,15 @@ class SqliteLockProvider(SqliteProvider):
         (until then they get ``None`` and retry, as for a held lease), and if a crash
         loses it the lease simply expires. Fencing never depends on a release."""
         await trio.lowlevel.checkpoint()
-        self._db.post(
-            lambda conn: conn.execute(
-                "UPDATE locks SET owner = NULL, expires_at = 0 "
-                "WHERE resource = ? AND owner = ? AND token = ?",
-                (lease.resource, lease.owner, lease.fencing_token),
-            )
+        self._db.post(lambda conn: self.give_up(conn, lease))
+
+    @staticmethod
+    def give_up(conn: sqlite3.Connection, lease: Lease) -> None:
+        """The write of :meth:`release`, inside another write's transaction."""
+        conn.execute(
+            "UPDATE locks SET owner = NULL, expires_at = 0 "
+            "WHERE resource = ? AND owner = ? AND token = ?",
+            (lease.resource, lease.owner, lease.fencing_token),
         )
 
 

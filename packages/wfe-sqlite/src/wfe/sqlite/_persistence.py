@@ -291,11 +291,15 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
         locks: DistributedLockProvider,
         resource: str,
         ttl: timedelta,
+        *,
+        release: Lease | None = None,
     ) -> tuple[Lease | None, WorkflowInstance | None]:
         """The lease on ``resource``, then :meth:`deliver_event_claiming` under its
-        token, in one transaction (see :class:`~wfe.core.protocols.LeasingDelivery`):
-        a refused delivery rolls the lease back with it."""
-        take = self._own(locks).taker(resource, ttl)
+        token (and ``release`` given up), in one transaction (see
+        :class:`~wfe.core.protocols.LeasingDelivery`): a refused delivery rolls the
+        lease back with it."""
+        own = self._own(locks)
+        take = own.taker(resource, ttl)
 
         def run(conn: sqlite3.Connection) -> tuple[Lease | None, WorkflowInstance | None]:
             lease = take(conn)
@@ -304,6 +308,8 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
             deliver = self._deliverer(delivery, lease.fencing_token)
             if not deliver(conn):
                 return lease, None
+            if release is not None:
+                own.give_up(conn, release)
             return lease, _load_workflows(conn, [delivery.workflow_id])[0]
 
         return await self._db.write(run)

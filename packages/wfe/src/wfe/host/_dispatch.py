@@ -711,15 +711,17 @@ class Dispatcher:
                 if lease is None:
                     self._retry_event(event_id)
                     return
-            await self._deliver_all(event)
+            if await self._deliver_all(event, lease):
+                lease = None  # given up by the write of its last delivery
         finally:
             if delivered is not None:
                 delivered()
             if lease is not None:
                 await self._release(lease)
 
-    async def _deliver_all(self, event: Event) -> None:
-        """Deliver ``event`` (its lock held) to every subscription that takes it."""
+    async def _deliver_all(self, event: Event, lease: Lease) -> bool:
+        """Deliver ``event`` (its lock held: ``lease``) to every subscription that
+        takes it; ``True`` when the last delivery's write gave ``lease`` up."""
         host = self.host
         takers: list[EventSubscription] = []
         for sub, first in await self._subscriptions_with_pending(event):
@@ -728,15 +730,17 @@ class Dispatcher:
                 await host.queues.enqueue(QueueKind.EVENT, first)
                 continue
             takers.append(sub)
-        blocked = False
+        blocked = released = False
         for i, sub in enumerate(takers):
             last = i == len(takers) - 1 and not blocked
-            if not await self._deliver(sub, event, last):
+            done, released = await self._deliver(sub, event, last, lease if last else None)
+            if not done:
                 blocked = True
         if blocked:
             self._retry_event(event.id)
         else:
             self._event_backoff.pop(event.id, None)
+        return released
 
     async def _subscriptions_with_pending(
         self, event: Event
@@ -761,18 +765,26 @@ class Dispatcher:
         delay = min(_EVENT_RETRY * 2 ** (attempt - 1), _EVENT_RETRY_MAX)
         self._event_timers.schedule(event_id, self.host.clock.now() + delay)
 
-    async def _deliver(self, sub: EventSubscription, event: Event, mark_processed: bool) -> bool:
-        """One delivery; ``False`` when the workflow is busy elsewhere (retry later).
+    async def _deliver(
+        self,
+        sub: EventSubscription,
+        event: Event,
+        mark_processed: bool,
+        release: Lease | None = None,
+    ) -> tuple[bool, bool]:
+        """One delivery: whether it is done (``False``: the workflow is busy
+        elsewhere, retry later), and whether its write gave ``release`` up.
 
         With a workflow slot free the workflow then runs here at once, under the lease
         its delivery holds: no release, queue item and re-acquire in between; on a
         :class:`ClaimingDelivery` store the delivery's write also claims it, and on a
-        :class:`LeasingDelivery` one it takes the lease too."""
+        :class:`LeasingDelivery` one it takes the lease too (and gives ``release``,
+        the event's lease, up)."""
         host = self.host
         wid = sub.workflow_id
         run = self.runs.get(wid)
         if run is not None and await run.deliver_event(sub, event, mark_processed=mark_processed):
-            return True
+            return True, False
         delivery = EventDelivery(
             event_id=event.id,
             subscription_id=sub.id,
@@ -788,21 +800,26 @@ class Dispatcher:
         except trio.WouldBlock:
             slot = None
         lease: Lease | None = None
-        handed_over = False
+        handed_over = released = False
         delivered = False
         try:
             claimed: WorkflowInstance | None = None
             if self._leasing_delivery is not None and slot is not None:
                 lease, claimed = await self._leasing_delivery.deliver_event_leased(
-                    delivery, host.locks, self.lock_name(wid), host.config.lease_ttl
+                    delivery,
+                    host.locks,
+                    self.lock_name(wid),
+                    host.config.lease_ttl,
+                    release=release,
                 )
                 if lease is None:
-                    return False
+                    return False, False
                 delivered = claimed is not None
+                released = delivered and release is not None
             else:
                 lease = await host.locks.acquire(self.lock_name(wid), host.config.lease_ttl)
                 if lease is None:
-                    return False
+                    return False, False
                 delivery = attrs.evolve(delivery, fencing_token=lease.fencing_token)
                 if self._claiming is not None and slot is not None:
                     claimed = await self._claiming.deliver_event_claiming(delivery)
@@ -820,7 +837,7 @@ class Dispatcher:
                     loop="processing event items",
                 )
         except WorkflowNotFoundError:
-            return True
+            return True, False
         finally:
             if not handed_over:
                 if slot is not None:
@@ -829,7 +846,7 @@ class Dispatcher:
                     await self._release(lease)
         if delivered and not handed_over:
             await host.queues.enqueue(QueueKind.WORKFLOW, wid)
-        return True
+        return True, released
 
     @staticmethod
     def _lease_expired(asked: float, lease: Lease) -> bool:

@@ -128,6 +128,43 @@ class LeasingDeliveryContract(ClaimingDeliveryContract):
                 await persistence.claim_workflow(d.instance.id, first.fencing_token)
             await d.locks.release(lease)
 
+    async def test_deliver_event_leased_gives_up_the_lease_it_is_handed_when_it_delivers(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        async with self._delivering(persistence) as d:
+            other = f"contract:{new_id()}"
+            # Held elsewhere: nothing written, the handed lease kept.
+            held = await d.locks.acquire(d.resource, _TTL)
+            assert held is not None
+            event_lease = await d.locks.acquire(other, _TTL)
+            assert event_lease is not None
+            got = await d.store.deliver_event_leased(
+                d.delivery(), d.locks, d.resource, _TTL, release=event_lease
+            )
+            assert got == (None, None)
+            assert await d.locks.renew(event_lease), "given up without a delivery"
+            await d.locks.release(held)
+            # Delivered: given up in the same write.
+            lease, claimed = await d.store.deliver_event_leased(
+                d.delivery(), d.locks, d.resource, _TTL, release=event_lease
+            )
+            assert lease is not None
+            assert claimed is not None
+            assert not await d.locks.renew(event_lease), "the handed lease is still held"
+            again = await d.locks.acquire(other, _TTL)
+            assert again is not None
+            assert again.fencing_token > event_lease.fencing_token
+            await d.locks.release(lease)
+            # Nothing left to deliver: kept.
+            lease, claimed = await d.store.deliver_event_leased(
+                d.delivery(), d.locks, d.resource, _TTL, release=again
+            )
+            assert lease is not None
+            assert claimed is None
+            assert await d.locks.renew(again), "given up without a delivery"
+            await d.locks.release(lease)
+            await d.locks.release(again)
+
     async def test_deliver_event_leased_refused_takes_no_lease(
         self, persistence: PersistenceProvider
     ) -> None:
