@@ -159,7 +159,9 @@ class CrashingStore(StoreBase):  # type: ignore[misc,valid-type]
         )
 
     async def deliver_event_leased(self, delivery: EventDelivery, *args: Any, **kw: Any) -> Any:
-        # A delivery all the same (its write also takes the lease and claims).
+        # A delivery all the same (its write also takes the lease and claims, and may
+        # give the event's lease up): logged, so a test sees this path was the one.
+        record("leased-delivery", "releasing" if kw.get("release") else "keeping")
         return await self._around(
             "deliver_event", super().deliver_event_leased(delivery, *args, **kw), delivery=True
         )

@@ -283,6 +283,29 @@ def test_kill_right_after_an_event_is_stored_with_its_lease(tmp_path: Path, db: 
         assert data["event"] == {"for": wid}, "an event was lost or went to another workflow"
 
 
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_kill_around_a_delivery_that_takes_the_workflow_lease_and_gives_the_events_up(
+    tmp_path: Path, db: Path | str, when: str
+) -> None:
+    """The worker host publishing here delivers each event with one write that takes
+    the workflow's lease, claims it and gives the event's lease up; it is killed right
+    before or after the second such write. Nothing is half done: the next host delivers
+    what is left once the dead host's leases expire, each workflow gets its own event
+    once, and no committed step runs again."""
+    log = tmp_path / "log"
+    assert finish(spawn(db, log, "start", "wait", "2")).strip() == "waiting"
+    killed(spawn(db, log, "publish-here", crash=f"deliver_event:{when}:2"))
+    assert ["leased-delivery", "releasing"] in [e[:2] for e in lines(log)], lines(log)
+    assert ["killed", "deliver_event", when, "2"] in [e[:4] for e in lines(log)]
+    finish(spawn(db, log, "finish"))
+    runs = assert_no_committed_step_ran_again(log)
+    again = {key: count for key, count in runs.items() if count > 1}
+    assert all(step == "3" and count == 2 for (_, step), count in again.items()), runs
+    assert_all_complete(db, 2, ("1", "3"))
+    for wid, (_, data) in stored_data(db).items():
+        assert data["event"] == {"for": wid}, "an event was lost or went to another workflow"
+
+
 @pytest.mark.parametrize("pause", ["blocked-loop", "sigstop"])
 @pytest.mark.parametrize("locks", ["store", "separate-lock-file"])
 def test_a_holder_paused_past_its_lease_is_fenced_out(

@@ -84,14 +84,17 @@ _FENCE = (
     "UPDATE {s}.workflows SET fence = COALESCE(%(t)s::bigint, fence) WHERE id = %(w)s "
     "AND (%(t)s::bigint IS NULL OR fence IS NULL OR fence <= %(t)s::bigint) RETURNING id"
 )
-_DELIVERY_READ = (
-    "WITH f AS (" + _FENCE + ") SELECT (SELECT id FROM f), "
+# What a delivery reads, after the fence CTE ``f``: whether the fence accepted it, the
+# fence, and the subscription, event and pointer rows (locked for the write).
+_DELIVERY_COLUMNS = (
+    "(SELECT id FROM f), "
     "(SELECT fence FROM {s}.workflows WHERE id = %(w)s), "
     "(SELECT terminated FROM {s}.subscriptions WHERE id = %(sub)s FOR UPDATE), "
     "(SELECT processed FROM {s}.events WHERE id = %(ev)s FOR UPDATE), "
     "(SELECT data FROM {s}.events WHERE id = %(ev)s), "
     "(SELECT body FROM {s}.pointers WHERE id = %(ptr)s AND workflow_id = %(w)s FOR UPDATE)"
 )
+_DELIVERY_READ = "WITH f AS (" + _FENCE + ") SELECT " + _DELIVERY_COLUMNS
 # ... taking the workflow's lease first, in the same statement: the fence is raised to
 # its token (nothing is, when a live lease holds it). Two more columns: the lease's row.
 _DELIVERY_READ_LEASED = (
@@ -99,26 +102,21 @@ _DELIVERY_READ_LEASED = (
     "f AS (UPDATE {s}.workflows SET fence = (SELECT token FROM l) WHERE id = %(w)s "
     "AND EXISTS (SELECT 1 FROM l) "
     "AND (fence IS NULL OR fence <= (SELECT token FROM l)) RETURNING id) "
-    "SELECT (SELECT id FROM f), "
-    "(SELECT fence FROM {s}.workflows WHERE id = %(w)s), "
-    "(SELECT terminated FROM {s}.subscriptions WHERE id = %(sub)s FOR UPDATE), "
-    "(SELECT processed FROM {s}.events WHERE id = %(ev)s FOR UPDATE), "
-    "(SELECT data FROM {s}.events WHERE id = %(ev)s), "
-    "(SELECT body FROM {s}.pointers WHERE id = %(ptr)s AND workflow_id = %(w)s FOR UPDATE), "
-    "(SELECT token FROM l), (SELECT expires_at FROM l)"
+    "SELECT " + _DELIVERY_COLUMNS + ", (SELECT token FROM l), (SELECT expires_at FROM l)"
 )
-_SUBSCRIPTIONS = (
-    f"SELECT {c.SUBSCRIPTION_COLUMNS} FROM {{s}}.subscriptions WHERE event_name = %s "
-    "AND event_key = %s AND as_of <= %s AND NOT terminated ORDER BY as_of, seq"
+# The open subscriptions to a name and key that take an event of a time (parameters:
+# name, key, time), oldest first.
+_OPEN_SUBSCRIPTIONS = (
+    "FROM {s}.subscriptions s WHERE s.event_name = %s AND s.event_key = %s "
+    "AND s.as_of <= %s AND NOT s.terminated ORDER BY s.as_of, s.seq"
 )
+_SUBSCRIPTIONS = f"SELECT {c.SUBSCRIPTION_COLUMNS} {_OPEN_SUBSCRIPTIONS}"
 # ... each with the id of its first pending event (as get_pending_events orders them),
 # in one snapshot.
 _SUBSCRIPTIONS_WITH_PENDING = (
     f"SELECT {c.SUBSCRIPTION_COLUMNS}, (SELECT e.id FROM {{s}}.events e "
     "WHERE e.name = s.event_name AND e.key = s.event_key AND e.time >= s.as_of "
-    "AND NOT e.processed ORDER BY e.time, e.seq LIMIT 1) "
-    "FROM {s}.subscriptions s WHERE s.event_name = %s AND s.event_key = %s "
-    "AND s.as_of <= %s AND NOT s.terminated ORDER BY s.as_of, s.seq"
+    f"AND NOT e.processed ORDER BY e.time, e.seq LIMIT 1) {_OPEN_SUBSCRIPTIONS}"
 )
 _DELIVERY_WRITE = (
     "WITH p AS (UPDATE {s}.pointers SET body = %(body)s::json WHERE id = %(ptr)s), "

@@ -77,6 +77,14 @@ _INSERT_EVENT = f"INSERT INTO events ({c.EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, 
 _INSERT_ERROR = "INSERT INTO errors (workflow_id, pointer_id, time, message) VALUES (?, ?, ?, ?)"
 
 
+# The open subscriptions to a name and key that take an event of a time (parameters:
+# name, key, time), oldest first.
+_OPEN_SUBSCRIPTIONS = (
+    "FROM subscriptions s WHERE s.event_name = ? AND s.event_key = ? "
+    "AND s.as_of <= ? AND s.terminated = 0 ORDER BY s.as_of, s.rowid"
+)
+
+
 class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
     """Workflows, events, subscriptions, errors and scheduled commands in one SQLite
     file (``sqlite:///path.db``, ``sqlite:////abs/path.db``) or in memory
@@ -545,11 +553,7 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
         params = (event_name, event_key, c.to_us(as_of))
 
         def run(conn: sqlite3.Connection) -> list[EventSubscription]:
-            rows = conn.execute(
-                f"SELECT {c.SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE event_name = ? "
-                "AND event_key = ? AND as_of <= ? AND terminated = 0 ORDER BY as_of, rowid",
-                params,
-            )
+            rows = conn.execute(f"SELECT {c.SUBSCRIPTION_COLUMNS} {_OPEN_SUBSCRIPTIONS}", params)
             return [c.subscription_from_row(r) for r in rows]
 
         return await self._db.read(run, small=True)
@@ -566,8 +570,7 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
                 f"SELECT {c.SUBSCRIPTION_COLUMNS}, (SELECT e.id FROM events e "
                 "WHERE e.name = s.event_name AND e.key = s.event_key "
                 "AND e.time >= s.as_of AND e.processed = 0 ORDER BY e.time, e.rowid LIMIT 1) "
-                "FROM subscriptions s WHERE s.event_name = ? AND s.event_key = ? "
-                "AND s.as_of <= ? AND s.terminated = 0 ORDER BY s.as_of, s.rowid",
+                f"{_OPEN_SUBSCRIPTIONS}",
                 params,
             )
             return [(c.subscription_from_row(r[:-1]), r[-1]) for r in rows]
