@@ -127,6 +127,13 @@ class Dispatcher:
         phases = host.config.workflow_middleware
         self._execute_middleware = list(phases.get("execute", ()))
         self.post_middleware = PostRunner(host, phases.get("post", ()))
+        # Workflow middleware may run user code once a run takes no more input (and
+        # that code may publish events): see _ending_here.
+        self._code_after_pass = bool(self._execute_middleware or phases.get("post"))
+        # The workflow leases this host's runs hold, each with its letting go.
+        self._holding: dict[str, _Holding] = {}
+        # While the poller reads due instances: the runs here whose pass ended.
+        self._passes_ended: set[str] | None = None
 
     async def finished(self, instance: WorkflowInstance, events: list[Event]) -> None:
         """A workflow completed or was terminated (its final checkpoint is stored, with
@@ -239,8 +246,15 @@ class Dispatcher:
         while True:
             now = host.clock.now()
             try:
-                due = await host.persistence.get_runnable_instances(now, _POLL_BATCH)
-                ids = [wid for wid in due if wid not in self.runs]
+                # A pass here that ended while the read ran was read as it was, due,
+                # perhaps; this host has its plan for it (see _execute): queued again
+                # it would cost a lease, a claim and an empty pass.
+                ended = self._passes_ended = set()
+                try:
+                    due = await host.persistence.get_runnable_instances(now, _POLL_BATCH)
+                finally:
+                    self._passes_ended = None
+                ids = [wid for wid in due if not self._here(wid) and wid not in ended]
                 if ids:
                     await host.queues.enqueue_many(QueueKind.WORKFLOW, ids)
                 events = await host.persistence.get_runnable_events(now, _POLL_BATCH)
@@ -461,12 +475,18 @@ class Dispatcher:
         # An eager start is indexed when its pass ends, or a moment in if still running.
         new = workflow_id if workflow_id in self.starting else None
         held = self._leases.keep(lease, hold, scope, new)
+        holding = self._holding[workflow_id] = _Holding()
         try:
             with scope:
                 await self._execute(workflow_id, lease, hold, instance)
         finally:
             self._leases.drop(held)
             await self._release(lease)
+            if self._holding.get(workflow_id) is holding:
+                del self._holding[workflow_id]
+            holding.released.set()
+            if self._passes_ended is not None:
+                self._passes_ended.add(workflow_id)
 
     async def _execute(
         self, workflow_id: str, lease: Lease, hold: Hold, created: WorkflowInstance | None
@@ -511,6 +531,9 @@ class Dispatcher:
                 await run.run()
         finally:
             del self.runs[workflow_id]
+            holding = self._holding.get(workflow_id)
+            if holding is not None:
+                holding.passed = True
             if self._draining and not self.runs:
                 self._runs_done.set()
         await self._index_after(instance)
@@ -785,6 +808,12 @@ class Dispatcher:
         run = self.runs.get(wid)
         if run is not None and await run.deliver_event(sub, event, mark_processed=mark_processed):
             return True, False
+        ending = self._ending_here(wid)
+        if ending is not None:
+            # Its run here takes no more input and is letting the lease go (writing
+            # its last checkpoint, say): wait for that rather than fail to take the
+            # lease and try again a retry interval later.
+            await ending.wait()
         delivery = EventDelivery(
             event_id=event.id,
             subscription_id=sub.id,
@@ -848,6 +877,25 @@ class Dispatcher:
             await host.queues.enqueue(QueueKind.WORKFLOW, wid)
         return True, released
 
+    def _here(self, workflow_id: str) -> bool:
+        """Whether a run here holds ``workflow_id``'s lease or is about to."""
+        return (
+            workflow_id in self.runs or workflow_id in self._holding or workflow_id in self.starting
+        )
+
+    def _ending_here(self, workflow_id: str) -> trio.Event | None:
+        """The release of ``workflow_id``'s lease by a run here whose pass is over (no
+        step, no user code to come: waiting on it cannot deadlock), or ``None``."""
+        holding = self._holding.get(workflow_id)
+        if holding is None:
+            return None
+        run = self.runs.get(workflow_id)
+        if run is None:
+            ended = holding.passed
+        else:
+            ended = not run.accepting and not self._code_after_pass
+        return holding.released if ended else None
+
     @staticmethod
     def _lease_expired(asked: float, lease: Lease) -> bool:
         return trio.current_time() >= asked + lease.ttl.total_seconds()
@@ -861,6 +909,16 @@ def _child_notice(child: WorkflowInstance, now: datetime) -> Event:
         data={"status": child.status.value, "data": child.data},
         time=now,
     )
+
+
+class _Holding:
+    """A workflow lease a run here holds: whether its pass is over, and its release."""
+
+    __slots__ = ("passed", "released")
+
+    def __init__(self) -> None:
+        self.passed = False
+        self.released = trio.Event()
 
 
 @attrs.frozen
