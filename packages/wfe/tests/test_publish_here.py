@@ -27,7 +27,9 @@ def _waiting(name: str) -> Any:
 
 
 async def _park(host: WorkflowHost, name: str, keys: list[str]) -> list[str]:
-    """Start one workflow per key and return their ids once each waits for its event."""
+    """Start one workflow per key and return their ids once each waits for its event
+    and its pass here is over (a pass checks, after its last checkpoint, for events
+    already pending: one published meanwhile would be offered twice)."""
     ids = [await host.start_workflow(name, 1, {"key": key}) for key in keys]
     for wid in ids:
         while not any(
@@ -35,6 +37,8 @@ async def _park(host: WorkflowHost, name: str, keys: list[str]) -> list[str]:
             for p in (await host.get_workflow(wid)).execution_pointers
         ):
             await trio.sleep(0.005)
+    while host.statistics().running_workflows:
+        await trio.sleep(0.005)
     return ids
 
 
