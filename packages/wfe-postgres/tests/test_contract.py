@@ -14,6 +14,7 @@ from wfe.core.testing import (
     LeasingPersistenceContract,
     LockContract,
     PendingSubscriptionsContract,
+    ReleasingCheckpointContract,
     SearchContract,
     StepLogContract,
 )
@@ -24,6 +25,7 @@ class TestPostgresPersistenceContract(
     BatchPersistenceContract,
     IndexingPersistenceContract,
     LeasingDeliveryContract,
+    ReleasingCheckpointContract,
     LeasingPersistenceContract,
     PendingSubscriptionsContract,
 ):

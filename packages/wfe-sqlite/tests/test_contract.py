@@ -17,6 +17,7 @@ from wfe.core.testing import (
     LeasingPersistenceContract,
     LockContract,
     PendingSubscriptionsContract,
+    ReleasingCheckpointContract,
     SearchContract,
     StepLogContract,
 )
@@ -27,6 +28,7 @@ class TestSqlitePersistenceContract(
     BatchPersistenceContract,
     IndexingPersistenceContract,
     LeasingDeliveryContract,
+    ReleasingCheckpointContract,
     LeasingPersistenceContract,
     PendingSubscriptionsContract,
 ):

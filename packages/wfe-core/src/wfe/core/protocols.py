@@ -379,6 +379,24 @@ class LeasingDelivery(LeasingPersistence, ClaimingDelivery, Protocol):
         ...
 
 
+@runtime_checkable
+class ReleasingCheckpoint(LeasingPersistence, Protocol):
+    """Optional capability of a :class:`LeasingPersistence`: store a checkpoint and give
+    a lease up in one write. The host writes the last checkpoint of a pass this way
+    (the one after which the run takes no more input and starts no more steps): one
+    write instead of the checkpoint and then the release."""
+
+    async def persist_checkpoint_releasing(
+        self, checkpoint: Checkpoint, locks: DistributedLockProvider, lease: Lease
+    ) -> None:
+        """Store ``checkpoint`` as :meth:`~PersistenceProvider.persist_checkpoint`
+        does and, in the same atomic write, give ``lease`` up as ``locks.release``
+        would. When the checkpoint is refused (its fencing token is stale, say) or
+        fails, the lease is not given up by it. Only for a ``locks`` of which
+        :meth:`~LeasingPersistence.keeps_leases_of` is true."""
+        ...
+
+
 @attrs.frozen(kw_only=True)
 class Lease:
     """Proof of holding ``resource`` until ``expires_at`` (provider's clock).
@@ -685,6 +703,7 @@ __all__ = [
     "QueueItem",
     "QueueKind",
     "QueueProvider",
+    "ReleasingCheckpoint",
     "SearchFilters",
     "SearchIndex",
     "SearchResult",

@@ -15,7 +15,8 @@ When an instance's status changes, the statement also calls ``pg_notify`` with
 ``w:<id>``: PostgreSQL delivers it on commit, so a listener never hears of a status
 before it can read it. When the store's own search index is the host's
 (:class:`~wfe.core.protocols.IndexingPersistence`), the checkpoint that ends a workflow
-also writes its search document.
+also writes its search document; the last checkpoint of a pass may give the pass's
+lease up (:class:`~wfe.core.protocols.ReleasingCheckpoint`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import psycopg
 import trio
 
 from wfe.core import ProviderError, StaleLeaseError, WorkflowNotFoundError
-from wfe.core.protocols import Checkpoint
+from wfe.core.protocols import Checkpoint, Lease
 
 from . import _codec as c
 from ._database import Conn, Database
@@ -105,6 +106,13 @@ _PARTS = {
     AS n(owner, id, name, key, data, time, processed, ord)
   WHERE n.owner IN (SELECT id FROM fenced) ORDER BY n.ord
 )""",
+    "l": """, rel AS (
+  UPDATE {s}.locks k SET owner = NULL, expires_at = 0
+  FROM unnest(%(l_owner)s::text[], %(l_resource)s::text[], %(l_holder)s::text[],
+    %(l_token)s::bigint[]) AS l(owner, resource, holder, token)
+  WHERE k.resource = l.resource AND k.owner = l.holder AND k.token = l.token
+    AND l.owner IN (SELECT id FROM fenced)
+)""",
     "s": """, sdoc AS (
   INSERT INTO {s}.search_documents AS sd (id, definition_id, version, status, reference,
     description, create_time, complete_time, data, document, fields)
@@ -167,6 +175,10 @@ _COLUMNS = (
     "n_data",
     "n_time",
     "n_processed",
+    "l_owner",
+    "l_resource",
+    "l_holder",
+    "l_token",
     "s_owner",
     "s_definition",
     "s_version",
@@ -185,10 +197,13 @@ class Prepared:
     rows: dict[str, list[Any]]
 
 
-def prepare(checkpoint: Checkpoint, *, index_ended: bool = False) -> Prepared:
+def prepare(
+    checkpoint: Checkpoint, *, index_ended: bool = False, release: Lease | None = None
+) -> Prepared:
     """Convert ``checkpoint`` to column arrays; raises DataSerializationError for data
     that cannot be stored (before anything is sent). ``index_ended``: a checkpoint that
-    ends its workflow also writes the workflow's search document."""
+    ends its workflow also writes the workflow's search document; ``release``: a lease
+    of the store's lock provider given up by the checkpoint when it is stored."""
     inst = checkpoint.instance
     wid = inst.id
     # A checkpoint may carry the data already serialised (the executor checked it is
@@ -255,6 +270,13 @@ def prepare(checkpoint: Checkpoint, *, index_ended: bool = False) -> Prepared:
             n_data=ep[3],
             n_time=ep[4],
             n_processed=ep[5] or ev.id in processed,
+        )
+    if release is not None:
+        add(
+            l_owner=wid,
+            l_resource=release.resource,
+            l_holder=release.owner,
+            l_token=release.fencing_token,
         )
     if index_ended and inst.status in ENDED:
         words, fields = document_terms(inst)

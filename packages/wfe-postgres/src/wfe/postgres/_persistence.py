@@ -311,6 +311,17 @@ class PostgresPersistenceProvider(PostgresStepLogs, PostgresProvider):
         concurrent checkpoints: each is stored or refused as a whole)."""
         await self._committer.persist(prepare(checkpoint, index_ended=self._index_ended))
 
+    async def persist_checkpoint_releasing(
+        self, checkpoint: Checkpoint, locks: DistributedLockProvider, lease: Lease
+    ) -> None:
+        """:meth:`persist_checkpoint`, with ``lease`` given up by the same statement
+        when the checkpoint is stored (see
+        :class:`~wfe.core.protocols.ReleasingCheckpoint`)."""
+        self._own(locks)
+        await self._committer.persist(
+            prepare(checkpoint, index_ended=self._index_ended, release=lease)
+        )
+
     def index_ended_in_checkpoints(self, search: SearchIndex) -> bool:
         """When ``search`` is this provider's companion (:meth:`default_search`), write
         the search document of each workflow a checkpoint ends in that checkpoint's

@@ -219,6 +219,24 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
     async def persist_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Store the checkpoint (instance row, changed pointers, subscriptions opened
         and closed, events processed and created, errors) in one fenced transaction."""
+        await self._db.write(self._checkpointer(checkpoint))
+
+    async def persist_checkpoint_releasing(
+        self, checkpoint: Checkpoint, locks: DistributedLockProvider, lease: Lease
+    ) -> None:
+        """:meth:`persist_checkpoint`, with ``lease`` given up in the same transaction
+        (see :class:`~wfe.core.protocols.ReleasingCheckpoint`)."""
+        own = self._own(locks)
+        write = self._checkpointer(checkpoint)
+
+        def run(conn: sqlite3.Connection) -> None:
+            write(conn)
+            own.give_up(conn, lease)
+
+        await self._db.write(run)
+
+    def _checkpointer(self, checkpoint: Checkpoint) -> Callable[[sqlite3.Connection], None]:
+        """The write of :meth:`persist_checkpoint` (raises inside it when refused)."""
         instance = checkpoint.instance
         values = c.workflow_params(instance, checkpoint.data_json)
         rows = [c.pointer_row(instance.id, ptr) for ptr in checkpoint.pointers]
@@ -262,7 +280,7 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
             if document is not None:
                 store_document(conn, *document)
 
-        await self._db.write(run)
+        return run
 
     def index_ended_in_checkpoints(self, search: SearchIndex) -> bool:
         """When ``search`` is this provider's companion (:meth:`default_search`), write

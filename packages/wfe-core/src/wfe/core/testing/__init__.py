@@ -29,6 +29,7 @@ from ._persistence_contract import BatchPersistenceContract as BatchPersistenceC
 from ._persistence_contract import PersistenceContract as PersistenceContract
 from ._queue_contract import BatchQueueContract as BatchQueueContract
 from ._queue_contract import QueueContract as QueueContract
+from ._releasing_contract import ReleasingCheckpointContract as ReleasingCheckpointContract
 from ._samples import T0 as T0
 from ._samples import SampleColor as SampleColor
 from ._samples import SampleData as SampleData
@@ -53,6 +54,7 @@ __all__ = [
     "PendingSubscriptionsContract",
     "PersistenceContract",
     "QueueContract",
+    "ReleasingCheckpointContract",
     "SampleColor",
     "SampleData",
     "SampleLine",
