@@ -15,6 +15,8 @@
 ``create_workflow`` (an eager
 start's ``create_workflow_leased`` counts as one), ``create_event`` (with
 ``create_event_leased``), ``claim_workflow``,
+``releasing_checkpoint`` (a pass's last checkpoint, which gives the lease up; it counts
+as a ``persist_checkpoint`` too),
 ``purge_workflows``, ``purge_events``, ``get_workflows``: the index consumer reading a
 batch it has taken, killed there only once the run's workflows have all ended), or the
 Nth ``delivery`` of an event (through the store, or in the checkpoint of a run that held
@@ -113,11 +115,14 @@ class CrashingStore(StoreBase):  # type: ignore[misc,valid-type]
             record("killed", op, when, n)
             os.kill(os.getpid(), signal.SIGKILL)
 
-    async def _around(self, op: str, call: Any, *, delivery: bool = False) -> Any:
-        """Count the call (as ``op``, and as ``delivery`` when it delivers an event,
-        through the store or inside a held run's checkpoint) and die where told."""
+    async def _around(
+        self, op: str, call: Any, *, delivery: bool = False, also: tuple[str, ...] = ()
+    ) -> Any:
+        """Count the call (as ``op``, as ``delivery`` when it delivers an event,
+        through the store or inside a held run's checkpoint, and as each of ``also``)
+        and die where told."""
         numbers: dict[str, int] = {}
-        for name in [op, "delivery"] if delivery else [op]:
+        for name in [op, *(["delivery"] if delivery else []), *also]:
             # Calls overlap (concurrent runs): each knows its own number.
             numbers[name] = self._calls[name] = self._calls.get(name, 0) + 1
             self._boundary(name, "before", numbers[name])
@@ -182,12 +187,28 @@ class CrashingStore(StoreBase):  # type: ignore[misc,valid-type]
         )
 
     async def persist_checkpoint(self, checkpoint: Checkpoint) -> None:
+        await self._checkpoint(checkpoint, super().persist_checkpoint(checkpoint))
+
+    async def persist_checkpoint_releasing(self, checkpoint: Checkpoint, *args: Any) -> None:
+        # A checkpoint all the same (the last of a pass, giving the lease up with it):
+        # counted also as ``releasing_checkpoint``, and logged.
+        record("releasing-checkpoint", checkpoint.instance.id)
+        await self._checkpoint(
+            checkpoint,
+            super().persist_checkpoint_releasing(checkpoint, *args),
+            also=("releasing_checkpoint",),
+        )
+
+    async def _checkpoint(
+        self, checkpoint: Checkpoint, call: Any, also: tuple[str, ...] = ()
+    ) -> None:
         wid = checkpoint.instance.id
         try:
             await self._around(
                 "persist_checkpoint",
-                super().persist_checkpoint(checkpoint),
+                call,
                 delivery=bool(checkpoint.processed_events),
+                also=also,
             )
         except StaleLeaseError:
             record("refused", wid, checkpoint.fencing_token)

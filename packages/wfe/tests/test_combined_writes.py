@@ -1,7 +1,7 @@
 """On a store that keeps the host's leases (SQLite, PostgreSQL), a workflow started and
 run here is created with its lease in one write, an event published here is stored with
-its lease, and its delivery takes the lease on the workflow it wakes and claims it: no
-separate acquire or claim.
+its lease, its delivery takes the lease on the workflow it wakes and claims it, and the
+last checkpoint of each pass gives the lease up: no separate acquire, claim or release.
 With a lock provider of its own, the host takes the leases as before."""
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ _COUNTED = (
     "deliver_event",
     "deliver_event_claiming",
     "deliver_event_leased",
+    "persist_checkpoint_releasing",
 )
 
 
@@ -70,12 +71,13 @@ async def test_a_start_and_an_event_run_here_take_their_leases_in_their_writes(
         pytest.skip("the memory store keeps no leases of its own")
     calls = await _run_one(host_factory)
     # The delivery takes the workflow's lease in its write, claims the instance and
-    # gives the event's lease up; the workflow's lease goes after each of its runs.
+    # gives the event's lease up; the workflow's lease goes with the last checkpoint of
+    # each of its two passes (parked, then complete).
     assert calls == {
         "create_workflow_leased": 1,
         "create_event_leased": 1,
         "deliver_event_leased": 1,
-        "release workflow": 2,
+        "persist_checkpoint_releasing": 2,
     }
 
 

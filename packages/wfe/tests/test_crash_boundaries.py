@@ -306,6 +306,54 @@ def test_kill_around_a_delivery_that_takes_the_workflow_lease_and_gives_the_even
         assert data["event"] == {"for": wid}, "an event was lost or went to another workflow"
 
 
+def lease_owner(db: Path | str, workflow_id: str) -> str | None:
+    """Who the store's lock table says holds the workflow's lease (``None``: nobody,
+    given up), whether or not it has expired."""
+    resource = f"wfe:workflow:{workflow_id}"
+    if isinstance(db, str):
+        import psycopg
+
+        schema = db.rpartition("schema=")[2]
+        with psycopg.connect(pg_support.URL) as pg:
+            row = pg.execute(
+                f'SELECT owner FROM "{schema}".locks WHERE resource = %s', (resource,)
+            ).fetchone()
+    else:
+        with sqlite3.connect(db) as conn:
+            row = conn.execute("SELECT owner FROM locks WHERE resource = ?", (resource,)).fetchone()
+    assert row is not None, f"no lease row for {workflow_id}"
+    return row[0]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_kill_around_the_last_checkpoint_of_a_pass_that_gives_the_lease_up(
+    tmp_path: Path, db: Path | str, when: str
+) -> None:
+    """A waiting workflow's first pass ends with one write that stores its first step
+    and its wait and gives its lease up; the host is killed right before or after it.
+    After it, both are stored: the wait, and the lease free at once (the next host
+    need not wait for it to expire). Before it, neither: the next host runs the first
+    step again once the dead host's lease expires. Either way the workflow gets its
+    event and completes, and no committed step runs again."""
+    log = tmp_path / "log"
+    killed(spawn(db, log, "start", "wait", "1", crash=f"releasing_checkpoint:{when}:1"))
+    entries = lines(log)
+    assert ["killed", "releasing_checkpoint", when, "1"] in [e[:4] for e in entries]
+    (wid,) = [e[1] for e in entries if e[0] == "releasing-checkpoint"]
+    if when == "after":
+        assert lease_owner(db, wid) is None, "the lease outlived the write giving it up"
+        assert "s1" in stored_data(db)[wid][1]
+    else:
+        assert lease_owner(db, wid) is not None, "a lease given up without its checkpoint"
+        assert "s1" not in stored_data(db)[wid][1]
+    assert finish(spawn(db, log, "park")).strip() == "waiting"
+    finish(spawn(db, log, "publish"))
+    runs = assert_no_committed_step_ran_again(log)
+    assert runs[(wid, "1")] == (1 if when == "after" else 2), runs
+    assert_all_complete(db, 1, ("1", "3"))
+    assert lease_owner(db, wid) is None
+
+
 @pytest.mark.parametrize("pause", ["blocked-loop", "sigstop"])
 @pytest.mark.parametrize("locks", ["store", "separate-lock-file"])
 def test_a_holder_paused_past_its_lease_is_fenced_out(

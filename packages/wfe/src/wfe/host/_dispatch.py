@@ -37,9 +37,11 @@ from wfe.core.protocols import (
     PendingSubscriptions,
     QueueItem,
     QueueKind,
+    ReleasingCheckpoint,
 )
 
 from ._health import Health
+from ._holding import Holding, last_writer
 from ._indexing import consume_in_batches
 from ._leases import Hold, LeaseKeeper
 from ._middleware import PostRunner, middleware_failure, record_error, run_execute
@@ -91,6 +93,12 @@ class Dispatcher:
             if self._leasing is not None and isinstance(persistence, LeasingDelivery)
             else None
         )
+        # A store that gives a run's lease up with its pass's last checkpoint.
+        self._releasing = (
+            persistence
+            if self._leasing is not None and isinstance(persistence, ReleasingCheckpoint)
+            else None
+        )
         # A store that writes a workflow's search document with the checkpoint ending
         # it: no index work after a run (or a command) that ended its workflow.
         search = host.search_index
@@ -131,7 +139,7 @@ class Dispatcher:
         # that code may publish events): see _ending_here.
         self._code_after_pass = bool(self._execute_middleware or phases.get("post"))
         # The workflow leases this host's runs hold, each with its letting go.
-        self._holding: dict[str, _Holding] = {}
+        self._holding: dict[str, Holding] = {}
         # While the poller reads due instances: the runs here whose pass ended.
         self._passes_ended: set[str] | None = None
 
@@ -475,13 +483,14 @@ class Dispatcher:
         # An eager start is indexed when its pass ends, or a moment in if still running.
         new = workflow_id if workflow_id in self.starting else None
         held = self._leases.keep(lease, hold, scope, new)
-        holding = self._holding[workflow_id] = _Holding()
+        holding = self._holding[workflow_id] = Holding(held)
         try:
             with scope:
                 await self._execute(workflow_id, lease, hold, instance)
         finally:
             self._leases.drop(held)
-            await self._release(lease)
+            if not holding.given_up:
+                await self._release(lease)
             if self._holding.get(workflow_id) is holding:
                 del self._holding[workflow_id]
             holding.released.set()
@@ -508,8 +517,18 @@ class Dispatcher:
             await self._defer(run, str(problem))
             return
         self._backoff.pop(workflow_id, None)
+        holding = self._holding.get(workflow_id)
         run = InstanceRun(
-            self.env, instance, definition, lease.fencing_token, holds_lease=hold.held
+            self.env,
+            instance,
+            definition,
+            lease.fencing_token,
+            holds_lease=hold.held,
+            write_last=(
+                None
+                if self._releasing is None or holding is None or self._code_after_pass
+                else last_writer(self._releasing, host.locks, self._leases, holding, lease)
+            ),
         )
         self.runs[workflow_id] = run
         try:
@@ -534,6 +553,8 @@ class Dispatcher:
             holding = self._holding.get(workflow_id)
             if holding is not None:
                 holding.passed = True
+                if holding.given_up:
+                    holding.released.set()
             if self._draining and not self.runs:
                 self._runs_done.set()
         await self._index_after(instance)
@@ -909,16 +930,6 @@ def _child_notice(child: WorkflowInstance, now: datetime) -> Event:
         data={"status": child.status.value, "data": child.data},
         time=now,
     )
-
-
-class _Holding:
-    """A workflow lease a run here holds: whether its pass is over, and its release."""
-
-    __slots__ = ("passed", "released")
-
-    def __init__(self) -> None:
-        self.passed = False
-        self.released = trio.Event()
 
 
 @attrs.frozen

@@ -150,8 +150,10 @@ class LeaseKeeper:
         held.due = asked + interval
 
     def _stop(self, held: _Held) -> None:
-        self._held.discard(held)
-        held.scope.cancel()
+        # A lease dropped meanwhile (its run ended, or gave it up) stops nothing.
+        if held in self._held:
+            self._held.discard(held)
+            held.scope.cancel()
 
 
 def _interval(lease: Lease) -> float:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,7 @@ from .._models import (
 from .._results import ExecutionResult
 from .._step import StepBody, StepExecutionContext, WorkflowDefinition
 from .._telemetry import pass_span, record_step_error, step_span
+from ..protocols import Checkpoint
 from ._env import ExecutorEnv
 from ._failure import handle_failure, record_error
 from ._outcomes import process_result
@@ -72,11 +73,17 @@ class InstanceRun:
         fencing_token: int | None,
         *,
         holds_lease: Callable[[], bool] | None = None,
+        write_last: Callable[[Checkpoint], Awaitable[None]] | None = None,
     ) -> None:
         self.env = env
         # Whether the host still surely holds the instance's lease: a host that was
         # paused past it starts no further step (its writes would be refused anyway).
         self._holds_lease = holds_lease
+        # Writes the pass's last checkpoint in place of persist_checkpoint (the host
+        # gives its lease up in that write); once it is used, the run takes nothing
+        # more and starts no step (see _is_last).
+        self._write_last = write_last
+        self.wrote_last = False
         self.state = InstanceState(instance, definition)
         self._replayable_steps = definition is not None and any(
             s.body.replayable for s in definition.steps
@@ -432,8 +439,16 @@ class InstanceRun:
         self.pending = PendingChanges()
         checkpoint = pending.checkpoint(inst, pointers, self.fencing_token, self._fresh_data)
         self._inflight = {p.id for p in pointers}
+        write: Callable[[Checkpoint], Awaitable[None]] = self.env.persistence.persist_checkpoint
+        if self._write_last is not None and self._is_last():
+            # Nothing can follow it: no input is taken from here on, so the lease may
+            # go with the write.
+            self.accepting = False
+            self.draining = True
+            self.wrote_last = True
+            write = self._write_last
         try:
-            await self.env.persistence.persist_checkpoint(checkpoint)
+            await write(checkpoint)
         except BaseException as exc:
             self._write_error = exc
             self.accepting = False
@@ -450,6 +465,18 @@ class InstanceRun:
             await self.env.on_finished(inst, list(checkpoint.events))
 
     # -- external input ----------------------------------------------------------
+
+    def _is_last(self) -> bool:
+        """Whether the checkpoint being written ends the pass: no step runs, none is
+        runnable within the hold window once it is stored (see :meth:`_run`), and the
+        instance is decided (its ``next_execution`` set for this checkpoint)."""
+        if self.running:
+            return False
+        inst = self.instance
+        if self.draining or inst.status is not WorkflowStatus.RUNNABLE:
+            return True
+        wake = inst.next_execution
+        return wake is None or wake - self.now() > self.env.hold_window
 
     async def deliver_event(
         self, subscription: EventSubscription, event: Event, *, mark_processed: bool
