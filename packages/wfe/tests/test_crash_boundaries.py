@@ -325,16 +325,37 @@ def lease_owner(db: Path | str, workflow_id: str) -> str | None:
     return row[0]  # type: ignore[no-any-return]
 
 
+def document_status(db: Path | str, workflow_id: str) -> str | None:
+    """The status the store's own search document of the workflow shows (``None``:
+    no document)."""
+    if isinstance(db, str):
+        import psycopg
+
+        schema = db.rpartition("schema=")[2]
+        with psycopg.connect(pg_support.URL) as pg:
+            row = pg.execute(
+                f'SELECT status FROM "{schema}".search_documents WHERE id = %s', (workflow_id,)
+            ).fetchone()
+    else:
+        with sqlite3.connect(db) as conn:
+            row = conn.execute(
+                "SELECT status FROM search_documents WHERE id = ?", (workflow_id,)
+            ).fetchone()
+    return None if row is None else row[0]  # type: ignore[no-any-return]
+
+
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_kill_around_the_last_checkpoint_of_a_pass_that_gives_the_lease_up(
     tmp_path: Path, db: Path | str, when: str
 ) -> None:
     """A waiting workflow's first pass ends with one write that stores its first step
-    and its wait and gives its lease up; the host is killed right before or after it.
-    After it, both are stored: the wait, and the lease free at once (the next host
-    need not wait for it to expire). Before it, neither: the next host runs the first
-    step again once the dead host's lease expires. Either way the workflow gets its
-    event and completes, and no committed step runs again."""
+    and its wait, gives its lease up and writes its search document; the host is
+    killed right before or after it. After it, all are stored: the wait, the lease
+    free at once (the next host need not wait for it to expire), the workflow
+    searchable as waiting. Before it, neither the step nor the wait, and the lease is
+    held: the next host runs the first step again once the dead host's lease expires.
+    Either way the workflow gets its event and completes, and no committed step runs
+    again."""
     log = tmp_path / "log"
     killed(spawn(db, log, "start", "wait", "1", crash=f"releasing_checkpoint:{when}:1"))
     entries = lines(log)
@@ -343,6 +364,7 @@ def test_kill_around_the_last_checkpoint_of_a_pass_that_gives_the_lease_up(
     if when == "after":
         assert lease_owner(db, wid) is None, "the lease outlived the write giving it up"
         assert "s1" in stored_data(db)[wid][1]
+        assert document_status(db, wid) == "RUNNABLE"
     else:
         assert lease_owner(db, wid) is not None, "a lease given up without its checkpoint"
         assert "s1" not in stored_data(db)[wid][1]

@@ -1,13 +1,15 @@
 """The host's index consumer: every change reaches the search index, and changes that
 pile up while it is busy go together, in one batch (one dequeue, one read, one index
-write and one ack, on queues and stores that take batches). A store that writes a
-finished workflow's document with its final checkpoint needs no index work for it."""
+write and one ack, on queues and stores that take batches). A store that writes
+documents with checkpoints needs no index work for a finished workflow, nor for one
+whose pass ended (parked) with the checkpoint that gave its lease up."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, Self
 
+import pytest
 import trio
 
 from wfe.core import (
@@ -24,6 +26,7 @@ from wfe.core.protocols import (
     IndexingPersistence,
     QueueItem,
     QueueKind,
+    ReleasingCheckpoint,
     SearchFilters,
 )
 from wfe.host import WorkflowHost, WorkflowHostBuilder
@@ -36,8 +39,7 @@ def _noop(ctx: StepExecutionContext) -> None:
 
 
 _DEFINITION = WorkflowBuilder(dict).start_with(_noop).then(_noop).build("indexed", 1)
-# Parks in a wait: its runs end without ending it, so every store indexes them through
-# the host's index queue.
+# Parks in a wait: its runs end without ending it.
 _PARKED = (
     WorkflowBuilder(dict)
     .start_with(_noop)
@@ -82,8 +84,12 @@ async def _park(host: WorkflowHost) -> list[str]:
     return ids
 
 
-async def test_changes_made_while_the_index_is_busy_go_in_one_batch(host_factory: Any) -> None:
-    async with host_factory(_PARKED) as host:
+async def test_changes_made_while_the_index_is_busy_go_in_one_batch(
+    host_factory: Any, store_url: str
+) -> None:
+    # A search index of its own, not the store's companion: every store indexes the
+    # parked workflows through the host's index queue.
+    async with host_factory(_PARKED, configure=lambda b: b.search(store_url)) as host:
         index = host.search_index
         batches: list[int] = []
         go_on = trio.Event()
@@ -105,6 +111,29 @@ async def test_changes_made_while_the_index_is_busy_go_in_one_batch(host_factory
             assert sum(batches) >= _COUNT
             assert len(batches) <= 4, batches
             assert max(batches[1:]) >= _COUNT // 2, batches
+
+
+async def test_a_parked_workflow_is_searchable_once_its_pass_ends(host_factory: Any) -> None:
+    async with host_factory(_PARKED) as host:
+        persistence, index = host.persistence, host.search_index
+        both = isinstance(persistence, ReleasingCheckpoint) and isinstance(
+            persistence, IndexingPersistence
+        )
+        if not both:
+            pytest.skip("the store writes no documents with its checkpoints")
+        assert isinstance(index, BulkSearchIndex)
+        held = trio.Event()
+
+        async def never(instances: Sequence[WorkflowInstance]) -> None:
+            await held.wait()  # the index queue's consumer gets nowhere
+
+        index.index_many = never  # type: ignore[method-assign]
+        ids = await _park(host)
+        # The wait and the document were stored by one write, ending the pass.
+        wanted = SearchFilters(definition_id="parked", status=WorkflowStatus.RUNNABLE)
+        found = await host.search("", wanted, take=_COUNT * 2)
+        assert {r.id for r in found.items} >= set(ids)
+        held.set()
 
 
 async def test_a_finished_workflow_is_searchable_once_its_end_is_stored(

@@ -393,7 +393,12 @@ class ReleasingCheckpoint(LeasingPersistence, Protocol):
         does and, in the same atomic write, give ``lease`` up as ``locks.release``
         would. When the checkpoint is refused (its fencing token is stale, say) or
         fails, the lease is not given up by it. Only for a ``locks`` of which
-        :meth:`~LeasingPersistence.keeps_leases_of` is true."""
+        :meth:`~LeasingPersistence.keeps_leases_of` is true.
+
+        A store that writes documents in checkpoints
+        (:meth:`IndexingPersistence.index_ended_in_checkpoints` returned true) also
+        writes the instance's search document here, whatever its status: the host
+        indexes a workflow when its pass ends, and then asks for no index work."""
         ...
 
 

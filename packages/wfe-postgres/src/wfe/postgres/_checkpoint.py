@@ -203,7 +203,9 @@ def prepare(
     """Convert ``checkpoint`` to column arrays; raises DataSerializationError for data
     that cannot be stored (before anything is sent). ``index_ended``: a checkpoint that
     ends its workflow also writes the workflow's search document; ``release``: a lease
-    of the store's lock provider given up by the checkpoint when it is stored."""
+    of the store's lock provider given up by the checkpoint when it is stored (with
+    ``index_ended``, such a checkpoint writes the document whatever the status: it
+    ends a pass)."""
     inst = checkpoint.instance
     wid = inst.id
     # A checkpoint may carry the data already serialised (the executor checked it is
@@ -278,7 +280,7 @@ def prepare(
             l_holder=release.owner,
             l_token=release.fencing_token,
         )
-    if index_ended and inst.status in ENDED:
+    if index_ended and (release is not None or inst.status in ENDED):
         words, fields = document_terms(inst)
         add(
             s_owner=wid,

@@ -227,7 +227,7 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
         """:meth:`persist_checkpoint`, with ``lease`` given up in the same transaction
         (see :class:`~wfe.core.protocols.ReleasingCheckpoint`)."""
         own = self._own(locks)
-        write = self._checkpointer(checkpoint)
+        write = self._checkpointer(checkpoint, index_any=True)
 
         def run(conn: sqlite3.Connection) -> None:
             write(conn)
@@ -235,8 +235,12 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
 
         await self._db.write(run)
 
-    def _checkpointer(self, checkpoint: Checkpoint) -> Callable[[sqlite3.Connection], None]:
-        """The write of :meth:`persist_checkpoint` (raises inside it when refused)."""
+    def _checkpointer(
+        self, checkpoint: Checkpoint, *, index_any: bool = False
+    ) -> Callable[[sqlite3.Connection], None]:
+        """The write of :meth:`persist_checkpoint` (raises inside it when refused);
+        ``index_any``: with documents written in checkpoints, write the instance's
+        whatever its status (a pass's last checkpoint), not only an ending one's."""
         instance = checkpoint.instance
         values = c.workflow_params(instance, checkpoint.data_json)
         rows = [c.pointer_row(instance.id, ptr) for ptr in checkpoint.pointers]
@@ -247,8 +251,8 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
             (e.workflow_id, e.pointer_id, c.to_us(e.time), e.message) for e in checkpoint.errors
         ]
         events = [c.event_params(e) for e in checkpoint.events]
-        ending = self._index_ended and instance.status in ENDED
-        document = prepare_document(instance) if ending else None
+        indexed = self._index_ended and (index_any or instance.status in ENDED)
+        document = prepare_document(instance) if indexed else None
         token = checkpoint.fencing_token
         fenced = (*values, token)
         label = self._db.label

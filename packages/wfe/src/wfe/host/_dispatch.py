@@ -286,10 +286,12 @@ class Dispatcher:
         if self.host.search_index is not None:
             await self.host.queues.enqueue(QueueKind.INDEX, workflow_id)
 
-    async def _index_after(self, instance: WorkflowInstance) -> None:
+    async def _index_after(self, instance: WorkflowInstance, *, released: bool = False) -> None:
         """Index ``instance`` after a run or a command changed it, unless the store
-        wrote its document with the checkpoint that ended it."""
-        if not (self._indexes_ended and instance.status in ENDED):
+        wrote its document with the checkpoint that ended it, or with the one that
+        ended the pass and gave its lease up (``released``, see
+        :class:`ReleasingCheckpoint`)."""
+        if not (self._indexes_ended and (released or instance.status in ENDED)):
             await self.request_index(instance.id)
 
     async def _index(self, workflow_id: str) -> None:
@@ -557,7 +559,7 @@ class Dispatcher:
                     holding.released.set()
             if self._draining and not self.runs:
                 self._runs_done.set()
-        await self._index_after(instance)
+        await self._index_after(instance, released=holding is not None and holding.given_up)
         if instance.status is WorkflowStatus.RUNNABLE and instance.next_execution is not None:
             self._wf_timers.schedule(workflow_id, instance.next_execution)
 

@@ -14,10 +14,13 @@ from ..memory import MemoryLockProvider
 from ..protocols import (
     Checkpoint,
     DistributedLockProvider,
+    IndexingPersistence,
     Lease,
     PersistenceProvider,
     ReleasingCheckpoint,
+    SearchFilters,
 )
+from ._indexing_contract import _indexing
 from ._leasing_contract import LeasingPersistenceContract, leasing
 from ._samples import T0, expect_raises, make_instance, unique_word
 
@@ -146,3 +149,28 @@ class ReleasingCheckpointContract(LeasingPersistenceContract):
                 await h.store.persist_checkpoint_releasing(h.checkpoint(), elsewhere, foreign)
             assert await elsewhere.renew(foreign)
             await h.locks.release(h.lease)
+
+    async def test_with_documents_in_checkpoints_a_releasing_one_writes_its_document(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        if not isinstance(persistence, IndexingPersistence):
+            return  # no documents in checkpoints: nothing more to check
+        async with _indexing(persistence) as (_, search), self._holding(persistence) as h:
+            parked = unique_word("parked")
+            h.instance.reference = parked
+            await h.store.persist_checkpoint_releasing(h.checkpoint(), h.locks, h.lease)
+            # Running, and indexed all the same: the pass that holds it ended.
+            page = await search.search("", SearchFilters(reference=parked))
+            assert [(r.id, r.status) for r in page.items] == [
+                (h.instance.id, WorkflowStatus.RUNNABLE)
+            ]
+            # A refused one writes no document.
+            newer = await h.locks.acquire(h.lease.resource, _TTL)
+            assert newer is not None
+            await persistence.claim_workflow(h.instance.id, newer.fencing_token)
+            stale = unique_word("stale")
+            h.instance.reference = stale
+            with expect_raises(StaleLeaseError, "a stale releasing checkpoint"):
+                await h.store.persist_checkpoint_releasing(h.checkpoint(), h.locks, h.lease)
+            assert (await search.search("", SearchFilters(reference=stale))).total == 0
+            await h.locks.release(newer)
