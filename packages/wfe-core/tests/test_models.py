@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import attrs
@@ -26,6 +29,48 @@ def test_new_ids_are_unique_32_char_hex() -> None:
     ids = {new_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def test_new_ids_are_uuid4_hex_across_many_pages_of_random_bytes() -> None:
+    ids = [new_id() for _ in range(5000)]  # ~20 refills of the random pool
+    assert len(set(ids)) == len(ids)
+    parsed = [uuid.UUID(i) for i in ids]
+    assert {(u.version, u.variant) for u in parsed} == {(4, uuid.RFC_4122)}
+    assert all(u.hex == i for u, i in zip(parsed, ids, strict=True))
+
+
+def test_threads_never_hand_out_the_same_id() -> None:
+    found: list[list[str]] = [[] for _ in range(8)]
+
+    def make(into: list[str]) -> None:
+        into.extend(new_id() for _ in range(3000))
+
+    threads = [threading.Thread(target=make, args=(f,)) for f in found]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = [i for f in found for i in f]
+    assert len(set(every)) == len(every) == 8 * 3000
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
+    new_id()  # the parent's pool is filled: a child that kept it would repeat it
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its ids and leave at once
+        os.close(read)
+        os.write(write, "".join(new_id() for _ in range(100)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        child = pipe.read().decode()
+    os.waitpid(pid, 0)
+    theirs = {child[i : i + 32] for i in range(0, len(child), 32)}
+    ours = {new_id() for _ in range(100)}
+    assert len(theirs) == 100
+    assert not theirs & ours
 
 
 def test_utcnow_is_timezone_aware_utc() -> None:
