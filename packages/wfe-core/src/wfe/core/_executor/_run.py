@@ -200,6 +200,11 @@ class InstanceRun:
                     if wake is None or wake - now > self.env.hold_window:
                         break
                     await self._flush()
+                    runnable = self.instance.status is WorkflowStatus.RUNNABLE
+                    if self.running or self.draining or not runnable:
+                        # Input arrived while the flush was written (an event, a
+                        # command whose checkpoint was the last): decide afresh.
+                        continue
                     with trio.CancelScope() as cs:
                         self._sleep_scope = cs
                         await self.env.clock.sleep_until(wake)
@@ -456,6 +461,10 @@ class InstanceRun:
             raise
         finally:
             self._inflight = set()
+        if self.wrote_last and self._sleep_scope is not None:
+            # A command's checkpoint ended the pass while it waited within the hold
+            # window: the lease is gone, so the pass ends now, not at the wake.
+            self._sleep_scope.cancel()
         for event in pending.lifecycle:
             self.env.publish(event)
         if checkpoint.opened_subscriptions:
