@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from wfe.core import ProviderError, WorkflowBuilder, WorkflowStatus
+import pytest
+import trio
+
+from wfe.core import ProviderError, WorkflowBuilder, WorkflowInstance, WorkflowStatus
 from wfe.core.memory import MemoryPersistenceProvider
 from wfe.core.primitives import CHILD_FINISHED_EVENT
 from wfe.core.protocols import Checkpoint
 from wfe.host import WorkflowHostBuilder
+
+_ENDED = (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)
 
 
 class ParentWriteFailsUntilChildEnds(MemoryPersistenceProvider):
@@ -53,5 +58,92 @@ async def test_a_child_that_ended_before_its_parent_waited_still_finishes_the_pa
         wid = await host.start_workflow("mum", 1, {})
         done = await host.wait_for_workflow(wid, timeout=20)
     assert store.refused >= 1, "the scenario did not happen: the parent's wait was stored"
+    assert done.status is WorkflowStatus.COMPLETE
+    assert done.data["child"] == WorkflowStatus.COMPLETE.value
+
+
+class ChildEndsWhileParentWaitIsWritten(MemoryPersistenceProvider):
+    """The parent's first checkpoint that would open its wait for the child is refused
+    (its host died after starting the child); the re-run finds the child running. The
+    child's final checkpoint has found nobody waiting, and the parent's wait is stored
+    after that read. ``parent_sees_end``: the wait is stored once the child's end is;
+    otherwise the child's end is stored only once the parent, its wait stored, has read
+    the child still running, so only the child can see the other's write."""
+
+    def __init__(self, *, parent_sees_end: bool) -> None:
+        super().__init__()
+        self.parent_sees_end = parent_sees_end
+        self.refused = 0
+        self.held = 0
+        self.parent_writing = trio.Event()
+        self.child_finishing = trio.Event()
+        self.child_ended = trio.Event()
+        self.wait_stored = False
+        self.parent_looked = trio.Event()
+
+    async def persist_checkpoint(self, checkpoint: Checkpoint) -> None:
+        if checkpoint.instance.definition_id == "kid" and checkpoint.instance.status in _ENDED:
+            self.child_finishing.set()
+            if not self.parent_sees_end:
+                await self.parent_looked.wait()
+            await super().persist_checkpoint(checkpoint)
+            self.child_ended.set()
+            return
+        waits = [s for s in checkpoint.opened_subscriptions if s.event_name == CHILD_FINISHED_EVENT]
+        if waits and not self.refused:
+            self.refused += 1
+            raise ProviderError("simulated crash before the parent's wait was stored")
+        if waits and not self.child_finishing.is_set():
+            self.held += 1
+            self.parent_writing.set()
+            await (self.child_ended if self.parent_sees_end else self.child_finishing).wait()
+        await super().persist_checkpoint(checkpoint)
+        if waits:
+            self.wait_stored = True
+
+    async def get_workflow(
+        self, workflow_id: str, *, with_pointers: bool = True
+    ) -> WorkflowInstance:
+        instance = await super().get_workflow(workflow_id, with_pointers=with_pointers)
+        if instance.definition_id == "kid" and self.wait_stored:
+            self.parent_looked.set()
+        return instance
+
+
+@pytest.mark.parametrize("parent_sees_end", [True, False], ids=["parent-sees", "child-sees"])
+async def test_a_child_that_ends_while_its_parent_s_wait_is_written_finishes_the_parent(
+    parent_sees_end: bool,
+) -> None:
+    child = (
+        WorkflowBuilder(dict)
+        .start_with(lambda ctx: None)
+        .wait_for("release", lambda data, ctx: "kid")
+        .build("kid", 1)
+    )
+    parent = (
+        WorkflowBuilder(dict)
+        .start_with(lambda ctx: None)
+        .sub_workflow("kid", 1, data=lambda d, ctx: {"from": "parent"})
+        .output("child", lambda step: step.child_status.value)
+        .build("mum", 1)
+    )
+    store = ChildEndsWhileParentWaitIsWritten(parent_sees_end=parent_sees_end)
+    host = (
+        WorkflowHostBuilder()
+        .persistence(store)
+        .lease_ttl(timedelta(milliseconds=300))
+        .poll_interval(timedelta(milliseconds=50))
+        .register(child)
+        .register(parent)
+        .build()
+    )
+    async with host:
+        wid = await host.start_workflow("mum", 1, {})
+        with trio.fail_after(20):
+            await store.parent_writing.wait()
+        await host.publish_event("release", "kid", None)
+        done = await host.wait_for_workflow(wid, timeout=20)
+    assert (store.refused, store.held) == (1, 1), "the scenario did not happen"
+    assert store.parent_looked.is_set() or parent_sees_end
     assert done.status is WorkflowStatus.COMPLETE
     assert done.data["child"] == WorkflowStatus.COMPLETE.value

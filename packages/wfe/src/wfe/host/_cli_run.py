@@ -49,9 +49,9 @@ from ._cli_setup import (
     store_error,
 )
 from ._cli_view import LiveView, PlainView, Progress, View, seconds
+from ._dispatch import CHILD_REFERENCE
 from ._host import WorkflowHost
 
-CHILD_PREFIX = "child of "
 """How a sub-workflow's reference names its parent."""
 
 RUN_GRACE = timedelta(seconds=1)
@@ -313,8 +313,8 @@ async def _others(host: WorkflowHost, own: set[str]) -> list[str]:
 
 def _parent(reference: str | None) -> str | None:
     """The parent's id of a sub-workflow (its reference is ``child of <id>``)."""
-    if reference is not None and reference.startswith(CHILD_PREFIX):
-        return reference[len(CHILD_PREFIX) :]
+    if reference is not None and reference.startswith(CHILD_REFERENCE):
+        return reference[len(CHILD_REFERENCE) :]
     return None
 
 

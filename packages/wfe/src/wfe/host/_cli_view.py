@@ -57,6 +57,7 @@ from wfe.core import (
 from wfe.core.executor import DEFAULT_ERROR_BEHAVIOR
 
 from ._cli_safety import escape_controls
+from ._dispatch import CHILD_REFERENCE
 
 TERMINAL_EVENTS = (WorkflowCompleted, WorkflowSuspended, WorkflowTerminated)
 
@@ -372,9 +373,9 @@ class Progress:
         if (
             isinstance(ev, WorkflowStarted)
             and ev.reference
-            and ev.reference.startswith("child of ")
+            and ev.reference.startswith(CHILD_REFERENCE)
         ):
-            parent = ev.reference[len("child of ") :]
+            parent = ev.reference[len(CHILD_REFERENCE) :]
             parent_prefix = self._prefix(parent)
             if parent_prefix is not None and wid not in self.watched:
                 self.watched[wid] = f"{parent_prefix}{ev.definition_id}/"

@@ -56,6 +56,8 @@ _EVENT_RETRY_MAX = timedelta(seconds=5)
 _MAX_BACKOFF = 300.0
 # The ends a run hands to Dispatcher.finished (and so to the callers waiting for them).
 ENDED = (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)
+# The reference of a workflow started by a parent's sub_workflow step.
+CHILD_REFERENCE = "child of "
 _POLL_BATCH = 1000
 _LOCK_RETRY = 0.05
 # A start waits for a workflow slot only while slots are being given back (one was
@@ -150,6 +152,11 @@ class Dispatcher:
         self.host.ended_here(instance)
         if events:
             await self.host.queues.enqueue_many(QueueKind.EVENT, [e.id for e in events])
+        notified = any(e.name == CHILD_FINISHED_EVENT for e in events)
+        if not notified and (instance.reference or "").startswith(CHILD_REFERENCE):
+            # A parent re-running its sub_workflow step after a crash may have stored
+            # its wait after this checkpoint read the waits: it looks again now.
+            await self._notify_late_parent(instance)
         await self.post_middleware(instance)
 
     @staticmethod
@@ -639,7 +646,7 @@ class Dispatcher:
                 definition_id,
                 version,
                 data,
-                reference=f"child of {parent_id}",
+                reference=f"{CHILD_REFERENCE}{parent_id}",
                 workflow_id=child_id,
                 enqueue=False,
             )
@@ -663,6 +670,32 @@ class Dispatcher:
             )
             if pending:
                 await host.queues.enqueue(QueueKind.EVENT, pending[0].id)
+            elif sub.event_name == CHILD_FINISHED_EVENT:
+                # The child may have ended while this wait was being stored, its final
+                # checkpoint finding nobody waiting yet (a re-run after a crash found it
+                # running): it or this looks again after its own write, so one sees the
+                # other's.
+                try:
+                    child = await host.persistence.get_workflow(sub.event_key, with_pointers=False)
+                except WorkflowNotFoundError:
+                    continue
+                if child.status in ENDED:
+                    await self._notify_late_parent(child)
+
+    async def _notify_late_parent(self, child: WorkflowInstance) -> None:
+        """Publish an ended child's notice for a parent's wait that no notice answers."""
+        host = self.host
+        now = host.clock.now()
+        if not await host.persistence.get_subscriptions(CHILD_FINISHED_EVENT, child.id, now):
+            return
+        pending = await host.persistence.get_pending_events(
+            CHILD_FINISHED_EVENT, child.id, EVERY_EVENT, 1
+        )
+        if pending:
+            return
+        notice = _child_notice(child, now)
+        await host.persistence.create_event(notice)
+        await host.queues.enqueue(QueueKind.EVENT, notice.id)
 
     # -- events -------------------------------------------------------------------
 
