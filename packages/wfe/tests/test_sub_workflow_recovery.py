@@ -7,13 +7,40 @@ from datetime import timedelta
 import pytest
 import trio
 
-from wfe.core import ProviderError, WorkflowBuilder, WorkflowInstance, WorkflowStatus
+from wfe.core import (
+    ProviderError,
+    WorkflowBuilder,
+    WorkflowDefinition,
+    WorkflowInstance,
+    WorkflowStatus,
+)
 from wfe.core.memory import MemoryPersistenceProvider
 from wfe.core.primitives import CHILD_FINISHED_EVENT
 from wfe.core.protocols import Checkpoint
-from wfe.host import WorkflowHostBuilder
+from wfe.host import WorkflowHost, WorkflowHostBuilder
 
 _ENDED = (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)
+
+
+def _host(store: MemoryPersistenceProvider, child: WorkflowDefinition) -> WorkflowHost:
+    """A host of ``store`` running ``child`` ("kid") and a parent ("mum") that starts it
+    as a sub-workflow and keeps how it ended as its ``child`` datum."""
+    parent = (
+        WorkflowBuilder(dict)
+        .start_with(lambda ctx: None)
+        .sub_workflow("kid", 1, data=lambda d, ctx: {"from": "parent"})
+        .output("child", lambda step: step.child_status.value)
+        .build("mum", 1)
+    )
+    return (
+        WorkflowHostBuilder()
+        .persistence(store)
+        .lease_ttl(timedelta(milliseconds=300))
+        .poll_interval(timedelta(milliseconds=50))
+        .register(child)
+        .register(parent)
+        .build()
+    )
 
 
 class ParentWriteFailsUntilChildEnds(MemoryPersistenceProvider):
@@ -37,23 +64,8 @@ class ParentWriteFailsUntilChildEnds(MemoryPersistenceProvider):
 
 async def test_a_child_that_ended_before_its_parent_waited_still_finishes_the_parent() -> None:
     child = WorkflowBuilder(dict).start_with(lambda ctx: None).build("kid", 1)
-    parent = (
-        WorkflowBuilder(dict)
-        .start_with(lambda ctx: None)
-        .sub_workflow("kid", 1, data=lambda d, ctx: {"from": "parent"})
-        .output("child", lambda step: step.child_status.value)
-        .build("mum", 1)
-    )
     store = ParentWriteFailsUntilChildEnds()
-    host = (
-        WorkflowHostBuilder()
-        .persistence(store)
-        .lease_ttl(timedelta(milliseconds=300))
-        .poll_interval(timedelta(milliseconds=50))
-        .register(child)
-        .register(parent)
-        .build()
-    )
+    host = _host(store, child)
     async with host:
         wid = await host.start_workflow("mum", 1, {})
         done = await host.wait_for_workflow(wid, timeout=20)
@@ -120,23 +132,8 @@ async def test_a_child_that_ends_while_its_parent_s_wait_is_written_finishes_the
         .wait_for("release", lambda data, ctx: "kid")
         .build("kid", 1)
     )
-    parent = (
-        WorkflowBuilder(dict)
-        .start_with(lambda ctx: None)
-        .sub_workflow("kid", 1, data=lambda d, ctx: {"from": "parent"})
-        .output("child", lambda step: step.child_status.value)
-        .build("mum", 1)
-    )
     store = ChildEndsWhileParentWaitIsWritten(parent_sees_end=parent_sees_end)
-    host = (
-        WorkflowHostBuilder()
-        .persistence(store)
-        .lease_ttl(timedelta(milliseconds=300))
-        .poll_interval(timedelta(milliseconds=50))
-        .register(child)
-        .register(parent)
-        .build()
-    )
+    host = _host(store, child)
     async with host:
         wid = await host.start_workflow("mum", 1, {})
         with trio.fail_after(20):
