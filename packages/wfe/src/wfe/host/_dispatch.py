@@ -617,7 +617,10 @@ class Dispatcher:
 
     async def finish_events(self, instance: WorkflowInstance) -> list[Event]:
         """A finishing workflow's notice to a parent waiting on it (sub-workflow),
-        stored with its final checkpoint."""
+        stored with its final checkpoint. Only a workflow a parent started (its
+        reference says so) can have one: no read for any other."""
+        if not (instance.reference or "").startswith(CHILD_REFERENCE):
+            return []
         host = self.host
         now = host.clock.now()
         subs = await host.persistence.get_subscriptions(CHILD_FINISHED_EVENT, instance.id, now)
