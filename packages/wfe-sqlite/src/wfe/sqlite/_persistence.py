@@ -28,6 +28,7 @@ from wfe.core.protocols import (
     SearchIndex,
     check_purge_statuses,
 )
+from wfe.core.serialization import dumps
 
 from . import _codec as c
 from . import _purge
@@ -242,7 +243,10 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
         ``index_any``: with documents written in checkpoints, write the instance's
         whatever its status (a pass's last checkpoint), not only an ending one's."""
         instance = checkpoint.instance
-        values = c.workflow_params(instance, checkpoint.data_json)
+        data_json = checkpoint.data_json
+        if data_json is None:
+            data_json = dumps(instance.data)
+        values = c.workflow_params(instance, data_json)
         rows = [c.pointer_row(instance.id, ptr) for ptr in checkpoint.pointers]
         opened = [c.subscription_params(s) for s in checkpoint.opened_subscriptions]
         closed = [(sub_id,) for sub_id in checkpoint.closed_subscriptions]
@@ -252,7 +256,7 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
         ]
         events = [c.event_params(e) for e in checkpoint.events]
         indexed = self._index_ended and (index_any or instance.status in ENDED)
-        document = prepare_document(instance) if indexed else None
+        document = prepare_document(instance, data_json) if indexed else None
         token = checkpoint.fencing_token
         fenced = (*values, token)
         label = self._db.label

@@ -135,8 +135,9 @@ class SqliteSearchIndex(SqliteProvider):
         return Page(items=[_result(r) for r in rows], total=total)
 
 
-def prepare_document(instance: WorkflowInstance) -> Document:
-    """The document row, FTS text and data-field tokens of ``instance``."""
+def prepare_document(instance: WorkflowInstance, data_json: str | None = None) -> Document:
+    """The document row, FTS text and data-field tokens of ``instance`` (``data_json``:
+    its data as :func:`dumps` serialised it already, for the workflow row)."""
     status = WorkflowStatus(instance.status).value
     doc = (
         instance.id,
@@ -147,7 +148,7 @@ def prepare_document(instance: WorkflowInstance) -> Document:
         instance.description,
         c.to_us(instance.create_time),
         c.to_us_opt(instance.complete_time),
-        dumps(instance.data),
+        dumps(instance.data) if data_json is None else data_json,
     )
     text = (
         instance.reference or "",
