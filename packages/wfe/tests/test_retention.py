@@ -11,6 +11,8 @@ import pytest
 import trio
 
 from wfe.core import ConfigurationError, WorkflowBuilder, WorkflowNotFoundError, WorkflowStatus
+from wfe.core.executor import EVERY_EVENT
+from wfe.core.primitives import CHILD_FINISHED_EVENT
 from wfe.host import BlockingWorkflowHost, PurgeReport, WorkflowHost, WorkflowHostBuilder
 
 from . import pg_support
@@ -136,3 +138,41 @@ async def test_purge_takes_the_free_leases_of_purged_events(store: str) -> None:
         again = await host.start_workflow("by-id", 1, {})
         await host.publish_event("go", again)
         assert (await host.wait_for_workflow(again, timeout=30)).status.value == "COMPLETE"
+
+
+async def test_purge_takes_a_child_s_notice_that_no_parent_took(store: str) -> None:
+    """A child's end stores its notice to the parent whether the parent waits yet or
+    not (one re-running after a crash may come to wait later). A parent terminated
+    meanwhile never takes it: it goes, with its free lease row, when the child is
+    purged."""
+    kid = WorkflowBuilder(dict).start_with(lambda ctx: None).wait_for("go", "kid")
+    mum = WorkflowBuilder(dict).start_with(lambda ctx: None).sub_workflow("kid", 1)
+    b = WorkflowHostBuilder().persistence(store)
+    b = b.register(kid.build("kid", 1)).register(mum.build("mum", 1))
+    async with b.build() as host:
+        parent = await host.start_workflow("mum", 1, {})
+        with trio.fail_after(30):
+            while not (children := await host.search("kid")).items:
+                await trio.sleep(0.02)
+        (child,) = [r.id for r in children.items]
+        assert await host.terminate_workflow(parent)
+        await host.publish_event("go", "kid")
+        assert (await host.wait_for_workflow(child, timeout=30)).status.value == "COMPLETE"
+        notice = f"wfe:event:{CHILD_FINISHED_EVENT}:{child}"
+        with trio.fail_after(30):  # the notice's delivery, which found nobody, is over
+            while notice not in lease_rows(store):
+                await trio.sleep(0.02)
+            while (lease := await host.locks.acquire(notice, timedelta(seconds=5))) is None:
+                await trio.sleep(0.02)
+        await host.locks.release(lease)
+        (left,) = await host.persistence.get_pending_events(
+            CHILD_FINISHED_EVENT, child, EVERY_EVENT
+        )
+        assert left.data["status"] == "COMPLETE"
+        report = await host.purge(timedelta(0))
+        assert report.workflows == 2
+        assert (
+            await host.persistence.get_pending_events(CHILD_FINISHED_EVENT, child, EVERY_EVENT)
+            == []
+        )
+        assert lease_rows(store) == []

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import trio
 
 from wfe.core import (
+    Event,
     ProviderError,
     WorkflowBuilder,
     WorkflowDefinition,
-    WorkflowInstance,
     WorkflowStatus,
 )
 from wfe.core.memory import MemoryPersistenceProvider
@@ -77,10 +77,11 @@ async def test_a_child_that_ended_before_its_parent_waited_still_finishes_the_pa
 class ChildEndsWhileParentWaitIsWritten(MemoryPersistenceProvider):
     """The parent's first checkpoint that would open its wait for the child is refused
     (its host died after starting the child); the re-run finds the child running. The
-    child's final checkpoint has found nobody waiting, and the parent's wait is stored
-    after that read. ``parent_sees_end``: the wait is stored once the child's end is;
-    otherwise the child's end is stored only once the parent, its wait stored, has read
-    the child still running, so only the child can see the other's write."""
+    child has begun its final checkpoint before the parent's wait is stored.
+    ``parent_sees_end``: the wait is stored once the child's end is, so the parent's
+    look for a pending notice finds it; otherwise the child's end is stored only once
+    that look has found none, so only the child's own delivery of its notice can reach
+    the wait."""
 
     def __init__(self, *, parent_sees_end: bool) -> None:
         super().__init__()
@@ -113,13 +114,13 @@ class ChildEndsWhileParentWaitIsWritten(MemoryPersistenceProvider):
         if waits:
             self.wait_stored = True
 
-    async def get_workflow(
-        self, workflow_id: str, *, with_pointers: bool = True
-    ) -> WorkflowInstance:
-        instance = await super().get_workflow(workflow_id, with_pointers=with_pointers)
-        if instance.definition_id == "kid" and self.wait_stored:
+    async def get_pending_events(
+        self, event_name: str, event_key: str, as_of: datetime, limit: int = 1000
+    ) -> list[Event]:
+        pending = await super().get_pending_events(event_name, event_key, as_of, limit)
+        if event_name == CHILD_FINISHED_EVENT and self.wait_stored:
             self.parent_looked.set()
-        return instance
+        return pending
 
 
 @pytest.mark.parametrize("parent_sees_end", [True, False], ids=["parent-sees", "child-sees"])

@@ -213,7 +213,9 @@ class PersistenceProvider(AsyncProvider, Protocol):
         self, before: datetime, statuses: Sequence[WorkflowStatus], limit: int = 1000
     ) -> list[str]:
         """Delete at most ``limit`` instances that ended before ``before``, with their
-        pointers, subscriptions and errors, in one transaction; return their ids.
+        pointers, subscriptions and errors, in one transaction; return their ids. An
+        unprocessed child notice keyed by one of them (``CHILD_FINISHED_EVENT``, stored
+        with a child's end for a parent that never came to wait) goes too.
 
         "Ended" is the complete time (a suspended instance: its create time). Only
         instances whose status is one of ``statuses`` go, checked in the delete

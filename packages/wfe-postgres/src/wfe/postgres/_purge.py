@@ -3,6 +3,8 @@ batch one statement (so one transaction)."""
 
 from __future__ import annotations
 
+from wfe.core.primitives import CHILD_FINISHED_EVENT
+
 from ._lock import NOW_US
 
 # Ended = the complete time, or the create time of a suspended instance (never set).
@@ -15,7 +17,11 @@ COUNT = f"SELECT count(*) FROM {{s}}.workflows WHERE {_WHERE}"
 # resumed meanwhile stays; SKIP LOCKED leaves rows being written now for a later batch.
 # Lease rows keep a resource's fencing counter while its instance exists; with the
 # instance gone no write can be fenced any more, so a free one goes too (the host names
-# its leases wfe:workflow:<id>). Search documents go through SearchIndex.remove.
+# its leases wfe:workflow:<id>). A child's notice to its parent is stored with its end
+# even when no parent waits yet: one never taken goes with the child, and its free event
+# lease row too unless processed notices of it are left (the CTEs see the events as they
+# were before this statement: hence "processed" there). Search documents go through
+# SearchIndex.remove.
 WORKFLOWS = f"""
 WITH doomed AS MATERIALIZED (
   SELECT id FROM {{s}}.workflows WHERE {_WHERE}
@@ -26,6 +32,12 @@ WITH doomed AS MATERIALIZED (
 ), lg AS (DELETE FROM {{s}}.step_logs WHERE workflow_id IN (SELECT id FROM doomed)
 ), lk AS (DELETE FROM {{s}}.locks WHERE (owner IS NULL OR expires_at < {NOW_US})
   AND resource IN (SELECT 'wfe:workflow:' || id FROM doomed)
+), nt AS (DELETE FROM {{s}}.events WHERE NOT processed AND name = '{CHILD_FINISHED_EVENT}'
+  AND key IN (SELECT id FROM doomed)
+), ek AS (DELETE FROM {{s}}.locks WHERE (owner IS NULL OR expires_at < {NOW_US})
+  AND resource IN (SELECT 'wfe:event:{CHILD_FINISHED_EVENT}:' || d.id FROM doomed d
+  WHERE NOT EXISTS (SELECT 1 FROM {{s}}.events e WHERE e.name = '{CHILD_FINISHED_EVENT}'
+  AND e.key = d.id AND e.processed))
 )
 DELETE FROM {{s}}.workflows WHERE id IN (SELECT id FROM doomed) RETURNING id, {_ENDED}
 """

@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from wfe.core import WorkflowStatus
+from wfe.core.primitives import CHILD_FINISHED_EVENT
 
 # Ended = the complete time, or the create time of a suspended instance (never set).
 _ENDED = "COALESCE(complete_time, create_time)"
@@ -50,6 +51,18 @@ def purge_workflows(
     conn.executemany("INSERT INTO purge_ids (id) VALUES (?)", [(i,) for i in ids])
     for table in ("pointers", "subscriptions", "errors", "step_logs"):
         conn.execute(f"DELETE FROM {table} WHERE workflow_id IN (SELECT id FROM purge_ids)")
+    # A child's notice to its parent is stored with its end even when no parent waits
+    # yet; one never taken goes with the child, and so does its free event lease row.
+    conn.execute(
+        "DELETE FROM events WHERE processed = 0 AND name = ? AND key IN (SELECT id FROM purge_ids)",
+        (CHILD_FINISHED_EVENT,),
+    )
+    conn.execute(
+        "DELETE FROM locks WHERE (owner IS NULL OR expires_at < ?) AND resource IN "
+        "(SELECT ? || p.id FROM purge_ids p WHERE NOT EXISTS "
+        "(SELECT 1 FROM events e WHERE e.name = ? AND e.key = p.id))",
+        (now_us, f"wfe:event:{CHILD_FINISHED_EVENT}:", CHILD_FINISHED_EVENT),
+    )
     # Lease rows keep a resource's fencing counter while its instance exists; with the
     # instance gone no write can be fenced any more, so a free one goes too (the host
     # names its leases wfe:workflow:<id>).

@@ -152,11 +152,6 @@ class Dispatcher:
         self.host.ended_here(instance)
         if events:
             await self.host.queues.enqueue_many(QueueKind.EVENT, [e.id for e in events])
-        notified = any(e.name == CHILD_FINISHED_EVENT for e in events)
-        if not notified and (instance.reference or "").startswith(CHILD_REFERENCE):
-            # A parent re-running its sub_workflow step after a crash may have stored
-            # its wait after this checkpoint read the waits: it looks again now.
-            await self._notify_late_parent(instance)
         await self.post_middleware(instance)
 
     @staticmethod
@@ -616,15 +611,15 @@ class Dispatcher:
         return done
 
     async def finish_events(self, instance: WorkflowInstance) -> list[Event]:
-        """A finishing workflow's notice to a parent waiting on it (sub-workflow),
-        stored with its final checkpoint. Only a workflow a parent started (its
-        reference says so) can have one: no read for any other."""
+        """A finishing child's notice to its parent (sub-workflow), stored with its
+        final checkpoint whether the parent waits yet or not: a parent re-running its
+        sub_workflow step after a crash may store its wait only after this end, and
+        then takes the notice as a pending event (its wait takes any, however old). No
+        read, and nothing for a workflow no parent started (its reference says so).
+        A notice no wait ever takes goes when retention purges its child."""
         if not (instance.reference or "").startswith(CHILD_REFERENCE):
             return []
-        host = self.host
-        now = host.clock.now()
-        subs = await host.persistence.get_subscriptions(CHILD_FINISHED_EVENT, instance.id, now)
-        return [_child_notice(instance, now)] if subs else []
+        return [_child_notice(instance, self.host.clock.now())]
 
     async def start_child(
         self,
@@ -639,8 +634,9 @@ class Dispatcher:
 
         A child that already exists was started by an earlier run of this step (one
         whose checkpoint was never stored). If it has finished meanwhile, its final
-        checkpoint found no parent waiting, so its notice is published here for the
-        subscription this run is about to open."""
+        checkpoint stored its notice for the wait this run is about to open; one that
+        ended with none (stored by a version that wrote a notice only for a parent
+        already waiting) gets it here."""
         host = self.host
         try:
             child = await host.persistence.get_workflow(child_id, with_pointers=False)
@@ -673,32 +669,6 @@ class Dispatcher:
             )
             if pending:
                 await host.queues.enqueue(QueueKind.EVENT, pending[0].id)
-            elif sub.event_name == CHILD_FINISHED_EVENT:
-                # The child may have ended while this wait was being stored, its final
-                # checkpoint finding nobody waiting yet (a re-run after a crash found it
-                # running): it or this looks again after its own write, so one sees the
-                # other's.
-                try:
-                    child = await host.persistence.get_workflow(sub.event_key, with_pointers=False)
-                except WorkflowNotFoundError:
-                    continue
-                if child.status in ENDED:
-                    await self._notify_late_parent(child)
-
-    async def _notify_late_parent(self, child: WorkflowInstance) -> None:
-        """Publish an ended child's notice for a parent's wait that no notice answers."""
-        host = self.host
-        now = host.clock.now()
-        if not await host.persistence.get_subscriptions(CHILD_FINISHED_EVENT, child.id, now):
-            return
-        pending = await host.persistence.get_pending_events(
-            CHILD_FINISHED_EVENT, child.id, EVERY_EVENT, 1
-        )
-        if pending:
-            return
-        notice = _child_notice(child, now)
-        await host.persistence.create_event(notice)
-        await host.queues.enqueue(QueueKind.EVENT, notice.id)
 
     # -- events -------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from .._models import (
     WorkflowStatus,
     as_utc,
 )
+from ..primitives import CHILD_FINISHED_EVENT
 from ..protocols import Checkpoint, EventDelivery, StepLogLine, check_purge_statuses
 from ..serialization import loads
 from ._locks import LockTable, MemoryLockProvider
@@ -374,6 +375,15 @@ class MemoryPersistenceProvider:
         for sub_id in [k for k, v in self._subscriptions.items() if v.workflow_id in gone]:
             del self._subscriptions[sub_id]
             self._subscription_order.pop(sub_id, None)
+        # A child's notice to its parent never taken goes with the child.
+        for event_id in [
+            k
+            for k, stored in self._events.items()
+            if (e := stored.event).name == CHILD_FINISHED_EVENT
+            and e.key in gone
+            and not e.processed
+        ]:
+            del self._events[event_id]
         return doomed
 
     async def count_purgeable(self, before: datetime, statuses: Sequence[WorkflowStatus]) -> int:

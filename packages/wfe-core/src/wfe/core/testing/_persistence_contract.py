@@ -28,6 +28,7 @@ from .._models import (
     WorkflowStatus,
     new_id,
 )
+from ..primitives import CHILD_FINISHED_EVENT
 from ..protocols import BatchPersistence, Checkpoint, EventDelivery, PersistenceProvider
 from ._samples import T0, SampleData, expect_raises, make_instance, make_pointer, unique_word
 
@@ -765,6 +766,31 @@ class PersistenceContract:
         assert await persistence.purge_workflows(cutoff, statuses) == []
         suspended = [WorkflowStatus.SUSPENDED]
         assert await persistence.purge_workflows(cutoff, suspended) == [paused.id]
+
+    async def test_purge_takes_a_purged_child_s_untaken_notice_with_it(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        old = T0 - timedelta(days=20000)
+        child, kept = (
+            make_instance(status=WorkflowStatus.COMPLETE, create_time=old, complete_time=end)
+            for end in (old, old + timedelta(days=2))
+        )
+        for instance in (child, kept):
+            await persistence.create_workflow(instance)
+        untaken, taken, other = (
+            Event(name=CHILD_FINISHED_EVENT, key=key, time=old, processed=processed)
+            for key, processed in ((child.id, False), (child.id, True), (kept.id, False))
+        )
+        for event in (untaken, taken, other):
+            await persistence.create_event(event)
+        cutoff = old + timedelta(days=1)
+        assert await persistence.purge_workflows(cutoff, [WorkflowStatus.COMPLETE]) == [child.id]
+        with expect_raises(WfeError, "the purged child's untaken notice"):
+            await persistence.get_event(untaken.id)
+        # A delivered notice goes with the other processed events (purge_events); the
+        # notice of a workflow still stored stays.
+        assert (await persistence.get_event(taken.id)).processed
+        assert not (await persistence.get_event(other.id)).processed
 
     async def test_purge_goes_in_batches_of_the_limit(
         self, persistence: PersistenceProvider
