@@ -1,6 +1,7 @@
 """A host process for the crash-boundary and fencing tests (a script, not collected).
 
     python crash_worker.py DB LOG start KIND COUNT   # start COUNT workflows, run them
+                                                     # (KIND seq5, wait, fence or mum)
     python crash_worker.py DB LOG park               # run until every stored workflow waits
     python crash_worker.py DB LOG publish            # publish each waiting workflow's event
     python crash_worker.py DB LOG publish-here       # the same, published by this worker
@@ -252,6 +253,10 @@ WAIT = (
     .build("wait", 1)
 )
 FENCE = WorkflowBuilder(dict).start_with(step(1)).then(fence_step).then(step(3)).build("fence", 1)
+# A parent running SEQ5 as its child (sub-workflow), then one step of its own.
+MUM = (
+    WorkflowBuilder(dict).start_with(step(1)).sub_workflow("seq5", 1).then(step(3)).build("mum", 1)
+)
 
 
 async def wait_all_ended(host: Any) -> None:
@@ -285,6 +290,7 @@ async def main() -> None:
         .register(SEQ5)
         .register(WAIT)
         .register(FENCE)
+        .register(MUM)
     )
     if os.environ.get("WFE_LOCKS"):
         builder = builder.locks(os.environ["WFE_LOCKS"])

@@ -158,6 +158,38 @@ def test_kill_right_after_a_checkpoint_reruns_nothing(
     assert_all_complete(db, 1, ("1", "2", "3", "4", "5"))
 
 
+@pytest.mark.parametrize(
+    "crash",
+    [
+        # Checkpoints: 1 the parent's first step, 2 its wait for the child (the child
+        # exists already), 3-6 the child's first four steps, 7 the child's end with
+        # its notice, then the notice's delivery, 8 the parent's sub_workflow step
+        # done, 9 its end.
+        "persist_checkpoint:before:2",
+        "persist_checkpoint:after:2",
+        "persist_checkpoint:before:7",
+        "persist_checkpoint:after:7",
+        "delivery:before:1",
+        "delivery:after:1",
+        "persist_checkpoint:after:8",
+    ],
+)
+def test_kill_around_a_sub_workflow_finishes_parent_and_child(
+    tmp_path: Path, db: Path | str, crash: str
+) -> None:
+    """Wherever the host dies between a parent starting its child and taking the
+    child's end, a new host finishes both, and the parent learns how the child ended
+    (its notice is stored with the child's end, whether the parent waits yet or not)."""
+    log = tmp_path / "log"
+    killed(spawn(db, log, "start", "mum", "1", crash=crash))
+    finish(spawn(db, log, "finish"))
+    assert_no_committed_step_ran_again(log)
+    stored = stored_data(db)
+    assert sorted(status for status, _ in stored.values()) == ["COMPLETE", "COMPLETE"]
+    by_steps = sorted(sorted(k for k in data if k.startswith("s")) for _, data in stored.values())
+    assert by_steps == [["s1", "s2", "s3", "s4", "s5"], ["s1", "s3"]], stored
+
+
 @pytest.mark.parametrize("n", [1, 3, 5])
 def test_kill_before_a_checkpoint_reruns_only_the_step_in_flight(
     tmp_path: Path, db: Path | str, n: int
