@@ -373,7 +373,7 @@ def document_status(db: Path | str, workflow_id: str) -> str | None:
             row = conn.execute(
                 "SELECT status FROM search_documents WHERE id = ?", (workflow_id,)
             ).fetchone()
-    return None if row is None else row[0]  # type: ignore[no-any-return]
+    return None if row is None else str(row[0])
 
 
 @pytest.mark.parametrize("when", ["before", "after"])

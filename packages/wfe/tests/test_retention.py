@@ -95,8 +95,8 @@ def lease_rows(store: str) -> list[str]:
     the SQLite store's ``wfe:boot`` row, which names the boot its lease clock counts from."""
     if store.startswith("sqlite:///"):
         with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
-            rows = conn.execute("SELECT resource FROM locks ORDER BY 1")
-            return [r[0] for r in rows if r[0] != "wfe:boot"]
+            found = conn.execute("SELECT resource FROM locks ORDER BY 1")
+            return [r[0] for r in found if r[0] != "wfe:boot"]
     import psycopg
 
     schema = store.rsplit("schema=", 1)[1]
