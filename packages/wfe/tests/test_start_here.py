@@ -133,6 +133,14 @@ class _Held:
             .build()
         )
 
+    @staticmethod
+    async def settled() -> None:
+        """Wait until every task of the host is parked: after start-up, the
+        workflow-queue consumer holding its slot; after a run, its slot given back
+        (trio schedules ready tasks in a random order, so neither need have happened
+        when the test's own task goes on)."""
+        await trio.testing.wait_all_tasks_blocked()
+
 
 async def test_a_start_waits_briefly_for_a_slot_while_slots_are_being_given_back(
     mock_clock: trio.testing.MockClock,
@@ -141,8 +149,12 @@ async def test_a_start_waits_briefly_for_a_slot_while_slots_are_being_given_back
     start can only return once the held slot is given back."""
     held = _Held()
     async with held.host as host:
+        await held.settled()
         first = await host.start_workflow("quick", 1, {})
         assert (await host.wait_for_workflow(first, 30)).status is WorkflowStatus.COMPLETE
+        # Its end is handed to the waiter with its final checkpoint, before the run
+        # gives its slot back: let it.
+        await held.settled()
         blocker = await host.start_workflow("held", 1, {})  # the free slot, just given back
         await held.entered.wait()
         third: list[str] = []
@@ -164,6 +176,7 @@ async def test_with_every_slot_held_by_long_runs_a_start_is_queued_at_once(
 ) -> None:
     held = _Held()
     async with held.host as host:
+        await held.settled()
         blocker = await host.start_workflow("held", 1, {})
         await held.entered.wait()
         # No slot was given back yet: the start returns without waiting (time stands
