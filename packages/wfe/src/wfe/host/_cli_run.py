@@ -49,10 +49,8 @@ from ._cli_setup import (
     store_error,
 )
 from ._cli_view import LiveView, PlainView, Progress, View, seconds
-from ._dispatch import CHILD_REFERENCE
+from ._dispatch import parent_of
 from ._host import WorkflowHost
-
-"""How a sub-workflow's reference names its parent."""
 
 RUN_GRACE = timedelta(seconds=1)
 """How long ``wfe run`` lets a step finish after Ctrl-C (it re-runs on resume)."""
@@ -105,7 +103,7 @@ def _only_own(own: set[str]) -> Callable[..., Awaitable[None]]:
     async def middleware(
         instance: WorkflowInstance, proceed: Callable[[], Awaitable[None]]
     ) -> None:
-        parent = _parent(instance.reference)
+        parent = parent_of(instance.reference)
         if instance.id in own or (parent is not None and parent in own):
             own.add(instance.id)
             await proceed()
@@ -308,14 +306,7 @@ def _check_known(instance: WorkflowInstance, loaded: Loaded) -> None:
 async def _others(host: WorkflowHost, own: set[str]) -> list[str]:
     """Ids of the store's other RUNNABLE workflows (not ``own``, not their children)."""
     found = await host.list_workflows(status=WorkflowStatus.RUNNABLE, take=1000)
-    return [i.id for i in found if i.id not in own and _parent(i.reference) not in own]
-
-
-def _parent(reference: str | None) -> str | None:
-    """The parent's id of a sub-workflow (its reference is ``child of <id>``)."""
-    if reference is not None and reference.startswith(CHILD_REFERENCE):
-        return reference[len(CHILD_REFERENCE) :]
-    return None
+    return [i.id for i in found if i.id not in own and parent_of(i.reference) not in own]
 
 
 def _same_destination() -> bool:

@@ -57,7 +57,7 @@ from wfe.core import (
 from wfe.core.executor import DEFAULT_ERROR_BEHAVIOR
 
 from ._cli_safety import escape_controls
-from ._dispatch import CHILD_REFERENCE
+from ._dispatch import parent_of
 
 TERMINAL_EVENTS = (WorkflowCompleted, WorkflowSuspended, WorkflowTerminated)
 
@@ -370,12 +370,8 @@ class Progress:
 
     def event(self, ev: LifecycleEvent) -> None:
         wid = ev.workflow_instance_id
-        if (
-            isinstance(ev, WorkflowStarted)
-            and ev.reference
-            and ev.reference.startswith(CHILD_REFERENCE)
-        ):
-            parent = ev.reference[len(CHILD_REFERENCE) :]
+        parent = parent_of(ev.reference) if isinstance(ev, WorkflowStarted) else None
+        if parent is not None:
             parent_prefix = self._prefix(parent)
             if parent_prefix is not None and wid not in self.watched:
                 self.watched[wid] = f"{parent_prefix}{ev.definition_id}/"

@@ -58,6 +58,15 @@ _MAX_BACKOFF = 300.0
 ENDED = (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)
 # The reference of a workflow started by a parent's sub_workflow step.
 CHILD_REFERENCE = "child of "
+
+
+def parent_of(reference: str | None) -> str | None:
+    """The parent's id of a sub-workflow (its reference is ``child of <id>``)."""
+    if reference is not None and reference.startswith(CHILD_REFERENCE):
+        return reference[len(CHILD_REFERENCE) :]
+    return None
+
+
 _POLL_BATCH = 1000
 _LOCK_RETRY = 0.05
 # A start waits for a workflow slot only while slots are being given back (one was
@@ -620,7 +629,7 @@ class Dispatcher:
         # A checkpoint either way (as the store read this replaced was): the final
         # write's caller yields here, as tasks waiting on this run expect.
         await trio.lowlevel.checkpoint()
-        if not (instance.reference or "").startswith(CHILD_REFERENCE):
+        if parent_of(instance.reference) is None:
             return []
         return [_child_notice(instance, self.host.clock.now())]
 
