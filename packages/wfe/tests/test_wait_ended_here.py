@@ -13,7 +13,7 @@ import trio
 import trio.testing
 
 from wfe.core import StepExecutionContext, WorkflowBuilder, WorkflowStatus
-from wfe.host import WorkflowHost
+from wfe.host import WorkflowHost, WorkflowHostBuilder
 
 
 @attrs.define
@@ -114,3 +114,41 @@ async def test_a_caller_waiting_after_the_end_reads_the_store(host_factory: Any)
         assert reads, "nothing was kept for a caller who was not waiting"
         assert done == await host.get_workflow(wid)
         assert not host._ended
+
+
+async def test_a_caller_arriving_while_the_ended_run_is_still_here_reads_the_store(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """The run stays registered after its final checkpoint while ``post`` middleware
+    runs, and publishes nothing more: a caller arriving then reads the store at once
+    rather than waiting for a poll (time stands still here, so a poll never comes)."""
+    in_post = trio.Event()
+    leave_post = trio.Event()
+
+    async def post(instance: Any) -> None:
+        in_post.set()
+        await leave_post.wait()
+
+    definition = WorkflowBuilder(dict).start_with(lambda ctx: None).build("post-held", 1)
+    got: list[Any] = []
+    async with (
+        WorkflowHostBuilder()
+        .persistence("memory://")
+        .register(definition)
+        .use_workflow_middleware("post", post)
+        .build() as host
+    ):
+        wid = await host.start_workflow("post-held", 1, {})
+        await in_post.wait()
+
+        async def waiter() -> None:
+            got.append(await host.wait_for_workflow(wid, 30))
+
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(waiter)
+                await trio.testing.wait_all_tasks_blocked()
+                nursery.cancel_scope.cancel()
+        finally:
+            leave_post.set()
+    assert [i.status for i in got] == [WorkflowStatus.COMPLETE], "the caller waited for a poll"

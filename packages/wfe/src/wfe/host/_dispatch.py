@@ -626,9 +626,6 @@ class Dispatcher:
         then takes the notice as a pending event (its wait takes any, however old). No
         read, and nothing for a workflow no parent started (its reference says so).
         A notice no wait ever takes goes when retention purges its child."""
-        # A checkpoint either way (as the store read this replaced was): the final
-        # write's caller yields here, as tasks waiting on this run expect.
-        await trio.lowlevel.checkpoint()
         if parent_of(instance.reference) is None:
             return []
         return [_child_notice(instance, self.host.clock.now())]

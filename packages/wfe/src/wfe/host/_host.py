@@ -546,10 +546,12 @@ class WorkflowHost:
                 # one instead of re-reading (and re-loading the history of) the instance.
                 with trio.move_on_at(deadline):
                     await changed.wait()
-            elif run is not None and run.instance.status in ENDED:
+            elif run is not None and run.instance.status in ENDED and not run.end_stored:
                 # Ending here, its final checkpoint in flight: once stored, the end is
                 # published, and kept for this caller (the first look above). Should
-                # the write fail, the run goes: the next look reads the store.
+                # the write fail, the run goes: the next look reads the store. Once
+                # stored, the run may stay a while (post middleware, its lease given
+                # back) with nothing more to publish: the look below reads the store.
                 with trio.move_on_at(min(deadline, trio.current_time() + poll)):
                     await changed.wait()
             else:

@@ -113,6 +113,12 @@ class InstanceRun:
         self._waker_at: datetime | None = None
         self._pass_span: Span | None = None
 
+    @property
+    def end_stored(self) -> bool:
+        """Whether the instance's end (COMPLETE or TERMINATED) is in the store: its
+        final checkpoint written, or the instance loaded ended."""
+        return self._finished_notified
+
     # -- helpers used by result processing and failure handling -------------------
 
     def now(self) -> datetime:
@@ -461,6 +467,9 @@ class InstanceRun:
             raise
         finally:
             self._inflight = set()
+        if finishing:
+            # Stored: whoever looks from here on finds the end in the store.
+            self._finished_notified = True
         if self.wrote_last and self._sleep_scope is not None:
             # A command's checkpoint ended the pass while it waited within the hold
             # window: the lease is gone, so the pass ends now, not at the wake.
@@ -470,7 +479,6 @@ class InstanceRun:
         if checkpoint.opened_subscriptions:
             await self.env.on_subscribed(list(checkpoint.opened_subscriptions))
         if finishing:
-            self._finished_notified = True
             await self.env.on_finished(inst, list(checkpoint.events))
 
     # -- external input ----------------------------------------------------------
