@@ -481,25 +481,27 @@ def search_text(data: Any) -> str:
     Every search index that matches terms against data indexes this text, so a term
     finds the same instances on every store."""
     words: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            if TAG in value:
-                walk(value.get("v"))
-            else:
-                for v in value.values():
-                    walk(v)
-        elif isinstance(value, list):
-            for v in value:
-                walk(v)
-        elif value is not None:
-            words.append(str(value))
-
-    walk(to_jsonable(data))
+    _words_of(to_jsonable(data), words)
     extra = getattr(data, "__search_tokens__", None)
     if callable(extra):
         words.extend(str(token) for token in extra())
     return " ".join(words)
+
+
+def _words_of(value: Any, words: list[str]) -> None:
+    """Append the values under ``value`` to ``words`` (a module function: a nested one
+    calling itself would be a reference cycle left for the garbage collector)."""
+    if isinstance(value, dict):
+        if TAG in value:
+            _words_of(value.get("v"), words)
+        else:
+            for v in value.values():
+                _words_of(v, words)
+    elif isinstance(value, list):
+        for v in value:
+            _words_of(v, words)
+    elif value is not None:
+        words.append(str(value))
 
 
 # Bounds on what one instance's data adds to an index of data fields.

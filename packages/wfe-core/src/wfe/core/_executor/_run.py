@@ -16,8 +16,9 @@ crash can leave behind is one the poller or a resume finishes.
 from __future__ import annotations
 
 import enum
+import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +40,7 @@ from .._results import ExecutionResult
 from .._step import StepBody, StepExecutionContext, WorkflowDefinition
 from .._telemetry import pass_span, record_step_error, step_span
 from ..protocols import Checkpoint
-from ._env import ExecutorEnv
+from ._env import ExecutorEnv, StepMiddleware
 from ._failure import handle_failure, record_error
 from ._outcomes import process_result
 from ._pending import PendingChanges
@@ -404,17 +405,7 @@ class InstanceRun:
         return None
 
     async def _invoke(self, body: StepBody, ctx: StepExecutionContext) -> ExecutionResult | None:
-        middleware = self.env.step_middleware
-
-        async def call(i: int) -> ExecutionResult | None:
-            if i == len(middleware):
-                outcome: Any = body.run(ctx)
-                if inspect.isawaitable(outcome):
-                    outcome = await outcome
-                return outcome  # type: ignore[no-any-return]
-            return await middleware[i](ctx, body, lambda: call(i + 1))
-
-        return await call(0)
+        return await _through(self.env.step_middleware, 0, body, ctx)
 
     # -- persistence -------------------------------------------------------------
 
@@ -521,6 +512,20 @@ class InstanceRun:
         if self.accepting:
             self._changed()
         return True
+
+
+async def _through(
+    middleware: Sequence[StepMiddleware], i: int, body: StepBody, ctx: StepExecutionContext
+) -> ExecutionResult | None:
+    """Run ``body`` through ``middleware[i:]``. A module function, each ``proceed`` a
+    ``partial`` of it: a closure calling itself would be a reference cycle, left with
+    the step's context and body for the garbage collector after every step."""
+    if i == len(middleware):
+        outcome: Any = body.run(ctx)
+        if inspect.isawaitable(outcome):
+            outcome = await outcome
+        return outcome  # type: ignore[no-any-return]
+    return await middleware[i](ctx, body, functools.partial(_through, middleware, i + 1, body, ctx))
 
 
 async def _take(lock: trio.Lock | trio.CapacityLimiter) -> None:
