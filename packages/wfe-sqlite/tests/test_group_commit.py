@@ -281,6 +281,53 @@ async def test_the_wal_is_reused_under_a_steady_stream_of_writes(tmp_path: Path)
         assert wal_size(path) <= after_two * 2
 
 
+async def test_writes_go_on_inline_while_the_wal_is_checkpointed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The periodic WAL checkpoint runs on a connection and thread of its own: while it
+    is under way the writes still commit inline, none waiting for it; then the writer
+    thread checkpoints what was committed meanwhile, so the WAL is started over."""
+    inside, release = threading.Event(), threading.Event()
+    real = _writer._checkpoint_wal
+
+    def held(conn: sqlite3.Connection) -> tuple[int, int, int]:
+        if threading.current_thread().name.startswith("wfe-sqlite-checkpointer"):
+            inside.set()
+            release.wait(30)
+        return real(conn)
+
+    monkeypatch.setattr(_writer, "_checkpoint_wal", held)
+    path = tmp_path / "wfe.db"
+    async with SqlitePersistenceProvider(f"sqlite:///{path}") as store:
+        inst = make_instance()
+        await store.create_workflow(inst)
+
+        async def steps(n: int) -> None:
+            for i in range(n):
+                inst.data = {"n": i}
+                await store.persist_checkpoint(Checkpoint(instance=inst))
+
+        await steps(_writer._CHECKPOINT_EVERY)
+        assert await trio.to_thread.run_sync(inside.wait, 30), "no checkpoint was asked for"
+        inline = store._db._inline
+        assert inline is not None
+        inline_conn = inline.driver_connection
+        assert isinstance(inline_conn, sqlite3.Connection)
+        inline_begins: list[str] = []
+        inline_conn.set_trace_callback(
+            lambda sql: inline_begins.append(sql) if sql.startswith("BEGIN IMMEDIATE") else None
+        )
+        await steps(50)
+        assert len(inline_begins) == 50  # each committed inline, the checkpoint under way
+        inline_conn.set_trace_callback(None)
+        release.set()
+        frames_before = wal_size(path)
+        await steps(_writer._CHECKPOINT_EVERY * 4)
+        # Started over after the catch-up: the WAL file holds about one interval.
+        assert wal_size(path) <= frames_before * 2
+    assert read_data(path, inst.id) == '{"n":799}'
+
+
 async def test_writes_finding_the_writer_thread_at_work_wait_then_run_inline(
     tmp_path: Path,
 ) -> None:

@@ -153,6 +153,7 @@ class Database:
         self._writer: PoolProxiedConnection | None = None
         self._thread: Writer | None = None
         self._inline: PoolProxiedConnection | None = None
+        self._checkpoint_conn: PoolProxiedConnection | None = None
         # Writes of the current trio tick, run together at its end (see _queue).
         self._pending: list[Job] = []
         self._flush_scheduled = False
@@ -298,6 +299,9 @@ class Database:
             # With synchronous FULL/EXTRA a WAL commit syncs the disk: keep those commits
             # off the trio thread (small reads still run there).
             syncs = self.path is not None and self.synchronous in ("FULL", "EXTRA")
+            if self.path is not None and not syncs:
+                # The WAL those commits write is checkpointed beside them (Checkpointer).
+                self._checkpoint_conn = engine.raw_connection()
             if self.path is not None:
                 st = os.stat(self.path)
                 self._identity = (st.st_dev, st.st_ino)
@@ -308,11 +312,16 @@ class Database:
                 inline,
                 inline_writes=not syncs,
                 check=self.check_file,
+                checkpoint_conn=(
+                    None if self._checkpoint_conn is None else self._driver(self._checkpoint_conn)
+                ),
             )
         except WfeError:
+            self._close_checkpoint_conn()
             engine.dispose()
             raise
         except (sqlalchemy.exc.SQLAlchemyError, sqlite3.Error) as exc:
+            self._close_checkpoint_conn()
             engine.dispose()
             cause = getattr(exc, "orig", None) or exc
             raise ConfigurationError(
@@ -332,6 +341,7 @@ class Database:
         if self._inline is not None:
             self._inline.close()
             self._inline = None
+        self._close_checkpoint_conn()
         if self._writer is not None:
             if self._lost is not None:
                 self._checkpoint_moved()
@@ -340,6 +350,11 @@ class Database:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+    def _close_checkpoint_conn(self) -> None:
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
 
     def check_file(self) -> None:
         """Raise :class:`StoreLostError` when the path no longer names the file opened

@@ -22,6 +22,7 @@ caller was told it was stored.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import enum
 import logging
@@ -117,6 +118,7 @@ class Writer:
         *,
         inline_writes: bool = True,
         check: Callable[[], None] | None = None,
+        checkpoint_conn: sqlite3.Connection | None = None,
     ) -> None:
         self._conn = conn
         # Raises StoreLostError when the file is no longer the one opened: run before
@@ -138,6 +140,10 @@ class Writer:
         self._thread = threading.Thread(target=self._serve, name=f"wfe-sqlite-writer {label}")
         self._thread.daemon = True
         self._thread.start()
+        # Checkpoints the WAL the inline commits write, beside them (see Checkpointer).
+        self._checkpointer = (
+            None if checkpoint_conn is None else Checkpointer(checkpoint_conn, label, self)
+        )
 
     def submit(self, *jobs: Job) -> None:
         with self._cond:
@@ -157,7 +163,8 @@ class Writer:
         lock; the caller then submits the jobs.
 
         The inline connection never checkpoints the WAL itself (that is file I/O); every
-        ``_CHECKPOINT_EVERY`` inline commits the writer thread is asked to."""
+        ``_CHECKPOINT_EVERY`` inline commits the :class:`Checkpointer` is asked to (else
+        the writer thread)."""
         conn = self._inline
         if conn is None or not self._inline_writes or self._stopping:
             return Inline.REFUSED
@@ -181,7 +188,11 @@ class Writer:
             self._busy.release()
         self._inline_commits += 1
         if self._inline_commits % _CHECKPOINT_EVERY == 0:
-            self.submit(Job(_checkpoint_wal, exclusive=True, posted=True))
+            checkpoint = Job(_checkpoint_wal, exclusive=True, posted=True)
+            if self._checkpointer is not None:
+                self._checkpointer.ask(checkpoint)
+            else:
+                self.submit(checkpoint)
         return Inline.RAN
 
     def after_busy(self, token: trio.lowlevel.TrioToken, fn: Callable[[], None]) -> bool:
@@ -229,6 +240,8 @@ class Writer:
 
     def stop(self) -> None:
         """Run what is queued, then end the thread (blocking; call from a thread)."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         with self._cond:
             self._stopping = True
             self._cond.notify()
@@ -364,10 +377,75 @@ class Writer:
 _CHECKPOINT_EVERY = 200
 
 
-def _checkpoint_wal(conn: sqlite3.Connection) -> None:
+class Checkpointer:
+    """Checkpoints a WAL database on a connection and thread of its own, while commits
+    go on: a PASSIVE checkpoint neither waits for writers nor makes them wait. Run in
+    the writer thread, it held every write back for its whole file I/O (~5-10 ms with
+    its syncs) each ``_CHECKPOINT_EVERY`` inline commits: a pause felt by every caller
+    of a write then (a sequential workflow's every step).
+
+    A checkpoint beside commits leaves the frames committed meanwhile, and SQLite only
+    starts a WAL over when a write begins with all of it copied: under a steady stream
+    of writes the WAL would grow for ever. So the writer thread then checkpoints those
+    few frames, writes held back: ~1 ms instead of the whole checkpoint (measured here:
+    7 frames 0.8 ms, 858 frames 5.8 ms).
+
+    Requests while one runs are folded into one more run after it."""
+
+    def __init__(self, conn: sqlite3.Connection, label: str, writer: Writer) -> None:
+        self._conn = conn
+        self._label = label
+        self._writer = writer
+        self._cond = threading.Condition()
+        # The writer thread's catch-up checkpoint, made on the trio thread that asked.
+        self._catch_up: Job | None = None
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._serve, name=f"wfe-sqlite-checkpointer {label}", daemon=True
+        )
+        self._thread.start()
+
+    def ask(self, catch_up: Job) -> None:
+        """Have the WAL checkpointed soon, then ``catch_up`` (a checkpoint job) run by
+        the writer thread; returns at once."""
+        with self._cond:
+            self._catch_up = catch_up
+            self._cond.notify()
+
+    def stop(self) -> None:
+        """End the thread once a checkpoint running now is done (blocking; from a
+        thread). One only asked for is dropped: closing the last connection to the
+        database checkpoints the whole WAL anyway."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _serve(self) -> None:
+        while True:
+            with self._cond:
+                while self._catch_up is None and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                catch_up, self._catch_up = self._catch_up, None
+            assert catch_up is not None  # asked for, and not stopping
+            try:
+                _checkpoint_wal(self._conn)
+            except sqlite3.Error as exc:
+                # The writer thread's checkpoint then does it all.
+                log.warning("SQLite store %s: checkpointing the WAL failed: %s", self._label, exc)
+            # Closing, it is refused: closing the last connection checkpoints the WAL.
+            with contextlib.suppress(ProviderError):
+                self._writer.submit(catch_up)
+
+
+def _checkpoint_wal(conn: sqlite3.Connection) -> tuple[int, int, int]:
     """Move committed WAL pages into the database file (as SQLite's auto-checkpoint
-    would), so a WAL written by inline commits stays bounded."""
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    would), so a WAL written by inline commits stays bounded: (busy, frames in the
+    WAL, frames copied), as SQLite reports them."""
+    busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(busy), int(frames), int(copied)
 
 
 def _call_back(waiters: list[tuple[trio.lowlevel.TrioToken, Callable[[], None]]]) -> None:
