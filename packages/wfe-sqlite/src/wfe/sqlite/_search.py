@@ -163,6 +163,16 @@ def prepare_document(instance: WorkflowInstance, data_json: str | None = None) -
 def store_document(
     conn: sqlite3.Connection, doc: tuple[Any, ...], text: tuple[str, ...], fields: list[str]
 ) -> None:
+    new = conn.execute(
+        f"INSERT INTO search_documents ({_DOC_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING rowid",
+        doc,
+    ).fetchone()
+    if new is not None:
+        # A workflow's first document (most are: one at its first park, or at its end)
+        # has no old terms to take out; deleting them costs FTS5 a read of its content.
+        _add_terms(conn, new[0], text, fields)
+        return
     row = conn.execute(
         f"INSERT INTO search_documents ({_DOC_COLUMNS}) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
@@ -182,6 +192,13 @@ def store_document(
     (rowid,) = row
     conn.execute("DELETE FROM search_fts WHERE rowid = ?", (rowid,))
     conn.execute("DELETE FROM search_fields WHERE doc = ?", (rowid,))
+    _add_terms(conn, rowid, text, fields)
+
+
+def _add_terms(
+    conn: sqlite3.Connection, rowid: int, text: tuple[str, ...], fields: list[str]
+) -> None:
+    """Index document ``rowid``'s words (FTS5) and data fields."""
     conn.executemany(
         "INSERT OR IGNORE INTO search_fields (token, doc) VALUES (?, ?)",
         [(token, rowid) for token in fields],
