@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,13 @@ def count_write_begins(store: SqlitePersistenceProvider) -> list[str]:
 
 def wal_size(path: Path) -> int:
     return Path(f"{path}-wal").stat().st_size
+
+
+async def checkpoints(store: SqlitePersistenceProvider, inst: WorkflowInstance, n: int) -> None:
+    """``n`` checkpoints of ``inst`` one after another, its data ``{"n": i}`` in each."""
+    for i in range(n):
+        inst.data = {"n": i}
+        await store.persist_checkpoint(Checkpoint(instance=inst))
 
 
 def read_data(path: Path, workflow_id: str) -> str:
@@ -269,11 +277,7 @@ async def test_the_wal_is_reused_under_a_steady_stream_of_writes(tmp_path: Path)
     async with SqlitePersistenceProvider(f"sqlite:///{path}") as store:
         inst = make_instance()
         await store.create_workflow(inst)
-
-        async def steps(n: int) -> None:
-            for i in range(n):
-                inst.data = {"n": i}
-                await store.persist_checkpoint(Checkpoint(instance=inst))
+        steps = partial(checkpoints, store, inst)
 
         await steps(_writer._CHECKPOINT_EVERY * 2)
         after_two = wal_size(path)
@@ -301,11 +305,7 @@ async def test_writes_go_on_inline_while_the_wal_is_checkpointed(
     async with SqlitePersistenceProvider(f"sqlite:///{path}") as store:
         inst = make_instance()
         await store.create_workflow(inst)
-
-        async def steps(n: int) -> None:
-            for i in range(n):
-                inst.data = {"n": i}
-                await store.persist_checkpoint(Checkpoint(instance=inst))
+        steps = partial(checkpoints, store, inst)
 
         await steps(_writer._CHECKPOINT_EVERY)
         assert await trio.to_thread.run_sync(inside.wait, 30), "no checkpoint was asked for"
