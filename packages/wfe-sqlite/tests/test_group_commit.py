@@ -294,11 +294,11 @@ async def test_writes_go_on_inline_while_the_wal_is_checkpointed(
     inside, release = threading.Event(), threading.Event()
     real = _writer._checkpoint_wal
 
-    def held(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    def held(conn: sqlite3.Connection) -> None:
         if threading.current_thread().name.startswith("wfe-sqlite-checkpointer"):
             inside.set()
             release.wait(30)
-        return real(conn)
+        real(conn)
 
     monkeypatch.setattr(_writer, "_checkpoint_wal", held)
     path = tmp_path / "wfe.db"

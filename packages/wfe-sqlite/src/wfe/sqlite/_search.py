@@ -21,6 +21,10 @@ _DOC_COLUMNS = (
 ENDED = (WorkflowStatus.COMPLETE, WorkflowStatus.TERMINATED)  # nothing changes after them
 _ENDED_SQL = "(" + ", ".join(f"'{status.value}'" for status in ENDED) + ")"
 Document = tuple[tuple[Any, ...], tuple[str, ...], list[str]]
+_INSERT_DOCUMENT = (
+    f"INSERT INTO search_documents ({_DOC_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) "
+)
 
 
 def fts_query(terms: str) -> str | None:
@@ -163,19 +167,14 @@ def prepare_document(instance: WorkflowInstance, data_json: str | None = None) -
 def store_document(
     conn: sqlite3.Connection, doc: tuple[Any, ...], text: tuple[str, ...], fields: list[str]
 ) -> None:
-    new = conn.execute(
-        f"INSERT INTO search_documents ({_DOC_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING rowid",
-        doc,
-    ).fetchone()
+    new = conn.execute(_INSERT_DOCUMENT + "DO NOTHING RETURNING rowid", doc).fetchone()
     if new is not None:
         # A workflow's first document (most are: one at its first park, or at its end)
         # has no old terms to take out; deleting them costs FTS5 a read of its content.
         _add_terms(conn, new[0], text, fields)
         return
     row = conn.execute(
-        f"INSERT INTO search_documents ({_DOC_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+        _INSERT_DOCUMENT + "DO UPDATE SET "
         "definition_id = excluded.definition_id, version = excluded.version, "
         "status = excluded.status, reference = excluded.reference, "
         "description = excluded.description, create_time = excluded.create_time, "

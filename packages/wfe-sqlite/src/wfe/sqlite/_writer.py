@@ -440,12 +440,10 @@ class Checkpointer:
                 self._writer.submit(catch_up)
 
 
-def _checkpoint_wal(conn: sqlite3.Connection) -> tuple[int, int, int]:
+def _checkpoint_wal(conn: sqlite3.Connection) -> None:
     """Move committed WAL pages into the database file (as SQLite's auto-checkpoint
-    would), so a WAL written by inline commits stays bounded: (busy, frames in the
-    WAL, frames copied), as SQLite reports them."""
-    busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    return int(busy), int(frames), int(copied)
+    would), so a WAL written by inline commits stays bounded."""
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _call_back(waiters: list[tuple[trio.lowlevel.TrioToken, Callable[[], None]]]) -> None:

@@ -95,7 +95,9 @@ class InstanceRun:
         self.draining = False
         self.running: dict[str, trio.CancelScope] = {}
         self.pending = PendingChanges()
-        self._finished_notified = instance.status in FINISHED
+        # Whether the instance's end (COMPLETE or TERMINATED) is in the store: its final
+        # checkpoint written, or the instance loaded ended.
+        self.end_stored = instance.status in FINISHED
         self._write_error: BaseException | None = None
         # The last storable form of the data: a step that leaves unstorable data behind
         # fails, and the data is rolled back to this, so the instance can still be saved.
@@ -113,12 +115,6 @@ class InstanceRun:
         self._waker_scope: trio.CancelScope | None = None
         self._waker_at: datetime | None = None
         self._pass_span: Span | None = None
-
-    @property
-    def end_stored(self) -> bool:
-        """Whether the instance's end (COMPLETE or TERMINATED) is in the store: its
-        final checkpoint written, or the instance loaded ended."""
-        return self._finished_notified
 
     # -- helpers used by result processing and failure handling -------------------
 
@@ -433,7 +429,7 @@ class InstanceRun:
             inst.next_execution = state.next_wake(self.now())
         else:
             inst.next_execution = None
-        finishing = inst.status in FINISHED and not self._finished_notified
+        finishing = inst.status in FINISHED and not self.end_stored
         if finishing:
             pending.events.extend(await self.env.finish_events(inst))
         # The next changes collect afresh while this checkpoint is being written.
@@ -460,7 +456,7 @@ class InstanceRun:
             self._inflight = set()
         if finishing:
             # Stored: whoever looks from here on finds the end in the store.
-            self._finished_notified = True
+            self.end_stored = True
         if self.wrote_last and self._sleep_scope is not None:
             # A command's checkpoint ended the pass while it waited within the hold
             # window: the lease is gone, so the pass ends now, not at the wake.
