@@ -3,6 +3,7 @@ dates, cancelled waits, and delivery into a held run."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -265,7 +266,7 @@ async def test_event_delivered_to_a_held_run_continues_in_the_same_pass(
     opened: list[EventSubscription] = []
     subscribed = trio.Event()
 
-    async def on_subscribed(subs: list[EventSubscription]) -> None:
+    async def on_subscribed(subs: list[EventSubscription], found: Mapping[str, str] | None) -> None:
         opened.extend(subs)
         subscribed.set()
 
@@ -376,7 +377,7 @@ async def test_a_delivery_wakes_a_run_sleeping_in_its_hold_window(
     opened: list[EventSubscription] = []
     subscribed = trio.Event()
 
-    async def on_subscribed(subs: list[EventSubscription]) -> None:
+    async def on_subscribed(subs: list[EventSubscription], found: Mapping[str, str] | None) -> None:
         opened.extend(subs)
         subscribed.set()
 

@@ -16,6 +16,7 @@ from wfe.core.testing import (
     LeasingDeliveryContract,
     LeasingPersistenceContract,
     LockContract,
+    PendingInCheckpointsContract,
     PendingSubscriptionsContract,
     ReleasingCheckpointContract,
     SearchContract,
@@ -31,6 +32,7 @@ class TestSqlitePersistenceContract(
     ReleasingCheckpointContract,
     LeasingPersistenceContract,
     PendingSubscriptionsContract,
+    PendingInCheckpointsContract,
 ):
     pass
 

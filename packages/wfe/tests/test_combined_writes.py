@@ -2,7 +2,9 @@
 run here is created with its lease in one write, an event published here is stored with
 its lease, its delivery takes the lease on the workflow it wakes and claims it, and the
 last checkpoint of each pass gives the lease up: no separate acquire, claim or release.
-With a lock provider of its own, the host takes the leases as before."""
+With a lock provider of its own, the host takes the leases as before. On a store whose
+checkpoints find the events pending for the waits they open (SQLite), no read follows
+a wait stored."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pytest
 
 from wfe.core import WorkflowStatus
 from wfe.core.memory import MemoryLockProvider
+from wfe.core.protocols import PendingInCheckpoints, PendingSubscriptions
 from wfe.host import WorkflowHostBuilder
 
 from .test_publish_here import _park, _waiting
@@ -97,3 +100,25 @@ async def test_with_a_lock_provider_of_its_own_the_host_takes_each_lease_itself(
             {"deliver_event_claiming": 1} if claiming else {"deliver_event": 1, "claim_workflow": 1}
         ),
     }
+
+
+async def test_a_wait_stored_is_read_for_pending_events_only_where_its_checkpoint_is_not(
+    host_factory: Any,
+) -> None:
+    calls: collections.Counter[str] = collections.Counter()
+    async with host_factory(_waiting("early")) as host:
+        store = host.persistence
+        _count(store, ("get_pending_events",), calls)
+        # Published before anybody waits: pending until the workflow's wait takes it.
+        await host.publish_event("go", "k", {"n": 1})
+        wid = await host.start_workflow("early", 1, {"key": "k"})
+        done = await host.wait_for_workflow(wid, 30)
+    assert done.status is WorkflowStatus.COMPLETE
+    assert done.execution_pointers[1].event_data == {"n": 1}
+    if isinstance(store, PendingInCheckpoints) and store.finds_pending_in_checkpoints():
+        expected = 0  # found by the checkpoint storing the wait
+    elif isinstance(store, PendingSubscriptions):
+        expected = 1  # after the wait is stored
+    else:
+        expected = 2  # after the wait is stored, and with the subscription at delivery
+    assert calls["get_pending_events"] == expected

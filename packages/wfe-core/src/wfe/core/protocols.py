@@ -70,6 +70,11 @@ class Checkpoint:
     """``instance.data`` already serialised by :func:`wfe.core.serialization.dumps`, when
     the executor has it at hand (it checks every step's data is storable): a store may
     write it instead of serialising the data again. ``None``: serialise ``instance.data``."""
+    found_pending: dict[str, str] | None = None
+    """Filled by a store that finds pending events in its checkpoints
+    (:class:`PendingInCheckpoints`): for each subscription in ``opened_subscriptions``
+    that an event already stored takes, the subscription's id and the first such event's
+    id, as found in the checkpoint's own transaction. ``None``: nobody asked."""
 
 
 @attrs.frozen(kw_only=True)
@@ -348,6 +353,24 @@ class PendingSubscriptions(PersistenceProvider, Protocol):
         each subscription with the id of the first event that
         ``get_pending_events(event_name, event_key, subscription.as_of, 1)`` would
         return (``None``: none), read in one snapshot."""
+        ...
+
+
+@runtime_checkable
+class PendingInCheckpoints(PersistenceProvider, Protocol):
+    """Optional capability of a :class:`PersistenceProvider` whose write transactions
+    run one at a time (SQLite's hold the whole file): no other write can commit between
+    a read inside a checkpoint's transaction and that checkpoint's commit. A checkpoint
+    that opens subscriptions then also finds the events already pending for them, and
+    the host reads nothing after storing a wait (one read less per wait opened). No
+    event is missed: one committed before the checkpoint is found by it, and one
+    committed after it finds the new subscription when it is delivered."""
+
+    def finds_pending_in_checkpoints(self) -> bool:
+        """Whether every checkpoint stored from now on whose ``found_pending`` is a dict
+        gets it filled: for each subscription the checkpoint opens, the id of the first
+        event ``get_pending_events(name, key, as_of, 1)`` returns in the checkpoint's
+        transaction once everything else in it is written (no entry when there is none)."""
         ...
 
 
@@ -704,6 +727,7 @@ __all__ = [
     "LeasingPersistence",
     "LifecycleEventPublisher",
     "Page",
+    "PendingInCheckpoints",
     "PendingSubscriptions",
     "PersistenceProvider",
     "ProvidesCompanions",

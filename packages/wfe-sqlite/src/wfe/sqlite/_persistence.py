@@ -76,6 +76,14 @@ _HISTORY_PAST_INLINE = (
 _INLINE_ROWS = 16
 _INSERT_EVENT = f"INSERT INTO events ({c.EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
 _INSERT_ERROR = "INSERT INTO errors (workflow_id, pointer_id, time, message) VALUES (?, ?, ?, ?)"
+# The unprocessed events of a name and key at or after a time, earliest first
+# (parameters: name, key, time, limit); the first one's id alone.
+_PENDING_WHERE = (
+    "FROM events WHERE name = ? AND key = ? AND time >= ? AND processed = 0 "
+    "ORDER BY time, rowid LIMIT"
+)
+_PENDING = f"SELECT {c.EVENT_COLUMNS} {_PENDING_WHERE} ?"
+_FIRST_PENDING = f"SELECT id {_PENDING_WHERE} 1"
 
 
 # The open subscriptions to a name and key that take an event of a time (parameters:
@@ -260,6 +268,11 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
         token = checkpoint.fencing_token
         fenced = (*values, token)
         label = self._db.label
+        found = checkpoint.found_pending
+        waits = [
+            (s.id, (s.event_name, s.event_key, c.to_us(s.as_of)))
+            for s in (checkpoint.opened_subscriptions if found is not None else ())
+        ]
 
         def run(conn: sqlite3.Connection) -> None:
             if token is None:
@@ -287,8 +300,24 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
                     ) from exc
             if document is not None:
                 store_document(conn, *document)
+            if found is not None:
+                # Read last, as a read after the commit would see it (the events this
+                # checkpoint processed or created included); no other write can commit
+                # before this one does (see PendingInCheckpoints). Cleared first: a job
+                # of a batch may run again.
+                found.clear()
+                for sub_id, params in waits:
+                    first = conn.execute(_FIRST_PENDING, params).fetchone()
+                    if first is not None:
+                        found[sub_id] = first[0]
 
         return run
+
+    def finds_pending_in_checkpoints(self) -> bool:
+        """Always: SQLite runs one write transaction at a time, so a checkpoint that
+        opens subscriptions finds their pending events in its own transaction (see
+        :class:`~wfe.core.protocols.PendingInCheckpoints`)."""
+        return True
 
     def index_ended_in_checkpoints(self, search: SearchIndex) -> bool:
         """When ``search`` is this provider's companion (:meth:`default_search`), write
@@ -560,11 +589,7 @@ class SqlitePersistenceProvider(SqliteStepLogs, SqliteProvider):
         params = (event_name, event_key, c.to_us(as_of), limit)
 
         def run(conn: sqlite3.Connection) -> list[Event]:
-            rows = conn.execute(
-                f"SELECT {c.EVENT_COLUMNS} FROM events WHERE name = ? AND key = ? "
-                "AND time >= ? AND processed = 0 ORDER BY time, rowid LIMIT ?",
-                params,
-            )
+            rows = conn.execute(_PENDING, params)
             return [c.event_from_row(r) for r in rows]
 
         return await self._db.read(run, small=limit <= 10)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,7 @@ from wfe.core.protocols import (
     Lease,
     LeasingDelivery,
     LeasingPersistence,
+    PendingInCheckpoints,
     PendingSubscriptions,
     QueueItem,
     QueueKind,
@@ -139,6 +140,8 @@ class Dispatcher:
             step_middleware=host.config.step_middleware,
             max_parallel_steps=host.config.max_parallel_steps,
             on_subscribed=self.on_subscribed,
+            pending_in_checkpoints=isinstance(persistence, PendingInCheckpoints)
+            and persistence.finds_pending_in_checkpoints(),
             finish_events=self.finish_events,
             on_finished=self.finished,
             tracer=get_tracer(host.config.tracer_provider),
@@ -667,17 +670,24 @@ class Dispatcher:
                 await host.persistence.create_event(notice)
         return child_id
 
-    async def on_subscribed(self, subs: list[EventSubscription]) -> None:
-        """New waits: hand them an already pending event; start awaited children."""
+    async def on_subscribed(
+        self, subs: list[EventSubscription], found: Mapping[str, str] | None
+    ) -> None:
+        """New waits: hand them an already pending event (``found`` by their checkpoint,
+        else read now); start awaited children."""
         host = self.host
         for sub in subs:
             if sub.event_name == CHILD_FINISHED_EVENT:
                 await host.queues.enqueue(QueueKind.WORKFLOW, sub.event_key)
-            pending = await host.persistence.get_pending_events(
-                sub.event_name, sub.event_key, sub.as_of, 1
-            )
-            if pending:
-                await host.queues.enqueue(QueueKind.EVENT, pending[0].id)
+            if found is not None:
+                first = found.get(sub.id)
+            else:
+                pending = await host.persistence.get_pending_events(
+                    sub.event_name, sub.event_key, sub.as_of, 1
+                )
+                first = pending[0].id if pending else None
+            if first is not None:
+                await host.queues.enqueue(QueueKind.EVENT, first)
 
     # -- events -------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ def _discard(_event: LifecycleEvent) -> None:
     return None
 
 
-async def _noop_subs(_subs: list[EventSubscription]) -> None:
+async def _noop_subs(_subs: list[EventSubscription], _found: Mapping[str, str] | None) -> None:
     return None
 
 
@@ -52,8 +52,16 @@ class ExecutorEnv:
     step_middleware: Sequence[StepMiddleware] = ()
     max_parallel_steps: int = 16
     hold_window: timedelta = timedelta(seconds=1)
-    on_subscribed: Callable[[list[EventSubscription]], Awaitable[None]] = _noop_subs
-    """After a checkpoint that opened subscriptions is stored (hand them pending events)."""
+    on_subscribed: Callable[
+        [list[EventSubscription], Mapping[str, str] | None], Awaitable[None]
+    ] = _noop_subs
+    """After a checkpoint that opened subscriptions is stored (hand them pending events),
+    with what the store found pending for them in that checkpoint (see
+    ``pending_in_checkpoints``; ``None``: not looked for)."""
+    pending_in_checkpoints: bool = False
+    """Whether ``persistence`` finds the pending events of the subscriptions a checkpoint
+    opens in the checkpoint's own transaction
+    (:class:`~wfe.core.protocols.PendingInCheckpoints`, switched on)."""
     finish_events: Callable[[WorkflowInstance], Awaitable[list[Event]]] = _no_events
     """Events a finishing instance publishes, stored with its final checkpoint (a
     finished child's notice to a waiting parent), so no crash separates the two."""

@@ -56,8 +56,12 @@ class PendingChanges:
         pointers: list[ExecutionPointer],
         fencing_token: int | None,
         data_json: str | None = None,
+        *,
+        find_pending: bool = False,
     ) -> Checkpoint:
-        """These changes, with the changed ``pointers``, as one checkpoint."""
+        """These changes, with the changed ``pointers``, as one checkpoint;
+        ``find_pending``: ask the store for the events pending for the subscriptions it
+        opens (see :class:`~wfe.core.protocols.PendingInCheckpoints`)."""
         return Checkpoint(
             instance=instance,
             pointers=pointers,
@@ -68,4 +72,5 @@ class PendingChanges:
             events=self.events,
             fencing_token=fencing_token,
             data_json=data_json,
+            found_pending={} if find_pending and self.opened_subscriptions else None,
         )

@@ -435,7 +435,13 @@ class InstanceRun:
         # The next changes collect afresh while this checkpoint is being written.
         pointers, state.dirty = list(state.dirty.values()), {}
         self.pending = PendingChanges()
-        checkpoint = pending.checkpoint(inst, pointers, self.fencing_token, self._fresh_data)
+        checkpoint = pending.checkpoint(
+            inst,
+            pointers,
+            self.fencing_token,
+            self._fresh_data,
+            find_pending=self.env.pending_in_checkpoints,
+        )
         self._inflight = {p.id for p in pointers}
         write: Callable[[Checkpoint], Awaitable[None]] = self.env.persistence.persist_checkpoint
         if self._write_last is not None and self._is_last():
@@ -464,7 +470,9 @@ class InstanceRun:
         for event in pending.lifecycle:
             self.env.publish(event)
         if checkpoint.opened_subscriptions:
-            await self.env.on_subscribed(list(checkpoint.opened_subscriptions))
+            await self.env.on_subscribed(
+                list(checkpoint.opened_subscriptions), checkpoint.found_pending
+            )
         if finishing:
             await self.env.on_finished(inst, list(checkpoint.events))
 

@@ -24,6 +24,7 @@ from ._indexing_contract import IndexingPersistenceContract as IndexingPersisten
 from ._leasing_contract import LeasingPersistenceContract as LeasingPersistenceContract
 from ._leasing_delivery_contract import LeasingDeliveryContract as LeasingDeliveryContract
 from ._lock_contract import LockContract as LockContract
+from ._pending_contract import PendingInCheckpointsContract as PendingInCheckpointsContract
 from ._pending_contract import PendingSubscriptionsContract as PendingSubscriptionsContract
 from ._persistence_contract import BatchPersistenceContract as BatchPersistenceContract
 from ._persistence_contract import PersistenceContract as PersistenceContract
@@ -51,6 +52,7 @@ __all__ = [
     "LeasingDeliveryContract",
     "LeasingPersistenceContract",
     "LockContract",
+    "PendingInCheckpointsContract",
     "PendingSubscriptionsContract",
     "PersistenceContract",
     "QueueContract",

@@ -1,13 +1,19 @@
-"""The contract of the optional :class:`~wfe.core.protocols.PendingSubscriptions`."""
+"""The contracts of the optional :class:`~wfe.core.protocols.PendingSubscriptions` and
+:class:`~wfe.core.protocols.PendingInCheckpoints`."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from .._models import Event, EventSubscription
-from ..protocols import Checkpoint, PendingSubscriptions, PersistenceProvider
+from .._models import Event, EventSubscription, WorkflowInstance
+from ..protocols import (
+    Checkpoint,
+    PendingInCheckpoints,
+    PendingSubscriptions,
+    PersistenceProvider,
+)
 from ._persistence_contract import PersistenceContract
-from ._samples import T0, unique_word
+from ._samples import T0, make_instance, unique_word
 
 
 def _pending(persistence: PersistenceProvider) -> PendingSubscriptions:
@@ -79,3 +85,104 @@ class PendingSubscriptionsContract(PersistenceContract):
         await persistence.create_event(event)
         got = await store.get_subscriptions_with_pending(name, "k", T0)
         assert got == [(open_sub, event.id)]
+
+
+def _finding(persistence: PersistenceProvider) -> PendingInCheckpoints:
+    assert isinstance(persistence, PendingInCheckpoints), (
+        "no finds_pending_in_checkpoints (not a PendingInCheckpoints)"
+    )
+    assert persistence.finds_pending_in_checkpoints(), "it does not find them"
+    return persistence
+
+
+def _wait(instance: WorkflowInstance, name: str, key: str, as_of: datetime) -> EventSubscription:
+    pointer = instance.execution_pointers[-1]
+    return EventSubscription(
+        workflow_id=instance.id,
+        step_id=pointer.step_id,
+        pointer_id=pointer.id,
+        event_name=name,
+        event_key=key,
+        as_of=as_of,
+    )
+
+
+class PendingInCheckpointsContract(PersistenceContract):
+    """:class:`PersistenceContract` plus the
+    :class:`~wfe.core.protocols.PendingInCheckpoints` capability (same fixture)."""
+
+    async def test_a_checkpoint_finds_the_events_pending_for_the_waits_it_opens(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        _finding(persistence)
+        name, s = unique_word(), timedelta(seconds=1)
+        events = [
+            Event(name=name, key="k", time=T0 + 5 * s),
+            Event(name=name, key="k", time=T0 + 15 * s),
+            # Same time as the one before, stored after it: taken after it.
+            Event(name=name, key="k", time=T0 + 15 * s),
+            Event(name=name, key="k", time=T0 + 20 * s, processed=True),
+            Event(name=name, key="other key", time=T0 + 31 * s),
+        ]
+        for event in events:
+            await persistence.create_event(event)
+        instance = make_instance(pointers=2)
+        await persistence.create_workflow(instance)
+        waits = [
+            _wait(instance, name, "k", T0),
+            _wait(instance, name, "k", T0 + 10 * s),
+            _wait(instance, name, "k", T0 + 30 * s),
+            _wait(instance, name, "other key", T0 + 40 * s),
+            _wait(instance, unique_word(), "k", T0),
+        ]
+        found: dict[str, str] = {}
+        await persistence.persist_checkpoint(
+            Checkpoint(instance=instance, opened_subscriptions=waits, found_pending=found)
+        )
+        assert found == {waits[0].id: events[0].id, waits[1].id: events[1].id}
+        for wait in waits:
+            # What a read after the checkpoint returns.
+            first = await persistence.get_pending_events(
+                wait.event_name, wait.event_key, wait.as_of, 1
+            )
+            assert found.get(wait.id) == (first[0].id if first else None), wait
+
+    async def test_events_the_checkpoint_creates_or_processes_are_seen_as_stored(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        _finding(persistence)
+        name, s = unique_word(), timedelta(seconds=1)
+        taken = Event(name=name, key="k", time=T0 + s)
+        later = Event(name=name, key="k", time=T0 + 9 * s)
+        for event in (taken, later):
+            await persistence.create_event(event)
+        instance = make_instance(pointers=2)
+        await persistence.create_workflow(instance)
+        made = Event(name=name, key="k", time=T0 + 5 * s)
+        wait = _wait(instance, name, "k", T0)
+        found: dict[str, str] = {}
+        await persistence.persist_checkpoint(
+            Checkpoint(
+                instance=instance,
+                opened_subscriptions=[wait],
+                processed_events=[taken.id],
+                events=[made],
+                found_pending=found,
+            )
+        )
+        assert found == {wait.id: made.id}
+
+    async def test_a_checkpoint_asking_nothing_is_stored_as_before(
+        self, persistence: PersistenceProvider
+    ) -> None:
+        _finding(persistence)
+        name = unique_word()
+        event = Event(name=name, key="k", time=T0)
+        await persistence.create_event(event)
+        instance = make_instance(pointers=2)
+        await persistence.create_workflow(instance)
+        wait = _wait(instance, name, "k", T0)
+        checkpoint = Checkpoint(instance=instance, opened_subscriptions=[wait])
+        await persistence.persist_checkpoint(checkpoint)
+        assert checkpoint.found_pending is None
+        assert await persistence.get_subscriptions(name, "k", T0) == [wait]
