@@ -357,3 +357,121 @@ async def test_writes_finding_the_writer_thread_at_work_wait_then_run_inline(
         assert queued_in_thread == 0
         assert inline_begins == ["BEGIN IMMEDIATE"]
         assert read_data(path, a.id) == read_data(path, b.id) == '{"n":0}'
+
+
+async def test_a_batch_with_a_failing_write_runs_again_with_each_write_alone(
+    tmp_path: Path,
+) -> None:
+    """The writes of a batch share one savepoint; one failing in the middle rolls the
+    batch back to it and the batch runs again in the same transaction, each write in a
+    savepoint of its own: the others commit with their results, the failing one keeps
+    nothing."""
+    path = tmp_path / "wfe.db"
+    async with SqlitePersistenceProvider(f"sqlite:///{path}") as store:
+        a, b, c = make_instance(), make_instance(), make_instance()
+        for inst in (a, b, c):
+            await store.create_workflow(inst)
+
+        def write(wid: str, value: str, fail: bool, conn: sqlite3.Connection) -> str:
+            conn.execute("UPDATE workflows SET data = ? WHERE id = ?", (f'"{value}"', wid))
+            if fail:
+                raise RuntimeError(f"{value} refused")
+            return value
+
+        gate = WriterGate()
+        begins = count_write_begins(store)
+        results: dict[str, object] = {}
+
+        async def attempt(inst: WorkflowInstance, value: str, fail: bool) -> None:
+            try:
+                results[value] = await store._db.write(partial(write, inst.id, value, fail))
+            except RuntimeError as exc:
+                results[value] = str(exc)
+
+        async with trio.open_nursery() as nursery:
+            await gate.occupy(store)
+            nursery.start_soon(attempt, a, "first", False)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(attempt, b, "second", True)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(attempt, c, "third", False)
+            await trio.testing.wait_all_tasks_blocked()
+            gate.release.set()
+        assert results == {"first": "first", "second": "second refused", "third": "third"}
+        assert len(begins) == 2  # the gate's transaction, then the batch's
+        assert read_data(path, a.id) == '"first"'
+        assert read_data(path, b.id) == '{"n":0}'
+        assert read_data(path, c.id) == '"third"'
+
+
+async def test_the_search_documents_of_a_batch_go_into_one_fts5_segment(tmp_path: Path) -> None:
+    """Checkpoints batched in one transaction that each end a workflow write their
+    search documents' terms into one new FTS5 segment: no savepoint, and no statement
+    with a statement journal, opens between them (either makes FTS5 write the terms it
+    holds out as a segment of their own, to be merged again later)."""
+    path = tmp_path / "wfe.db"
+    async with (
+        SqlitePersistenceProvider(f"sqlite:///{path}") as store,
+        store.default_search() as search,
+    ):
+        assert store.index_ended_in_checkpoints(search)
+        ended = [make_instance() for _ in range(12)]
+        for inst in ended:
+            await store.create_workflow(inst)
+            inst.status = WorkflowStatus.COMPLETE
+            inst.complete_time = T0
+        gate = WriterGate()
+        async with trio.open_nursery() as nursery:
+            await gate.occupy(store)
+            for inst in ended:
+                nursery.start_soon(store.persist_checkpoint, Checkpoint(instance=inst))
+            await trio.testing.wait_all_tasks_blocked()
+            gate.release.set()
+        assert (await search.search("COMPLETE")).total == len(ended)
+    with sqlite3.connect(path) as conn:
+        (segments,) = conn.execute("SELECT count(DISTINCT segid) FROM search_fts_idx").fetchone()
+    assert segments == 1
+
+
+async def test_a_refused_checkpoint_leaves_the_batchs_search_documents_whole(
+    tmp_path: Path,
+) -> None:
+    """A stale checkpoint among ending ones: the batch runs again write by write; the
+    others' documents are searchable, the refused one's is not, and the FTS5 index
+    passes its integrity check."""
+    path = tmp_path / "wfe.db"
+    async with (
+        SqlitePersistenceProvider(f"sqlite:///{path}") as store,
+        store.default_search() as search,
+    ):
+        assert store.index_ended_in_checkpoints(search)
+        ended = [make_instance() for _ in range(6)]
+        for i, inst in enumerate(ended):
+            inst.reference = f"order{i}"
+            await store.create_workflow(inst)
+            await store.claim_workflow(inst.id, 1)
+            inst.status = WorkflowStatus.COMPLETE
+            inst.complete_time = T0
+        stale = ended[3]
+        await store.claim_workflow(stale.id, 2)  # passed to a new owner
+        gate = WriterGate()
+        refused: list[str] = []
+
+        async def persist(inst: WorkflowInstance) -> None:
+            try:
+                await store.persist_checkpoint(Checkpoint(instance=inst, fencing_token=1))
+            except StaleLeaseError:
+                refused.append(inst.id)
+
+        async with trio.open_nursery() as nursery:
+            await gate.occupy(store)
+            for inst in ended:
+                nursery.start_soon(persist, inst)
+            await trio.testing.wait_all_tasks_blocked()
+            gate.release.set()
+        assert refused == [stale.id]
+        found = await search.search("COMPLETE")
+        assert sorted(r.id for r in found.items) == sorted(i.id for i in ended if i is not stale)
+        assert (await search.search(stale.reference or "")).total == 0
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO search_fts(search_fts) VALUES ('integrity-check')")

@@ -3,9 +3,9 @@
 Every write of a :class:`~wfe.sqlite._database.Database` is a *job* (a function of the
 DBAPI connection) handed to its one writer thread. The thread takes every job waiting
 when it wakes and runs them, in order of submission, in ONE ``BEGIN IMMEDIATE``
-transaction, each job inside its own savepoint: a job that fails (a stale fencing
-token, a constraint) is rolled back to its savepoint and only its caller sees the
-error; the others commit. Each caller is woken only after the ``COMMIT`` that holds its
+transaction: a job that fails (a stale fencing token, a constraint) is rolled back
+(the batch runs again, each job in a savepoint of its own) and only its caller sees
+the error; the others commit. Each caller is woken only after the ``COMMIT`` that holds its
 work returned: a batch the writer thread ran with one wake-up per trio run per batch
 (``run_sync_soon``), not one thread hop per job or per statement; a batch run inline on
 the trio thread by rescheduling the parked callers directly.
@@ -295,10 +295,19 @@ class Writer:
     def _run_batch(
         self, jobs: list[Job], conn: sqlite3.Connection | None = None, *, begun: bool = False
     ) -> None:
-        """Run ``jobs`` in one transaction, each in a savepoint; re-run the survivors in
-        a fresh transaction if SQLite rolled the whole transaction back (an I/O error).
-        ``begun``: the transaction is open already."""
+        """Run ``jobs`` in one transaction; re-run the survivors in a fresh transaction
+        if SQLite rolled the whole transaction back (an I/O error). ``begun``: the
+        transaction is open already.
+
+        The jobs run in one savepoint of the whole batch, not in one savepoint each:
+        whenever a savepoint opens, FTS5 writes the terms it holds out as a segment of
+        their own, so a savepoint per job cost a segment (and a merge later) per search
+        document. Should a job fail, the batch is rolled back to that savepoint and run
+        again in the same transaction with a savepoint per job, so that only the
+        failing job's caller sees an error (a job is a pure function of the
+        connection's state)."""
         conn = self._conn if conn is None else conn
+        careful = False  # a savepoint per job
         while jobs:
             try:
                 if not begun:
@@ -307,11 +316,14 @@ class Writer:
             except sqlite3.Error as exc:
                 self._fail(jobs, exc)
                 return
-            lost = False
-            single = len(jobs) == 1
+            single = len(jobs) == 1  # no savepoint needed: a failure rolls everything back
+            whole = not single and not careful
+            if whole:
+                conn.execute("SAVEPOINT batch")
+            lost = again = False
             for job in jobs:
                 try:
-                    if single:  # no savepoint needed: a failure rolls everything back
+                    if not careful or single:
                         job.result = job.context.run(job.fn, conn)
                     else:
                         conn.execute("SAVEPOINT job")
@@ -322,9 +334,19 @@ class Writer:
                     if not conn.in_transaction:
                         lost = True
                         break
+                    if whole:
+                        conn.execute("ROLLBACK TO batch")
+                        conn.execute("RELEASE batch")
+                        for j in jobs:
+                            j.result = j.error = None
+                        careful = again = True
+                        break
                     if not single:
                         conn.execute("ROLLBACK TO job")
                         conn.execute("RELEASE job")
+            if again:
+                begun = True  # the transaction is still open
+                continue
             if lost:
                 # Everything this transaction did is gone: run the jobs not yet failed
                 # again (a job is a pure function of the connection's state).
@@ -332,6 +354,8 @@ class Writer:
                 for j in jobs:
                     j.result = None
                 continue
+            if whole:
+                conn.execute("RELEASE batch")
             if single and jobs[0].error is not None:
                 conn.execute("ROLLBACK")
                 return
