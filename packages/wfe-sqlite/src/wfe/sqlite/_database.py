@@ -296,6 +296,12 @@ class Database:
                 # on the trio thread (see Writer.run_inline).
                 inline.execute("PRAGMA busy_timeout = 0")
                 inline.execute("PRAGMA wal_autocheckpoint = 0")
+            for writes in {self._driver(self._writer), inline}:
+                # A write batch runs in a savepoint, whose journal keeps a copy of every
+                # page the batch changes: past 64 KiB it went to a temporary file, a
+                # write per page (a third of the batches' time, measured over workflows
+                # started and parked). The journal lasts one transaction.
+                writes.execute("PRAGMA temp_store = MEMORY")
             # With synchronous FULL/EXTRA a WAL commit syncs the disk: keep those commits
             # off the trio thread (small reads still run there).
             syncs = self.path is not None and self.synchronous in ("FULL", "EXTRA")
