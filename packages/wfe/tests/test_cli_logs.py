@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from wfe.core import ExecutionResult, StepExecutionContext, WorkflowBuilder, WorkflowStatus
 from wfe.host import WorkflowHostBuilder
+from wfe.sqlite import SqlitePersistenceProvider
 
 from .cli_support import started_id, wfe, wfe_cmd, write
 
@@ -172,3 +174,35 @@ def test_the_stored_lines_per_step_are_bounded_by_an_environment_variable(tmp_pa
     )
     assert bad.returncode == 2
     assert "$WFE_STEP_LOG_LINES must be a whole number >= 0, got 'lots'" in bad.stderr
+
+
+async def test_step_logs_take_the_lines_after_every_step_middleware(tmp_path: Path) -> None:
+    """The store's copy is the innermost sink: a middleware that puts a sink of its own
+    in place (as ``wfe run`` does to print lines) still has the step's lines stored, and
+    lines the middleware itself logs around the step are not the step's."""
+    seen: list[str] = []
+
+    async def own_sink(ctx: Any, body: Any, proceed: Any) -> Any:
+        ctx.log("before, by the middleware")
+        ctx.log_sink = lambda stream, line: seen.append(line)
+        try:
+            return await proceed()
+        finally:
+            ctx.log("after, by the middleware")
+
+    def step(ctx: StepExecutionContext) -> None:
+        ctx.log("by the step")
+
+    definition = WorkflowBuilder(dict).start_with(step).name("one").build("mw-logs", 1)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    builder = (
+        WorkflowHostBuilder().persistence(url).register(definition).use_step_middleware(own_sink)
+    )
+    async with builder.build() as host:
+        wid = await host.start_workflow("mw-logs", 1, {})
+        assert (await host.wait_for_workflow(wid, timeout=30)).status is WorkflowStatus.COMPLETE
+    # A host writes the lines still buffered as it stops.
+    async with SqlitePersistenceProvider(url) as store:
+        stored = await store.read_step_logs(wid)
+    assert [line.line for line in stored] == ["by the step"]
+    assert seen == ["by the step", "after, by the middleware"]

@@ -138,6 +138,7 @@ class Dispatcher:
             log_sink=host.config.log_sink,
             services=self,
             step_middleware=host.config.step_middleware,
+            step_log=host.step_log,
             max_parallel_steps=host.config.max_parallel_steps,
             on_subscribed=self.on_subscribed,
             pending_in_checkpoints=isinstance(persistence, PendingInCheckpoints)

@@ -91,7 +91,7 @@ class WorkflowHost:
         # Outermost step middleware: a step sees its own workflow's secrets.
         config = attrs.evolve(
             config,
-            step_middleware=[self._with_secrets, *config.step_middleware, self._log_to_store],
+            step_middleware=[self._with_secrets, *config.step_middleware],
         )
         self._step_logs: StepLogWriter | None = None
         self.config = config
@@ -131,6 +131,9 @@ class WorkflowHost:
         try:
             await self._open_providers(stack)
             self._nursery = await stack.enter_async_context(trio.open_nursery())
+            limits = self.config.step_log_limits
+            if isinstance(self.persistence, StepLogStore) and limits.max_lines > 0:
+                self._step_logs = StepLogWriter(self.persistence, limits, self.clock)
             self._dispatcher = Dispatcher(
                 HostServices(
                     config=self.config,
@@ -143,6 +146,7 @@ class WorkflowHost:
                     publish=self._publish,
                     start_workflow=self.start_workflow,
                     ended_here=self._ended_here,
+                    step_log=None if self._step_logs is None else self._step_logs.add,
                 )
             )
             self._publishers = self._lifecycle_publishers()
@@ -157,9 +161,7 @@ class WorkflowHost:
             # moments it is disconnected, so it can start slowly (many waiters, each
             # reading its row every 50 ms at first, would load the store for nothing).
             self._first_poll = _FIRST_POLL_WITH_FEED if feeds else _FIRST_POLL
-            limits = self.config.step_log_limits
-            if isinstance(self.persistence, StepLogStore) and limits.max_lines > 0:
-                self._step_logs = StepLogWriter(self.persistence, limits, self.clock)
+            if self._step_logs is not None:
                 self._nursery.start_soon(self._step_logs.serve)
             await self._nursery.start(self._dispatcher.serve)
         except BaseException:
@@ -451,16 +453,6 @@ class WorkflowHost:
     def provide_secrets(self, workflow_id: str, secrets: Mapping[str, str]) -> None:
         """Give a workflow's secrets to this host (kept in memory only)."""
         self.secrets.provide(workflow_id, secrets)
-
-    async def _log_to_store(
-        self,
-        ctx: StepExecutionContext,
-        body: StepBody,
-        proceed: Callable[[], Awaitable[ExecutionResult | None]],
-    ) -> ExecutionResult | None:
-        if self._step_logs is None:
-            return await proceed()
-        return await self._step_logs.middleware(ctx, body, proceed)
 
     async def _with_secrets(
         self,

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
-from wfe.core import Clock, LifecycleEvent, WorkflowInstance
+from wfe.core import Clock, LifecycleEvent, StepExecutionContext, WorkflowInstance
 from wfe.core.protocols import (
     DistributedLockProvider,
     PersistenceProvider,
@@ -36,3 +36,5 @@ class HostServices:
     start_workflow: StartWorkflow
     # A workflow run here ended, its final checkpoint stored (WorkflowHost._ended_here).
     ended_here: Callable[[WorkflowInstance], None]
+    # Each line a step body logs, innermost (the host's step logs); None: none kept.
+    step_log: Callable[[StepExecutionContext, str, str], None] | None = None

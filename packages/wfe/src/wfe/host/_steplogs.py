@@ -2,8 +2,9 @@
 :class:`~wfe.core.protocols.StepLogStore` capability), so ``wfe logs`` reads them from
 any machine.
 
-A step middleware (the innermost: it sees the lines after every other sink, already
-masked of secrets by YAML steps) copies each line ``ctx.log`` sends into a buffer; a
+The executor hands each line ``ctx.log`` sends to :meth:`StepLogWriter.add` as the
+innermost sink (it sees the lines after every step middleware's sink, already masked of
+secrets by YAML steps: ``ExecutorEnv.step_log``), which copies it into a buffer; a
 task of the host writes the buffer in batches, one transaction per batch, never one
 per line. Bounded: at most ``max_lines`` lines of ``max_line_length`` characters per
 step attempt (then one line says the rest was not kept), and at most
@@ -15,12 +16,11 @@ lost, and a failed write is logged and dropped rather than retried forever.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 import attrs
 import trio
 
-from wfe.core import Clock, ExecutionResult, StepBody, StepExecutionContext
+from wfe.core import Clock, StepExecutionContext
 from wfe.core.protocols import StepLogLine, StepLogStore
 
 log = logging.getLogger("wfe.host.steplogs")
@@ -53,9 +53,12 @@ class StepLogWriter:
         self._dropping = False
 
     def add(self, ctx: StepExecutionContext, stream: str, line: str) -> None:
+        """Keep one line ``ctx``'s step body logged, within the limits."""
         limits = self._limits
         key = (ctx.pointer.id, ctx.pointer.retry_count + 1)
         count = self._counts.get(key, 0)
+        if not count and len(self._counts) >= 50_000:
+            self._counts.clear()  # forget attempts long finished
         if count > limits.max_lines:
             return
         self._counts[key] = count + 1
@@ -84,26 +87,6 @@ class StepLogWriter:
             )
         )
         self._wake.set()
-
-    async def middleware(
-        self,
-        ctx: StepExecutionContext,
-        body: StepBody,
-        proceed: Callable[[], Awaitable[ExecutionResult | None]],
-    ) -> ExecutionResult | None:
-        outer = ctx.log_sink
-
-        def sink(stream: str, line: str) -> None:
-            outer(stream, line)
-            self.add(ctx, stream, line)
-
-        ctx.log_sink = sink
-        try:
-            return await proceed()
-        finally:
-            ctx.log_sink = outer
-            if len(self._counts) > 50_000:  # forget attempts long finished
-                self._counts.clear()
 
     async def serve(self) -> None:
         """Write batches until cancelled; then write what is left (shielded, briefly)."""

@@ -50,6 +50,10 @@ class ExecutorEnv:
     log_sink: LogSink | None = None
     services: WorkflowServices | None = None
     step_middleware: Sequence[StepMiddleware] = ()
+    step_log: Callable[[StepExecutionContext, str, str], None] | None = None
+    """Called with each line a step body sends to ``ctx.log`` (its context, stream and
+    line), after the sink every step middleware installed: the innermost sink, at no
+    cost of a middleware layer per step."""
     max_parallel_steps: int = 16
     hold_window: timedelta = timedelta(seconds=1)
     on_subscribed: Callable[

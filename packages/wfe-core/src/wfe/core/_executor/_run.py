@@ -37,7 +37,7 @@ from .._models import (
     WorkflowStatus,
 )
 from .._results import ExecutionResult
-from .._step import StepBody, StepExecutionContext, WorkflowDefinition
+from .._step import LogSink, StepBody, StepExecutionContext, WorkflowDefinition
 from .._telemetry import pass_span, record_step_error, step_span
 from ..protocols import Checkpoint
 from ._env import ExecutorEnv, StepMiddleware
@@ -401,7 +401,7 @@ class InstanceRun:
         return None
 
     async def _invoke(self, body: StepBody, ctx: StepExecutionContext) -> ExecutionResult | None:
-        return await _through(self.env.step_middleware, 0, body, ctx)
+        return await _through(self.env.step_middleware, 0, body, ctx, self.env.step_log)
 
     # -- persistence -------------------------------------------------------------
 
@@ -519,17 +519,40 @@ class InstanceRun:
 
 
 async def _through(
-    middleware: Sequence[StepMiddleware], i: int, body: StepBody, ctx: StepExecutionContext
+    middleware: Sequence[StepMiddleware],
+    i: int,
+    body: StepBody,
+    ctx: StepExecutionContext,
+    step_log: Callable[[StepExecutionContext, str, str], None] | None,
 ) -> ExecutionResult | None:
-    """Run ``body`` through ``middleware[i:]``. A module function, each ``proceed`` a
-    ``partial`` of it: a closure calling itself would be a reference cycle, left with
-    the step's context and body for the garbage collector after every step."""
-    if i == len(middleware):
+    """Run ``body`` through ``middleware[i:]``, its lines also to ``step_log`` (see
+    :attr:`ExecutorEnv.step_log`). A module function, each ``proceed`` a ``partial`` of
+    it: a closure calling itself would be a reference cycle, left with the step's
+    context and body for the garbage collector after every step."""
+    if i < len(middleware):
+        proceed = functools.partial(_through, middleware, i + 1, body, ctx, step_log)
+        return await middleware[i](ctx, body, proceed)
+    outer = ctx.log_sink
+    if step_log is not None:
+        ctx.log_sink = functools.partial(_tee, outer, step_log, ctx)
+    try:
         outcome: Any = body.run(ctx)
         if inspect.isawaitable(outcome):
             outcome = await outcome
-        return outcome  # type: ignore[no-any-return]
-    return await middleware[i](ctx, body, functools.partial(_through, middleware, i + 1, body, ctx))
+    finally:
+        ctx.log_sink = outer  # (the tee refers to ctx: no cycle left behind)
+    return outcome  # type: ignore[no-any-return]
+
+
+def _tee(
+    outer: LogSink,
+    step_log: Callable[[StepExecutionContext, str, str], None],
+    ctx: StepExecutionContext,
+    stream: str,
+    line: str,
+) -> None:
+    outer(stream, line)
+    step_log(ctx, stream, line)
 
 
 async def _take(lock: trio.Lock | trio.CapacityLimiter) -> None:
