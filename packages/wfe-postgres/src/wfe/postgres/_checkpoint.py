@@ -211,27 +211,33 @@ def prepare(
     # A checkpoint may carry the data already serialised (the executor checked it is
     # storable): then it is not serialised again.
     params = c.workflow_params(inst, getattr(checkpoint, "data_json", None))
-    rows: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
+    # Only the columns of the parts this checkpoint has rows for (see _execute).
+    rows: dict[str, list[Any]] = {
+        "c_id": [wid],
+        "c_token": [checkpoint.fencing_token],
+        "c_description": [params[3]],
+        "c_reference": [params[4]],
+        "c_status": [params[5]],
+        "c_data": [params[6]],
+        "c_next": [params[7]],
+        "c_done": [params[9]],
+    }
 
     def add(**values: Any) -> None:
         for name, value in values.items():
-            rows[name].append(value)
+            column = rows.get(name)
+            if column is None:
+                rows[name] = [value]
+            else:
+                column.append(value)
 
-    add(
-        c_id=wid,
-        c_token=checkpoint.fencing_token,
-        c_description=params[3],
-        c_reference=params[4],
-        c_status=params[5],
-        c_data=params[6],
-        c_next=params[7],
-        c_done=params[9],
-    )
     # The last copy of a pointer listed twice wins (one INSERT cannot touch a row twice).
     latest = {p.id: p for p in checkpoint.pointers}
-    for ptr in latest.values():
-        add(p_owner=wid, p_id=c.text(ptr.id, "a pointer id"), p_seq=ptr.sequence)
-        rows["p_body"].append(c.pointer_body(ptr))
+    if latest:
+        rows["p_owner"] = [wid] * len(latest)
+        rows["p_id"] = [c.text(ptr.id, "a pointer id") for ptr in latest.values()]
+        rows["p_seq"] = [ptr.sequence for ptr in latest.values()]
+        rows["p_body"] = [c.pointer_body(ptr) for ptr in latest.values()]
     closed = set(checkpoint.closed_subscriptions)
     opened = {s.id: s for s in checkpoint.opened_subscriptions}
     for sub in opened.values():
@@ -404,10 +410,14 @@ class GroupCommitter:
 
     def _execute(self, conn: Conn, items: list[Prepared]) -> list[BaseException | None]:
         params: dict[str, Any] = {}
-        for name in _COLUMNS:
-            values = [v for item in items for v in item.rows[name]]
-            if values or name[0] == "c":
-                params[name] = values
+        if len(items) == 1:
+            rows = items[0].rows
+            params = {name: rows[name] for name in _COLUMNS if name in rows}
+        else:
+            for name in _COLUMNS:
+                values = [v for item in items for v in item.rows.get(name, ())]
+                if values:
+                    params[name] = values
         shape = "".join(part for part in _PARTS if f"{part}_owner" in params)
         counts = tuple(len(params[f"{part}_owner"]) for part in shape)
         if len(items) == 1 and max(counts, default=0) <= _MAX_VALUES_ROWS:
