@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -58,6 +59,20 @@ def count_write_begins(store: SqlitePersistenceProvider) -> list[str]:
             lambda sql: seen.append(sql) if sql.upper().startswith("BEGIN IMMEDIATE") else None
         )
     return seen
+
+
+async def in_one_batch(
+    store: SqlitePersistenceProvider, writes: list[Callable[[], Awaitable[object]]]
+) -> None:
+    """Start ``writes`` (in this order) while the writer thread is held, so that all of
+    them run in its next batch, one transaction; return once each has returned."""
+    gate = WriterGate()
+    async with trio.open_nursery() as nursery:
+        await gate.occupy(store)
+        for write in writes:
+            nursery.start_soon(write)
+            await trio.testing.wait_all_tasks_blocked()
+        gate.release.set()
 
 
 def wal_size(path: Path) -> int:
@@ -420,13 +435,9 @@ async def test_the_search_documents_of_a_batch_go_into_one_fts5_segment(tmp_path
             await store.create_workflow(inst)
             inst.status = WorkflowStatus.COMPLETE
             inst.complete_time = T0
-        gate = WriterGate()
-        async with trio.open_nursery() as nursery:
-            await gate.occupy(store)
-            for inst in ended:
-                nursery.start_soon(store.persist_checkpoint, Checkpoint(instance=inst))
-            await trio.testing.wait_all_tasks_blocked()
-            gate.release.set()
+        await in_one_batch(
+            store, [partial(store.persist_checkpoint, Checkpoint(instance=i)) for i in ended]
+        )
         assert (await search.search("COMPLETE")).total == len(ended)
     with sqlite3.connect(path) as conn:
         (segments,) = conn.execute("SELECT count(DISTINCT segid) FROM search_fts_idx").fetchone()
@@ -454,7 +465,6 @@ async def test_a_refused_checkpoint_leaves_the_batchs_search_documents_whole(
             inst.complete_time = T0
         stale = ended[3]
         await store.claim_workflow(stale.id, 2)  # passed to a new owner
-        gate = WriterGate()
         refused: list[str] = []
 
         async def persist(inst: WorkflowInstance) -> None:
@@ -463,12 +473,7 @@ async def test_a_refused_checkpoint_leaves_the_batchs_search_documents_whole(
             except StaleLeaseError:
                 refused.append(inst.id)
 
-        async with trio.open_nursery() as nursery:
-            await gate.occupy(store)
-            for inst in ended:
-                nursery.start_soon(persist, inst)
-            await trio.testing.wait_all_tasks_blocked()
-            gate.release.set()
+        await in_one_batch(store, [partial(persist, inst) for inst in ended])
         assert refused == [stale.id]
         found = await search.search("COMPLETE")
         assert sorted(r.id for r in found.items) == sorted(i.id for i in ended if i is not stale)

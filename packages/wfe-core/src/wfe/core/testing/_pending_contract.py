@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from .._models import Event, EventSubscription, WorkflowInstance
+from .._models import Event, EventSubscription
 from ..protocols import (
     Checkpoint,
     PendingInCheckpoints,
     PendingSubscriptions,
     PersistenceProvider,
 )
-from ._persistence_contract import PersistenceContract
+from ._persistence_contract import PersistenceContract, _subscription
 from ._samples import T0, make_instance, unique_word
 
 
@@ -34,6 +34,19 @@ async def _composed(
     return found
 
 
+def _events(name: str) -> list[Event]:
+    """Events of ``name`` at T0 + 5, 15, 15 (stored after the other: taken after it) and
+    20 s (processed) with key ``k``, and one of another key at T0 + 31 s."""
+    s = timedelta(seconds=1)
+    return [
+        Event(name=name, key="k", time=T0 + 5 * s),
+        Event(name=name, key="k", time=T0 + 15 * s),
+        Event(name=name, key="k", time=T0 + 15 * s),
+        Event(name=name, key="k", time=T0 + 20 * s, processed=True),
+        Event(name=name, key="other key", time=T0 + 31 * s),
+    ]
+
+
 class PendingSubscriptionsContract(PersistenceContract):
     """:class:`PersistenceContract` plus the
     :class:`~wfe.core.protocols.PendingSubscriptions` capability (same fixture)."""
@@ -53,14 +66,7 @@ class PendingSubscriptionsContract(PersistenceContract):
         bare = await self._subscribe(persistence, name, "k", T0 + 30 * s)
         await self._subscribe(persistence, name, "other key", T0)
         await self._subscribe(persistence, unique_word(), "k", T0)
-        events = [
-            Event(name=name, key="k", time=T0 + 5 * s),
-            Event(name=name, key="k", time=T0 + 15 * s),
-            # Same time as the one before, stored after it: taken after it.
-            Event(name=name, key="k", time=T0 + 15 * s),
-            Event(name=name, key="k", time=T0 + 20 * s, processed=True),
-            Event(name=name, key="other key", time=T0 + 31 * s),
-        ]
+        events = _events(name)
         for event in events:
             await persistence.create_event(event)
         for as_of in (T0 - s, T0, T0 + 12 * s, T0 + 40 * s):
@@ -95,18 +101,6 @@ def _finding(persistence: PersistenceProvider) -> PendingInCheckpoints:
     return persistence
 
 
-def _wait(instance: WorkflowInstance, name: str, key: str, as_of: datetime) -> EventSubscription:
-    pointer = instance.execution_pointers[-1]
-    return EventSubscription(
-        workflow_id=instance.id,
-        step_id=pointer.step_id,
-        pointer_id=pointer.id,
-        event_name=name,
-        event_key=key,
-        as_of=as_of,
-    )
-
-
 class PendingInCheckpointsContract(PersistenceContract):
     """:class:`PersistenceContract` plus the
     :class:`~wfe.core.protocols.PendingInCheckpoints` capability (same fixture)."""
@@ -116,24 +110,17 @@ class PendingInCheckpointsContract(PersistenceContract):
     ) -> None:
         _finding(persistence)
         name, s = unique_word(), timedelta(seconds=1)
-        events = [
-            Event(name=name, key="k", time=T0 + 5 * s),
-            Event(name=name, key="k", time=T0 + 15 * s),
-            # Same time as the one before, stored after it: taken after it.
-            Event(name=name, key="k", time=T0 + 15 * s),
-            Event(name=name, key="k", time=T0 + 20 * s, processed=True),
-            Event(name=name, key="other key", time=T0 + 31 * s),
-        ]
+        events = _events(name)
         for event in events:
             await persistence.create_event(event)
         instance = make_instance(pointers=2)
         await persistence.create_workflow(instance)
         waits = [
-            _wait(instance, name, "k", T0),
-            _wait(instance, name, "k", T0 + 10 * s),
-            _wait(instance, name, "k", T0 + 30 * s),
-            _wait(instance, name, "other key", T0 + 40 * s),
-            _wait(instance, unique_word(), "k", T0),
+            _subscription(instance, name, "k", T0),
+            _subscription(instance, name, "k", T0 + 10 * s),
+            _subscription(instance, name, "k", T0 + 30 * s),
+            _subscription(instance, name, "other key", T0 + 40 * s),
+            _subscription(instance, unique_word(), "k", T0),
         ]
         found: dict[str, str] = {}
         await persistence.persist_checkpoint(
@@ -159,7 +146,7 @@ class PendingInCheckpointsContract(PersistenceContract):
         instance = make_instance(pointers=2)
         await persistence.create_workflow(instance)
         made = Event(name=name, key="k", time=T0 + 5 * s)
-        wait = _wait(instance, name, "k", T0)
+        wait = _subscription(instance, name, "k", T0)
         found: dict[str, str] = {}
         await persistence.persist_checkpoint(
             Checkpoint(
@@ -181,7 +168,7 @@ class PendingInCheckpointsContract(PersistenceContract):
         await persistence.create_event(event)
         instance = make_instance(pointers=2)
         await persistence.create_workflow(instance)
-        wait = _wait(instance, name, "k", T0)
+        wait = _subscription(instance, name, "k", T0)
         checkpoint = Checkpoint(instance=instance, opened_subscriptions=[wait])
         await persistence.persist_checkpoint(checkpoint)
         assert checkpoint.found_pending is None
