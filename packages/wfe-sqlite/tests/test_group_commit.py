@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -15,7 +16,7 @@ import trio.testing
 
 from wfe.core import StaleLeaseError, WorkflowInstance, WorkflowStatus
 from wfe.core.protocols import Checkpoint, QueueKind
-from wfe.sqlite import SqlitePersistenceProvider, SqliteQueueProvider, _writer
+from wfe.sqlite import SqlitePersistenceProvider, SqliteQueueProvider, SqliteSearchIndex, _writer
 from wfe.sqlite._writer import Job
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -73,6 +74,32 @@ async def in_one_batch(
             nursery.start_soon(write)
             await trio.testing.wait_all_tasks_blocked()
         gate.release.set()
+
+
+@contextlib.asynccontextmanager
+async def indexing_store(
+    path: Path,
+) -> AsyncIterator[tuple[SqlitePersistenceProvider, SqliteSearchIndex]]:
+    """A store on ``path`` whose checkpoints write the search documents of the
+    workflows they end, and its search index."""
+    async with (
+        SqlitePersistenceProvider(f"sqlite:///{path}") as store,
+        store.default_search() as search,
+    ):
+        assert store.index_ended_in_checkpoints(search)
+        yield store, search
+
+
+async def ended_instances(store: SqlitePersistenceProvider, n: int) -> list[WorkflowInstance]:
+    """``n`` workflows stored, then marked COMPLETE in memory (their next checkpoint ends
+    them and writes their search document), references ``order0``, ``order1``, ..."""
+    ended = [make_instance() for _ in range(n)]
+    for i, inst in enumerate(ended):
+        inst.reference = f"order{i}"
+        await store.create_workflow(inst)
+        inst.status = WorkflowStatus.COMPLETE
+        inst.complete_time = T0
+    return ended
 
 
 def wal_size(path: Path) -> int:
@@ -393,7 +420,6 @@ async def test_a_batch_with_a_failing_write_runs_again_with_each_write_alone(
                 raise RuntimeError(f"{value} refused")
             return value
 
-        gate = WriterGate()
         begins = count_write_begins(store)
         results: dict[str, object] = {}
 
@@ -403,15 +429,14 @@ async def test_a_batch_with_a_failing_write_runs_again_with_each_write_alone(
             except RuntimeError as exc:
                 results[value] = str(exc)
 
-        async with trio.open_nursery() as nursery:
-            await gate.occupy(store)
-            nursery.start_soon(attempt, a, "first", False)
-            await trio.testing.wait_all_tasks_blocked()
-            nursery.start_soon(attempt, b, "second", True)
-            await trio.testing.wait_all_tasks_blocked()
-            nursery.start_soon(attempt, c, "third", False)
-            await trio.testing.wait_all_tasks_blocked()
-            gate.release.set()
+        await in_one_batch(
+            store,
+            [
+                partial(attempt, a, "first", False),
+                partial(attempt, b, "second", True),
+                partial(attempt, c, "third", False),
+            ],
+        )
         assert results == {"first": "first", "second": "second refused", "third": "third"}
         assert len(begins) == 2  # the gate's transaction, then the batch's
         assert read_data(path, a.id) == '"first"'
@@ -425,16 +450,8 @@ async def test_the_search_documents_of_a_batch_go_into_one_fts5_segment(tmp_path
     with a statement journal, opens between them (either makes FTS5 write the terms it
     holds out as a segment of their own, to be merged again later)."""
     path = tmp_path / "wfe.db"
-    async with (
-        SqlitePersistenceProvider(f"sqlite:///{path}") as store,
-        store.default_search() as search,
-    ):
-        assert store.index_ended_in_checkpoints(search)
-        ended = [make_instance() for _ in range(12)]
-        for inst in ended:
-            await store.create_workflow(inst)
-            inst.status = WorkflowStatus.COMPLETE
-            inst.complete_time = T0
+    async with indexing_store(path) as (store, search):
+        ended = await ended_instances(store, 12)
         await in_one_batch(
             store, [partial(store.persist_checkpoint, Checkpoint(instance=i)) for i in ended]
         )
@@ -451,18 +468,10 @@ async def test_a_refused_checkpoint_leaves_the_batchs_search_documents_whole(
     others' documents are searchable, the refused one's is not, and the FTS5 index
     passes its integrity check."""
     path = tmp_path / "wfe.db"
-    async with (
-        SqlitePersistenceProvider(f"sqlite:///{path}") as store,
-        store.default_search() as search,
-    ):
-        assert store.index_ended_in_checkpoints(search)
-        ended = [make_instance() for _ in range(6)]
-        for i, inst in enumerate(ended):
-            inst.reference = f"order{i}"
-            await store.create_workflow(inst)
+    async with indexing_store(path) as (store, search):
+        ended = await ended_instances(store, 6)
+        for inst in ended:
             await store.claim_workflow(inst.id, 1)
-            inst.status = WorkflowStatus.COMPLETE
-            inst.complete_time = T0
         stale = ended[3]
         await store.claim_workflow(stale.id, 2)  # passed to a new owner
         refused: list[str] = []

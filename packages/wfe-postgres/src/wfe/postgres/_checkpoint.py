@@ -225,11 +225,7 @@ def prepare(
 
     def add(**values: Any) -> None:
         for name, value in values.items():
-            column = rows.get(name)
-            if column is None:
-                rows[name] = [value]
-            else:
-                column.append(value)
+            rows.setdefault(name, []).append(value)
 
     # The last copy of a pointer listed twice wins (one INSERT cannot touch a row twice).
     latest = {p.id: p for p in checkpoint.pointers}
@@ -409,11 +405,11 @@ class GroupCommitter:
         return outcomes
 
     def _execute(self, conn: Conn, items: list[Prepared]) -> list[BaseException | None]:
-        params: dict[str, Any] = {}
         if len(items) == 1:
             rows = items[0].rows
-            params = {name: rows[name] for name in _COLUMNS if name in rows}
+            params: dict[str, Any] = {name: rows[name] for name in _COLUMNS if name in rows}
         else:
+            params = {}
             for name in _COLUMNS:
                 values = [v for item in items for v in item.rows.get(name, ())]
                 if values:

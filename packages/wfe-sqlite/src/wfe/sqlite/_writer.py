@@ -317,17 +317,17 @@ class Writer:
                 self._fail(jobs, exc)
                 return
             single = len(jobs) == 1  # no savepoint needed: a failure rolls everything back
-            whole = not single and not careful
+            each = careful and not single  # a savepoint per job
+            whole = not careful and not single  # one savepoint for the batch
             if whole:
                 conn.execute("SAVEPOINT batch")
             lost = again = False
             for job in jobs:
                 try:
-                    if not careful or single:
-                        job.result = job.context.run(job.fn, conn)
-                    else:
+                    if each:
                         conn.execute("SAVEPOINT job")
-                        job.result = job.context.run(job.fn, conn)
+                    job.result = job.context.run(job.fn, conn)
+                    if each:
                         conn.execute("RELEASE job")
                 except BaseException as exc:
                     job.error = self._wrap(exc)
@@ -341,7 +341,7 @@ class Writer:
                             j.result = j.error = None
                         careful = again = True
                         break
-                    if not single:
+                    if each:
                         conn.execute("ROLLBACK TO job")
                         conn.execute("RELEASE job")
             if again:

@@ -532,15 +532,20 @@ async def _through(
     if i < len(middleware):
         proceed = functools.partial(_through, middleware, i + 1, body, ctx, step_log)
         return await middleware[i](ctx, body, proceed)
+    if step_log is None:
+        return await _body(body, ctx)
     outer = ctx.log_sink
-    if step_log is not None:
-        ctx.log_sink = functools.partial(_tee, outer, step_log, ctx)
+    ctx.log_sink = functools.partial(_tee, outer, step_log, ctx)
     try:
-        outcome: Any = body.run(ctx)
-        if inspect.isawaitable(outcome):
-            outcome = await outcome
+        return await _body(body, ctx)
     finally:
         ctx.log_sink = outer  # (the tee refers to ctx: no cycle left behind)
+
+
+async def _body(body: StepBody, ctx: StepExecutionContext) -> ExecutionResult | None:
+    outcome: Any = body.run(ctx)
+    if inspect.isawaitable(outcome):
+        outcome = await outcome
     return outcome  # type: ignore[no-any-return]
 
 
